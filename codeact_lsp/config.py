@@ -1,0 +1,169 @@
+"""Workspace configuration: `[tool.codeact]` in pyproject.toml, or `codeact.toml` (which wins).
+
+Every layer reads its settings from these models, so a bad value is reported once, here, with the
+file and key it came from, instead of surfacing later as a confusing failure deep in a run.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+Approval = Literal["auto", "review", "confirm-tools"]
+Backend = Literal["auto", "landlock", "bwrap", "none"]
+
+DEFAULT_TOOL_GLOBS = ["tools.py", "tools/**/*.py"]
+
+
+class SandboxSettings(BaseModel):
+    """Limits for the worker that runs generated code (`[tool.codeact.sandbox]`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Backend = "auto"
+    timeout: float = Field(default=30.0, gt=0, description="wall-clock seconds per step")
+    memory_mb: int = Field(default=512, ge=32)
+    output_kb: int = Field(default=256, ge=1, description="stdout+stderr kept per step")
+    disk_mb: int = Field(default=64, ge=1, description="scratch directory budget")
+    cpu_seconds: float | None = Field(default=None, gt=0, description="CPU per step; default = timeout")
+    read_paths: list[str] = Field(default_factory=list, description="extra read-only paths")
+    allow_site_packages: bool = Field(
+        default=True,
+        description="let generated code import the tools' third-party libraries (read-only)",
+    )
+    require_isolation: bool = Field(
+        default=False, description="refuse to run when a requested isolation layer is unavailable"
+    )
+
+
+class CodeActConfig(BaseModel):
+    """The keys of DESIGN.md §3; everything optional with defaults a new workspace can live with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tools: list[str] = Field(default_factory=lambda: list(DEFAULT_TOOL_GLOBS))
+    python: str | None = None
+    model: str | None = None
+    max_iters: int = Field(default=10, ge=1, le=200)
+    approval: Approval = "auto"
+    confirm: list[str] = Field(default_factory=list)
+    tasks: str | None = None
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+
+
+class ConfigProblem(BaseModel):
+    """A bad configuration value, located well enough for a diagnostic or a CLI message."""
+
+    file: str
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}: " if self.file else ""
+        return f"{where}{self.key}: {self.message}" if self.key else f"{where}{self.message}"
+
+
+class LoadedConfig(BaseModel):
+    config: CodeActConfig
+    source: str | None = None
+    problems: list[ConfigProblem] = Field(default_factory=list)
+
+
+def _read_table(workspace: Path) -> tuple[dict[str, Any], str | None, list[ConfigProblem]]:
+    codeact_toml = workspace / "codeact.toml"
+    pyproject = workspace / "pyproject.toml"
+    for path, pick in ((codeact_toml, lambda d: d), (pyproject, _tool_codeact)):
+        if not path.is_file():
+            continue
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+            return {}, str(path), [ConfigProblem(file=str(path), key="", message=f"unreadable: {exc}")]
+        table = pick(data)
+        if table is None:
+            continue
+        if not isinstance(table, dict):
+            prob = ConfigProblem(file=str(path), key="tool.codeact", message="must be a table")
+            return {}, str(path), [prob]
+        return table, str(path), []
+    return {}, None, []
+
+
+def _tool_codeact(data: dict[str, Any]) -> Any:
+    tool = data.get("tool")
+    return tool.get("codeact") if isinstance(tool, dict) else None
+
+
+def validate_config(
+    table: dict[str, Any], source: str | None = None
+) -> tuple[CodeActConfig, list[ConfigProblem]]:
+    """Validate a raw table; drop each bad key (reporting it) and keep the good ones."""
+    problems: list[ConfigProblem] = []
+    data = dict(table)
+    for _ in range(len(data) + 8):
+        try:
+            return CodeActConfig.model_validate(data), problems
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = [str(p) for p in err["loc"]]
+                key = ".".join(loc)
+                problems.append(ConfigProblem(file=source or "", key=key, message=err["msg"]))
+                _drop(data, loc)
+    return CodeActConfig(), problems
+
+
+def _drop(data: dict[str, Any], loc: list[str]) -> None:
+    node: Any = data
+    for part in loc[:-1]:
+        if isinstance(node, dict) and part in node and isinstance(node[part], dict):
+            node[part] = dict(node[part])
+            node = node[part]
+        else:
+            break
+    if isinstance(node, dict):
+        if loc and loc[-1] in node:
+            del node[loc[-1]]
+        elif loc and loc[0] in data:
+            del data[loc[0]]
+
+
+def load_config(workspace: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> LoadedConfig:
+    """Read the workspace file, then apply editor/CLI overrides (which win), key by key."""
+    ws = Path(workspace)
+    table, source, problems = _read_table(ws)
+    merged = _merge(table, overrides or {})
+    config, more = validate_config(merged, source)
+    return LoadedConfig(config=config, source=source, problems=problems + more)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def resolve_python(workspace: str | os.PathLike[str], config: CodeActConfig, client_python: str | None = None) -> str:
+    """The interpreter for the tool host: config, then the workspace's venv, then the client's, then ours."""
+    import sys
+
+    ws = Path(workspace)
+    if config.python:
+        p = Path(os.path.expanduser(config.python))
+        return str(p if p.is_absolute() else (ws / p))
+    for venv in (".venv", "venv"):
+        cand = ws / venv / "bin" / "python"
+        if cand.exists():
+            return str(cand)
+    if client_python:
+        return client_python
+    return sys.executable

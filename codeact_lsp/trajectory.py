@@ -1,0 +1,140 @@
+"""The trajectory: the record of a run that every layer shares (DESIGN.md §3).
+
+It is persisted under `.codeact/runs/`, printed by `codeact run --json`, returned by `codeact.getRun`
+and rendered by the editor, so the field names below are a contract: extend, never rename.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal["running", "awaiting_approval", "finished", "failed", "cancelled", "max_iters"]
+StepStatus = Literal[
+    "proposed",  # parsed from the model's reply, not yet run
+    "awaiting_approval",  # review / confirm-tools: waits for the user
+    "running",
+    "ok",  # ran without error
+    "error",  # raised, timed out, or final_answer failed validation
+    "rejected",  # the user rejected it; feedback went back to the model
+    "no_code",  # the reply had no code; the model was told how to act
+    "cancelled",
+]
+
+TERMINAL_STATUSES: frozenset[str] = frozenset({"finished", "failed", "cancelled", "max_iters"})
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    # None when the price of the model is unknown: a missing price is not a free call.
+    cost_usd: float | None = None
+
+    def add(self, other: Usage) -> Usage:
+        cost: float | None
+        if self.cost_usd is None and other.cost_usd is None:
+            cost = None
+        else:
+            cost = (self.cost_usd or 0.0) + (other.cost_usd or 0.0)
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost_usd=cost,
+        )
+
+
+class StepError(BaseModel):
+    type: str
+    message: str
+    line: int | None = None  # 1-based, in this step's code
+    traceback: str = ""
+
+
+class ErrorLocation(BaseModel):
+    """Where a tool raised, in the tool's own source (the editor puts a diagnostic there)."""
+
+    type: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+    traceback: str = ""
+
+
+class ToolCall(BaseModel):
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)  # bound by parameter name
+    result: Any = None  # JSON value, or a repr string when the value is not JSON
+    error: str | None = None  # "Type: message", None when the call succeeded
+    duration_ms: float = 0.0
+    error_detail: ErrorLocation | None = None
+    stdout: str = ""  # what the tool printed / logged while it ran
+    line: int | None = None  # line of the call in the step's code, when known
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    index: int  # 1-based
+    code: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    value: str | None = None  # repr of the last expression
+    error: StepError | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    duration_ms: float = 0.0
+    usage: Usage = Field(default_factory=Usage)
+    # extensions
+    status: StepStatus = "proposed"
+    reply: str = ""  # the model's whole reply this step came from
+    feedback: str | None = None  # the user's reason when rejected
+    edited: bool = False  # the user changed the code before it ran
+    state_lost: bool = False  # the worker had to be restarted after this step
+    final: bool = False  # this step called final_answer successfully
+    model_duration_ms: float = 0.0
+    started_at: float | None = None
+
+
+class SandboxInfo(BaseModel):
+    backend: str = "none"
+    isolation: list[str] = Field(default_factory=list)  # what is enforced
+    not_enforced: list[str] = Field(default_factory=list)  # what the backend could not enforce
+
+
+class Target(BaseModel):
+    """Where Accept will put the program: a document, a range in it, and the text seen at start."""
+
+    uri: str
+    range: dict[str, Any] | None = None  # LSP Range shape
+    version: int | None = None
+    text: str | None = None  # the text of `range` (or the whole document) when the run started
+
+
+class Trajectory(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    task: str
+    signature: str = "task -> answer"
+    model: str = ""
+    status: RunStatus = "running"
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+    steps: list[Step] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    sandbox: SandboxInfo = Field(default_factory=SandboxInfo)
+    # extensions
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    scripted: bool = False  # replies came from the scripted stand-in, not a real model
+    approval: str = "auto"
+    max_iters: int = 10
+    workspace: str | None = None
+    target: Target | None = None
+    parent: str | None = None  # the run this one follows up or re-runs
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    program: str | None = None  # what Accept would insert
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL_STATUSES
