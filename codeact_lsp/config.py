@@ -29,7 +29,9 @@ class SandboxSettings(BaseModel):
     memory_mb: int = Field(default=512, ge=32)
     output_kb: int = Field(default=256, ge=1, description="stdout+stderr kept per step")
     disk_mb: int = Field(default=64, ge=1, description="scratch directory budget")
-    cpu_seconds: float | None = Field(default=None, gt=0, description="CPU per step; default = timeout")
+    cpu_seconds: float | None = Field(
+        default=None, gt=0, description="CPU per step; default = timeout"
+    )
     read_paths: list[str] = Field(default_factory=list, description="extra read-only paths")
     allow_site_packages: bool = Field(
         default=True,
@@ -82,7 +84,11 @@ def _read_table(workspace: Path) -> tuple[dict[str, Any], str | None, list[Confi
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
-            return {}, str(path), [ConfigProblem(file=str(path), key="", message=f"unreadable: {exc}")]
+            return (
+                {},
+                str(path),
+                [ConfigProblem(file=str(path), key="", message=f"unreadable: {exc}")],
+            )
         table = pick(data)
         if table is None:
             continue
@@ -131,7 +137,9 @@ def _drop(data: dict[str, Any], loc: list[str]) -> None:
             del data[loc[0]]
 
 
-def load_config(workspace: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> LoadedConfig:
+def load_config(
+    workspace: str | os.PathLike[str], overrides: dict[str, Any] | None = None
+) -> LoadedConfig:
     """Read the workspace file, then apply editor/CLI overrides (which win), key by key."""
     ws = Path(workspace)
     table, source, problems = _read_table(ws)
@@ -152,7 +160,9 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def resolve_python(workspace: str | os.PathLike[str], config: CodeActConfig, client_python: str | None = None) -> str:
+def resolve_python(
+    workspace: str | os.PathLike[str], config: CodeActConfig, client_python: str | None = None
+) -> str:
     """The interpreter for the tool host: config, then the workspace's venv, then the client's, then ours."""
     import sys
 
