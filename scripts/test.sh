@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Quickstart, command 2: install everything and run every check: lint, format, types, the Python
+# tests (real LSP over stdio, real sandboxes), the extension's unit tests and its end-to-end tests
+# in a real VS Code (code-server + headless Chromium, see ../shared/e2e-vscode).
+set -euo pipefail
+source "$(dirname "$0")/setup-env.sh" dev
+cd "$ROOT"
+
+if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "==> installing bubblewrap (sandbox backend under test)"
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+fi
+
+echo "==> ruff check";        "$ROOT/.venv/bin/ruff" check .
+echo "==> ruff format";       "$ROOT/.venv/bin/ruff" format --check .
+echo "==> mypy (strict)";     "$ROOT/.venv/bin/mypy"
+echo "==> pytest"
+set +e
+"$VENV_PY" -m pytest -q -p no:cacheprovider "$@"
+code=$?
+set -e
+if [ "$code" = 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi
+[ "$code" = 0 ] || exit "$code"
+
+if [ -f "$ROOT/vscode-extension/package.json" ]; then
+  echo "==> VS Code extension"
+  cd "$ROOT/vscode-extension"
+  npm ci --no-audit --no-fund
+  npm run lint
+  npm run build
+  npm run test:unit
+  CODEACT_TEST_PYTHON="$VENV_PY" npm run test:e2e
+fi
+echo "==> all checks passed"
