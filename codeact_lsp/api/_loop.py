@@ -1,0 +1,82 @@
+"""A private event loop on a daemon thread, so the sync API works the same everywhere.
+
+The engine, its sandboxes and the in-process tool server are bound to the loop they were started on.
+Owning that loop ourselves means `act(...)` behaves identically in a plain script, in a notebook
+whose loop is already running, and from worker threads; `await act.acall(...)` just waits on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """One event loop running forever on its own daemon thread until `stop()`."""
+
+    def __init__(self, name: str = "codeact-api") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._thread.start()
+        self._ready.wait()
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(self._ready.set)
+        try:
+            self.loop.run_forever()
+        finally:
+            self._drain()
+            self.loop.close()
+
+    def _drain(self) -> None:
+        pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self.loop.is_closed()
+
+    def in_loop_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        if not self.alive:
+            coro.close()
+            raise RuntimeError("this CodeAct was closed; create a new one")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Block the calling thread until `coro` finishes on the private loop.
+
+        Ctrl-C (or any exception raised while waiting) cancels the coroutine, so an interrupted
+        `act(...)` cancels its run instead of leaving it going in the background.
+        """
+        if self.in_loop_thread():
+            coro.close()
+            raise RuntimeError(
+                "a synchronous CodeAct call was made from inside its own event loop "
+                "(e.g. from a review callback declared async); use `await act.acall(...)`"
+            )
+        future = self.submit(coro)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def stop(self) -> None:
+        if self._thread.is_alive() and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            if not self.in_loop_thread():
+                self._thread.join()

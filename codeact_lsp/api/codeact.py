@@ -1,0 +1,520 @@
+"""`CodeAct(signature, tools=[...])`: the CodeAct engine as a library call.
+
+Tools are the caller's own Python objects, served to the sandboxed code from this process with the
+same registry (schemas, argument validation, error locations) as the editor's tool host. Everything
+async runs on a private loop thread (see `_loop`), so the sync calls work in scripts, notebooks and
+threads alike, and several runs can share one engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast, get_args
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from codeact_lsp.api._loop import LoopThread
+from codeact_lsp.api.approval import (
+    Approve,
+    PendingStep,
+    Reviewer,
+    is_async_reviewer,
+    normalize,
+)
+from codeact_lsp.api.progress import Progress
+from codeact_lsp.api.result import Result
+from codeact_lsp.config import Approval, CodeActConfig, SandboxSettings, load_config
+from codeact_lsp.trajectory import TERMINAL_STATUSES, Step, Trajectory, Usage
+
+if TYPE_CHECKING:
+    from codeact_lsp.engine import Engine, RunHandle
+    from codeact_lsp.tools import InProcessTools
+
+_MODES: tuple[str, ...] = get_args(Approval)
+
+
+class _Shared:
+    """What outlives a forgotten `close()`: the loop, the engine and the tools, shut down together."""
+
+    def __init__(self) -> None:
+        self.loop = LoopThread()
+        self.engine: Engine | None = None
+        self.tools: InProcessTools | None = None
+        self.lock = asyncio.Lock()  # created here, first used on the private loop only
+
+    async def aclose(self) -> None:
+        engine, tools, self.engine, self.tools = self.engine, self.tools, None, None
+        if engine is not None:
+            await engine.close()
+        if tools is not None:
+            await tools.close()
+
+    def shutdown(self) -> None:
+        if self.loop.alive:
+            try:
+                self.loop.run(self.aclose())
+            finally:
+                self.loop.stop()
+
+
+class CodeAct:
+    """An agent that answers `signature` by writing Python that calls `tools`, run in a sandbox.
+
+    `signature` is DESIGN.md's "inputs -> outputs" string, with optional types
+    (`"n: int -> factorial: int"`). `tools` may be functions, async functions, bound methods,
+    callable objects, builtins or a `{name: callable}` mapping; they run in this process.
+    """
+
+    def __init__(
+        self,
+        signature: str | type[BaseModel] | tuple[type[BaseModel], type[BaseModel]] = (
+            "task -> answer"
+        ),
+        tools: Iterable[Callable[..., Any]] | Mapping[str, Callable[..., Any]] = (),
+        *,
+        model: str | None = None,
+        instructions: str | None = None,
+        max_iters: int | None = None,
+        approval: Approval | Reviewer | None = None,
+        confirm: Sequence[str] = (),
+        sandbox: SandboxSettings | Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        workspace: str | os.PathLike[str] | None = None,
+        runs_dir: str | os.PathLike[str] | None = None,
+        config: CodeActConfig | None = None,
+    ) -> None:
+        from codeact_lsp.engine.signature import Signature
+
+        self.spec = Signature.parse(signature)
+        self.signature = signature if isinstance(signature, str) else self.spec.text
+        self.instructions = instructions or self.spec.instructions or None
+        self._adapters = {
+            f.name: TypeAdapter(f.annotation) for f in self.spec.outputs if f.type_text is not None
+        }
+        self._tools_arg = dict(tools) if isinstance(tools, Mapping) else list(tools)
+        self._check_tools()
+        mode, self.reviewer = _approval(approval)
+        self.config = _build_config(
+            config, workspace, model, max_iters, mode, confirm, sandbox, timeout
+        )
+        if self.config.approval != "auto" and self.reviewer is None:
+            raise ValueError(
+                f"approval={self.config.approval!r} needs a review callback: pass "
+                "approval=callback (each step) or approval='confirm-tools' with reviewer=..."
+                if self.config.approval == "review"
+                else f"approval={self.config.approval!r} needs a review callback "
+                "(CodeAct(..., approval=callback) or .with_reviewer(callback))"
+            )
+        self.model = model or self.config.model or os.environ.get("CODEACT_MODEL")
+        if not self.model:
+            raise ValueError(
+                "CodeAct needs a model: pass model='provider/name' (any litellm model string), "
+                "set `model` in [tool.codeact], or set CODEACT_MODEL"
+            )
+        self.workspace = Path(workspace) if workspace is not None else None
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else None
+        self.history: list[Result] = []
+        self._usage = Usage()
+        self._usage_lock = threading.Lock()
+        self._shared = _Shared()
+        self._finalizer = weakref.finalize(self, self._shared.shutdown)
+
+    # -- construction helpers ------------------------------------------------------------------
+    def _check_tools(self) -> None:
+        items = (
+            self._tools_arg.items()
+            if isinstance(self._tools_arg, dict)
+            else ((getattr(t, "__name__", repr(t)), t) for t in self._tools_arg)
+        )
+        for name, tool in items:
+            if not callable(tool):
+                raise TypeError(f"tool {name!r} is not callable: {tool!r}")
+
+    def with_reviewer(self, reviewer: Reviewer, *, mode: Approval = "review") -> CodeAct:
+        """Use `reviewer` for steps that wait (each step in "review", confirmed tools otherwise)."""
+        if mode == "auto":
+            raise ValueError("mode='auto' never asks a reviewer; use 'review' or 'confirm-tools'")
+        self.reviewer = reviewer
+        self.config = self.config.model_copy(update={"approval": mode})
+        return self
+
+    async def _engine(self) -> Engine:
+        shared = self._shared
+        async with shared.lock:
+            if shared.engine is None:
+                from codeact_lsp.engine import Engine
+                from codeact_lsp.tools import InProcessTools
+
+                shared.tools = InProcessTools(self._tools_arg, confirm=list(self.config.confirm))
+                shared.engine = Engine(
+                    self.config, shared.tools, workspace=self.workspace, runs_dir=self.runs_dir
+                )
+            return shared.engine
+
+    # -- one run -------------------------------------------------------------------------------
+    def __call__(self, **inputs: Any) -> Result:
+        """Run once on `inputs` and wait: usable from scripts, notebooks and threads."""
+        self._check_inputs(inputs)
+        return self._shared.loop.run(self._run(inputs))
+
+    act = __call__
+
+    async def acall(self, **inputs: Any) -> Result:
+        """`await act.acall(n=5)`: same as calling, without blocking the caller's event loop."""
+        self._check_inputs(inputs)
+        return await asyncio.wrap_future(self._shared.loop.submit(self._run(inputs)))
+
+    def follow_up(self, previous: Result | str, task: str) -> Result:
+        """Continue `previous` with a new instruction in the same sandbox (variables survive)."""
+        run_id = previous.run_id if isinstance(previous, Result) else previous
+        return self._shared.loop.run(self._run({}, follow_up_of=run_id, task=task))
+
+    async def afollow_up(self, previous: Result | str, task: str) -> Result:
+        run_id = previous.run_id if isinstance(previous, Result) else previous
+        coro = self._run({}, follow_up_of=run_id, task=task)
+        return await asyncio.wrap_future(self._shared.loop.submit(coro))
+
+    def session(self) -> Session:
+        """A conversation: the first call runs, each later call follows up in the same sandbox."""
+        return Session(self)
+
+    def _check_inputs(self, inputs: Mapping[str, Any]) -> None:
+        """Fail in the caller's frame, before any run starts, on inputs the signature refuses."""
+        self.spec.validate_inputs(dict(inputs))
+
+    def _typed(self, outputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The trajectory holds JSON; give the caller the signature's Python types back."""
+        typed = dict(outputs)
+        for name, adapter in self._adapters.items():
+            if name in typed:
+                # already validated by the engine; keep the JSON form if it does not round-trip
+                with contextlib.suppress(ValidationError):
+                    typed[name] = adapter.validate_python(typed[name])
+        return typed
+
+    def _task(self, inputs: Mapping[str, Any]) -> str:
+        if self.instructions:
+            return self.instructions
+        outs = ", ".join(self.spec.output_names) or "answer"
+        ins = ", ".join(f"{k}={v!r}" for k, v in inputs.items())
+        return f"Given {ins}, compute {outs}." if ins else f"Compute {outs}."
+
+    async def _run(
+        self,
+        inputs: Mapping[str, Any],
+        *,
+        follow_up_of: str | None = None,
+        task: str | None = None,
+    ) -> Result:
+        from codeact_lsp.engine import RunRequest
+
+        engine = await self._engine()
+        if follow_up_of is not None:
+            handle = await engine.follow_up(follow_up_of, task or "")
+        else:
+            request = RunRequest(
+                task=task or self._task(inputs),
+                signature=self.signature,
+                inputs=dict(inputs),
+                model=self.model,
+                approval=self.config.approval,
+                max_iters=self.config.max_iters,
+            )
+            handle = await engine.start(request)
+        review_error: list[BaseException] = []
+        reviewing = (
+            asyncio.create_task(self._review(handle, review_error))
+            if self.reviewer is not None and self.config.approval != "auto"
+            else None
+        )
+        try:
+            trajectory = await handle.wait()
+        except asyncio.CancelledError:
+            handle.cancel()
+            raise
+        finally:
+            if reviewing is not None:
+                reviewing.cancel()
+                await asyncio.gather(reviewing, return_exceptions=True)
+        if review_error:
+            raise review_error[0]
+        return self._finish(trajectory, handle)
+
+    def _finish(self, trajectory: Trajectory, handle: RunHandle) -> Result:
+        program: str | None = None
+        if trajectory.status == "finished":
+            try:
+                program = handle.program()
+            except Exception:  # the program is a convenience; never lose the result over it
+                program = trajectory.program
+        outputs = trajectory.outputs if trajectory.status == "finished" else None
+        result = Result(trajectory, self._typed(outputs) if outputs is not None else None, program)
+        with self._usage_lock:
+            self._usage = self._usage.add(trajectory.usage)
+            self.history.append(result)
+        return result
+
+    # -- review --------------------------------------------------------------------------------
+    async def _review(self, handle: RunHandle, errors: list[BaseException]) -> None:
+        """Answer every step that waits for approval, until the run ends."""
+        reviewer = self.reviewer
+        assert reviewer is not None
+        asked: set[tuple[int, str]] = set()
+        events = handle.subscribe()
+
+        async def maybe_ask(data: Mapping[str, Any]) -> None:
+            traj = handle.trajectory
+            if traj.status != "awaiting_approval":
+                return
+            waiting = [s for s in traj.steps if s.status == "awaiting_approval"]
+            if not waiting:
+                return
+            step = waiting[-1]
+            key = (step.index, step.code)
+            if key in asked:
+                return
+            asked.add(key)
+            pending = _pending(traj, step, data)
+            try:
+                if is_async_reviewer(reviewer):
+                    answer = await cast(Any, reviewer)(pending)
+                else:
+                    answer = await asyncio.to_thread(reviewer, pending)
+                    if inspect.isawaitable(answer):
+                        answer = await answer
+                decision = normalize(answer)
+            except Exception as exc:
+                errors.append(exc)
+                handle.cancel()
+                return
+            if isinstance(decision, Approve):
+                handle.approve(decision.code)
+            else:
+                handle.reject(decision.feedback)
+
+        await maybe_ask({})
+        async for event in events:
+            if event.kind == "awaiting_approval":
+                await maybe_ask(event.data)
+            elif event.kind in TERMINAL_STATUSES:
+                break
+            if errors:
+                break
+
+    # -- many runs -----------------------------------------------------------------------------
+    def batch(
+        self,
+        inputs: Iterable[Mapping[str, Any]],
+        *,
+        concurrency: int = 4,
+        progress: bool | None = None,
+    ) -> list[Result]:
+        """Run every input, `concurrency` at a time; results come back in input order.
+
+        A failing input is a `Result` with `ok == False` in its place, never an exception that
+        throws the other results away. The progress bar shows only when stderr is a terminal
+        (`progress=True/False` forces it).
+        """
+        return self._shared.loop.run(self._batch(list(inputs), concurrency, progress))
+
+    async def abatch(
+        self,
+        inputs: Iterable[Mapping[str, Any]],
+        *,
+        concurrency: int = 4,
+        progress: bool | None = None,
+    ) -> list[Result]:
+        coro = self._batch(list(inputs), concurrency, progress)
+        return await asyncio.wrap_future(self._shared.loop.submit(coro))
+
+    async def _batch(
+        self, items: list[Mapping[str, Any]], concurrency: int, progress: bool | None
+    ) -> list[Result]:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        gate = asyncio.Semaphore(concurrency)
+        bar = Progress(len(items), enabled=progress)
+
+        async def one(item: Mapping[str, Any]) -> Result:
+            async with gate:
+                try:
+                    if not isinstance(item, Mapping):
+                        raise TypeError(f"batch inputs must be mappings, got {item!r}")
+                    self._check_inputs(item)
+                    result = await self._run(item)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    result = self._failed(item, exc)
+            bar.advance(result.ok)
+            return result
+
+        try:
+            return list(await asyncio.gather(*(one(item) for item in items)))
+        finally:
+            bar.close()
+
+    def _failed(self, inputs: object, exc: BaseException) -> Result:
+        """A result for an input that never became a run (bad inputs, a reviewer that raised)."""
+        import time
+
+        now = time.time()
+        traj = Trajectory(
+            id="",
+            task=self.instructions or "",
+            signature=self.signature,
+            model=self.model or "",
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}",
+            inputs=dict(inputs) if isinstance(inputs, Mapping) else {},
+            created_at=now,
+            updated_at=now,
+        )
+        return Result(traj, None)
+
+    # -- totals and history --------------------------------------------------------------------
+    @property
+    def usage(self) -> Usage:
+        """Tokens and cost over every run this object made."""
+        with self._usage_lock:
+            return self._usage
+
+    def inspect_history(self, n: int = 1) -> str:
+        """The last `n` runs as readable text: each step's code, output, errors and tool calls."""
+        from codeact_lsp.api.render import render_trajectory
+
+        return "\n\n".join(render_trajectory(r.trajectory) for r in self.history[-n:])
+
+    # -- lifetime ------------------------------------------------------------------------------
+    def close(self) -> None:
+        """End the sandboxes, the tool server and the loop thread. Idempotent."""
+        self._finalizer()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> CodeAct:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> CodeAct:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"CodeAct({self.signature!r}, tools={self.tool_names}, model={self.model!r})"
+
+    @property
+    def tool_names(self) -> list[str]:
+        if isinstance(self._tools_arg, dict):
+            return list(self._tools_arg)
+        return [getattr(t, "__name__", type(t).__name__) for t in self._tools_arg]
+
+
+class Session:
+    """Multi-turn use of one CodeAct: later turns see the variables earlier turns left behind."""
+
+    def __init__(self, act: CodeAct) -> None:
+        self.act = act
+        self.results: list[Result] = []
+
+    @property
+    def last(self) -> Result | None:
+        return self.results[-1] if self.results else None
+
+    def __call__(self, task: str | None = None, /, **inputs: Any) -> Result:
+        """First call: a run on `inputs`. Later calls: `task` as a follow-up in the same sandbox."""
+        if self.last is None:
+            if task is not None and not inputs:
+                result = self.act._shared.loop.run(self.act._run({}, task=task))
+            else:
+                result = self.act(**inputs)
+        else:
+            if task is None:
+                raise TypeError("a follow-up turn needs the new instruction: session('...')")
+            result = self.act.follow_up(self.last, task)
+        self.results.append(result)
+        return result
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+# -- module helpers -----------------------------------------------------------------------------
+def _pending(traj: Trajectory, step: Step, data: Mapping[str, Any]) -> PendingStep:
+    """What the reviewer needs, from the live step plus whatever the engine's event carried."""
+    raw_checks = data.get("checks") or getattr(step, "checks", None) or []
+    checks = [c if isinstance(c, dict) else {"message": str(c)} for c in raw_checks]
+    tools = data.get("confirm_tools") or data.get("tools") or []
+    return PendingStep(
+        run_id=traj.id,
+        index=step.index,
+        code=str(data.get("code") or step.code),
+        task=traj.task,
+        reply=step.reply,
+        reason=str(data.get("reason") or ""),
+        confirm_tools=[str(t) for t in tools],
+        checks=checks,
+        step=step.model_copy(deep=True),
+    )
+
+
+def _approval(approval: Approval | Reviewer | None) -> tuple[Approval | None, Reviewer | None]:
+    if approval is None:
+        return None, None
+    if isinstance(approval, str):
+        if approval not in _MODES:
+            raise ValueError(f"approval must be one of {', '.join(_MODES)} or a callable")
+        return approval, None
+    if callable(approval):
+        return "review", approval
+    raise TypeError(f"approval must be a mode string or a callable, got {approval!r}")
+
+
+def _build_config(
+    config: CodeActConfig | None,
+    workspace: str | os.PathLike[str] | None,
+    model: str | None,
+    max_iters: int | None,
+    approval: Approval | None,
+    confirm: Sequence[str],
+    sandbox: SandboxSettings | Mapping[str, Any] | None,
+    timeout: float | None,
+) -> CodeActConfig:
+    if config is None:
+        if workspace is not None:
+            loaded = load_config(workspace)
+            if loaded.problems:
+                raise ValueError("; ".join(str(p) for p in loaded.problems))
+            config = loaded.config
+        else:
+            config = CodeActConfig()
+    data = config.model_dump()
+    if model is not None:
+        data["model"] = model
+    if max_iters is not None:
+        data["max_iters"] = max_iters
+    if approval is not None:
+        data["approval"] = approval
+    if confirm:
+        data["confirm"] = list(confirm)
+    if sandbox is not None:
+        extra = sandbox.model_dump() if isinstance(sandbox, SandboxSettings) else dict(sandbox)
+        data["sandbox"] = {**data["sandbox"], **extra}
+    if timeout is not None:
+        data["sandbox"]["timeout"] = timeout
+    return CodeActConfig.model_validate(data)
