@@ -1,0 +1,610 @@
+"""Static tool discovery: read tool modules with `ast`, never import or execute them.
+
+It runs on every edit (code lenses, diagnostics), so each file's analysis is cached by path, size
+and mtime, and `analyse_source` re-analyses one unsaved buffer on its own. What static analysis
+cannot know (a tool imported from a library, a callable built at import time) is left to the tool
+host, which reports the authoritative schemas.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from codeact_lsp.config import DEFAULT_TOOL_GLOBS, CodeActConfig
+from codeact_lsp.tools.models import DiscoveredTool, Discovery, ToolDiagnostic, ToolKind
+from codeact_lsp.tools.targets import module_name_for, resolve_targets
+
+RESERVED = frozenset({"final_answer"})
+_BUILTIN_NAMES = frozenset(n for n in dir(builtins) if not n.startswith("_"))
+_UNHELPFUL = frozenset({"Any", "typing.Any", "object", "t.Any"})
+
+FuncNode = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+def _top_level(body: list[ast.stmt]) -> list[ast.stmt]:
+    """Module-level statements, including those under `if`/`try`/`with` (not in defs or classes)."""
+    out: list[ast.stmt] = []
+    for node in body:
+        out.append(node)
+        if isinstance(node, ast.If):
+            out.extend(_top_level(node.body) + _top_level(node.orelse))
+        elif isinstance(node, ast.Try | ast.TryStar):
+            out.extend(_top_level(node.body))
+            for h in node.handlers:
+                out.extend(_top_level(h.body))
+            out.extend(_top_level(node.orelse) + _top_level(node.finalbody))
+        elif isinstance(node, ast.With):
+            out.extend(_top_level(node.body))
+    return out
+
+
+def _str_list(node: ast.expr) -> list[str] | None:
+    if isinstance(node, ast.List | ast.Tuple | ast.Set):
+        vals: list[str] = []
+        for elt in node.elts:
+            if isinstance(elt, ast.Constant) and isinstance(elt.value, str):
+                vals.append(elt.value)
+            else:
+                return None
+        return vals
+    return None
+
+
+class _Module:
+    """The module-level names of one file and what they are bound to."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        self.defs: dict[str, ast.stmt] = {}
+        self.assigns: dict[str, tuple[ast.stmt, ast.expr]] = {}
+        self.imports: dict[str, ast.stmt] = {}
+        self.all_names: list[str] | None = None
+        self.all_node: ast.stmt | None = None
+        self.all_dynamic = False
+        for node in _top_level(tree.body):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                self.defs[node.name] = node
+                self.assigns.pop(node.name, None)
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                value = node.value
+                for tgt in targets:
+                    if not isinstance(tgt, ast.Name) or value is None:
+                        continue
+                    if tgt.id == "__all__":
+                        self._set_all(node, value)
+                    else:
+                        self.assigns[tgt.id] = (node, value)
+                        self.defs.pop(tgt.id, None)
+            elif isinstance(node, ast.AugAssign):
+                if isinstance(node.target, ast.Name) and node.target.id == "__all__":
+                    extra = _str_list(node.value)
+                    if extra is None or self.all_names is None:
+                        self.all_dynamic = True
+                    else:
+                        self.all_names.extend(extra)
+            elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+                self._all_call(node.value)
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                for alias in node.names:
+                    bound = alias.asname or alias.name.split(".")[0]
+                    if alias.name != "*":
+                        self.imports[bound] = node
+
+    def _set_all(self, node: ast.stmt, value: ast.expr) -> None:
+        names = _str_list(value)
+        self.all_node = node
+        if names is None:
+            self.all_dynamic = True
+            self.all_names = []
+        else:
+            self.all_names = names
+
+    def _all_call(self, call: ast.Call) -> None:
+        func = call.func
+        if (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "__all__"
+            and self.all_names is not None
+        ):
+            if func.attr == "append" and call.args:
+                arg = call.args[0]
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    self.all_names.append(arg.value)
+                    return
+            elif func.attr == "extend" and call.args:
+                extra = _str_list(call.args[0])
+                if extra is not None:
+                    self.all_names.extend(extra)
+                    return
+            self.all_dynamic = True
+
+    def class_method(self, cls_name: str, method: str) -> FuncNode | None:
+        cls = self.defs.get(cls_name)
+        if not isinstance(cls, ast.ClassDef):
+            return None
+        for node in cls.body:
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == method:
+                return node
+        return None
+
+    def instance_class(self, name: str) -> str | None:
+        """`obj = Cls(...)` at module level: the class name, when Cls is defined here."""
+        bound = self.assigns.get(name)
+        if bound is None:
+            return None
+        value = bound[1]
+        if (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Name)
+            and isinstance(self.defs.get(value.func.id), ast.ClassDef)
+        ):
+            return value.func.id
+        return None
+
+
+class _Resolved:
+    def __init__(
+        self,
+        func: FuncNode | None,
+        kind: ToolKind,
+        drop: int = 0,
+        kw_bound: frozenset[str] = frozenset(),
+    ) -> None:
+        self.func = func
+        self.kind = kind
+        self.drop = drop  # leading positional parameters already bound (self, partial args)
+        self.kw_bound = kw_bound
+
+
+def _is_partial(func: ast.expr) -> bool:
+    return (isinstance(func, ast.Name) and func.id == "partial") or (
+        isinstance(func, ast.Attribute) and func.attr == "partial"
+    )
+
+
+def _resolve(mod: _Module, name: str, depth: int = 0) -> _Resolved | None:
+    """What a module-level name is bound to, followed through aliases, bound methods of module-level
+    instances, callable instances and `functools.partial`."""
+    if depth > 5:
+        return None
+    node = mod.defs.get(name)
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return _Resolved(node, "async" if isinstance(node, ast.AsyncFunctionDef) else "function")
+    if isinstance(node, ast.ClassDef):
+        return None
+    bound = mod.assigns.get(name)
+    if bound is None:
+        return None
+    value = bound[1]
+    if isinstance(value, ast.Name):
+        return _resolve(mod, value.id, depth + 1)
+    if isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name):
+        owner = value.value.id
+        cls = mod.instance_class(owner)
+        if cls is not None:
+            meth = mod.class_method(cls, value.attr)
+            if meth is not None:
+                is_static = any(
+                    isinstance(d, ast.Name) and d.id == "staticmethod" for d in meth.decorator_list
+                )
+                kind: ToolKind = "async" if isinstance(meth, ast.AsyncFunctionDef) else "method"
+                return _Resolved(meth, kind, 0 if is_static else 1)
+        if isinstance(mod.defs.get(owner), ast.ClassDef):
+            meth = mod.class_method(owner, value.attr)
+            if meth is not None:
+                is_cm = any(
+                    isinstance(d, ast.Name) and d.id == "classmethod" for d in meth.decorator_list
+                )
+                return _Resolved(meth, "method", 1 if is_cm else 0)
+        return _Resolved(None, "method")
+    if isinstance(value, ast.Call):
+        if _is_partial(value.func) and value.args:
+            inner = value.args[0]
+            base = _resolve(mod, inner.id, depth + 1) if isinstance(inner, ast.Name) else None
+            kw = frozenset(k.arg for k in value.keywords if k.arg)
+            if base is None:
+                return _Resolved(None, "partial")
+            return _Resolved(base.func, "partial", base.drop + len(value.args) - 1, kw)
+        if isinstance(value.func, ast.Name) and isinstance(
+            mod.defs.get(value.func.id), ast.ClassDef
+        ):
+            call = mod.class_method(value.func.id, "__call__")
+            if call is not None:
+                return _Resolved(call, "callable", 1)
+            return None  # an instance that is not callable: not a tool
+        return _Resolved(None, "callable")
+    if isinstance(value, ast.Lambda):
+        return _Resolved(None, "function")
+    return None
+
+
+def _render(name: str, res: _Resolved) -> str:
+    func = res.func
+    if func is None:
+        return ""
+    a = func.args
+    positional = [*a.posonlyargs, *a.args]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(a.defaults)) + list(
+        a.defaults
+    )
+    parts: list[str] = []
+    n_posonly = len(a.posonlyargs)
+    kept_posonly = False
+    for i, arg in enumerate(positional):
+        if i < res.drop:
+            continue
+        if i >= n_posonly and kept_posonly:
+            parts.append("/")
+            kept_posonly = False
+        text = arg.arg + (f": {ast.unparse(arg.annotation)}" if arg.annotation else "")
+        default = defaults[i]
+        if arg.arg in res.kw_bound:
+            text += " = ..."
+        elif default is not None:
+            text += (" = " if arg.annotation else "=") + ast.unparse(default)
+        parts.append(text)
+        if i < n_posonly:
+            kept_posonly = True
+    if kept_posonly:
+        parts.append("/")
+    if a.vararg:
+        ann = f": {ast.unparse(a.vararg.annotation)}" if a.vararg.annotation else ""
+        parts.append(f"*{a.vararg.arg}{ann}")
+    elif a.kwonlyargs:
+        parts.append("*")
+    for arg, kd in zip(a.kwonlyargs, a.kw_defaults, strict=False):
+        text = arg.arg + (f": {ast.unparse(arg.annotation)}" if arg.annotation else "")
+        if arg.arg in res.kw_bound:
+            text += " = ..."
+        elif kd is not None:
+            text += (" = " if arg.annotation else "=") + ast.unparse(kd)
+        parts.append(text)
+    if a.kwarg:
+        ann = f": {ast.unparse(a.kwarg.annotation)}" if a.kwarg.annotation else ""
+        parts.append(f"**{a.kwarg.arg}{ann}")
+    ret = f" -> {ast.unparse(func.returns)}" if func.returns else ""
+    return f"def {name}({', '.join(parts)}){ret}"
+
+
+def _quality(name: str, res: _Resolved, file: str, line: int, diags: list[ToolDiagnostic]) -> None:
+    """Diagnostics for what leaves the model guessing: no docstring, no or vague annotations."""
+    func = res.func
+    if func is None:
+        return
+
+    def add(
+        code: str, message: str, node: ast.AST | None = None, severity: str = "warning"
+    ) -> None:
+        ln = getattr(node, "lineno", line) if node is not None else line
+        col = getattr(node, "col_offset", 0) if node is not None else 0
+        diags.append(
+            ToolDiagnostic(
+                file=file,
+                line=ln,
+                column=col,
+                severity=severity,  # type: ignore[arg-type]
+                message=message,
+                code=code,
+                tool=name,
+            )
+        )
+
+    if not ast.get_docstring(func):
+        add(
+            "tool-no-docstring",
+            f"tool {name!r} has no docstring: the model sees only its signature; say what it "
+            "does, what it returns and in which unit",
+            func,
+        )
+    a = func.args
+    positional = [*a.posonlyargs, *a.args][res.drop :]
+    for arg in [*positional, *a.kwonlyargs]:
+        if arg.arg in res.kw_bound:
+            continue
+        if arg.annotation is None:
+            add(
+                "tool-no-annotation",
+                f"parameter {arg.arg!r} of tool {name!r} has no type annotation: the model has to "
+                "guess what to pass, and arguments cannot be validated",
+                arg,
+            )
+        elif ast.unparse(arg.annotation).strip("'\"") in _UNHELPFUL:
+            add(
+                "tool-any-annotation",
+                f"parameter {arg.arg!r} of tool {name!r} is annotated "
+                f"{ast.unparse(arg.annotation)}: that tells the model nothing; use a concrete type",
+                arg,
+            )
+    for star, prefix in ((a.vararg, "*"), (a.kwarg, "**")):
+        if star is not None:
+            add(
+                "tool-varargs",
+                f"tool {name!r} takes {prefix}{star.arg}: the model cannot know which arguments it "
+                "accepts; list the parameters explicitly",
+                star,
+            )
+    if func.returns is None:
+        add(
+            "tool-no-return-annotation",
+            f"tool {name!r} has no return annotation: the model cannot know what it gets back",
+            func,
+            "info",
+        )
+    elif ast.unparse(func.returns).strip("'\"") in _UNHELPFUL:
+        add(
+            "tool-any-annotation",
+            f"tool {name!r} returns {ast.unparse(func.returns)}: say what it returns",
+            func.returns,
+        )
+
+
+def analyse_source(
+    path: str | os.PathLike[str], text: str, module: str | None = None
+) -> tuple[list[DiscoveredTool], list[ToolDiagnostic]]:
+    """Tools and diagnostics of one module's text (an unsaved buffer, or a file's content).
+
+    Cross-module checks (name collisions) need the whole workspace: `discover` adds them.
+    """
+    file = str(path)
+    modname = module or Path(file).stem
+    diags: list[ToolDiagnostic] = []
+    try:
+        tree = ast.parse(text, filename=file)
+    except SyntaxError as exc:
+        diags.append(
+            ToolDiagnostic(
+                file=file,
+                line=exc.lineno or 1,
+                end_line=exc.end_lineno,
+                column=max((exc.offset or 1) - 1, 0),
+                severity="error",
+                message=f"syntax error: {exc.msg}; no tools from this module can load",
+                code="syntax-error",
+            )
+        )
+        return [], diags
+    except ValueError as exc:  # null bytes
+        diags.append(
+            ToolDiagnostic(file=file, severity="error", message=str(exc), code="syntax-error")
+        )
+        return [], diags
+    mod = _Module(tree)
+    tools: list[DiscoveredTool] = []
+
+    if mod.all_names is not None and not mod.all_dynamic:
+        names = list(dict.fromkeys(mod.all_names))
+        from_all = True
+    else:
+        if mod.all_dynamic and mod.all_node is not None:
+            diags.append(
+                ToolDiagnostic(
+                    file=file,
+                    line=mod.all_node.lineno,
+                    severity="info",
+                    message="__all__ is computed at import time: the tool list is known only "
+                    "once the tool host has loaded the module",
+                    code="dynamic-all",
+                )
+            )
+        names = [n for n in (*mod.defs, *mod.assigns) if not n.startswith("_")]
+        from_all = False
+
+    for name in names:
+        res = _resolve(mod, name)
+        binding: ast.stmt | None = mod.defs.get(name) or (
+            mod.assigns[name][0] if name in mod.assigns else None
+        )
+        if res is None:
+            if not from_all:
+                continue
+            imported = mod.imports.get(name)
+            if imported is not None:
+                tools.append(
+                    DiscoveredTool(
+                        name=name,
+                        module=modname,
+                        file=file,
+                        line=imported.lineno,
+                        end_line=imported.end_lineno or imported.lineno,
+                        signature="",
+                        kind="function",
+                        resolved=False,
+                    )
+                )
+                continue
+            where = mod.all_node.lineno if mod.all_node is not None else 1
+            if binding is None:
+                msg = f"{name!r} is listed in __all__ but not defined in this module"
+            else:
+                msg = f"{name!r} is listed in __all__ but does not look callable"
+            diags.append(
+                ToolDiagnostic(
+                    file=file,
+                    line=where,
+                    severity="error",
+                    message=msg,
+                    code="all-undefined",
+                    tool=name,
+                )
+            )
+            continue
+        bind_line = binding.lineno if binding is not None else 1
+        func = res.func
+        if func is not None:
+            line = func.lineno
+            if func.decorator_list:
+                line = min(d.lineno for d in func.decorator_list)
+            end = func.end_lineno or func.lineno
+            doc = ast.get_docstring(func) or ""
+            is_async = isinstance(func, ast.AsyncFunctionDef)
+        else:
+            line = bind_line
+            end = (binding.end_lineno if binding is not None else None) or bind_line
+            doc = ""
+            is_async = False
+        tools.append(
+            DiscoveredTool(
+                name=name,
+                module=modname,
+                file=file,
+                line=line,
+                end_line=end,
+                signature=_render(name, res),
+                doc=doc,
+                is_async=is_async,
+                kind="async" if is_async else res.kind,
+                binding_line=bind_line if bind_line != line else None,
+                resolved=func is not None,
+            )
+        )
+        _quality(name, res, file, line, diags)
+        if name in RESERVED:
+            diags.append(
+                ToolDiagnostic(
+                    file=file,
+                    line=bind_line,
+                    severity="error",
+                    code="tool-reserved-name",
+                    message=f"{name!r} is reserved by CodeAct (it ends the run); rename the tool",
+                    tool=name,
+                )
+            )
+        elif name in _BUILTIN_NAMES:
+            diags.append(
+                ToolDiagnostic(
+                    file=file,
+                    line=bind_line,
+                    severity="warning",
+                    code="tool-shadows-builtin",
+                    message=f"tool {name!r} shadows the Python builtin {name}() in the model's "
+                    "code; give it a more specific name",
+                    tool=name,
+                )
+            )
+    return tools, diags
+
+
+# ---------------------------------------------------------------------------------------------
+# The workspace
+
+
+_Key = tuple[str, int, int]
+_cache: dict[str, tuple[_Key, list[DiscoveredTool], list[ToolDiagnostic]]] = {}
+_cache_lock = threading.Lock()
+
+
+def _analyse_file(file: Path, module: str) -> tuple[list[DiscoveredTool], list[ToolDiagnostic]]:
+    path = str(file)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return [], [
+            ToolDiagnostic(file=path, severity="error", message=str(exc), code="unreadable")
+        ]
+    key = (module, st.st_mtime_ns, st.st_size)
+    with _cache_lock:
+        hit = _cache.get(path)
+    if hit is not None and hit[0] == key:
+        return hit[1], hit[2]
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [
+            ToolDiagnostic(
+                file=path, severity="error", message=f"unreadable: {exc}", code="unreadable"
+            )
+        ]
+    tools, diags = analyse_source(path, text, module)
+    with _cache_lock:
+        _cache[path] = (key, tools, diags)
+    return tools, diags
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def discover(
+    workspace: str | os.PathLike[str],
+    config: CodeActConfig | None = None,
+    sources: Mapping[str, str] | None = None,
+) -> Discovery:
+    """Every tool the workspace's config points at, read statically.
+
+    `sources` maps file paths to unsaved editor text, which replaces the file's content on disk.
+    """
+    started = time.perf_counter()
+    ws = Path(workspace).resolve()
+    cfg = config or CodeActConfig()
+    overrides = {str(Path(k).resolve()): v for k, v in (sources or {}).items()}
+    targets, problems = resolve_targets(ws, cfg.tools)
+    out = Discovery()
+    if cfg.tools != DEFAULT_TOOL_GLOBS:
+        for msg in problems:
+            out.diagnostics.append(
+                ToolDiagnostic(
+                    file=_config_file(ws),
+                    severity="error",
+                    message=msg,
+                    code="config-tools",
+                    source="config",
+                )
+            )
+    for target in targets:
+        if target.file is None:
+            continue
+        out.files.append(target.file)
+        out.modules[target.module] = target.file
+        if target.file in overrides:
+            tools, diags = analyse_source(target.file, overrides[target.file], target.module)
+        else:
+            tools, diags = _analyse_file(Path(target.file), target.module)
+        out.tools.extend(tools)
+        out.diagnostics.extend(diags)
+    _collisions(out)
+    out.duration_ms = (time.perf_counter() - started) * 1000
+    return out
+
+
+def _collisions(out: Discovery) -> None:
+    by_name: dict[str, list[DiscoveredTool]] = {}
+    for tool in out.tools:
+        by_name.setdefault(tool.name, []).append(tool)
+    for name, same in by_name.items():
+        if len(same) < 2:
+            continue
+        for tool in same:
+            others = ", ".join(sorted({t.module for t in same if t is not tool}))
+            out.diagnostics.append(
+                ToolDiagnostic(
+                    file=tool.file,
+                    line=tool.binding_line or tool.line,
+                    severity="error",
+                    code="tool-name-collision",
+                    message=f"tool name {name!r} is also defined in {others}: the model can call "
+                    "only one of them; rename one or leave it out of __all__",
+                    tool=name,
+                )
+            )
+
+
+def _config_file(ws: Path) -> str:
+    for name in ("codeact.toml", "pyproject.toml"):
+        if (ws / name).is_file():
+            return str(ws / name)
+    return str(ws)
+
+
+def module_for_file(workspace: str | os.PathLike[str], file: str | os.PathLike[str]) -> str:
+    """The module name the host will import a file under (for editors analysing one buffer)."""
+    return module_name_for(Path(file), Path(workspace).resolve())[0]

@@ -1,0 +1,365 @@
+"""The tool host: the workspace's tools imported and served by the workspace's own interpreter.
+
+Tools are trusted user code with their own libraries, globals and state, so they run where they
+live (not copied into the sandbox). The host is a child process running `runtime.py` by path; calls
+go over pipes as JSON lines. A call that outlives its timeout, or a host that dies, gets the host
+killed and restarted, and the call comes back as an error outcome: the server never hangs on a tool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from codeact_lsp.config import CodeActConfig, resolve_python
+from codeact_lsp.tools import runtime
+from codeact_lsp.tools.models import ToolDiagnostic, ToolOutcome, ToolSchema
+from codeact_lsp.tools.targets import resolve_targets
+from codeact_lsp.trajectory import ErrorLocation
+
+RUNTIME_SCRIPT = os.path.abspath(runtime.__file__)
+_STACK_RE = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)')
+MAX_REPLY = 64 * 1024 * 1024
+
+
+class HostError(Exception):
+    """The host died or did not answer in time."""
+
+
+class ToolHost:
+    """A `ToolProvider` whose tools run in a child process of the workspace's interpreter."""
+
+    def __init__(
+        self,
+        workspace: Path,
+        config: CodeActConfig,
+        python: str,
+        timeout: float,
+        start_timeout: float,
+    ) -> None:
+        self.workspace = workspace
+        self.config = config
+        self.python = python
+        self.timeout = timeout
+        self.start_timeout = start_timeout
+        self.diagnostics: list[ToolDiagnostic] = []
+        self.problem: str | None = None  # why the host is not serving, when it is not
+        self.has_pydantic = False
+        self.restarts = 0
+        self._schemas: list[ToolSchema] = []
+        self._by_name: dict[str, ToolSchema] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._buf = b""
+        self._next_id = 0
+        self._lock = threading.Lock()
+        self._stack_file: str | None = None
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        workspace: str | os.PathLike[str],
+        config: CodeActConfig,
+        python: str | None = None,
+        *,
+        client_python: str | None = None,
+        timeout: float | None = None,
+        start_timeout: float = 60.0,
+    ) -> ToolHost:
+        """Start the host and wait until it has imported the tools (blocking; see `astart`).
+
+        Never raises for a broken workspace: import failures are `diagnostics`, and a host that
+        cannot start at all sets `problem` (calls then return that as their error).
+        """
+        ws = Path(workspace).resolve()
+        interp = python or resolve_python(ws, config, client_python)
+        host = cls(ws, config, interp, timeout or config.sandbox.timeout, start_timeout)
+        with host._lock:
+            host._spawn()
+        return host
+
+    @classmethod
+    async def astart(
+        cls,
+        workspace: str | os.PathLike[str],
+        config: CodeActConfig,
+        python: str | None = None,
+        **kw: Any,
+    ) -> ToolHost:
+        return await asyncio.to_thread(cls.start, workspace, config, python, **kw)
+
+    def _spec(self) -> dict[str, Any]:
+        targets, _problems = resolve_targets(self.workspace, self.config.tools)
+        paths: list[str] = [str(self.workspace)]
+        for t in targets:
+            if t.root and t.root not in paths and not t.by_path:
+                paths.append(t.root)
+        if (self.workspace / "src").is_dir():
+            paths.append(str(self.workspace / "src"))
+        return {
+            "workspace": str(self.workspace),
+            "paths": paths,
+            "confirm": list(self.config.confirm),
+            "targets": [
+                {"module": t.module, "file": t.file, "by_path": t.by_path} for t in targets
+            ],
+            "stack_file": self._stack_file,
+        }
+
+    def _spawn(self) -> None:
+        self._kill()
+        self._buf = b""
+        if self._stack_file is None:
+            fd, self._stack_file = tempfile.mkstemp(prefix="codeact-host-", suffix=".stack")
+            os.close(fd)
+        spec = self._spec()
+        env = dict(os.environ)
+        env.pop("PYTHONSTARTUP", None)
+        env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONDONTWRITEBYTECODE"] = env.get("PYTHONDONTWRITEBYTECODE", "1")
+        try:
+            self._proc = subprocess.Popen(
+                [self.python, RUNTIME_SCRIPT, json.dumps(spec)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                cwd=str(self.workspace),
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self._proc = None
+            self.problem = f"cannot start the tool host with {self.python!r}: {exc}"
+            self._set_ready({"schemas": [], "diagnostics": []})
+            return
+        try:
+            ready = self._read(self.start_timeout)
+        except HostError as exc:
+            code = self._proc.poll() if self._proc else None
+            self._kill()
+            self.problem = f"the tool host did not start ({exc}; exit code {code})"
+            self._set_ready({"schemas": [], "diagnostics": []})
+            return
+        self.problem = None
+        self._set_ready(ready)
+
+    def _set_ready(self, ready: dict[str, Any]) -> None:
+        self._schemas = [ToolSchema.model_validate(s) for s in ready.get("schemas", [])]
+        self._by_name = {s.name: s for s in self._schemas}
+        self.diagnostics = [ToolDiagnostic.model_validate(d) for d in ready.get("diagnostics", [])]
+        self.has_pydantic = bool(ready.get("pydantic"))
+
+    def _kill(self) -> None:
+        proc = self._proc
+        self._proc = None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                proc.kill()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        proc.wait()
+
+    def restart(self) -> None:
+        """Start a fresh host (tool state is lost); re-reads the config's tool list."""
+        with self._lock:
+            self.restarts += 1
+            self._spawn()
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.close_sync)
+
+    def close_sync(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._kill()
+            if self._stack_file:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._stack_file)
+                self._stack_file = None
+
+    def __del__(self) -> None:
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    # -- ToolProvider ---------------------------------------------------------------------------
+
+    def schemas(self) -> list[ToolSchema]:
+        return list(self._schemas)
+
+    def schema(self, name: str) -> ToolSchema | None:
+        return self._by_name.get(name)
+
+    def call_sync(
+        self, name: str, args: list[Any], kwargs: dict[str, Any], timeout: float | None = None
+    ) -> ToolOutcome:
+        """Run one tool call; thread-safe (calls are serialised), bounded by `timeout`."""
+        limit = self.timeout if timeout is None else timeout
+        started = time.perf_counter()
+        # Waiting for another call is bounded by that call's own timeout.
+        if not self._lock.acquire(timeout=limit + self.start_timeout + 5):
+            return self._failed(name, "TimeoutError", "the tool host is busy; try again", started)
+        try:
+            if self._closed:
+                return self._failed(name, "RuntimeError", "the tool host is closed", started)
+            if self._proc is None or self._proc.poll() is not None:
+                self.restarts += 1
+                self._spawn()
+            if self._proc is None:
+                return self._failed(name, "RuntimeError", self.problem or "no tool host", started)
+            return self._roundtrip(name, args, kwargs, limit, started)
+        finally:
+            self._lock.release()
+
+    def _roundtrip(
+        self, name: str, args: list[Any], kwargs: dict[str, Any], limit: float, started: float
+    ) -> ToolOutcome:
+        assert self._proc is not None and self._proc.stdin is not None
+        self._next_id += 1
+        req_id = self._next_id
+        try:
+            data = json.dumps({"id": req_id, "name": name, "args": args, "kwargs": kwargs})
+        except (TypeError, ValueError) as exc:
+            return self._failed(
+                name, "TypeError", f"arguments of {name}() must be JSON values: {exc}", started
+            )
+        try:
+            self._proc.stdin.write(data.encode() + b"\n")
+            self._proc.stdin.flush()
+            reply = self._read(limit)
+        except HostError as exc:
+            return self._host_failed(name, str(exc), started)
+        except (BrokenPipeError, OSError) as exc:
+            return self._host_failed(name, f"lost the tool host: {exc}", started)
+        reply.pop("id", None)
+        reply.pop("op", None)
+        return ToolOutcome.model_validate(reply)
+
+    def _read(self, limit: float) -> dict[str, Any]:
+        """The next JSON line from the host, or HostError on timeout / exit."""
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        fd = proc.stdout.fileno()
+        deadline = time.monotonic() + limit
+        while b"\n" not in self._buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise HostError(f"timed out after {limit:g} s")
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                code = proc.poll()
+                if code is None:
+                    code = proc.wait()
+                raise HostError(_exit_text(code))
+            self._buf += chunk
+            if len(self._buf) > MAX_REPLY:
+                raise HostError("the tool host sent an oversized reply")
+        line, _, self._buf = self._buf.partition(b"\n")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def _host_failed(self, name: str, why: str, started: float) -> ToolOutcome:
+        """Kill and restart after a hang or a crash; say where the tool was when it hung."""
+        timed_out = why.startswith("timed out")
+        file, line = self._hung_at() if timed_out else (None, None)
+        schema = self._by_name.get(name)
+        if file is None and schema is not None:
+            file, line = schema.file, schema.line
+        self.restarts += 1
+        self._spawn()
+        state = (
+            "restarted (tool state was lost)"
+            if self.problem is None
+            else (f"could not be restarted: {self.problem}")
+        )
+        if timed_out:
+            err_type = "TimeoutError"
+            msg = f"tool {name!r} {why}; the tool host was {state}"
+        else:
+            err_type = "ToolHostError"
+            msg = f"the tool host died while running {name!r} ({why}); it was {state}"
+        out = self._failed(name, err_type, msg, started, file, line)
+        out.restarted = True
+        return out
+
+    def _hung_at(self) -> tuple[str | None, int | None]:
+        """Ask the hung host for its stacks (faulthandler on SIGUSR1), pick the tool's frame."""
+        proc, path = self._proc, self._stack_file
+        if proc is None or path is None or proc.poll() is not None:
+            return None, None
+        try:
+            with open(path, "w"):
+                pass
+            os.kill(proc.pid, signal.SIGUSR1)
+        except OSError:
+            return None, None
+        deadline = time.monotonic() + 0.5
+        text = ""
+        while time.monotonic() < deadline:
+            try:
+                text = Path(path).read_text(errors="replace")
+            except OSError:
+                break
+            if text.count("\n") >= 2 and "File" in text:
+                break
+            time.sleep(0.005)
+        ws = str(self.workspace) + os.sep
+        best: tuple[str | None, int | None] = (None, None)
+        # faulthandler prints the innermost frame first; take the first frame in the workspace.
+        for m in _STACK_RE.finditer(text):
+            f = m.group("file")
+            if f.startswith(ws) and "site-packages" not in f and f != RUNTIME_SCRIPT:
+                return f, int(m.group("line"))
+        return best
+
+    @staticmethod
+    def _failed(
+        name: str,
+        type_: str,
+        message: str,
+        started: float,
+        file: str | None = None,
+        line: int | None = None,
+    ) -> ToolOutcome:
+        return ToolOutcome(
+            ok=False,
+            error=ErrorLocation(type=type_, message=message, file=file, line=line),
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "the tool host closed its channel"
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
