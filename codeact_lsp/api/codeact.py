@@ -83,6 +83,7 @@ class CodeAct:
         instructions: str | None = None,
         max_iters: int | None = None,
         approval: Approval | Reviewer | None = None,
+        reviewer: Reviewer | None = None,
         confirm: Sequence[str] = (),
         sandbox: SandboxSettings | Mapping[str, Any] | None = None,
         timeout: float | None = None,
@@ -101,16 +102,25 @@ class CodeAct:
         self._tools_arg = dict(tools) if isinstance(tools, Mapping) else list(tools)
         self._check_tools()
         mode, self.reviewer = _approval(approval)
+        if reviewer is not None:
+            if self.reviewer is not None:
+                raise TypeError("pass the review callback once: approval=callback or reviewer=...")
+            self.reviewer = reviewer
+            mode = mode or "review"
         self.config = _build_config(
             config, workspace, model, max_iters, mode, confirm, sandbox, timeout
         )
-        if self.config.approval != "auto" and self.reviewer is None:
+        waits = self.config.approval != "auto" or bool(self.config.confirm)
+        if waits and self.reviewer is None:
             raise ValueError(
-                f"approval={self.config.approval!r} needs a review callback: pass "
-                "approval=callback (each step) or approval='confirm-tools' with reviewer=..."
-                if self.config.approval == "review"
-                else f"approval={self.config.approval!r} needs a review callback "
-                "(CodeAct(..., approval=callback) or .with_reviewer(callback))"
+                f"approval={self.config.approval!r} with confirm={self.config.confirm} makes "
+                "steps wait for a decision: pass reviewer=callback (or approval=callback, short "
+                "for reviewing every step)"
+            )
+        if self.reviewer is not None and not waits:
+            raise ValueError(
+                "the reviewer would never be asked: use approval='review' (every step) or "
+                "confirm=[tool globs] (steps calling those tools)"
             )
         self.model = model or self.config.model or os.environ.get("CODEACT_MODEL")
         if not self.model:
@@ -136,14 +146,6 @@ class CodeAct:
         for name, tool in items:
             if not callable(tool):
                 raise TypeError(f"tool {name!r} is not callable: {tool!r}")
-
-    def with_reviewer(self, reviewer: Reviewer, *, mode: Approval = "review") -> CodeAct:
-        """Use `reviewer` for steps that wait (each step in "review", confirmed tools otherwise)."""
-        if mode == "auto":
-            raise ValueError("mode='auto' never asks a reviewer; use 'review' or 'confirm-tools'")
-        self.reviewer = reviewer
-        self.config = self.config.model_copy(update={"approval": mode})
-        return self
 
     async def _engine(self) -> Engine:
         shared = self._shared
@@ -231,7 +233,7 @@ class CodeAct:
         review_error: list[BaseException] = []
         reviewing = (
             asyncio.create_task(self._review(handle, review_error))
-            if self.reviewer is not None and self.config.approval != "auto"
+            if self.reviewer is not None
             else None
         )
         try:

@@ -1,0 +1,101 @@
+"""Sync calls from scripts, threads and running event loops; async calls; closing."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from codeact_lsp.api import CodeAct
+
+from .conftest import factorial
+
+
+def test_sync_call_inside_a_running_event_loop(make_act: Callable[..., CodeAct]) -> None:
+    """A notebook cell runs inside an event loop; the sync call must still work there."""
+    act = make_act("n: int -> factorial: int", [factorial], "factorial")
+
+    async def cell() -> int:
+        asyncio.get_running_loop()  # a loop is running, as in Jupyter
+        return int(act(n=5).factorial)
+
+    assert asyncio.run(cell()) == 120
+
+
+async def test_acall_and_concurrent_runs(make_act: Callable[..., CodeAct]) -> None:
+    act = make_act("n: int -> factorial: int", [factorial], "factorial")
+    results = await asyncio.gather(act.acall(n=3), act.acall(n=4), act.acall(n=5))
+    assert [r.factorial for r in results] == [6, 24, 120]
+    batch = await act.abatch([{"n": 2}, {"n": 6}], concurrency=2)
+    assert [r.factorial for r in batch] == [2, 720]
+
+
+def test_sync_calls_from_threads(make_act: Callable[..., CodeAct]) -> None:
+    act = make_act("n: int -> factorial: int", [factorial], "factorial")
+    out: dict[int, int] = {}
+
+    def worker(n: int) -> None:
+        out[n] = act(n=n).factorial
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in (3, 4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == {3: 6, 4: 24}
+
+
+def test_plain_script_with_context_manager(tmp_path: object) -> None:
+    """The seed's example as a standalone script, in a fresh interpreter."""
+    from .conftest import scripted_model
+
+    script = f"""
+from codeact_lsp import CodeAct
+
+def factorial(n: int) -> int:
+    "n! for n >= 0."
+    return 1 if n <= 1 else n * factorial(n - 1)
+
+with CodeAct("n: int -> factorial: int", tools=[factorial], model={scripted_model("factorial")!r}) as act:
+    print(act(n=5).factorial)
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "120"
+
+
+def test_close_ends_the_object(make_act: Callable[..., CodeAct]) -> None:
+    act = make_act("n: int -> factorial: int", [factorial], "factorial")
+    assert act(n=3).factorial == 6
+    act.close()
+    act.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        act(n=3)
+
+
+def test_sandbox_timeout_is_real(make_act: Callable[..., CodeAct]) -> None:
+    act = make_act("task -> answer: int", [factorial], "timeout", timeout=1.0)
+    result = act(task="spin")
+    assert result.ok, result.error
+    assert result.answer == 0
+    first = result.steps[0]
+    assert first.error is not None
+    assert first.status == "error"
+
+
+def test_importing_the_api_stays_light() -> None:
+    code = (
+        "import sys\n"
+        "from codeact_lsp import CodeAct, scripted\n"
+        "heavy = [m for m in ('litellm', 'pygls', 'lsprotocol') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""

@@ -1,0 +1,30 @@
+"""Multi-turn: a follow-up runs in the same sandbox, so earlier variables are still there."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from codeact_lsp.api import CodeAct
+
+from .conftest import factorial
+
+
+def test_session_follow_up_reuses_a_variable(make_act: Callable[..., CodeAct]) -> None:
+    act = make_act("n: int -> answer: int", [factorial], "follow_up")
+    with act.session() as chat:
+        first = chat(n=5)
+        assert first.answer == 120
+        second = chat("Now multiply that by 3.")
+    assert second.ok, second.error
+    assert second.answer == 360
+    assert second.trajectory.parent == first.run_id
+    assert second.trajectory.task == "Now multiply that by 3."
+    assert "x * 3" in second.steps[-1].code
+    assert chat.results == [first, second]
+
+
+def test_follow_up_on_a_result(make_act: Callable[..., CodeAct]) -> None:
+    act = make_act("n: int -> answer: int", [factorial], "follow_up")
+    first = act(n=4)
+    second = act.follow_up(first, "Triple it.")
+    assert (first.answer, second.answer) == (24, 72)

@@ -1,0 +1,74 @@
+"""Typed outputs, results of runs that did not finish, and the scripted-model helper."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codeact_lsp.api import CodeAct, Result, RunError, scripted
+from codeact_lsp.trajectory import Trajectory
+
+from .conftest import factorial
+
+
+def test_outputs_come_back_as_the_signature_types(make_act: Callable[..., CodeAct]) -> None:
+    act = make_act(
+        "task -> pair: tuple[int, int], scores: dict[str, float], label", [factorial], "typed"
+    )
+    result = act(task="typed outputs")
+    assert result.ok, result.error
+    assert result.pair == (2, 3)
+    assert result.scores == {"a": 1.5}
+    assert result.label == "big"
+    # the trajectory keeps DESIGN.md's JSON form
+    assert result.trajectory.outputs == {"pair": [2, 3], "scores": {"a": 1.5}, "label": "big"}
+
+
+def test_unfinished_result_raises_on_output_access() -> None:
+    traj = Trajectory(
+        id="r1", task="t", signature="n -> f", status="max_iters", error="out of steps"
+    )
+    result = Result(traj, None)
+    assert not result.ok and result.status == "max_iters"
+    with pytest.raises(RunError, match="out of steps") as info:
+        _ = result.f
+    assert info.value.result is result
+    assert getattr(result, "f", "default") == "default"
+    with pytest.raises(AttributeError, match="no output"):
+        _ = result.nope
+    with pytest.raises(RunError):
+        result.raise_for_status()
+    assert "max_iters" in repr(result)
+
+
+def test_scripted_helper_writes_a_replay_file(make_act: Callable[..., CodeAct]) -> None:
+    model = scripted(["```python\nfinal_answer(factorial(n) * 2)\n```"])
+    assert model.startswith("scripted:")
+    path = Path(model.removeprefix("scripted:"))
+    assert json.loads(path.read_text()) == ["```python\nfinal_answer(factorial(n) * 2)\n```"]
+    with CodeAct("n: int -> doubled: int", tools=[factorial], model=model) as act:
+        assert act(n=3).doubled == 12
+    bad: list[Any] = [1]
+    with pytest.raises(TypeError):
+        scripted(bad)
+
+
+def test_scripted_replies_run_out_with_a_clear_error(make_act: Callable[..., CodeAct]) -> None:
+    act = make_act("n: int -> factorial: int", [factorial], "batch_factorial", max_iters=3)
+    result = act(n=-2)
+    assert not result.ok
+    assert result.error
+
+
+def test_constructor_errors_are_actionable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CODEACT_MODEL", raising=False)
+    with pytest.raises(ValueError, match="model"):
+        CodeAct("n -> f", tools=[factorial], model=None, config=None)
+    with pytest.raises(TypeError, match="not callable"):
+        CodeAct("n -> f", tools=[42], model="scripted:/x.json")  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="->"):
+        CodeAct("n, f", tools=[factorial], model="scripted:/x.json")

@@ -1,0 +1,86 @@
+"""Tools DSPy's CodeAct refuses: callable objects and tools built on third-party libraries.
+
+Here they run in the caller's process, so any callable and any installed library works; the
+sandboxed code only ever sees stubs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable
+
+from dateutil.relativedelta import relativedelta  # third-party: python-dateutil
+
+from codeact_lsp.api import CodeAct
+
+
+class Add:
+    """A callable object (rejected by DSPy's CodeAct)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, a: int, b: int) -> int:
+        """Sum of two integers."""
+        self.calls += 1
+        return a + b
+
+
+def days_between(start: str, end: str) -> int:
+    """Whole days from `start` to `end` (ISO dates), computed with python-dateutil."""
+    a, b = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    span = relativedelta(b, a)
+    assert a + span == b
+    return (b - a).days
+
+
+def test_callable_object_tool_keeps_its_state(make_act: Callable[..., CodeAct]) -> None:
+    add = Add()
+    act = make_act("a: int, b: int -> total: int", {"add": add}, "add_callable")
+    result = act(a=2, b=40)
+    assert result.ok, result.error
+    assert result.total == 42
+    assert add.calls == 1, "the caller's own object ran the call"
+    assert result.steps[0].tool_calls[0].name == "add"
+
+
+def test_third_party_library_tool(make_act: Callable[..., CodeAct]) -> None:
+    act = make_act("start: str, end: str -> days: int, weeks: int", [days_between], "days_between")
+    result = act(start="2024-01-01", end="2024-03-01")
+    assert result.ok, result.error
+    assert (result.days, result.weeks) == (60, 8)
+    assert len(result.steps) == 2, "variables carry over between steps of a run"
+
+
+def test_mixed_tool_kinds(make_act: Callable[..., CodeAct]) -> None:
+    """Async function, bound methods, and a C builtin side by side (the quickstart shop)."""
+    import asyncio
+
+    class Catalogue:
+        def price_of(self, sku: str) -> dict[str, float]:
+            """Unit price in USD and weight in kg."""
+            return {"usd": 25.0, "kg": 0.8}
+
+    async def shipping_quote(weight_kg: float, country: str) -> float:
+        """Shipping price in EUR."""
+        await asyncio.sleep(0)
+        return round(4.9 + 1.25 * weight_kg, 2)
+
+    def convert_currency(amount: float, from_currency: str, to_currency: str) -> float:
+        """Convert between USD and EUR."""
+        return round(amount * (0.92 if from_currency == "USD" else 1 / 0.92), 2)
+
+    tools = {
+        "price_of": Catalogue().price_of,
+        "shipping_quote": shipping_quote,
+        "convert_currency": convert_currency,
+        "gcd": math.gcd,
+    }
+    act = make_act("task -> total: float", tools, "shop")
+    result = act(task="Two SKU-42 shipped to Germany, total in EUR?")
+    assert result.ok, result.error
+    assert result.total == round(46.0 + 6.9, 2)
+    assert isinstance(result.total, float)
+    names = [c.name for c in result.steps[0].tool_calls]
+    assert names == ["price_of", "shipping_quote", "convert_currency"]
