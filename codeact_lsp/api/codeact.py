@@ -35,7 +35,7 @@ from codeact_lsp.trajectory import TERMINAL_STATUSES, Step, Trajectory, Usage
 
 if TYPE_CHECKING:
     from codeact_lsp.engine import Engine, RunHandle
-    from codeact_lsp.tools import InProcessTools
+    from codeact_lsp.tools import InProcessTools, ToolDiagnostic, ToolSchema
 
 _MODES: tuple[str, ...] = get_args(Approval)
 
@@ -43,10 +43,10 @@ _MODES: tuple[str, ...] = get_args(Approval)
 class _Shared:
     """What outlives a forgotten `close()`: the loop, the engine and the tools, shut down together."""
 
-    def __init__(self) -> None:
-        self.loop = LoopThread()
+    def __init__(self, tools: InProcessTools) -> None:
+        self.tools: InProcessTools | None = tools
         self.engine: Engine | None = None
-        self.tools: InProcessTools | None = None
+        self.loop = LoopThread()
         self.lock = asyncio.Lock()  # created here, first used on the private loop only
 
     async def aclose(self) -> None:
@@ -87,6 +87,7 @@ class CodeAct:
         confirm: Sequence[str] = (),
         sandbox: SandboxSettings | Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        tool_timeout: float | None = None,
         workspace: str | os.PathLike[str] | None = None,
         runs_dir: str | os.PathLike[str] | None = None,
         config: CodeActConfig | None = None,
@@ -99,8 +100,7 @@ class CodeAct:
         self._adapters = {
             f.name: TypeAdapter(f.annotation) for f in self.spec.outputs if f.type_text is not None
         }
-        self._tools_arg = dict(tools) if isinstance(tools, Mapping) else list(tools)
-        self._check_tools()
+        tool_list = dict(tools) if isinstance(tools, Mapping) else list(tools)
         mode, self.reviewer = _approval(approval)
         if reviewer is not None:
             if self.reviewer is not None:
@@ -133,28 +133,39 @@ class CodeAct:
         self.history: list[Result] = []
         self._usage = Usage()
         self._usage_lock = threading.Lock()
-        self._shared = _Shared()
+        from codeact_lsp.tools import InProcessTools
+
+        # built here, not lazily: a tool that cannot be described fails at construction
+        in_process = InProcessTools(
+            tool_list,
+            confirm=list(self.config.confirm),
+            timeout=tool_timeout,
+            workspace=self.workspace,
+        )
+        self._schemas = in_process.schemas()
+        self._diagnostics = list(in_process.diagnostics)
+        self._shared = _Shared(in_process)
         self._finalizer = weakref.finalize(self, self._shared.shutdown)
 
     # -- construction helpers ------------------------------------------------------------------
-    def _check_tools(self) -> None:
-        items = (
-            self._tools_arg.items()
-            if isinstance(self._tools_arg, dict)
-            else ((getattr(t, "__name__", repr(t)), t) for t in self._tools_arg)
-        )
-        for name, tool in items:
-            if not callable(tool):
-                raise TypeError(f"tool {name!r} is not callable: {tool!r}")
+    @property
+    def tool_schemas(self) -> list[ToolSchema]:
+        """What the model is shown for each tool (signature, doc, JSON schema, confirm flag)."""
+        return list(self._schemas)
+
+    @property
+    def tool_diagnostics(self) -> list[ToolDiagnostic]:
+        """Problems that leave the model guessing (no docstring, no annotations, ...)."""
+        return list(self._diagnostics)
 
     async def _engine(self) -> Engine:
         shared = self._shared
         async with shared.lock:
             if shared.engine is None:
                 from codeact_lsp.engine import Engine
-                from codeact_lsp.tools import InProcessTools
 
-                shared.tools = InProcessTools(self._tools_arg, confirm=list(self.config.confirm))
+                if shared.tools is None:
+                    raise RuntimeError("this CodeAct was closed; create a new one")
                 shared.engine = Engine(
                     self.config, shared.tools, workspace=self.workspace, runs_dir=self.runs_dir
                 )
@@ -419,9 +430,7 @@ class CodeAct:
 
     @property
     def tool_names(self) -> list[str]:
-        if isinstance(self._tools_arg, dict):
-            return list(self._tools_arg)
-        return [getattr(t, "__name__", type(t).__name__) for t in self._tools_arg]
+        return [s.name for s in self.tool_schemas]
 
 
 class Session:
