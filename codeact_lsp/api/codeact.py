@@ -31,10 +31,12 @@ from codeact_lsp.api.approval import (
 from codeact_lsp.api.progress import Progress
 from codeact_lsp.api.result import Result
 from codeact_lsp.config import Approval, CodeActConfig, SandboxSettings, load_config
-from codeact_lsp.trajectory import TERMINAL_STATUSES, Step, Trajectory, Usage
+from codeact_lsp.trajectory import Step, Trajectory, Usage
 
 if TYPE_CHECKING:
+    from codeact_lsp.engine import Decision as EngineDecision
     from codeact_lsp.engine import Engine, RunHandle
+    from codeact_lsp.engine.run import Approver
     from codeact_lsp.tools import InProcessTools, ToolDiagnostic, ToolSchema
 
 _MODES: tuple[str, ...] = get_args(Approval)
@@ -131,6 +133,7 @@ class CodeAct:
         self.workspace = Path(workspace) if workspace is not None else None
         self.runs_dir = Path(runs_dir) if runs_dir is not None else None
         self.history: list[Result] = []
+        self._review_errors: dict[str, BaseException] = {}
         self._usage = Usage()
         self._usage_lock = threading.Lock()
         from codeact_lsp.tools import InProcessTools
@@ -167,7 +170,11 @@ class CodeAct:
                 if shared.tools is None:
                     raise RuntimeError("this CodeAct was closed; create a new one")
                 shared.engine = Engine(
-                    self.config, shared.tools, workspace=self.workspace, runs_dir=self.runs_dir
+                    self.config,
+                    shared.tools,
+                    workspace=self.workspace,
+                    runs_dir=self.runs_dir,
+                    approver=_weak_approver(self) if self.reviewer is not None else None,
                 )
             return shared.engine
 
@@ -213,11 +220,15 @@ class CodeAct:
         return typed
 
     def _task(self, inputs: Mapping[str, Any]) -> str:
+        """The task line of the prompt; the input values themselves reach the model as variables."""
         if self.instructions:
             return self.instructions
-        outs = ", ".join(self.spec.output_names) or "answer"
-        ins = ", ".join(f"{k}={v!r}" for k, v in inputs.items())
-        return f"Given {ins}, compute {outs}." if ins else f"Compute {outs}."
+        task = inputs.get("task")
+        if isinstance(task, str) and task.strip():
+            return task
+        ins = ", ".join(f"`{n}`" for n in self.spec.input_names)
+        outs = ", ".join(f"`{n}`" for n in self.spec.output_names)
+        return f"Given {ins}, produce {outs}." if ins else f"Produce {outs}."
 
     async def _run(
         self,
@@ -234,30 +245,21 @@ class CodeAct:
         else:
             request = RunRequest(
                 task=task or self._task(inputs),
-                signature=self.signature,
+                signature=self.spec,
                 inputs=dict(inputs),
                 model=self.model,
                 approval=self.config.approval,
                 max_iters=self.config.max_iters,
             )
             handle = await engine.start(request)
-        review_error: list[BaseException] = []
-        reviewing = (
-            asyncio.create_task(self._review(handle, review_error))
-            if self.reviewer is not None
-            else None
-        )
         try:
             trajectory = await handle.wait()
         except asyncio.CancelledError:
             handle.cancel()
             raise
-        finally:
-            if reviewing is not None:
-                reviewing.cancel()
-                await asyncio.gather(reviewing, return_exceptions=True)
-        if review_error:
-            raise review_error[0]
+        review_error = self._review_errors.pop(handle.id, None)
+        if review_error is not None:
+            raise review_error
         return self._finish(trajectory, handle)
 
     def _finish(self, trajectory: Trajectory, handle: RunHandle) -> Result:
@@ -275,51 +277,35 @@ class CodeAct:
         return result
 
     # -- review --------------------------------------------------------------------------------
-    async def _review(self, handle: RunHandle, errors: list[BaseException]) -> None:
-        """Answer every step that waits for approval, until the run ends."""
+    async def _approve(
+        self, handle: RunHandle, step: Step, confirm_tools: list[str]
+    ) -> EngineDecision | None:
+        """The engine's approver hook: ask the reviewer about the step that waits.
+
+        A sync reviewer runs on a worker thread (it may block on input()); a reviewer that raises
+        cancels the run, and the exception is re-raised to whoever called `act(...)`.
+        """
+        from codeact_lsp.engine import Decision as EngineDecision
+
         reviewer = self.reviewer
-        assert reviewer is not None
-        asked: set[tuple[int, str]] = set()
-        events = handle.subscribe()
-
-        async def maybe_ask(data: Mapping[str, Any]) -> None:
-            traj = handle.trajectory
-            if traj.status != "awaiting_approval":
-                return
-            waiting = [s for s in traj.steps if s.status == "awaiting_approval"]
-            if not waiting:
-                return
-            step = waiting[-1]
-            key = (step.index, step.code)
-            if key in asked:
-                return
-            asked.add(key)
-            pending = _pending(traj, step, data)
-            try:
-                if is_async_reviewer(reviewer):
-                    answer = await cast(Any, reviewer)(pending)
-                else:
-                    answer = await asyncio.to_thread(reviewer, pending)
-                    if inspect.isawaitable(answer):
-                        answer = await answer
-                decision = normalize(answer)
-            except Exception as exc:
-                errors.append(exc)
-                handle.cancel()
-                return
-            if isinstance(decision, Approve):
-                handle.approve(decision.code)
+        if reviewer is None:
+            return None
+        pending = _pending(handle.trajectory, step, confirm_tools)
+        try:
+            if is_async_reviewer(reviewer):
+                answer = await cast(Any, reviewer)(pending)
             else:
-                handle.reject(decision.feedback)
-
-        await maybe_ask({})
-        async for event in events:
-            if event.kind == "awaiting_approval":
-                await maybe_ask(event.data)
-            elif event.kind in TERMINAL_STATUSES:
-                break
-            if errors:
-                break
+                answer = await asyncio.to_thread(reviewer, pending)
+                if inspect.isawaitable(answer):
+                    answer = await answer
+            decision = normalize(answer)
+        except Exception as exc:
+            self._review_errors[handle.id] = exc
+            handle.cancel()
+            return None
+        if isinstance(decision, Approve):
+            return EngineDecision(action="approve", code=decision.code)
+        return EngineDecision(action="reject", feedback=decision.feedback)
 
     # -- many runs -----------------------------------------------------------------------------
     def batch(
@@ -466,19 +452,36 @@ class Session:
 
 
 # -- module helpers -----------------------------------------------------------------------------
-def _pending(traj: Trajectory, step: Step, data: Mapping[str, Any]) -> PendingStep:
-    """What the reviewer needs, from the live step plus whatever the engine's event carried."""
-    raw_checks = data.get("checks") or getattr(step, "checks", None) or []
-    checks = [c if isinstance(c, dict) else {"message": str(c)} for c in raw_checks]
-    tools = data.get("confirm_tools") or data.get("tools") or []
+def _weak_approver(act: CodeAct) -> Approver:
+    """The engine outlives nothing but must not keep the CodeAct alive (its finalizer closes it)."""
+    ref = weakref.ref(act)
+
+    async def approve(
+        handle: RunHandle, step: Step, confirm_tools: list[str]
+    ) -> EngineDecision | None:
+        owner = ref()
+        return None if owner is None else await owner._approve(handle, step, confirm_tools)
+
+    return approve
+
+
+def _pending(traj: Trajectory, step: Step, confirm_tools: list[str]) -> PendingStep:
+    """What the reviewer needs to decide, copied so that it cannot alter the live run."""
+    reason = (
+        f"calls {', '.join(confirm_tools)}, which needs confirmation"
+        if confirm_tools
+        else "review mode: every step waits for approval"
+    )
+    raw = getattr(step, "checks", None) or []
+    checks = [c if isinstance(c, dict) else {"message": str(c)} for c in raw]
     return PendingStep(
         run_id=traj.id,
         index=step.index,
-        code=str(data.get("code") or step.code),
+        code=step.code,
         task=traj.task,
         reply=step.reply,
-        reason=str(data.get("reason") or ""),
-        confirm_tools=[str(t) for t in tools],
+        reason=reason,
+        confirm_tools=list(confirm_tools),
         checks=checks,
         step=step.model_copy(deep=True),
     )
