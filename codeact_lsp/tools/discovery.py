@@ -322,14 +322,14 @@ def _quality(name: str, res: _Resolved, file: str, line: int, diags: list[ToolDi
                 f"{ast.unparse(arg.annotation)}: that tells the model nothing; use a concrete type",
                 arg,
             )
-    for star, prefix in ((a.vararg, "*"), (a.kwarg, "**")):
-        if star is not None:
-            add(
-                "tool-varargs",
-                f"tool {name!r} takes {prefix}{star.arg}: the model cannot know which arguments it "
-                "accepts; list the parameters explicitly",
-                star,
-            )
+    stars = [f"{pre}{arg.arg}" for arg, pre in ((a.vararg, "*"), (a.kwarg, "**")) if arg]
+    if stars:
+        add(
+            "tool-varargs",
+            f"tool {name!r} takes {' and '.join(stars)}: the model cannot know which arguments "
+            "it accepts; list the parameters explicitly",
+            a.vararg or a.kwarg,
+        )
     if func.returns is None:
         add(
             "tool-no-return-annotation",

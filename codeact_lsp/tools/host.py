@@ -247,8 +247,7 @@ class ToolHost:
                 name, "TypeError", f"arguments of {name}() must be JSON values: {exc}", started
             )
         try:
-            self._proc.stdin.write(data.encode() + b"\n")
-            self._proc.stdin.flush()
+            _write_all(self._proc.stdin.fileno(), data.encode() + b"\n")
             reply = self._read(limit)
         except HostError as exc:
             return self._host_failed(name, str(exc), started)
@@ -363,3 +362,10 @@ def _exit_text(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from codeact_lsp.tools.models import ToolDiagnostic, ToolOutcome, ToolSchema
-from codeact_lsp.tools.runtime import Registry
+from codeact_lsp.tools.runtime import Registry, tool_quality
 from codeact_lsp.trajectory import ErrorLocation
 
 
@@ -51,7 +51,8 @@ class InProcessTools:
             if not callable(obj):
                 raise TypeError(f"tool {name!r} is not callable: {obj!r}")
             module = str(getattr(obj, "__module__", "") or "")
-            self.registry.add(name, obj, module)
+            tool = self.registry.add(name, obj, module)
+            self.diagnostics.extend(ToolDiagnostic.model_validate(d) for d in tool_quality(tool))
         self._schemas = [ToolSchema.model_validate(s) for s in self.registry.schemas()]
 
     def schemas(self) -> list[ToolSchema]:

@@ -14,6 +14,7 @@ Host protocol (JSON lines on private descriptors; the tools' own stdout never re
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import fnmatch
 import functools
@@ -351,14 +352,19 @@ def _error(type_: str, message: str, file: str | None = None, line: int | None =
 
 
 class _Capture(logging.Handler):
-    def __init__(self, stream: io.StringIO) -> None:
+    """One long-lived root handler that writes into the running call's buffer (creating and
+    registering a handler per call costs more than a small tool call)."""
+
+    def __init__(self) -> None:
         super().__init__(logging.NOTSET)
-        self.stream = stream
+        self.target: io.StringIO | None = None
         self.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        with contextlib.suppress(Exception):
-            self.stream.write(self.format(record) + "\n")
+        target = self.target
+        if target is not None:
+            with contextlib.suppress(Exception):
+                target.write(self.format(record) + "\n")
 
 
 class Tool:
@@ -377,6 +383,8 @@ class Tool:
         hints = _hints(obj)
         self.file, self.line = _source_location(obj)
         self.doc = doc if doc is not None else (inspect.getdoc(obj) or "")
+        if isinstance(obj, functools.partial) and doc is None:
+            self.doc = inspect.getdoc(_code_target(obj) or obj.func) or ""
         if self.kind == "callable" and self.doc == (inspect.getdoc(type(obj)) or "") and not doc:
             call_doc = inspect.getdoc(getattr(type(obj), "__call__", None))  # noqa: B004
             self.doc = call_doc or self.doc
@@ -418,6 +426,11 @@ class Tool:
             else _json_schema(_adapter(pyd, ret), ret, "serialization")
         )
         self.validated = pyd is not None
+        plain = self.sig is not None and all(
+            p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in self.sig.parameters.values()
+        )
+        self._plain: list[str] | None = list(self.params) if plain else None
+        self._required = frozenset(required)
 
     def schema(self) -> JSON:
         return {
@@ -439,6 +452,14 @@ class Tool:
         """Bind the call to parameter names; TypeError (with the signature) when it does not fit."""
         if self.sig is None:
             return None, ({"args": list(args), **kwargs} if args else dict(kwargs))
+        names = self._plain
+        if names is not None and len(args) <= len(names):
+            # Fast path for the common shape (positional-or-keyword parameters only).
+            arguments = dict(zip(names, args, strict=False))
+            if not any(k in arguments or k not in self.params for k in kwargs):
+                arguments.update(kwargs)
+                if self._required.issubset(arguments):
+                    return inspect.BoundArguments(self.sig, arguments), dict(arguments)
         try:
             bound = self.sig.bind(*args, **kwargs)
         except TypeError as exc:
@@ -482,6 +503,62 @@ class Tool:
         return converted
 
 
+def tool_quality(tool: Tool) -> list[JSON]:
+    """Runtime counterpart of the static checks, for tools with no module to read (the Python
+    API's callables): what leaves the model guessing."""
+    out: list[JSON] = []
+
+    def add(code: str, message: str, severity: str = "warning") -> None:
+        out.append(
+            {
+                "file": tool.file or "",
+                "line": tool.line or 1,
+                "severity": severity,
+                "message": message,
+                "code": code,
+                "tool": tool.name,
+                "source": "runtime",
+            }
+        )
+
+    if not tool.doc.strip():
+        add(
+            "tool-no-docstring",
+            f"tool {tool.name!r} has no docstring: the model sees only its signature; say what "
+            "it does, what it returns and in which unit",
+        )
+    if tool.sig is None:
+        return out
+    for param in tool.sig.parameters.values():
+        ann = tool.params[param.name].annotation if param.name in tool.params else None
+        if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            add(
+                "tool-varargs",
+                f"tool {tool.name!r} takes {'*' if param.kind is inspect.Parameter.VAR_POSITIONAL else '**'}"
+                f"{param.name}: the model cannot know which arguments it accepts",
+            )
+        elif param.annotation is inspect.Parameter.empty:
+            add(
+                "tool-no-annotation",
+                f"parameter {param.name!r} of tool {tool.name!r} has no type annotation: the "
+                "model has to guess what to pass, and arguments cannot be validated",
+            )
+        elif ann is Any or ann is object:
+            add(
+                "tool-any-annotation",
+                f"parameter {param.name!r} of tool {tool.name!r} is annotated "
+                f"{format_annotation(ann)}: that tells the model nothing; use a concrete type",
+            )
+    if tool.name == "final_answer":
+        add("tool-reserved-name", "'final_answer' is reserved by CodeAct; rename the tool", "error")
+    elif tool.name in dir(builtins) and not tool.name.startswith("_"):
+        add(
+            "tool-shadows-builtin",
+            f"tool {tool.name!r} shadows the Python builtin {tool.name}() in the model's code",
+        )
+    return out
+
+
 class Registry:
     """Validation, calling, output capture and error location: one code path for the tool host and
     for tools served in the caller's process, so both behave the same."""
@@ -495,6 +572,7 @@ class Registry:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
         self._call_lock = threading.Lock()
+        self._capture = _Capture()
         self.json_args = False  # True in the host: arguments arrive as JSON, already serialisable
 
     @property
@@ -569,13 +647,15 @@ class Registry:
             out["duration_ms"] = (time.perf_counter() - started) * 1000
             return out
         buf = io.StringIO()
-        handler = _Capture(buf)
-        root = logging.getLogger()
         with self._call_lock:
-            root.addHandler(handler)
+            root = logging.getLogger()
+            if self._capture not in root.handlers:  # user code may reconfigure logging
+                root.addHandler(self._capture)
+            self._capture.target = buf
+            saved = sys.stdout
+            sys.stdout = buf
             try:
-                with contextlib.redirect_stdout(buf):
-                    value = self._invoke(tool, bound, args, kwargs)
+                value = self._invoke(tool, bound, args, kwargs)
                 out["result"], out["result_is_repr"] = to_json(value)
                 out["ok"] = True
             except KeyboardInterrupt:
@@ -583,7 +663,8 @@ class Registry:
             except BaseException as exc:  # SystemExit too: a tool must not end the host
                 out["error"] = error_location(exc, self.workspace, tool.file)
             finally:
-                root.removeHandler(handler)
+                sys.stdout = saved
+                self._capture.target = None
         out["stdout"] = buf.getvalue()
         out["duration_ms"] = (time.perf_counter() - started) * 1000
         return out
