@@ -1,1 +1,37 @@
-"""See docs/architecture.md."""
+"""The CodeAct loop: signature, prompt, model adapter, parsing, events, runs (docs/architecture.md)."""
+
+from codeact_lsp.engine.approval import Decision
+from codeact_lsp.engine.engine import Engine, EngineError, default_runs_dir
+from codeact_lsp.engine.events import RunEvent
+from codeact_lsp.engine.model import (
+    LiteLLMModel,
+    ModelClient,
+    ModelError,
+    ModelReply,
+    RetryPolicy,
+    ScriptedModel,
+    make_model,
+    resolve_model_name,
+)
+from codeact_lsp.engine.run import RunHandle, RunRequest
+from codeact_lsp.engine.signature import Signature, SignatureError
+
+__all__ = [
+    "Decision",
+    "Engine",
+    "EngineError",
+    "LiteLLMModel",
+    "ModelClient",
+    "ModelError",
+    "ModelReply",
+    "RetryPolicy",
+    "RunEvent",
+    "RunHandle",
+    "RunRequest",
+    "ScriptedModel",
+    "Signature",
+    "SignatureError",
+    "default_runs_dir",
+    "make_model",
+    "resolve_model_name",
+]

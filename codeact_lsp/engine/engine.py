@@ -1,0 +1,435 @@
+"""The engine: starts runs, keeps them (and their sandboxes) alive, persists them, continues them.
+
+The CLI, the language server and the Python API all drive runs through this class. It never blocks
+the event loop: sandboxes and tools work on their own threads and processes, and a run file is a
+small atomic write coalesced to one per loop iteration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+from codeact_lsp.config import CodeActConfig, resolve_python
+from codeact_lsp.engine.approval import flagged_tools
+from codeact_lsp.engine.model import (
+    ModelClient,
+    ModelError,
+    RetryPolicy,
+    make_model,
+    resolve_model_name,
+)
+from codeact_lsp.engine.run import Approver, RunHandle, RunRequest
+from codeact_lsp.engine.session import Session
+from codeact_lsp.engine.signature import Signature, SignatureError
+from codeact_lsp.engine.store import RunStore, new_run_id, valid_run_id
+from codeact_lsp.tools.models import ToolProvider, ToolSchema
+from codeact_lsp.trajectory import Step, Trajectory
+
+_APPROVALS = ("auto", "review", "confirm-tools")
+
+
+class EngineError(ValueError):
+    """A request the engine cannot start (bad model, signature, inputs, run id...): say why."""
+
+
+class Engine:
+    def __init__(
+        self,
+        config: CodeActConfig,
+        tools: ToolProvider,
+        *,
+        workspace: Path | str | None = None,
+        runs_dir: Path | str | None = None,
+        approver: Approver | None = None,
+        retry: RetryPolicy | None = None,
+        python: str | None = None,
+        max_idle_sessions: int = 4,
+        model_factory: Any = None,
+    ) -> None:
+        self.config = config
+        self.tools = tools
+        self.workspace = Path(workspace) if workspace is not None else None
+        self.store = RunStore(Path(runs_dir)) if runs_dir is not None else None
+        self.approver = approver
+        self.retry = retry or RetryPolicy()
+        self.max_idle_sessions = max_idle_sessions
+        self._python = python
+        self._model_factory = model_factory or make_model
+        self._runs: dict[str, RunHandle] = {}
+        self._sessions: dict[str, Session] = {}  # run id -> its session
+        self._dirty: set[str] = set()
+        self._flush_scheduled = False
+        self._closed = False
+        self._closing: set[asyncio.Future[None]] = set()
+
+    # -- starting runs ------------------------------------------------------------------------
+
+    async def start(self, request: RunRequest) -> RunHandle:
+        """Start a run in the background; errors in the request raise EngineError at once."""
+        self._check_open()
+        try:
+            signature = Signature.parse(request.signature)
+            inputs = signature.validate_inputs(request.inputs, task=request.task)
+        except SignatureError as exc:
+            raise EngineError(str(exc)) from None
+        model = self._model(request.model)
+        approval = request.approval or self.config.approval
+        if approval not in _APPROVALS:
+            raise EngineError(f"approval must be one of {', '.join(_APPROVALS)}, not {approval!r}")
+        max_iters = request.max_iters or self.config.max_iters
+        if max_iters < 1:
+            raise EngineError("max_iters must be at least 1")
+        schemas = self._schemas()
+        traj = self._new_trajectory(
+            task=request.task,
+            signature=signature,
+            model=model,
+            inputs=inputs,
+            approval=approval,
+            max_iters=max_iters,
+        )
+        traj.target = request.target
+        session = self._new_session(schemas)
+        handle = self._handle(traj, signature, model, schemas, session)
+        handle.launch(replay=[_prelude(inputs)] if inputs else [])
+        return handle
+
+    async def follow_up(self, run_id: str, task: str) -> RunHandle:
+        """A new run that continues `run_id` in the same sandbox (its variables are still there)."""
+        self._check_open()
+        parent = self._trajectory(run_id)
+        live = self._runs.get(run_id)
+        if live is not None and not live.done:
+            raise EngineError(f"run {run_id} is still {parent.status}; follow up once it has ended")
+        if not task.strip():
+            raise EngineError("a follow-up needs a task")
+        signature = self._signature_of(parent)
+        model = self._model(parent.model, scripted_from=live)
+        chain = self._chain(parent)
+        schemas = self._schemas()
+        session = self._sessions.get(run_id)
+        replay: list[str] = []
+        if session is None or session.closed or session.busy:
+            session = self._new_session(schemas)
+            replay = _replay_chain(chain)
+        inputs = dict(parent.inputs)
+        traj = self._new_trajectory(
+            task=task,
+            signature=signature,
+            model=model,
+            inputs=inputs,
+            approval=parent.approval,
+            max_iters=parent.max_iters,
+        )
+        traj.parent = parent.id
+        traj.target = parent.target
+        setattr(traj, "relation", "follow_up")  # noqa: B010 - an extension field
+        prior_code, prior_inputs = _prior(chain)
+        handle = self._handle(
+            traj,
+            signature,
+            model,
+            schemas,
+            session,
+            previous=chain,
+            prior_code=prior_code,
+            prior_inputs=prior_inputs,
+        )
+        self._sessions.pop(run_id, None)
+        handle.launch(replay=replay)
+        return handle
+
+    async def rerun(self, run_id: str, step: int, code: str | None = None) -> RunHandle:
+        """A new run: steps before `step` replayed into a fresh sandbox, then `code` (or the model)."""
+        self._check_open()
+        parent = self._trajectory(run_id)
+        if not 1 <= step <= len(parent.steps) + 1:
+            raise EngineError(
+                f"step must be between 1 and {len(parent.steps) + 1} for run {run_id}, not {step}"
+            )
+        signature = self._signature_of(parent)
+        model = self._model(parent.model)
+        skip = (step - 1) + (1 if code is not None else 0)
+        if hasattr(model, "skip"):
+            model.skip(skip)
+        chain = self._chain(parent)[:-1]  # what the parent itself continued from
+        kept = [s.model_copy(deep=True) for s in parent.steps[: step - 1]]
+        for s in kept:
+            setattr(s, "replayed", True)  # noqa: B010 - an extension field
+        traj = self._new_trajectory(
+            task=parent.task,
+            signature=signature,
+            model=model,
+            inputs=dict(parent.inputs),
+            approval=parent.approval,
+            max_iters=max(parent.max_iters, len(kept) + 1),
+        )
+        traj.parent = parent.id
+        traj.target = parent.target
+        traj.steps = kept
+        traj.usage = _sum_usage(kept)
+        setattr(traj, "relation", "rerun")  # noqa: B010
+        setattr(traj, "rerun_from", step)  # noqa: B010
+        schemas = self._schemas()
+        session = self._new_session(schemas)
+        prior_code, prior_inputs = _prior(chain)
+        handle = self._handle(
+            traj,
+            signature,
+            model,
+            schemas,
+            session,
+            previous=chain,
+            prior_code=prior_code,
+            prior_inputs=prior_inputs,
+        )
+        replay = _replay_chain(chain)
+        if parent.inputs:
+            replay.append(_prelude(parent.inputs))
+        replay += [s.code for s in kept if s.code and s.status in ("ok", "error")]
+        handle.launch(replay=replay, first_code=code)
+        return handle
+
+    # -- lookup -------------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> RunHandle | None:
+        return self._runs.get(run_id)
+
+    def runs(self) -> list[RunHandle]:
+        return list(self._runs.values())
+
+    def load(self, run_id: str) -> Trajectory | None:
+        """A run from memory or from its file. A file left `running` by a process that died is
+        reported as failed (interrupted), since nothing will ever finish it."""
+        live = self._runs.get(run_id)
+        if live is not None:
+            return live.trajectory
+        if self.store is None or not valid_run_id(run_id):
+            return None
+        traj = self.store.load(run_id)
+        if traj is not None and not traj.done:
+            traj = traj.model_copy(
+                update={
+                    "status": "failed",
+                    "error": "interrupted: the process running it ended before it finished",
+                }
+            )
+        return traj
+
+    async def close(self) -> None:
+        """Cancel live runs, close every sandbox, write every run file."""
+        self._closed = True
+        live = [h for h in self._runs.values() if not h.done]
+        for handle in live:
+            handle.cancel()
+        for handle in live:
+            await handle.wait()
+        sessions = {id(s): s for s in self._sessions.values()}
+        for handle in self._runs.values():
+            sessions.setdefault(id(handle.session), handle.session)
+        self._sessions.clear()
+        await asyncio.gather(*(s.close() for s in sessions.values()), return_exceptions=True)
+        self._flush()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineError("the engine is closed")
+
+    def _model(self, name: str | None, scripted_from: RunHandle | None = None) -> ModelClient:
+        if scripted_from is not None and scripted_from.model.scripted:
+            return scripted_from.model  # a follow-up continues the same script
+        try:
+            resolved = resolve_model_name(name, self.config.model)
+            model: ModelClient = self._model_factory(resolved, base=self.workspace)
+        except ModelError as exc:
+            raise EngineError(str(exc)) from None
+        return model
+
+    def _schemas(self) -> list[ToolSchema]:
+        try:
+            return list(self.tools.schemas())
+        except Exception as exc:
+            raise EngineError(f"the tools are not available: {exc}") from exc
+
+    def _signature_of(self, traj: Trajectory) -> Signature:
+        try:
+            return Signature.parse(traj.signature)
+        except SignatureError:
+            # a run started with a pydantic model: its text form lost the classes; accept any value
+            return Signature.parse(_untyped(traj.signature))
+
+    def _trajectory(self, run_id: str) -> Trajectory:
+        traj = self.load(run_id)
+        if traj is None:
+            raise EngineError(f"no run {run_id!r}")
+        return traj
+
+    def _chain(self, traj: Trajectory) -> list[Trajectory]:
+        """The follow-up ancestors of a run, oldest first, ending with the run itself if it is the
+        parent of a follow-up (their state is the session the new run continues)."""
+        chain = [traj]
+        seen = {traj.id}
+        current = traj
+        while getattr(current, "relation", None) == "follow_up" and current.parent:
+            prev = self.load(current.parent)
+            if prev is None or prev.id in seen:
+                break
+            seen.add(prev.id)
+            chain.append(prev)
+            current = prev
+        chain.reverse()
+        return chain
+
+    def _new_trajectory(
+        self,
+        *,
+        task: str,
+        signature: Signature,
+        model: ModelClient,
+        inputs: dict[str, Any],
+        approval: str,
+        max_iters: int,
+    ) -> Trajectory:
+        now = time.time()
+        return Trajectory(
+            id=new_run_id(),
+            task=task,
+            signature=signature.text,
+            model=model.name,
+            scripted=model.scripted,
+            inputs=inputs,
+            approval=approval,
+            max_iters=max_iters,
+            workspace=str(self.workspace) if self.workspace else None,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def _new_session(self, schemas: list[ToolSchema]) -> Session:
+        python = self._python
+        if python is None and self.workspace is not None:
+            python = resolve_python(self.workspace, self.config)
+        return Session(self.tools, schemas, self.config.sandbox, python=python)
+
+    def _handle(
+        self,
+        traj: Trajectory,
+        signature: Signature,
+        model: ModelClient,
+        schemas: list[ToolSchema],
+        session: Session,
+        **extra: Any,
+    ) -> RunHandle:
+        flags = {t.name: t.confirm for t in schemas}
+        handle = RunHandle(
+            traj,
+            signature=signature,
+            model=model,
+            tools=schemas,
+            flagged=flagged_tools(flags, flags, self.config.confirm),
+            session=session,
+            retry=self.retry,
+            step_timeout=self.config.sandbox.timeout,
+            on_change=self._changed,
+            approver=self.approver,
+            **extra,
+        )
+        self._runs[traj.id] = handle
+        session.run_ids.append(traj.id)
+        self._sessions[traj.id] = session
+        return handle
+
+    def _changed(self, handle: RunHandle) -> None:
+        if handle.done:
+            self._save(handle.trajectory)
+            self._dirty.discard(handle.id)
+            self._after_end(handle)
+            return
+        if self.store is None:
+            return
+        self._dirty.add(handle.id)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, set()
+        for run_id in dirty:
+            handle = self._runs.get(run_id)
+            if handle is not None:
+                self._save(handle.trajectory)
+
+    def _save(self, traj: Trajectory) -> None:
+        if self.store is None:
+            return
+        # a full disk must not kill the run; the live trajectory is still served
+        with contextlib.suppress(OSError):
+            self.store.save(traj)
+
+    def _after_end(self, handle: RunHandle) -> None:
+        """Keep the last few ended sessions open for follow-ups; close the oldest beyond that."""
+        idle = [
+            (s.last_used, rid, s)
+            for rid, s in self._sessions.items()
+            if (h := self._runs.get(rid)) is not None and h.done and s.current is None
+        ]
+        idle.sort(key=lambda item: item[0])
+        excess = len(idle) - self.max_idle_sessions
+        for _, rid, session in idle[: max(0, excess)]:
+            self._sessions.pop(rid, None)
+            if not any(s is session for s in self._sessions.values()):
+                task = asyncio.ensure_future(session.close())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+
+
+def _prelude(inputs: dict[str, Any]) -> str:
+    """Define the inputs as variables in the session (JSON values have Python literals)."""
+    return "\n".join(f"{name} = {value!r}" for name, value in inputs.items())
+
+
+def _replay_chain(chain: list[Trajectory]) -> list[str]:
+    codes: list[str] = []
+    for traj in chain:
+        if traj.inputs:
+            codes.append(_prelude(traj.inputs))
+        codes += [s.code for s in traj.steps if s.code and s.status in ("ok", "error")]
+    return codes
+
+
+def _prior(chain: list[Trajectory]) -> tuple[list[str], dict[str, Any]]:
+    from codeact_lsp.engine.program import program_steps
+
+    codes: list[str] = []
+    inputs: dict[str, Any] = {}
+    for traj in chain:
+        inputs.update(traj.inputs)
+        codes += [s.code for s in program_steps(traj.steps)]
+    return codes, inputs
+
+
+def _sum_usage(steps: list[Step]) -> Any:
+    from codeact_lsp.trajectory import Usage
+
+    total = Usage()
+    for s in steps:
+        total = total.add(s.usage)
+    return total
+
+
+def _untyped(signature: str) -> str:
+    left, _, right = signature.partition("->")
+    ins = ", ".join(n.split(":")[0].strip() for n in left.split(",") if n.strip())
+    outs = ", ".join(n.split(":")[0].strip() for n in right.split(",") if n.strip())
+    return f"{ins} -> {outs or 'answer'}"
+
+
+def default_runs_dir(workspace: Path) -> Path:
+    return workspace / ".codeact" / "runs"

@@ -1,0 +1,291 @@
+"""Model adapters: one async interface over litellm and the scripted stand-in.
+
+litellm takes seconds to import, so it is imported on the first real call, never at module load
+(the language server must answer `initialize` quickly). The scripted stand-in is reachable only
+through the explicit `scripted:` prefix, so a typo in a model name can never silently replay a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel
+
+from codeact_lsp.trajectory import Usage
+
+SCRIPTED_PREFIX = "scripted:"
+Message = dict[str, Any]
+ErrorKind = Literal["timeout", "rate_limit", "transient", "fatal", "exhausted", "config"]
+
+
+class ModelError(Exception):
+    """A model call that failed; `kind` says whether trying again can help."""
+
+    def __init__(self, kind: ErrorKind, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in ("timeout", "rate_limit", "transient")
+
+
+class ModelReply(BaseModel):
+    text: str
+    usage: Usage = Usage()
+    duration_ms: float = 0.0
+    attempts: int = 1
+
+
+class ModelClient(Protocol):
+    name: str
+    scripted: bool
+
+    async def complete(
+        self, messages: list[Message], *, on_delta: Callable[[str], None] | None = None
+    ) -> ModelReply: ...
+
+
+class RetryPolicy(BaseModel):
+    """How hard to try: per-call timeout, and exponential backoff with jitter between attempts."""
+
+    timeout: float = 120.0
+    retries: int = 3
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, error: ModelError) -> float:
+        if error.retry_after is not None:
+            return min(max(error.retry_after, 0.0), self.max_delay)
+        backoff = self.base_delay * (2 ** (attempt - 1))
+        return float(min(self.max_delay, backoff * (0.5 + random.random() / 2)))
+
+
+async def complete_with_retries(
+    model: ModelClient,
+    messages: list[Message],
+    policy: RetryPolicy,
+    *,
+    on_retry: Callable[[int, float, ModelError], None] | None = None,
+    on_delta: Callable[[str], None] | None = None,
+) -> ModelReply:
+    """One logical model call: timeout per attempt, retries for what can recover."""
+    started = time.perf_counter()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            reply = await asyncio.wait_for(
+                model.complete(messages, on_delta=on_delta), timeout=policy.timeout
+            )
+        except TimeoutError:
+            error = ModelError("timeout", f"the model did not answer within {policy.timeout:g}s")
+        except ModelError as exc:
+            error = exc
+        else:
+            reply.attempts = attempt
+            reply.duration_ms = (time.perf_counter() - started) * 1000
+            return reply
+        if not error.retryable or attempt > policy.retries:
+            if error.retryable:
+                raise ModelError(
+                    error.kind, f"{error} (gave up after {attempt} attempts)", error.retry_after
+                ) from error
+            raise error
+        delay = policy.delay(attempt, error)
+        if on_retry is not None:
+            on_retry(attempt, delay, error)
+        await asyncio.sleep(delay)
+
+
+class ScriptedModel:
+    """Replays a JSON list of replies, in order: the stand-in for tests and the demo.
+
+    An entry is a reply string, or an object that simulates a model misbehaving:
+    `{"error": "rate_limit"|"timeout"|"transient"|"fatal", "message": ..., "retry_after": s}` raises,
+    `{"reply": "...", "delay": s}` answers after a pause (to exercise timeouts and cancellation).
+    """
+
+    scripted = True
+
+    def __init__(self, path: Path, name: str | None = None) -> None:
+        self.path = path
+        self.name = name or f"{SCRIPTED_PREFIX}{path}"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ModelError("config", f"scripted replies file not found: {path}") from None
+        except (OSError, ValueError) as exc:
+            raise ModelError("config", f"cannot read scripted replies {path}: {exc}") from None
+        if not isinstance(data, list):
+            raise ModelError("config", f"{path}: expected a JSON list of reply strings")
+        self.replies: list[Any] = data
+        self.cursor = 0
+
+    def skip(self, n: int) -> None:
+        """Start later in the script (a re-run resumes where the original run was)."""
+        self.cursor = min(len(self.replies), self.cursor + max(0, n))
+
+    async def complete(
+        self, messages: list[Message], *, on_delta: Callable[[str], None] | None = None
+    ) -> ModelReply:
+        if self.cursor >= len(self.replies):
+            raise ModelError(
+                "exhausted",
+                f"the scripted model ran out of replies ({len(self.replies)} in {self.path})",
+            )
+        entry = self.replies[self.cursor]
+        self.cursor += 1
+        if isinstance(entry, dict):
+            if "error" in entry:
+                kind: ErrorKind = _SCRIPT_ERRORS.get(str(entry["error"]), "fatal")
+                raise ModelError(
+                    kind,
+                    str(entry.get("message", f"scripted {kind} error")),
+                    entry.get("retry_after"),
+                )
+            if entry.get("delay"):
+                await asyncio.sleep(float(entry["delay"]))
+            text = str(entry.get("reply", ""))
+        else:
+            text = str(entry)
+        if on_delta is not None:
+            on_delta(text)
+        prompt_chars = sum(len(str(m.get("content", ""))) for m in messages)
+        # Rough token counts (4 chars/token) so the views have something proportional to show;
+        # no price: a stand-in costs nothing, but it is not a free real model either.
+        usage = Usage(prompt_tokens=prompt_chars // 4, completion_tokens=len(text) // 4)
+        return ModelReply(text=text, usage=usage)
+
+
+_SCRIPT_ERRORS: dict[str, ErrorKind] = {
+    "timeout": "timeout",
+    "rate_limit": "rate_limit",
+    "transient": "transient",
+    "fatal": "fatal",
+}
+
+
+class LiteLLMModel:
+    """Any model litellm knows ("openai/gpt-4o-mini", "anthropic/...", "ollama/...")."""
+
+    scripted = False
+
+    def __init__(self, name: str, *, stream: bool = False, **params: Any) -> None:
+        self.name = name
+        self.stream = stream
+        self.params = params
+
+    async def complete(
+        self, messages: list[Message], *, on_delta: Callable[[str], None] | None = None
+    ) -> ModelReply:
+        litellm = _import_litellm()
+        stream = self.stream or on_delta is not None
+        try:
+            if stream:
+                response = await self._streamed(litellm, messages, on_delta)
+            else:
+                response = await litellm.acompletion(
+                    model=self.name, messages=messages, **self.params
+                )
+        except Exception as exc:
+            raise _classify(litellm, exc) from exc
+        text = response.choices[0].message.content or ""
+        return ModelReply(text=text, usage=_usage(litellm, response))
+
+    async def _streamed(
+        self, litellm: Any, messages: list[Message], on_delta: Callable[[str], None] | None
+    ) -> Any:
+        chunks = []
+        stream = await litellm.acompletion(
+            model=self.name,
+            messages=messages,
+            stream=True,
+            stream_options={"include_usage": True},
+            **self.params,
+        )
+        async for chunk in stream:
+            chunks.append(chunk)
+            delta = chunk.choices[0].delta.content if chunk.choices else None
+            if delta and on_delta is not None:
+                on_delta(delta)
+        return litellm.stream_chunk_builder(chunks, messages=messages)
+
+
+def _import_litellm() -> Any:
+    # The cost map would otherwise be fetched from the network at import (seconds, and no network
+    # here); the copy bundled with litellm is what cost lookups use.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+def _usage(litellm: Any, response: Any) -> Usage:
+    raw = getattr(response, "usage", None)
+    prompt = int(getattr(raw, "prompt_tokens", 0) or 0)
+    completion = int(getattr(raw, "completion_tokens", 0) or 0)
+    cost: float | None
+    try:
+        cost = float(litellm.completion_cost(completion_response=response))
+    except Exception:
+        cost = None  # unknown price: say so rather than report a free call
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost)
+
+
+def _classify(litellm: Any, exc: Exception) -> ModelError:
+    name = type(exc).__name__
+    message = f"{name}: {exc}"
+    if name == "RateLimitError":
+        retry_after: float | None = None
+        headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+        raw = headers.get("retry-after")
+        try:
+            retry_after = float(raw) if raw else None
+        except (TypeError, ValueError):
+            retry_after = None
+        return ModelError("rate_limit", message, retry_after)
+    if name in ("Timeout", "APITimeoutError") or isinstance(exc, TimeoutError):
+        return ModelError("timeout", message)
+    if name in (
+        "APIConnectionError",
+        "ServiceUnavailableError",
+        "InternalServerError",
+        "APIError",
+    ):
+        return ModelError("transient", message)
+    return ModelError("fatal", message)
+
+
+def resolve_model_name(request_model: str | None, config_model: str | None) -> str:
+    """request → config → $CODEACT_MODEL; with none, an error that says how to set one."""
+    name = request_model or config_model or os.environ.get("CODEACT_MODEL")
+    if not name:
+        raise ModelError(
+            "config",
+            "no model configured: set `model` in [tool.codeact] (pyproject.toml) or codeact.toml,"
+            " pass --model, or set CODEACT_MODEL (e.g. openai/gpt-4o-mini)",
+        )
+    return name
+
+
+def make_model(name: str, *, base: Path | None = None, **params: Any) -> ModelClient:
+    """`scripted:PATH` (PATH relative to `base`, the workspace) → ScriptedModel; else litellm."""
+    if name.startswith(SCRIPTED_PREFIX):
+        raw = name[len(SCRIPTED_PREFIX) :].strip()
+        if not raw:
+            raise ModelError("config", "scripted: needs a path to a JSON list of replies")
+        path = Path(os.path.expanduser(raw))
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        return ScriptedModel(path, name=name)
+    return LiteLLMModel(name, **params)

@@ -1,0 +1,171 @@
+"""The prompt: instructions, tools as Python stubs, inputs, and the steps so far.
+
+Growth must stay linear in the number of steps: each step adds its code once (as the assistant turn)
+and an observation capped at head + tail, so a chatty step cannot crowd out the task.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Sequence
+from typing import Any
+
+from codeact_lsp.engine.model import Message
+from codeact_lsp.engine.parsing import NO_CODE_HINT, reply_thought
+from codeact_lsp.engine.signature import Signature
+from codeact_lsp.tools.models import ToolSchema
+from codeact_lsp.trajectory import Step, Trajectory
+
+OBSERVATION_CHARS = 2000  # per stream, head + tail
+DOC_CHARS = 700
+INPUT_CHARS = 2000
+
+INSTRUCTIONS = """\
+You solve the task by writing Python code, one step at a time. Each reply contains one ```python
+block; it runs in a persistent Python session (variables, imports and functions stay for the next
+steps), and you then see what it printed, the value of its last expression, and any error.
+The tools below are already defined in that session: call them as ordinary synchronous functions
+(never `await` them, never import them). Print intermediate results you need to look at; keep each
+step short and check results before relying on them. When you know the answer, call
+{final_call} in code; its values are checked against the expected types.
+The session has no network and no access to your files apart from what the tools give you. Each
+step may run for at most {timeout:g} seconds."""
+
+
+def tool_stub(schema: ToolSchema) -> str:
+    """`def name(...) -> T:` plus the docstring, as the model will see the tool."""
+    sig = schema.signature.strip() or f"def {schema.name}(*args, **kwargs)"
+    if not sig.startswith(("def ", "async def ")):
+        sig = f"def {sig}"
+    sig = sig.removeprefix("async ")  # in the sandbox every tool is a plain call
+    doc = textwrap.dedent(schema.doc or "").strip()
+    if len(doc) > DOC_CHARS:
+        doc = doc[: DOC_CHARS - 3] + "..."
+    body = textwrap.indent(f'"""{doc}"""' if doc else "...", "    ")
+    return f"{sig.rstrip(':')}:\n{body}"
+
+
+def final_answer_stub(signature: Signature) -> str:
+    lines = []
+    for f in signature.outputs:
+        kind = f.type_text or "any JSON value (str, number, bool, list, dict, None)"
+        desc = f" — {f.description}" if f.description else ""
+        lines.append(f"{f.name}: {kind}{desc}")
+    doc = "Finish the task with these values:\n" + "\n".join(lines)
+    return f"{signature.final_answer_stub()}:\n" + textwrap.indent(f'"""{doc}"""', "    ")
+
+
+def system_message(
+    tools: Sequence[ToolSchema], signature: Signature, *, timeout: float = 30.0
+) -> str:
+    parts = [INSTRUCTIONS.format(final_call=signature.final_answer_call(), timeout=timeout)]
+    if signature.instructions:
+        parts.append(signature.instructions)
+    stubs = [tool_stub(t) for t in tools] + [final_answer_stub(signature)]
+    parts.append("Tools:\n```python\n" + "\n\n".join(stubs) + "\n```")
+    return "\n\n".join(parts)
+
+
+def task_message(task: str, inputs: dict[str, Any], signature: Signature) -> str:
+    parts = [f"Task: {task}"]
+    shown = {k: v for k, v in inputs.items() if not (k == "task" and v == task)}
+    if shown:
+        lines = []
+        for f in signature.inputs:
+            if f.name in shown:
+                kind = f": {f.type_text}" if f.type_text else ""
+                lines.append(f"{f.name}{kind} = {_cap(_literal(shown[f.name]), INPUT_CHARS)}")
+        parts.append("Inputs (already defined as variables in the session):\n" + "\n".join(lines))
+    outs = ", ".join(f.render() for f in signature.outputs)
+    parts.append(f"Expected output: {outs} — finish with {signature.final_answer_call()}.")
+    return "\n\n".join(parts)
+
+
+def history_message(previous: Sequence[Trajectory]) -> str:
+    """Earlier tasks of the same session (follow-ups): their state is still in the session."""
+    parts = ["Earlier in this session (its variables still exist):"]
+    for traj in previous:
+        codes = [s.code for s in traj.steps if s.status == "ok" and s.code]
+        outcome = f"answered {json.dumps(traj.outputs)}" if traj.outputs else f"ended {traj.status}"
+        parts.append(f"- Task: {traj.task} ({outcome})")
+        if codes:
+            parts.append("```python\n" + _cap("\n\n".join(codes), 3000) + "\n```")
+    return "\n".join(parts)
+
+
+def observation(step: Step) -> str:
+    """What the model sees after a step ran."""
+    if step.status == "no_code":
+        return NO_CODE_HINT
+    if step.status == "rejected":
+        why = step.feedback or "no reason given"
+        return f"The user rejected this step before it ran. Their feedback: {why}\nRevise your approach."
+    parts: list[str] = []
+    if step.edited:
+        parts.append("(The user edited your code before it ran; the code above is what ran.)")
+    if step.stdout:
+        parts.append("Output:\n" + _cap(step.stdout, OBSERVATION_CHARS))
+    if step.stderr:
+        parts.append("Stderr:\n" + _cap(step.stderr, OBSERVATION_CHARS // 2))
+    if step.value is not None:
+        parts.append("Value: " + _cap(step.value, OBSERVATION_CHARS // 2))
+    if step.error is not None:
+        where = f" (line {step.error.line})" if step.error.line else ""
+        text = f"Error{where}: {step.error.type}: {step.error.message}"
+        if step.error.traceback:
+            text += "\n" + _cap(step.error.traceback, OBSERVATION_CHARS // 2)
+        parts.append(text)
+    if step.state_lost:
+        parts.append(
+            "The session had to be restarted: variables from earlier steps are gone; recompute"
+            " what you need."
+        )
+    if not parts:
+        parts.append("(no output; print what you want to see)")
+    return f"Observation (step {step.index}):\n" + "\n".join(parts)
+
+
+def assistant_turn(step: Step) -> str:
+    thought = reply_thought(step.reply) if step.reply else ""
+    code = f"```python\n{step.code}\n```" if step.code else ""
+    return "\n\n".join(p for p in (thought, code) if p) or step.reply or "(empty reply)"
+
+
+def build_messages(
+    *,
+    tools: Sequence[ToolSchema],
+    signature: Signature,
+    task: str,
+    inputs: dict[str, Any],
+    steps: Sequence[Step],
+    previous: Sequence[Trajectory] = (),
+    timeout: float = 30.0,
+) -> list[Message]:
+    messages: list[Message] = [
+        {"role": "system", "content": system_message(tools, signature, timeout=timeout)}
+    ]
+    user = task_message(task, inputs, signature)
+    if previous:
+        user = history_message(previous) + "\n\n" + user
+    messages.append({"role": "user", "content": user})
+    for step in steps:
+        if step.status in ("proposed", "awaiting_approval", "running", "cancelled"):
+            continue
+        messages.append({"role": "assistant", "content": assistant_turn(step)})
+        messages.append({"role": "user", "content": observation(step)})
+    return messages
+
+
+def _literal(value: Any) -> str:
+    return repr(value)
+
+
+def _cap(text: str, limit: int) -> str:
+    """Head and tail of a long text, with how much was left out (errors usually sit at the end)."""
+    if len(text) <= limit:
+        return text
+    head = limit * 2 // 3
+    tail = limit - head
+    skipped = len(text) - head - tail
+    return f"{text[:head]}\n... [{skipped} characters omitted] ...\n{text[-tail:]}"

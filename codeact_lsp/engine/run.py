@@ -1,0 +1,454 @@
+"""One run: the CodeAct loop, its live trajectory, its events, and the controls a person has.
+
+Everything here runs on the event loop except tool calls, which arrive on a sandbox thread; those
+record into the step being executed and hand the event back to the loop thread-safely. The loop
+never blocks: the model call and the sandbox step are awaited, and both can be cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from codeact_lsp.engine.approval import Decision, needs_approval
+from codeact_lsp.engine.events import EventKind, EventLog, RunEvent
+from codeact_lsp.engine.model import (
+    ModelClient,
+    ModelError,
+    RetryPolicy,
+    complete_with_retries,
+)
+from codeact_lsp.engine.parsing import extract_code
+from codeact_lsp.engine.program import build_program
+from codeact_lsp.engine.prompt import build_messages
+from codeact_lsp.engine.signature import Signature, SignatureError
+from codeact_lsp.tools.models import ToolSchema
+from codeact_lsp.trajectory import (
+    ErrorLocation,
+    Step,
+    StepError,
+    Target,
+    ToolCall,
+    Trajectory,
+)
+
+if TYPE_CHECKING:
+    from codeact_lsp.engine.session import Session
+    from codeact_lsp.sandbox import ToolReply, ToolRequest
+
+Approver = Callable[["RunHandle", Step, list[str]], "Awaitable[Decision | None] | Decision | None"]
+
+
+class RunRequest(BaseModel):
+    """What a caller asks for; everything unset falls back to the workspace configuration."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    task: str
+    signature: Any = None  # "question -> answer", a pydantic model of outputs, or None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    model: str | None = None
+    approval: str | None = None
+    max_iters: int | None = None
+    target: Target | None = None
+
+
+class RunHandle:
+    """A live run. The trajectory is always current; every change to it is followed by an event."""
+
+    def __init__(
+        self,
+        trajectory: Trajectory,
+        *,
+        signature: Signature,
+        model: ModelClient,
+        tools: list[ToolSchema],
+        flagged: set[str],
+        session: Session,
+        retry: RetryPolicy,
+        step_timeout: float,
+        on_change: Callable[[RunHandle], None],
+        approver: Approver | None = None,
+        previous: list[Trajectory] | None = None,
+        prior_code: list[str] | None = None,
+        prior_inputs: dict[str, Any] | None = None,
+    ) -> None:
+        self.id = trajectory.id
+        self.trajectory = trajectory
+        self.signature = signature
+        self.model = model
+        self.tools = tools
+        self.flagged = flagged
+        self.session = session
+        self.retry = retry
+        self.step_timeout = step_timeout
+        self.approver = approver
+        self.previous = previous or []
+        self.prior_code = prior_code or []
+        self.prior_inputs = prior_inputs or {}
+        self._on_change = on_change
+        self._events = EventLog()
+        self._task: asyncio.Task[None] | None = None
+        self._decision: asyncio.Future[Decision] | None = None
+        self._executing: Step | None = None
+        self._answer: dict[str, Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._first_code: str | None = None  # a re-run's edited step k
+
+    # -- public controls ----------------------------------------------------------------------
+
+    def subscribe(self, replay: bool = True) -> AsyncIterator[RunEvent]:
+        """Events of this run until it ends; past ones first unless `replay=False`."""
+        return self._events.subscribe(replay)
+
+    async def wait(self) -> Trajectory:
+        if self._task is not None:
+            await asyncio.wait({self._task})
+        return self.trajectory
+
+    @property
+    def done(self) -> bool:
+        return self.trajectory.done
+
+    def cancel(self) -> bool:
+        """Stop the run wherever it is (model call, approval wait, or mid-step in the sandbox)."""
+        if self.trajectory.done or self._task is None:
+            return False
+        self._task.cancel()
+        return True
+
+    @property
+    def pending_step(self) -> Step | None:
+        if self._decision is None or self._decision.done():
+            return None
+        return next((s for s in self.trajectory.steps if s.status == "awaiting_approval"), None)
+
+    def approve(self, code: str | None = None) -> bool:
+        """Run the waiting step, as proposed or as edited by the user. False if nothing waits."""
+        return self._decide(Decision(action="approve", code=code))
+
+    def reject(self, feedback: str | None = None) -> bool:
+        """Skip the waiting step; the feedback goes to the model. False if nothing waits."""
+        return self._decide(Decision(action="reject", feedback=feedback))
+
+    def _decide(self, decision: Decision) -> bool:
+        if self._decision is None or self._decision.done():
+            return False
+        self._decision.set_result(decision)
+        return True
+
+    def program(self) -> str:
+        """The successful steps (with those of earlier runs in the session) + tool imports."""
+        inputs = {**self.prior_inputs, **self.trajectory.inputs}
+        return build_program(self.trajectory.steps, self.tools, inputs, extra_code=self.prior_code)
+
+    # -- events and persistence ---------------------------------------------------------------
+
+    def _emit(self, kind: EventKind, step: int | None = None, **data: Any) -> None:
+        self.trajectory.updated_at = time.time()
+        self._events.publish(RunEvent(kind=kind, run_id=self.id, step=step, data=data))
+        self._on_change(self)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def launch(self, replay: list[str], first_code: str | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._first_code = first_code
+        self._task = asyncio.create_task(self._main(replay), name=f"codeact-run-{self.id}")
+        self._task.add_done_callback(self._finished_task)
+
+    def _finished_task(self, task: asyncio.Task[None]) -> None:
+        """A task cancelled before it started, or crashed, still ends with a terminal status."""
+        if self.trajectory.done:
+            return
+        if task.cancelled():
+            self._end("cancelled", None)
+        else:
+            exc = task.exception()
+            self._end("failed", f"internal error: {type(exc).__name__}: {exc}")
+
+    async def _main(self, replay: list[str]) -> None:
+        traj = self.trajectory
+        self._emit(
+            "started",
+            task=traj.task,
+            model=traj.model,
+            scripted=traj.scripted,
+            signature=traj.signature,
+        )
+        try:
+            async with self.session.lock:
+                self.session.current = self
+                try:
+                    await self._prepare(replay)
+                    await self._steps()
+                finally:
+                    self.session.current = None
+        except asyncio.CancelledError:
+            for step in traj.steps:
+                if step.status in ("proposed", "awaiting_approval", "running"):
+                    step.status = "cancelled"
+            self._end("cancelled", None)
+        except ModelError as exc:
+            self._end("failed", f"model error ({exc.kind}): {exc}")
+        except _RunFailure as exc:
+            self._end("failed", str(exc))
+
+    async def _prepare(self, replay: list[str]) -> None:
+        sandbox = await self.session.ensure_open()
+        self.trajectory.sandbox = sandbox.info
+        for code in replay:
+            result = await sandbox.execute(code, timeout=self.step_timeout)
+            if result.error is not None:
+                raise _RunFailure(
+                    f"could not restore the session state: {result.error.type}:"
+                    f" {result.error.message}"
+                )
+
+    async def _steps(self) -> None:
+        traj = self.trajectory
+        while len(traj.steps) < traj.max_iters:
+            if self._first_code is not None:
+                code, self._first_code = self._first_code, None
+                step = Step(index=len(traj.steps) + 1, code=code, edited=True, status="proposed")
+                traj.steps.append(step)
+                self._emit("step_proposed", step.index, code=code, edited=True)
+            else:
+                step = await self._propose()
+                if step.status == "no_code":
+                    self._emit("step_finished", step.index, status="no_code")
+                    continue
+                if not await self._gate(step):
+                    continue
+            if await self._execute(step):
+                self._end("finished", None)
+                return
+        self._end("max_iters", f"no final_answer within {traj.max_iters} steps")
+
+    async def _propose(self) -> Step:
+        traj = self.trajectory
+        messages = build_messages(
+            tools=self.tools,
+            signature=self.signature,
+            task=traj.task,
+            inputs=traj.inputs,
+            steps=traj.steps,
+            previous=self.previous,
+            timeout=self.step_timeout,
+        )
+        index = len(traj.steps) + 1
+        self._emit("model_call", index, messages=len(messages))
+
+        def on_retry(attempt: int, delay: float, error: ModelError) -> None:
+            self._emit(
+                "model_retry",
+                index,
+                attempt=attempt,
+                delay=delay,
+                error=str(error),
+                error_kind=error.kind,
+            )
+
+        reply = await complete_with_retries(self.model, messages, self.retry, on_retry=on_retry)
+        traj.usage = traj.usage.add(reply.usage)
+        code = extract_code(reply.text)
+        step = Step(
+            index=index,
+            code=code or "",
+            reply=reply.text,
+            usage=reply.usage,
+            model_duration_ms=reply.duration_ms,
+            status="proposed" if code else "no_code",
+            started_at=time.time(),
+        )
+        traj.steps.append(step)
+        if code:
+            self._emit("step_proposed", index, code=code)
+        return step
+
+    async def _gate(self, step: Step) -> bool:
+        """Wait for a person when the mode or a flagged tool asks for it. True = run the step."""
+        wait, hits = needs_approval(self.trajectory.approval, step.code, self.flagged)
+        if not wait:
+            return True
+        reason = (
+            f"calls {', '.join(hits)}, which needs confirmation"
+            if hits
+            else "review mode: every step waits for approval"
+        )
+        step.status = "awaiting_approval"
+        self.trajectory.status = "awaiting_approval"
+        assert self._loop is not None
+        self._decision = self._loop.create_future()
+        self._emit(
+            "awaiting_approval", step.index, code=step.code, reason=reason, confirm_tools=hits
+        )
+        decision: Decision | None = None
+        if self.approver is not None:
+            answer = self.approver(self, step, hits)
+            decision = await answer if isinstance(answer, Awaitable) else answer
+        if decision is None:
+            decision = await self._decision
+        self._decision = None
+        self.trajectory.status = "running"
+        if decision.action == "reject":
+            step.status = "rejected"
+            step.feedback = decision.feedback
+            self._emit("step_finished", step.index, status="rejected", feedback=decision.feedback)
+            return False
+        if decision.code is not None and decision.code != step.code:
+            step.code = decision.code
+            step.edited = True
+        step.status = "proposed"
+        return True
+
+    async def _execute(self, step: Step) -> bool:
+        """Run one step in the sandbox. True when it ended the run with a valid final answer."""
+        sandbox = await self.session.ensure_open()
+        step.status = "running"
+        step.started_at = step.started_at or time.time()
+        self._answer = None
+        self._executing = step
+        self._emit("executing", step.index, code=step.code)
+        try:
+            result = await sandbox.execute(step.code, timeout=self.step_timeout)
+        finally:
+            self._executing = None
+        step.stdout = result.stdout
+        step.stderr = result.stderr
+        step.value = result.value
+        step.duration_ms = result.duration_ms
+        step.state_lost = result.state_lost
+        step.error = result.error
+        if result.timed_out and step.error is None:
+            step.error = StepError(
+                type="TimeoutError", message=f"the step ran longer than {self.step_timeout:g}s"
+            )
+        final = self._answer is not None
+        if final:
+            self.trajectory.outputs = self._answer
+            step.final = True
+            step.status = "ok"
+            step.error = None if result.stopped else step.error
+        else:
+            step.status = "error" if step.error is not None else "ok"
+        self._emit(
+            "step_finished",
+            step.index,
+            status=step.status,
+            error=step.error.model_dump() if step.error else None,
+            duration_ms=step.duration_ms,
+            final=final,
+        )
+        return final
+
+    def _end(self, status: str, error: str | None) -> None:
+        traj = self.trajectory
+        traj.status = status  # type: ignore[assignment]
+        traj.error = error
+        if status != "finished":
+            traj.outputs = None
+        try:
+            traj.program = self.program() or None
+        except Exception:  # the program is a convenience; never lose the run over it
+            traj.program = None
+        kind: EventKind = status  # type: ignore[assignment]
+        data: dict[str, Any] = {"status": status}
+        if error:
+            data["error"] = error
+        if status == "finished":
+            data["outputs"] = traj.outputs
+        self._emit(kind, None, **data)
+
+    # -- tool calls (sandbox thread) ----------------------------------------------------------
+
+    def on_tool(self, request: ToolRequest) -> ToolReply:
+        from codeact_lsp.sandbox import ToolReply
+
+        step = self._executing
+        if request.name == "final_answer":
+            return self._final_answer(request, step)
+        started = time.perf_counter()
+        try:
+            outcome = self.session.tools.call_sync(
+                request.name, list(request.args), dict(request.kwargs)
+            )
+        except Exception as exc:  # the provider itself broke (host died): the snippet sees it
+            err = ErrorLocation(type="RuntimeError", message=f"tool host failed: {exc}")
+            call = ToolCall(
+                name=request.name,
+                args=_raw_args(request),
+                error=f"{err.type}: {err.message}",
+                error_detail=err,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                line=request.line,
+            )
+            self._record(step, call)
+            return ToolReply(error=err)
+        call = ToolCall(
+            name=request.name,
+            args=outcome.bound_args or _raw_args(request),
+            result=outcome.result if outcome.ok else None,
+            error=outcome.error_text,
+            error_detail=outcome.error,
+            duration_ms=outcome.duration_ms,
+            stdout=outcome.stdout,
+            line=request.line,
+        )
+        self._record(step, call)
+        if not outcome.ok:
+            return ToolReply(
+                error=outcome.error or ErrorLocation(type="RuntimeError", message="tool failed")
+            )
+        return ToolReply(result=outcome.result)
+
+    def _final_answer(self, request: ToolRequest, step: Step | None) -> ToolReply:
+        from codeact_lsp.sandbox import ToolReply
+
+        try:
+            outputs = self.signature.validate_outputs(list(request.args), dict(request.kwargs))
+        except SignatureError as exc:
+            err = ErrorLocation(type="ValueError", message=str(exc))
+            self._record(
+                step,
+                ToolCall(
+                    name="final_answer",
+                    args=dict(request.kwargs) or {"args": list(request.args)},
+                    error=f"ValueError: {exc}",
+                    line=request.line,
+                ),
+            )
+            return ToolReply(error=err)
+        self._answer = outputs
+        self._record(step, ToolCall(name="final_answer", args=outputs, line=request.line))
+        return ToolReply(stop=True)
+
+    def _record(self, step: Step | None, call: ToolCall) -> None:
+        if step is None or self._loop is None:
+            return  # a replayed step: its calls were recorded by the run it came from
+        step.tool_calls.append(call)
+        index = len(step.tool_calls) - 1
+        data = {
+            "name": call.name,
+            "call": index,
+            "error": call.error,
+            "duration_ms": call.duration_ms,
+            "line": call.line,
+        }
+        self._loop.call_soon_threadsafe(lambda: self._emit("tool_called", step.index, **data))
+
+
+def _raw_args(request: ToolRequest) -> dict[str, Any]:
+    """Arguments as called, when the tool layer could not bind them to parameter names."""
+    out: dict[str, Any] = dict(request.kwargs)
+    if request.args:
+        out["*args"] = list(request.args)
+    return out
+
+
+class _RunFailure(Exception):
+    """The run cannot go on (not the model's fault, not fixable by another step)."""

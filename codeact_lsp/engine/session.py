@@ -1,0 +1,89 @@
+"""A session: one sandbox and the runs that share its state (a run, then its follow-ups).
+
+The sandbox worker only knows stubs; each stub call comes back here on a sandbox thread and goes to
+whichever run is currently executing in this session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from codeact_lsp.config import SandboxSettings
+from codeact_lsp.tools.models import ToolProvider, ToolSchema
+from codeact_lsp.trajectory import ErrorLocation
+
+if TYPE_CHECKING:
+    from codeact_lsp.engine.run import RunHandle
+    from codeact_lsp.sandbox import Sandbox, ToolReply, ToolRequest
+
+
+class Session:
+    def __init__(
+        self,
+        tools: ToolProvider,
+        schemas: list[ToolSchema],
+        settings: SandboxSettings,
+        *,
+        python: str | None = None,
+        extra_paths: list[str] | None = None,
+    ) -> None:
+        self.tools = tools
+        self.schemas = schemas
+        self.settings = settings
+        self.python = python
+        self.extra_paths = list(extra_paths or [])
+        self.lock = asyncio.Lock()
+        self.current: RunHandle | None = None
+        self.sandbox: Sandbox | None = None
+        self.closed = False
+        self.last_used = time.monotonic()
+        self.run_ids: list[str] = []
+        self._opening: asyncio.Task[Sandbox] | None = None
+
+    async def ensure_open(self) -> Sandbox:
+        if self.closed:
+            raise RuntimeError("session closed")
+        self.last_used = time.monotonic()
+        if self.sandbox is None:
+            if self._opening is None:
+                self._opening = asyncio.ensure_future(self._start())
+            self.sandbox = await asyncio.shield(self._opening)
+        return self.sandbox
+
+    async def _start(self) -> Sandbox:
+        from codeact_lsp.sandbox import Sandbox, ToolStub
+
+        stubs = [ToolStub(name=t.name, signature=t.signature, doc=t.doc) for t in self.schemas]
+        stubs.append(ToolStub(name="final_answer", signature="def final_answer(*args, **kwargs)"))
+        kwargs: dict[str, Any] = {"python": self.python}
+        if self.extra_paths:
+            kwargs["extra_paths"] = self.extra_paths
+        return await Sandbox.start(self.settings, stubs, self.handle_tool, **kwargs)
+
+    def handle_tool(self, request: ToolRequest) -> ToolReply:
+        """Called on a sandbox thread for every stub call."""
+        run = self.current
+        if run is None:
+            from codeact_lsp.sandbox import ToolReply
+
+            return ToolReply(
+                error=ErrorLocation(type="RuntimeError", message="no run is active in this session")
+            )
+        return run.on_tool(request)
+
+    @property
+    def busy(self) -> bool:
+        return self.lock.locked()
+
+    async def close(self) -> None:
+        self.closed = True
+        sandbox, self.sandbox = self.sandbox, None
+        if sandbox is None and self._opening is not None:
+            try:
+                sandbox = await self._opening
+            except Exception:
+                sandbox = None
+        if sandbox is not None:
+            await sandbox.close()
