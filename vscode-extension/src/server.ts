@@ -1,0 +1,64 @@
+// Starting the language server: pick the interpreter, check it can run `codeact_lsp`, then hand
+// the process to vscode-languageclient over stdio.
+
+import { execFile } from 'child_process';
+import * as fs from 'fs';
+import * as vscode from 'vscode';
+import { LanguageClient, LanguageClientOptions, Middleware, ServerOptions } from 'vscode-languageclient/node';
+import { PROBE_SCRIPT, PythonChoice, ProbeOutcome, chooseServerPython, interpretProbe, serverSettings } from './logic';
+
+export const CLIENT_ID = 'codeact';
+
+export function serverPython(): PythonChoice {
+  const setting = vscode.workspace.getConfiguration('codeact').get<string>('server.python');
+  const folders = (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file').map((f) => f.uri.fsPath);
+  return chooseServerPython(setting, process.env, folders, (p) => fs.existsSync(p));
+}
+
+/** Run the interpreter once with a tiny script: is it there, new enough, with the package? */
+export function probe(python: string, cwd: string | undefined): Promise<ProbeOutcome> {
+  return new Promise((resolve) => {
+    execFile(python, ['-c', PROBE_SCRIPT], { cwd, timeout: 30000 }, (error, stdout, stderr) => {
+      const spawnError = error && typeof (error as NodeJS.ErrnoException).code === 'string' ? error.message : undefined;
+      const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
+      resolve(interpretProbe(code, spawnError, `${stdout}${stderr}`));
+    });
+  });
+}
+
+export function createClient(python: string, output: vscode.OutputChannel, middleware: Middleware): LanguageClient {
+  const config = vscode.workspace.getConfiguration('codeact');
+  const extraArgs = config.get<string[]>('server.extraArgs') ?? [];
+  const cwd = vscode.workspace.workspaceFolders?.find((f) => f.uri.scheme === 'file')?.uri.fsPath;
+  const serverOptions: ServerOptions = {
+    command: python,
+    args: ['-m', 'codeact_lsp', ...extraArgs],
+    options: { cwd, env: { ...process.env, PYTHONUNBUFFERED: '1' } },
+  };
+  const clientOptions: LanguageClientOptions = {
+    documentSelector: [
+      { scheme: 'file', language: 'python' },
+      { scheme: 'untitled', language: 'python' },
+      // config files and task suites: diagnostics on bad keys, "Run task" lenses
+      { scheme: 'file', pattern: '**/*.toml' },
+    ],
+    synchronize: {
+      configurationSection: 'codeact',
+      fileEvents: vscode.workspace.createFileSystemWatcher('**/{pyproject.toml,codeact.toml,*.py,*.toml}'),
+    },
+    outputChannel: output,
+    traceOutputChannel: output,
+    middleware: {
+      ...middleware,
+      workspace: {
+        ...middleware.workspace,
+        // Unset settings (empty strings, nulls) are left out so the workspace file's value applies.
+        configuration: async (params, token, next) => {
+          const result = await next(params, token);
+          return Array.isArray(result) ? result.map((r, i) => (params.items[i]?.section === 'codeact' ? serverSettings(r) : r)) : result;
+        },
+      },
+    },
+  };
+  return new LanguageClient(CLIENT_ID, 'CodeAct', serverOptions, clientOptions);
+}
