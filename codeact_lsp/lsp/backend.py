@@ -1,0 +1,92 @@
+"""The engine and the tool host, created on first use, off the event loop.
+
+Importing the engine (and through it, on demand, litellm) and starting the tool host take far
+longer than an editor may wait for `initialize`, so nothing here is imported at server start. The
+first command that needs them awaits `ready()`; the import itself runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from codeact_lsp.config import CodeActConfig, resolve_python
+from codeact_lsp.lsp.document import RUNS_DIR
+
+log = logging.getLogger(__name__)
+
+
+class BackendError(Exception):
+    """The engine or tool host could not start; the message says why and what to do."""
+
+
+class Backend:
+    """One engine + tool host for one workspace and one configuration."""
+
+    def __init__(self, workspace: Path, config: CodeActConfig, client_python: str | None) -> None:
+        self.workspace = workspace
+        self.config = config
+        self.client_python = client_python
+        self.engine: Any = None
+        self.tools: Any = None
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    async def ready(self) -> Any:
+        """The engine, starting it (and the tool host) the first time."""
+        async with self._lock:
+            if self._closed:
+                raise BackendError("the server is shutting down")
+            if self.engine is not None:
+                return self.engine
+            engine_mod = await asyncio.to_thread(importlib.import_module, "codeact_lsp.engine")
+            if self.tools is None:
+                self.tools = await self._start_tools()
+            self.engine = engine_mod.Engine(
+                self.config,
+                self.tools,
+                workspace=self.workspace,
+                runs_dir=self.workspace / RUNS_DIR,
+            )
+            return self.engine
+
+    async def tool_provider(self) -> Any:
+        """The tool host alone (the bench and listTools do not need the engine)."""
+        async with self._lock:
+            if self._closed:
+                raise BackendError("the server is shutting down")
+            if self.tools is None:
+                self.tools = await self._start_tools()
+            return self.tools
+
+    async def _start_tools(self) -> Any:
+        tools_mod = await asyncio.to_thread(importlib.import_module, "codeact_lsp.tools")
+        python = resolve_python(self.workspace, self.config, self.client_python)
+        try:
+            return await tools_mod.ToolHost.astart(self.workspace, self.config, python=python)
+        except Exception as exc:
+            raise BackendError(
+                f"the tool host could not start with {python}: {exc}. "
+                "Check `python` in [tool.codeact] (or the codeact.python setting) and the tool "
+                "modules' imports."
+            ) from exc
+
+    def host_diagnostics(self) -> list[Any]:
+        diags = getattr(self.tools, "diagnostics", None) if self.tools is not None else None
+        return list(diags or [])
+
+    async def close(self) -> None:
+        """End every run's worker and the tool host (client gone, shutdown, or config change)."""
+        self._closed = True
+        engine, tools = self.engine, self.tools
+        self.engine = self.tools = None
+        for closer in (engine, tools):
+            if closer is None:
+                continue
+            try:
+                await asyncio.wait_for(closer.close(), 10)
+            except Exception:
+                log.exception("closing %r failed", closer)

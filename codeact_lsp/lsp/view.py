@@ -1,0 +1,370 @@
+"""Trajectory → what the editor shows: document text, code lenses, diagnostics, hovers.
+
+A pure function of the trajectory (plus the document's current text, when the user edited it,
+and what the static checks need), so every lens and diagnostic can be tested with a hand-built
+`Trajectory` and no server. Positions come from `parse_sections` of the current text.
+
+Lens commands are the server's own `codeact.*` commands. Their arguments leave out what only the
+user can type — `task` for `codeact.followUp`, `feedback` for `codeact.reject`, `args` for
+`codeact.tryTool` — so a client that wants to ask for them does so in its executeCommand
+middleware; without it, Reject sends no feedback and Try calls the tool with no arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lsprotocol import types as lsp
+
+from codeact_lsp.lsp.checks import CheckContext, check_code, defined_names
+from codeact_lsp.lsp.document import StepSection, parse_sections, path_to_uri, render
+from codeact_lsp.trajectory import Step, ToolCall, Trajectory
+
+SOURCE = "codeact"
+
+_STEP_ICON = {
+    "proposed": "…",
+    "awaiting_approval": "⏸",
+    "running": "⟳",
+    "ok": "✓",
+    "error": "✗",
+    "rejected": "⊘",
+    "no_code": "∅",
+    "cancelled": "■",
+}
+_RUN_ICON = {
+    "running": "⟳",
+    "awaiting_approval": "⏸",
+    "finished": "✓",
+    "failed": "✗",
+    "cancelled": "■",
+    "max_iters": "⚠",
+}
+PENDING = frozenset({"proposed", "awaiting_approval"})
+
+
+@dataclass
+class Hover:
+    range: lsp.Range
+    markdown: str
+
+
+@dataclass
+class TrajectoryView:
+    text: str
+    sections: list[StepSection]
+    lenses: list[lsp.CodeLens] = field(default_factory=list)
+    diagnostics: list[lsp.Diagnostic] = field(default_factory=list)
+    hovers: list[Hover] = field(default_factory=list)
+
+    def hover_at(self, line: int, character: int) -> Hover | None:
+        best: Hover | None = None
+        for hover in self.hovers:
+            r = hover.range
+            if not r.start.line <= line <= r.end.line:
+                continue
+            if r.start.line == r.end.line and not r.start.character <= character <= r.end.character:
+                continue
+            # The narrowest range wins: a tool call inside a step beats the whole step.
+            if best is None or _span(r) < _span(best.range):
+                best = hover
+        return best
+
+
+def _span(r: lsp.Range) -> tuple[int, int]:
+    return (r.end.line - r.start.line, r.end.character - r.start.character)
+
+
+def _line_range(line: int, start: int = 0, end: int = 10_000) -> lsp.Range:
+    return lsp.Range(lsp.Position(line, start), lsp.Position(line, end))
+
+
+def _cmd(title: str, command: str, **args: object) -> lsp.Command:
+    return lsp.Command(title=title, command=command, arguments=[args])
+
+
+def _fmt_ms(ms: float) -> str:
+    return f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms:.0f} ms"
+
+
+def normalise_code(code: str) -> str:
+    return "\n".join(line.rstrip() for line in code.strip("\n").splitlines())
+
+
+def step_summary(step: Step) -> str:
+    icon = _STEP_ICON.get(step.status, "?")
+    parts = [f"{icon} step {step.index}"]
+    if step.tool_calls:
+        errors = sum(1 for c in step.tool_calls if c.error)
+        calls = f"{len(step.tool_calls)} tool call{'s' if len(step.tool_calls) != 1 else ''}"
+        parts.append(calls + (f" ({errors} failed)" if errors else ""))
+    if step.duration_ms:
+        parts.append(_fmt_ms(step.duration_ms))
+    tokens = step.usage.prompt_tokens + step.usage.completion_tokens
+    if tokens:
+        parts.append(f"{tokens} tok")
+    if step.status == "awaiting_approval":
+        parts.append("waiting for you")
+    if step.edited:
+        parts.append("edited")
+    if step.state_lost:
+        parts.append("sandbox restarted")
+    return " · ".join(parts)
+
+
+def run_summary(traj: Trajectory) -> str:
+    icon = _RUN_ICON.get(traj.status, "?")
+    tokens = traj.usage.prompt_tokens + traj.usage.completion_tokens
+    parts = [
+        f"{icon} {traj.status}",
+        f"{len(traj.steps)} step{'s' if len(traj.steps) != 1 else ''}",
+    ]
+    if tokens:
+        parts.append(f"{tokens} tok")
+    if traj.usage.cost_usd is not None:
+        parts.append(f"${traj.usage.cost_usd:.4f}")
+    if traj.scripted:
+        parts.append("scripted")
+    return " · ".join(parts)
+
+
+def build_view(
+    traj: Trajectory,
+    text: str | None = None,
+    ctx: CheckContext | None = None,
+    *,
+    uri: str = "",
+    accepted: bool = False,
+) -> TrajectoryView:
+    """Everything the editor shows for `traj`; `text` is the open document's text if any."""
+    doc = render(traj) if text is None else text
+    sections = parse_sections(doc)
+    view = TrajectoryView(text=doc, sections=sections)
+    by_index = {s.index: s for s in sections}
+    view.lenses += _run_lenses(traj, accepted)
+    known: set[str] = set()
+    for step in traj.steps:
+        section = by_index.get(step.index)
+        if section is None:
+            continue
+        edited = normalise_code(section.code) != normalise_code(step.code)
+        view.lenses += _step_lenses(traj, step, section, edited)
+        view.diagnostics += _step_diagnostics(step, section, edited, ctx, known, uri)
+        view.hovers += _step_hovers(step, section)
+        if step.status == "ok":
+            known |= defined_names(step.code)
+    return view
+
+
+def _run_lenses(traj: Trajectory, accepted: bool) -> list[lsp.CodeLens]:
+    top = _line_range(0, 0, 0)
+    lenses = [
+        lsp.CodeLens(range=top, command=_cmd(run_summary(traj), "codeact.getRun", runId=traj.id))
+    ]
+    if not traj.done:
+        lenses.append(
+            lsp.CodeLens(range=top, command=_cmd("■ Cancel", "codeact.cancel", runId=traj.id))
+        )
+        return lenses
+    if traj.status == "finished" and not accepted:
+        lenses.append(
+            lsp.CodeLens(range=top, command=_cmd("✔ Accept", "codeact.accept", runId=traj.id))
+        )
+        lenses.append(
+            lsp.CodeLens(range=top, command=_cmd("Preview", "codeact.acceptPreview", runId=traj.id))
+        )
+    if accepted:
+        lenses.append(
+            lsp.CodeLens(range=top, command=_cmd("accepted", "codeact.getRun", runId=traj.id))
+        )
+    lenses.append(
+        lsp.CodeLens(range=top, command=_cmd("🗑 Discard", "codeact.discard", runId=traj.id))
+    )
+    lenses.append(
+        lsp.CodeLens(range=top, command=_cmd("↪ Follow up", "codeact.followUp", runId=traj.id))
+    )
+    return lenses
+
+
+def _step_lenses(
+    traj: Trajectory, step: Step, section: StepSection, edited: bool
+) -> list[lsp.CodeLens]:
+    at = _line_range(section.header_line, 0, 0)
+    title = step_summary(step) + (" · edited here" if edited and not step.edited else "")
+    lenses = [
+        lsp.CodeLens(
+            range=at, command=_cmd(title, "codeact.showStep", runId=traj.id, step=step.index)
+        )
+    ]
+    if step.status == "awaiting_approval" and traj.status == "awaiting_approval":
+        lenses.append(
+            lsp.CodeLens(range=at, command=_cmd("▶ Run step", "codeact.approve", runId=traj.id))
+        )
+        lenses.append(
+            lsp.CodeLens(range=at, command=_cmd("✗ Reject", "codeact.reject", runId=traj.id))
+        )
+    elif traj.done or step.status in {"ok", "error", "rejected", "no_code"}:
+        title = "↻ Re-run from here" + (" (your edit)" if edited else "")
+        if traj.done:
+            lenses.append(
+                lsp.CodeLens(
+                    range=at, command=_cmd(title, "codeact.rerun", runId=traj.id, step=step.index)
+                )
+            )
+    return lenses
+
+
+def _diag(
+    rng: lsp.Range,
+    message: str,
+    severity: lsp.DiagnosticSeverity,
+    code: str,
+    related: list[lsp.DiagnosticRelatedInformation] | None = None,
+) -> lsp.Diagnostic:
+    return lsp.Diagnostic(
+        range=rng,
+        message=message,
+        severity=severity,
+        source=SOURCE,
+        code=code,
+        related_information=related or None,
+    )
+
+
+def _code_line(section: StepSection, line: int | None) -> int:
+    """Document line for a 1-based line of the step's code, kept inside the section."""
+    if line is None or line < 1:
+        return section.code_start if section.code_end > section.code_start else section.header_line
+    last = max(section.code_start, section.code_end - 1)
+    return min(section.code_start + line - 1, last)
+
+
+_SEVERITY = {
+    "error": lsp.DiagnosticSeverity.Error,
+    "warning": lsp.DiagnosticSeverity.Warning,
+    "info": lsp.DiagnosticSeverity.Information,
+}
+
+
+def _step_diagnostics(
+    step: Step,
+    section: StepSection,
+    edited: bool,
+    ctx: CheckContext | None,
+    known: set[str],
+    uri: str,
+) -> list[lsp.Diagnostic]:
+    out: list[lsp.Diagnostic] = []
+    # Pre-run checks: a pending step, or a step the user edited here (what a re-run would run).
+    if ctx is not None and (step.status in PENDING or edited):
+        local = CheckContext(
+            tools=ctx.tools,
+            known_names=ctx.known_names | known,
+            confirm_globs=ctx.confirm_globs,
+            tools_known=ctx.tools_known,
+        )
+        for f in check_code(section.code, local):
+            line = _code_line(section, f.line)
+            out.append(
+                _diag(_line_range(line, f.col, f.end_col), f.message, _SEVERITY[f.severity], f.code)
+            )
+    if edited:
+        return out  # results below belong to the code as it ran, not to the edited text
+    if step.error is not None:
+        line = _code_line(section, step.error.line)
+        tb = _short_traceback(step.error.traceback, uri, line)
+        message = f"{step.error.type}: {step.error.message}"
+        out.append(
+            _diag(_line_range(line), message, lsp.DiagnosticSeverity.Error, "step-error", tb)
+        )
+    for call in step.tool_calls:
+        if not call.error:
+            continue
+        line = _code_line(section, call.line)
+        related: list[lsp.DiagnosticRelatedInformation] = []
+        detail = call.error_detail
+        if detail is not None and detail.file and detail.line:
+            loc = lsp.Location(
+                uri=path_to_uri(Path(detail.file)),
+                range=_line_range(detail.line - 1),
+            )
+            related.append(lsp.DiagnosticRelatedInformation(location=loc, message="raised here"))
+        out.append(
+            _diag(
+                _line_range(line),
+                f"tool `{call.name}` failed: {call.error}",
+                lsp.DiagnosticSeverity.Warning,
+                "tool-error",
+                related,
+            )
+        )
+    return out
+
+
+def _short_traceback(tb: str, uri: str, line: int) -> list[lsp.DiagnosticRelatedInformation] | None:
+    """The traceback's last lines as related information (the client shows them under the error)."""
+    lines = [line for line in tb.strip().splitlines() if line.strip()]
+    if not lines:
+        return None
+    # Related information needs a location; the traceback lines point at the failing line.
+    return [
+        lsp.DiagnosticRelatedInformation(
+            location=lsp.Location(uri=uri, range=_line_range(line)), message=text
+        )
+        for text in lines[-6:]
+    ]
+
+
+def _tool_call_md(call: ToolCall) -> str:
+    args = ", ".join(f"{k}={v!r}" for k, v in call.args.items())
+    head = f"`{call.name}({args})` · {_fmt_ms(call.duration_ms)}"
+    if call.error:
+        body = f"**error** `{call.error}`"
+        if call.error_detail and call.error_detail.file:
+            body += f" — raised at {call.error_detail.file}:{call.error_detail.line}"
+    else:
+        body = f"→ `{call.result!r}`"
+    out = f"{head}\n\n{body}"
+    if call.stdout:
+        out += f"\n\n```text\n{call.stdout.rstrip()}\n```"
+    return out
+
+
+def step_markdown(step: Step) -> str:
+    parts = [f"**{step_summary(step)}**"]
+    if step.stdout:
+        parts.append(f"stdout:\n```text\n{step.stdout.rstrip()[-4000:]}\n```")
+    if step.stderr:
+        parts.append(f"stderr:\n```text\n{step.stderr.rstrip()[-2000:]}\n```")
+    if step.value is not None:
+        parts.append(f"value: `{step.value[:500]}`")
+    if step.error is not None:
+        parts.append(f"**{step.error.type}**: {step.error.message}")
+        if step.error.traceback:
+            parts.append(f"```text\n{step.error.traceback.rstrip()[-2000:]}\n```")
+    if step.feedback:
+        parts.append(f"rejected: {step.feedback}")
+    for call in step.tool_calls:
+        parts.append(_tool_call_md(call))
+    return "\n\n".join(parts)
+
+
+def _step_hovers(step: Step, section: StepSection) -> list[Hover]:
+    end = max(section.code_end - 1, section.header_line)
+    hovers = [
+        Hover(
+            range=lsp.Range(lsp.Position(section.header_line, 0), lsp.Position(end, 10_000)),
+            markdown=step_markdown(step),
+        )
+    ]
+    code_lines = section.code.splitlines()
+    for call in step.tool_calls:
+        if call.line is None:
+            continue
+        line = _code_line(section, call.line)
+        text = code_lines[call.line - 1] if 0 < call.line <= len(code_lines) else ""
+        col = text.find(call.name)
+        start, stop = (col, col + len(call.name)) if col >= 0 else (0, len(text))
+        hovers.append(Hover(range=_line_range(line, start, stop), markdown=_tool_call_md(call)))
+    return hovers
