@@ -392,6 +392,7 @@ class Tool:
         self.params: dict[str, _Param] = {}
         properties: JSON = {}
         required: list[str] = []
+        defs: JSON = {}
         if self.sig is not None:
             for param in self.sig.parameters.values():
                 ann = hints.get(param.name, param.annotation)
@@ -402,6 +403,8 @@ class Tool:
                 adapter = _adapter(pyd, ann)
                 self.params[param.name] = _Param(param.name, ann, adapter)
                 schema = _json_schema(adapter, ann)
+                # "#/$defs/X" references resolve from the document root: hoist the definitions.
+                defs.update(schema.pop("$defs", {}))
                 if param.default is not inspect.Parameter.empty:
                     default, is_repr = to_json(param.default)
                     if not is_repr:
@@ -415,6 +418,8 @@ class Tool:
         self.parameters: JSON = {"type": "object", "properties": properties}
         if required:
             self.parameters["required"] = required
+        if defs:
+            self.parameters["$defs"] = defs
         if self.sig is None:
             self.parameters["additionalProperties"] = True
         ret = hints.get(

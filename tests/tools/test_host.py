@@ -1,0 +1,231 @@
+"""The tool host: the fixture's tools imported by a real child interpreter and called over pipes."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from codeact_lsp.config import CodeActConfig, load_config
+from codeact_lsp.tools import ToolHost, ToolProvider
+
+from .conftest import line_of
+
+
+def call(host: ToolHost, name: str, *args: Any, **kwargs: Any) -> Any:
+    out = host.call_sync(name, list(args), kwargs)
+    assert out.ok, out.error
+    return out.result
+
+
+def test_is_a_tool_provider(host: ToolHost) -> None:
+    assert isinstance(host, ToolProvider)
+
+
+def test_schemas_for_every_kind(host: ToolHost, ws: Path) -> None:
+    schemas = {s.name: s for s in host.schemas()}
+    expected = {
+        "add": ("def add(a: int, b: int) -> int", "function"),  # quality.add loads last and wins
+        "fetch_async": ("def fetch_async(key: str, delay: float = 0.0) -> dict[str, str]", "async"),
+        "increment": ("def increment(by: int = 1) -> int", "method"),
+        "multiply": ("def multiply(x: float) -> float", "callable"),
+        "power_of_two": ("def power_of_two(exponent: int) -> int", "partial"),
+        "gcd": ("def gcd(*integers)", "builtin"),
+        "to_snake": ("def to_snake(camel: str) -> str", "function"),
+        "greet": ("def greet(name: str) -> str", "function"),
+        "area": ("def area(rect: Rect) -> float", "function"),
+        "loud": ("def loud(text: str) -> str", "function"),
+    }
+    for name, (signature, kind) in expected.items():
+        assert schemas[name].signature == signature, name
+        assert schemas[name].kind == kind, name
+    fetch = schemas["fetch_async"]
+    assert fetch.is_async
+    assert fetch.parameters == {
+        "type": "object",
+        "properties": {"key": {"type": "string"}, "delay": {"type": "number", "default": 0.0}},
+        "required": ["key"],
+    }
+    assert fetch.returns == {"type": "object", "additionalProperties": {"type": "string"}}
+    rect = schemas["area"].parameters["properties"]["rect"]
+    assert rect["title"] == "Rect" and rect["required"] == ["width", "height"]
+    assert schemas["power_of_two"].doc == "`base` raised to `exponent`."
+    assert schemas["multiply"].doc == "Multiply `x` by the configured factor."
+    assert schemas["delete_everything"].confirm and not schemas["area"].confirm
+    assert schemas["increment"].file == str(ws / "kinds.py")
+    assert schemas["increment"].line == line_of(ws / "kinds.py", "def increment")
+    assert schemas["gcd"].file is None
+    assert "helper_tool" not in schemas and "never_loaded" not in schemas
+    assert "check_positive" not in schemas  # imported into quality.py: not a tool there
+    assert all(s.validated for s in schemas.values())
+
+
+def test_calls_of_every_kind(host: ToolHost) -> None:
+    assert call(host, "fetch_async", "k") == {"key": "k", "value": "K"}
+    first = call(host, "increment")
+    assert call(host, "increment", by=2) == first + 2  # state lives in the host between calls
+    assert call(host, "multiply", 2) == 5.0
+    assert call(host, "power_of_two", 10) == 1024
+    assert call(host, "gcd", 12, 18) == 6
+    assert call(host, "to_snake", "CamelCase") == "camel_case"
+    assert call(host, "greet", "Ada") == "Hello, Ada!"
+    assert call(host, "scaled", 2) == 6  # a module global
+    assert call(host, "loud", "hi") == "HI!"
+
+
+def test_results_json_or_faithful_repr(host: ToolHost) -> None:
+    assert call(host, "point", 1, 2) == {"x": 1.0, "y": 2.0}
+    out = host.call_sync("odd_result", [], {})
+    assert out.ok and out.result == "<Opaque 3>" and out.result_is_repr
+
+
+def test_arguments_validated_and_converted(host: ToolHost) -> None:
+    assert call(host, "area", {"width": 2, "height": 3}) == 6.0  # dict -> pydantic model
+    bad = host.call_sync("area", [{"width": "wide"}], {})
+    assert not bad.ok and bad.error is not None
+    assert bad.error.type == "TypeError"
+    assert "'rect'" in bad.error.message and "area()" in bad.error.message
+    assert bad.bound_args == {"rect": {"width": "wide"}}
+    wrong = host.call_sync("divide", ["ten", 2], {})
+    assert wrong.error is not None and "argument 'a' should be float" in wrong.error.message
+    missing = host.call_sync("divide", [1], {})
+    assert missing.error is not None and missing.error.type == "TypeError"
+    assert "missing a required argument: 'b'" in missing.error.message
+    assert "def divide(a: float, b: float) -> float" in missing.error.message
+    unknown = host.call_sync("no_such_tool", [], {})
+    assert unknown.error is not None and unknown.error.type == "NameError"
+
+
+def test_bound_args_by_parameter_name(host: ToolHost) -> None:
+    out = host.call_sync("fetch_async", ["k"], {"delay": 0})
+    assert out.bound_args == {"key": "k", "delay": 0}
+
+
+def test_error_location_inside_the_tool(host: ToolHost, ws: Path) -> None:
+    out = host.call_sync("divide", [1, 0], {})
+    assert out.error is not None
+    assert out.error.type == "ZeroDivisionError"
+    assert out.error.file == str(ws / "kinds.py")
+    assert out.error.line == line_of(ws / "kinds.py", "return a / b")
+    assert "Traceback" in out.error.traceback and "runtime.py" not in out.error.traceback
+    # raised in a helper module of the workspace: the innermost workspace frame
+    neg = host.call_sync("positive_root", [-1], {})
+    assert neg.error is not None and neg.error.file == str(ws / "helpers.py")
+    assert neg.error.line == line_of(ws / "helpers.py", "raise ValueError")
+
+
+def test_stdout_and_logging_captured(host: ToolHost) -> None:
+    out = host.call_sync("chatty", [7], {})
+    assert out.ok and out.result == 7
+    assert "working on 7" in out.stdout
+    assert "WARNING:kinds:careful with 7" in out.stdout
+    assert "raw fd write" not in out.stdout  # went to the host's stderr, not the channel
+    assert call(host, "add", 1, 2) == 3  # the channel is intact
+
+
+def test_sys_exit_does_not_end_the_host(host: ToolHost) -> None:
+    pid = host.pid
+    out = host.call_sync("quit_host", [], {})
+    assert out.error is not None and out.error.type == "SystemExit"
+    assert host.pid == pid and call(host, "add", 1, 2) == 3
+
+
+def test_import_failures_are_diagnostics_at_the_failing_line(host: ToolHost, ws: Path) -> None:
+    diags = {Path(d.file).name: d for d in host.diagnostics if d.code == "import-error"}
+    assert diags["importfail.py"].line == line_of(
+        ws / "broken" / "importfail.py", "import not_a_real"
+    )
+    assert "ModuleNotFoundError" in diags["importfail.py"].message
+    assert diags["raises.py"].line == line_of(ws / "broken" / "raises.py", "raise RuntimeError")
+    assert diags["syntax.py"].line == 5
+    assert all(d.severity == "error" and d.source == "runtime" for d in diags.values())
+
+
+def test_concurrent_calls_from_threads(host: ToolHost) -> None:
+    results: list[Any] = []
+    lock = threading.Lock()
+
+    def worker(i: int) -> None:
+        for j in range(20):
+            out = host.call_sync("add", [i, j], {})
+            with lock:
+                results.append((i + j, out.result))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 80 and all(a == b for a, b in results)
+
+
+@pytest.fixture
+def own_host(ws: Path) -> Any:
+    h = ToolHost.start(ws, load_config(ws).config, timeout=5)
+    yield h
+    h.close_sync()
+
+
+def test_hung_tool_times_out_host_restarted(own_host: ToolHost, ws: Path) -> None:
+    call(own_host, "increment", by=5)
+    pid = own_host.pid
+    out = own_host.call_sync("nap", [30], {}, timeout=0.5)
+    assert not out.ok and out.restarted and out.error is not None
+    assert out.error.type == "TimeoutError" and "restarted" in out.error.message
+    # where it hung: the sleeping line inside the tool
+    assert out.error.file == str(ws / "kinds.py")
+    assert out.error.line == line_of(ws / "kinds.py", "time.sleep(seconds)")
+    assert own_host.pid != pid
+    assert call(own_host, "increment") == 1  # state was lost, and said so
+    assert call(own_host, "nap", 0) == "rested"
+
+
+def test_crashed_host_restarted_and_reported(own_host: ToolHost, ws: Path) -> None:
+    out = own_host.call_sync("die", [], {})
+    assert not out.ok and out.restarted and out.error is not None
+    assert out.error.type == "ToolHostError"
+    assert "SIGKILL" in out.error.message and "'die'" in out.error.message
+    assert out.error.file == str(ws / "kinds.py") and out.error.line == line_of(
+        ws / "kinds.py", "def die"
+    )
+    assert call(own_host, "add", 2, 2) == 4
+    assert own_host.restarts == 1
+
+
+def test_host_killed_between_calls_is_respawned(own_host: ToolHost) -> None:
+    import os
+    import signal
+
+    assert own_host.pid is not None
+    os.kill(own_host.pid, signal.SIGKILL)
+    assert call(own_host, "add", 1, 1) == 2
+
+
+def test_restart_and_close(own_host: ToolHost) -> None:
+    call(own_host, "increment", by=3)
+    own_host.restart()
+    assert call(own_host, "increment") == 1
+    own_host.close_sync()
+    out = own_host.call_sync("add", [1, 1], {})
+    assert out.error is not None and "closed" in out.error.message
+
+
+def test_bad_interpreter_is_a_problem_not_a_crash(ws: Path) -> None:
+    host = ToolHost.start(ws, CodeActConfig(python="/nonexistent/python"))
+    try:
+        assert host.problem is not None and "/nonexistent/python" in host.problem
+        assert host.schemas() == []
+        out = host.call_sync("add", [1, 2], {})
+        assert out.error is not None and "/nonexistent/python" in out.error.message
+    finally:
+        host.close_sync()
+
+
+async def test_async_start_and_close(ws: Path) -> None:
+    host = await ToolHost.astart(ws, CodeActConfig(tools=["pkg/tools.py"]), sys.executable)
+    assert [s.name for s in host.schemas()] == ["loud"]
+    assert host.call_sync("loud", ["a"], {}).result == "A!"
+    await host.close()
