@@ -199,7 +199,10 @@ class RunHandle:
             self._end("failed", str(exc))
 
     async def _prepare(self, replay: list[str]) -> None:
-        sandbox = await self.session.ensure_open()
+        try:
+            sandbox = await self.session.ensure_open()
+        except Exception as exc:  # SandboxError, IsolationUnavailable, a missing interpreter...
+            raise _RunFailure(f"the sandbox could not start: {exc}") from exc
         self.trajectory.sandbox = sandbox.info
         for code in replay:
             result = await sandbox.execute(code, timeout=self.step_timeout)

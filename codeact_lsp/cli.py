@@ -1,0 +1,329 @@
+"""`codeact`: run tasks, list tools and run task suites from a terminal or CI, on the same engine.
+
+Exit codes (DESIGN.md §3): 0 the run finished (or every suite task passed), 1 it did not, 2 a usage
+or configuration error. Progress goes to stderr so stdout stays clean for the answer or `--json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from codeact_lsp.config import CodeActConfig, load_config
+
+EXIT_OK, EXIT_NOT_FINISHED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageProblem(Exception):
+    """Bad flags or configuration: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="codeact", description="Run CodeAct agents on your workspace's tools, in a sandbox."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run one task and print the answer")
+    run.add_argument("task", help="what the agent should do")
+    run.add_argument("--workspace", "-w", default=".", help="workspace directory (default: .)")
+    run.add_argument("--model", "-m", help="litellm model string, or scripted:PATH")
+    run.add_argument(
+        "--signature", "-s", help='e.g. "question -> answer" (default: task -> answer)'
+    )
+    run.add_argument("--inputs", help="JSON object of input values for the signature")
+    run.add_argument("--max-iters", type=int, help="step budget")
+    run.add_argument("--timeout", type=float, help="seconds per sandbox step")
+    run.add_argument("--approval", choices=["auto", "review", "confirm-tools"])
+    run.add_argument("--yes", "-y", action="store_true", help="approve every waiting step")
+    run.add_argument("--json", action="store_true", help="print the trajectory as JSON")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+
+    tools = sub.add_parser("tools", help="list the workspace's tools and their diagnostics")
+    tools.add_argument("--workspace", "-w", default=".")
+    tools.add_argument("--json", action="store_true")
+
+    test = sub.add_parser("test", help="run a task suite (exit code for CI)")
+    test.add_argument("file", nargs="?", help="suite file (default: config `tasks`, tasks.toml)")
+    test.add_argument("--workspace", "-w", default=".")
+    test.add_argument("--task", "-k", action="append", dest="names", help="run only this task")
+    test.add_argument("--junit", help="write JUnit XML here")
+    test.add_argument("--model", "-m", help="model for tasks that do not name one")
+    test.add_argument("--yes", "-y", action="store_true", help="approve steps that wait")
+    test.add_argument("--json", action="store_true", help="print results as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "tools":
+            from codeact_lsp.tools.report import tools_command
+
+            return tools_command(_workspace(args.workspace), args.json, sys.stdout)
+        if args.command == "run":
+            return asyncio.run(_run(args))
+        return asyncio.run(_test(args))
+    except UsageProblem as exc:
+        print(f"codeact: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+# -- shared setup -------------------------------------------------------------------------------
+
+
+def _workspace(raw: str) -> Path:
+    ws = Path(raw).expanduser().resolve()
+    if not ws.is_dir():
+        raise UsageProblem(f"workspace {raw!r} is not a directory")
+    return ws
+
+
+def _config(ws: Path, overrides: dict[str, Any]) -> CodeActConfig:
+    loaded = load_config(ws, overrides)
+    if loaded.problems:
+        raise UsageProblem(
+            "configuration problems:\n  " + "\n  ".join(str(p) for p in loaded.problems)
+        )
+    return loaded.config
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _make_approver(yes: bool, out: TextIO) -> Any:
+    from codeact_lsp.engine import Decision
+
+    async def approver(handle: Any, step: Any, confirm: list[str]) -> Decision:
+        if yes:
+            return Decision(action="approve")
+        if not _interactive():
+            why = f"calls {', '.join(confirm)}" if confirm else "is in review mode"
+            return Decision(
+                action="reject",
+                feedback=f"Not approved: this step {why} and nobody can approve it in this"
+                " non-interactive session. Solve the task without it.",
+            )
+        print(f"\n--- step {step.index} waits for approval ---\n{step.code}\n---", file=out)
+        answer = await asyncio.to_thread(input, "run it? [y]es / [n]o: ")
+        if answer.strip().lower().startswith("y"):
+            return Decision(action="approve")
+        feedback = await asyncio.to_thread(input, "feedback for the model (optional): ")
+        return Decision(action="reject", feedback=feedback.strip() or None)
+
+    return approver
+
+
+async def _start_tools(ws: Path, config: CodeActConfig, out: TextIO, quiet: bool) -> Any:
+    from codeact_lsp.tools import ToolHost
+
+    host = await ToolHost.astart(ws, config)
+    if not quiet:
+        if host.problem:
+            print(f"warning: tools unavailable: {host.problem}", file=out)
+        for d in host.diagnostics:
+            if d.severity == "error":
+                print(f"warning: {d.file}:{d.line}: {d.message}", file=out)
+    return host
+
+
+# -- codeact run --------------------------------------------------------------------------------
+
+
+async def _run(args: argparse.Namespace) -> int:
+    from codeact_lsp.engine import Engine, EngineError, RunRequest, default_runs_dir
+
+    ws = _workspace(args.workspace)
+    overrides: dict[str, Any] = {"max_iters": args.max_iters, "approval": args.approval}
+    if args.timeout is not None:
+        overrides["sandbox"] = {"timeout": args.timeout}
+    config = _config(ws, overrides)
+    inputs = _inputs(args.inputs)
+    if config.approval == "review" and not args.yes and not _interactive():
+        raise UsageProblem("approval 'review' needs a terminal to approve steps (or pass --yes)")
+    err = sys.stderr
+    quiet = args.quiet or args.json
+    tools = await _start_tools(ws, config, err, quiet)
+    engine = Engine(
+        config,
+        tools,
+        workspace=ws,
+        runs_dir=default_runs_dir(ws),
+        approver=_make_approver(args.yes, err),
+    )
+    try:
+        try:
+            handle = await engine.start(
+                RunRequest(
+                    task=args.task,
+                    signature=args.signature,
+                    inputs=inputs,
+                    model=args.model,
+                    max_iters=args.max_iters,
+                )
+            )
+        except EngineError as exc:
+            raise UsageProblem(str(exc)) from None
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, handle.cancel)
+            loop.add_signal_handler(signal.SIGTERM, handle.cancel)
+        if not quiet:
+            await _progress(handle, err)
+        traj = await handle.wait()
+    finally:
+        await engine.close()
+        await tools.close()
+    if args.json:
+        print(traj.model_dump_json(indent=2))
+    else:
+        _print_outcome(traj, sys.stdout)
+    return EXIT_OK if traj.status == "finished" else EXIT_NOT_FINISHED
+
+
+def _inputs(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise UsageProblem(f"--inputs is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageProblem("--inputs must be a JSON object")
+    return value
+
+
+async def _progress(handle: Any, out: TextIO) -> None:
+    """One line per event worth seeing; the run file has everything else."""
+    async for event in handle.subscribe():
+        line = _event_line(event, handle)
+        if line:
+            print(line, file=out, flush=True)
+
+
+def _event_line(event: Any, handle: Any) -> str | None:
+    d = event.data
+    k = event.kind
+    if k == "started":
+        label = " (scripted stand-in, not a real model)" if d.get("scripted") else ""
+        return f"run {event.run_id} · model {d.get('model')}{label}"
+    if k == "model_retry":
+        return f"  model: {d.get('error')} — retrying in {d.get('delay', 0):.1f}s"
+    if k == "step_proposed":
+        code = str(d.get("code", ""))
+        first = code.strip().splitlines()[0] if code.strip() else ""
+        return f"step {event.step}: {first[:70]}{' …' if len(code.splitlines()) > 1 else ''}"
+    if k == "awaiting_approval":
+        return f"  waiting for approval: {d.get('reason')}"
+    if k == "tool_called":
+        err = f" ✗ {d['error']}" if d.get("error") else ""
+        return f"  → {d.get('name')}(){err}"
+    if k == "step_finished":
+        status = d.get("status")
+        problem: dict[str, Any] = d.get("error") or {}
+        if status == "error":
+            where = f" (line {problem.get('line')})" if problem.get("line") else ""
+            return f"  ✗ {problem.get('type')}: {problem.get('message')}{where}"
+        if status == "no_code":
+            return "  (no code in the reply)"
+        if status == "rejected":
+            return f"  rejected: {d.get('feedback') or ''}"
+        return f"  ✓ {d.get('duration_ms', 0):.1f} ms" + (
+            " · final answer" if d.get("final") else ""
+        )
+    if k in ("finished", "failed", "cancelled", "max_iters"):
+        return f"{k}" + (f": {d['error']}" if d.get("error") else "")
+    return None
+
+
+def _print_outcome(traj: Any, out: TextIO) -> None:
+    if traj.status == "finished" and traj.outputs is not None:
+        outputs = traj.outputs
+        if len(outputs) == 1:
+            print(_show(next(iter(outputs.values()))), file=out)
+        else:
+            for key, value in outputs.items():
+                print(f"{key}: {_show(value)}", file=out)
+    else:
+        print(f"not finished ({traj.status}): {traj.error or ''}".rstrip(": "), file=out)
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+# -- codeact test -------------------------------------------------------------------------------
+
+
+async def _test(args: argparse.Namespace) -> int:
+    from codeact_lsp.engine import Engine, default_runs_dir
+    from codeact_lsp.engine.suite import SuiteError, junit_xml, load_suite, run_suite, suite_path
+
+    ws = _workspace(args.workspace)
+    config = _config(ws, {"model": args.model})
+    path = suite_path(ws, args.file, config.tasks)
+    try:
+        load_suite(path)
+    except SuiteError as exc:
+        raise UsageProblem(str(exc)) from None
+    err = sys.stderr
+    tools = await _start_tools(ws, config, err, args.json)
+    engine = Engine(
+        config,
+        tools,
+        workspace=ws,
+        runs_dir=default_runs_dir(ws),
+        approver=_make_approver(args.yes, err),
+    )
+    try:
+        try:
+            results = await run_suite(engine, path, args.names)
+        except SuiteError as exc:
+            raise UsageProblem(str(exc)) from None
+    finally:
+        await engine.close()
+        await tools.close()
+    if args.junit:
+        Path(args.junit).write_text(junit_xml(results), encoding="utf-8")
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in results], indent=2))
+    else:
+        print(_table(results))
+    return EXIT_OK if all(r.passed for r in results) else EXIT_NOT_FINISHED
+
+
+def _table(results: Sequence[Any]) -> str:
+    rows = [("task", "result", "status", "steps", "time", "answer / reason")]
+    for r in results:
+        detail = json.dumps(r.answer) if r.passed else r.message
+        label = " (scripted)" if r.scripted else ""
+        rows.append(
+            (
+                r.name,
+                ("PASS" if r.passed else "FAIL") + label,
+                r.status,
+                str(r.steps),
+                f"{r.duration_s:.2f}s",
+                detail[:80],
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row[:5], widths, strict=True)) + "  " + row[5]
+             for row in rows]  # fmt: skip
+    passed = sum(1 for r in results if r.passed)
+    lines.append(f"\n{passed}/{len(results)} passed")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Reading code from replies: robust to wrapping, never judging the code itself."""
+
+from __future__ import annotations
+
+from codeact_lsp.engine.parsing import extract_code, reply_thought
+
+
+def test_fenced_python_with_prose_around() -> None:
+    reply = "Let me check.\n\n```python\nx = price_of('SKU-42')\nprint(x)\n```\nThen we see."
+    assert extract_code(reply) == "x = price_of('SKU-42')\nprint(x)"
+
+
+def test_several_blocks_run_in_order_and_other_languages_are_skipped() -> None:
+    reply = '```py\na = 1\n```\n```json\n{"no": 1}\n```\ntext\n```\nb = a + 1\n```'
+    assert extract_code(reply) == "a = 1\n\nb = a + 1"
+
+
+def test_execute_tags_with_and_without_inner_fence() -> None:
+    assert extract_code("<execute>\nprint(add(a=1, b=2))\n</execute>") == "print(add(a=1, b=2))"
+    assert extract_code("<execute>\n```python\nq = 1\n```\n</execute>") == "q = 1"
+    mixed = "```python\nfirst()\n```\n<execute>second()</execute>\n```python\nthird()\n```"
+    assert extract_code(mixed) == "first()\n\nsecond()\n\nthird()"
+
+
+def test_windows_newlines_and_indented_fence() -> None:
+    assert extract_code("ok\r\n```python\r\nx = 1\r\ny = 2\r\n```\r\n") == "x = 1\ny = 2"
+    assert extract_code("1. step\n   ```python\n   x = 1\n   ```") == "x = 1"
+
+
+def test_unclosed_fence_still_counts() -> None:
+    assert extract_code("```python\nfinal_answer(3)") == "final_answer(3)"
+
+
+def test_no_code_is_none() -> None:
+    assert extract_code("The answer is 42.") is None
+    assert extract_code("```python\n\n```") is None
+    assert extract_code("```text\nprint(1)\n```") is None
+
+
+def test_code_is_taken_verbatim_even_if_odd() -> None:
+    weird = (
+        "```python\nprint(add(a=1, b=2))  # not a heuristic's business\nfinal_answer(answer=1)\n```"
+    )
+    assert extract_code(weird) == (
+        "print(add(a=1, b=2))  # not a heuristic's business\nfinal_answer(answer=1)"
+    )
+
+
+def test_thought_is_prose_only() -> None:
+    assert reply_thought("I'll look.\n```python\nx()\n```\nDone.") == "I'll look.\nDone."

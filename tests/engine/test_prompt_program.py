@@ -1,0 +1,134 @@
+"""Prompt shape and growth; the run's program; static approval checks; run files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from codeact_lsp.engine.approval import confirm_tools, flagged_tools, needs_approval
+from codeact_lsp.engine.program import build_program
+from codeact_lsp.engine.prompt import build_messages, observation
+from codeact_lsp.engine.signature import Signature
+from codeact_lsp.engine.store import RunStore, new_run_id
+from codeact_lsp.tools.models import ToolSchema
+from codeact_lsp.trajectory import Step, StepError, ToolCall, Trajectory
+
+TOOLS = [
+    ToolSchema(
+        name="price_of",
+        module="tools",
+        signature="def price_of(sku: str) -> dict[str, float]",
+        doc="Unit price in USD.",
+    ),
+    ToolSchema(
+        name="shipping_quote",
+        module="tools",
+        signature="async def shipping_quote(weight_kg: float, country: str) -> float",
+        doc="Price in EUR.",
+        is_async=True,
+    ),
+]
+
+
+def _step(i: int, stdout: str = "", **kw: object) -> Step:
+    return Step(
+        index=i, code=f"x{i} = price_of('A')\nprint(x{i})", stdout=stdout, status="ok", **kw
+    )  # type: ignore[arg-type]
+
+
+def test_prompt_shows_stubs_task_and_each_step_once() -> None:
+    steps = [_step(1, "out1"), _step(2, "out2")]
+    msgs = build_messages(
+        tools=TOOLS, signature=Signature.parse(None), task="Quote it", inputs={}, steps=steps
+    )
+    system = msgs[0]["content"]
+    assert "def price_of(sku: str) -> dict[str, float]:" in system
+    assert "def shipping_quote(" in system and "async def" not in system
+    assert "def final_answer(answer: Any) -> None" in system
+    assert msgs[1]["content"].startswith("Task: Quote it")
+    joined = json.dumps(msgs)
+    assert joined.count("x1 = price_of") == 1 and joined.count("x2 = price_of") == 1
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant", "user"]
+
+
+def test_prompt_grows_linearly_even_with_huge_outputs() -> None:
+    sig = Signature.parse(None)
+    sizes = []
+    for n in (1, 5, 10, 20):
+        steps = [_step(i, "y" * 50_000) for i in range(1, n + 1)]
+        msgs = build_messages(tools=TOOLS, signature=sig, task="t", inputs={}, steps=steps)
+        sizes.append(sum(len(m["content"]) for m in msgs))
+    per_step = [(sizes[i + 1] - sizes[i]) / d for i, d in enumerate((4, 5, 10))]
+    assert max(per_step) - min(per_step) < 5  # constant per-step increment
+    assert per_step[0] < 3000  # capped: 50k of output costs a bounded amount
+
+
+def test_observation_reports_error_line_and_lost_state() -> None:
+    step = _step(3)
+    step.status = "error"
+    step.error = StepError(type="KeyError", message="'usd'", line=2, traceback="Traceback ...")
+    step.state_lost = True
+    text = observation(step)
+    assert "Error (line 2): KeyError: 'usd'" in text and "restarted" in text
+
+
+def test_program_imports_used_tools_and_wraps_async() -> None:
+    steps = [
+        Step(index=1, code="item = price_of(sku)", status="ok"),
+        Step(index=2, code="boom()", status="error"),
+        Step(
+            index=3,
+            code="s = shipping_quote(item['kg'], 'DE')\nfinal_answer(s)",
+            status="ok",
+            final=True,
+            tool_calls=[ToolCall(name="shipping_quote")],
+        ),
+    ]
+    program = build_program(steps, TOOLS, {"sku": "SKU-42", "unused": 1})
+    assert "boom()" not in program
+    assert "from tools import price_of, shipping_quote as _shipping_quote_async" in program
+    assert "sku = 'SKU-42'" in program and "unused" not in program
+    assert "def final_answer(" in program and "asyncio.run(" in program
+    compile(program, "<program>", "exec")
+
+
+def test_program_runs_outside_the_sandbox(tmp_path: Path) -> None:
+    (tmp_path / "tools.py").write_text(
+        "async def double(x: int) -> int:\n    return 2 * x\n\ndef inc(x: int) -> int:\n    return x + 1\n"
+    )
+    tools = [
+        ToolSchema(name="double", module="tools", signature="def double(x)", is_async=True),
+        ToolSchema(name="inc", module="tools", signature="def inc(x)"),
+    ]
+    steps = [Step(index=1, code="a = inc(n)\nfinal_answer(double(a))", status="ok", final=True)]
+    (tmp_path / "prog.py").write_text(build_program(steps, tools, {"n": 4}))
+    out = subprocess.run(
+        [sys.executable, "prog.py"], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "10"
+
+
+def test_confirm_detection_is_static_and_conservative() -> None:
+    flagged = flagged_tools(["reserve", "price_of", "delete_all"], {"reserve": True}, ["delete_*"])
+    assert flagged == {"reserve", "delete_all"}
+    assert confirm_tools("x = price_of('a')", flagged) == []
+    assert confirm_tools("left = reserve('a', 1)", flagged) == ["reserve"]
+    assert confirm_tools("f = delete_all\nf()", flagged) == ["delete_all"]
+    assert needs_approval("auto", "reserve('a', 1)", flagged) == (True, ["reserve"])
+    assert needs_approval("review", "print(1)", flagged) == (True, [])
+    assert needs_approval("confirm-tools", "print(1)", flagged) == (False, [])
+
+
+def test_run_store_is_atomic_and_validates_ids(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "runs")
+    traj = Trajectory(id=new_run_id(), task="t")
+    store.save(traj)
+    traj.steps.append(_step(1))
+    store.save(traj)
+    loaded = store.load(traj.id)
+    assert loaded is not None and len(loaded.steps) == 1
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [f"{traj.id}.json"]
+    assert store.load("../../etc/passwd") is None
+    assert store.list_ids() == [traj.id]
