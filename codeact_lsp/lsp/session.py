@@ -542,7 +542,9 @@ class Session:
                 message=f"the CodeAct engine is not available in this installation: {exc}"
             ) from None
 
-    def _register(self, handle: Any, target: Target | None, start_text: str | None) -> RunSession:
+    def _register(
+        self, handle: Any, target: Target | None, start_text: str | None, *, show: bool = True
+    ) -> RunSession:
         root = self.require_root()
         path = trajectory_path(root, handle.id)
         rs = RunSession(
@@ -557,7 +559,8 @@ class Session:
         self.last_run_id = rs.id
         self._write_doc(rs)
         rs.pump = self.spawn(self._pump(rs), f"run-{rs.id}")
-        self.spawn(self._show(rs.uri), f"show-{rs.id}")
+        if show:
+            self.spawn(self._show(rs.uri), f"show-{rs.id}")
         return rs
 
     async def _show(self, uri: str) -> None:
@@ -641,7 +644,7 @@ class Session:
             max_iters=args.maxIters,
             target=target,
         )
-        handle = await engine.start(request)
+        handle = await _engine_call(engine.start(request))
         rs = self._register(handle, target, start_text)
         return {"runId": rs.id, "trajectoryUri": rs.uri}
 
@@ -650,6 +653,7 @@ class Session:
         rs = self.need_run(args.runId)
         traj = rs.trajectory()
         assert traj is not None
+        self._write_doc(rs)  # the document never lags behind what getRun reports
         out: dict[str, Any] = traj.model_dump(mode="json")
         return out
 
@@ -844,14 +848,14 @@ class Session:
             raise CommandError(f"run {rs.id} has no step {args.step} (it has {len(traj.steps)})")
         code = args.code if args.code is not None else self.edited_code(rs, args.step)
         engine = await self._engine()
-        handle = await engine.rerun(rs.id, args.step, code)
+        handle = await _engine_call(engine.rerun(rs.id, args.step, code))
         return await self._derived(rs, handle)
 
     async def cmd_follow_up(self, raw: list[Any]) -> dict[str, Any]:
         args = parse("codeact.followUp", FollowUpArgs, raw)
         rs = self.need_run(args.runId)
         engine = await self._engine()
-        handle = await engine.follow_up(rs.id, args.task)
+        handle = await _engine_call(engine.follow_up(rs.id, args.task))
         return await self._derived(rs, handle)
 
     async def cmd_list_tools(self, raw: list[Any]) -> dict[str, Any]:
@@ -900,34 +904,41 @@ class Session:
     async def cmd_run_tasks(self, raw: list[Any]) -> dict[str, Any]:
         args = parse("codeact.runTasks", RunTasksArgs, raw)
         root = self.require_root()
-        file = root / (args.file or self.config.tasks or "tasks.toml")
+        from codeact_lsp.engine import suite
+
+        file = suite.suite_path(root, args.file, self.config.tasks)
         if not file.is_file():
             raise CommandError(
                 f"no task suite at {file}: create it with [[task]] tables, or set `tasks` in "
                 "[tool.codeact]"
             )
         engine = await self._engine()
-        run_suite = getattr(_engine_mod(), "run_suite", None)
-        if run_suite is None:
-            raise JsonRpcInternalError(message="this engine cannot run task suites yet")
-        results = await run_suite(engine, file, names=args.names)
-        out = []
+
+        def started(task: Any, handle: Any) -> None:
+            self._register(handle, None, None, show=False)
+
+        try:
+            results = await suite.run_suite(engine, file, names=args.names, on_start=started)
+        except suite.SuiteError as exc:
+            raise CommandError(str(exc)) from None
+        out: list[dict[str, Any]] = []
         for item in results:
             data = _dump(item)
-            name = str(data.get("name", ""))
-            passed = bool(data.get("passed", False))
-            duration = float(data.get("duration_s", 0.0) or 0.0)
-            run_id = data.get("run_id")
-            self.task_results[name] = TaskResult(
-                name=name,
-                passed=passed,
-                duration_s=duration,
-                message=str(data.get("message") or data.get("error") or ""),
-                run_id=run_id,
+            self.task_results[item.name] = TaskResult(
+                name=item.name,
+                passed=item.passed,
+                duration_s=item.duration_s,
+                message=item.message,
+                run_id=item.run_id,
             )
             out.append(data)
         self.schedule_refresh(path_to_uri(file))
-        return {"results": out, "passed": sum(1 for r in out if r.get("passed")), "total": len(out)}
+        return {
+            "file": str(file),
+            "results": out,
+            "passed": sum(1 for r in out if r.get("passed")),
+            "total": len(out),
+        }
 
     # ------------------------------------------------------------------ shutdown
 
@@ -953,6 +964,16 @@ def parse(command: str, model: Any, raw: list[Any]) -> Any:
     try:
         return parse_args(command, model, raw)
     except CommandArgumentError as exc:
+        raise CommandError(str(exc)) from None
+
+
+async def _engine_call(coro: Any) -> Any:
+    """Await an engine call; a request the engine refuses becomes an actionable command error."""
+    from codeact_lsp.engine import EngineError
+
+    try:
+        return await coro
+    except EngineError as exc:
         raise CommandError(str(exc)) from None
 
 

@@ -143,6 +143,17 @@ def build_view(
     view = TrajectoryView(text=doc, sections=sections)
     by_index = {s.index: s for s in sections}
     view.lenses += _run_lenses(traj, accepted)
+    if traj.error and traj.status in {"failed", "max_iters"}:
+        severity = (
+            lsp.DiagnosticSeverity.Error
+            if traj.status == "failed"
+            else lsp.DiagnosticSeverity.Warning
+        )
+        view.diagnostics.append(
+            _diag(
+                _line_range(0), f"run {traj.status}: {traj.error}", severity, "run-" + traj.status
+            )
+        )
     known: set[str] = set()
     for step in traj.steps:
         section = by_index.get(step.index)
