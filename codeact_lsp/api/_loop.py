@@ -50,29 +50,51 @@ class LoopThread:
     def in_loop_thread(self) -> bool:
         return threading.current_thread() is self._thread
 
-    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+    def submit(
+        self, coro: Coroutine[Any, Any, T]
+    ) -> tuple[concurrent.futures.Future[T], concurrent.futures.Future[None]]:
+        """Schedule `coro`; the second future resolves once it has fully ended, cancelled or not."""
         if not self.alive:
             coro.close()
             raise RuntimeError("this CodeAct was closed; create a new one")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        ended: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        async def guarded() -> T:
+            try:
+                return await coro
+            finally:
+                ended.set_result(None)
+
+        return asyncio.run_coroutine_threadsafe(guarded(), self.loop), ended
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Block the calling thread until `coro` finishes on the private loop.
 
-        Ctrl-C (or any exception raised while waiting) cancels the coroutine, so an interrupted
-        `act(...)` cancels its run instead of leaving it going in the background.
+        Ctrl-C (or any exception raised while waiting) cancels the coroutine and waits for its
+        cleanup, so an interrupted `act(...)` has stopped its run when the exception arrives.
         """
         if self.in_loop_thread():
             coro.close()
             raise RuntimeError(
                 "a synchronous CodeAct call was made from inside its own event loop "
-                "(e.g. from a review callback declared async); use `await act.acall(...)`"
+                "(e.g. from an async review callback); use `await act.acall(...)`"
             )
-        future = self.submit(coro)
+        future, ended = self.submit(coro)
         try:
             return future.result()
         except BaseException:
             future.cancel()
+            ended.result()
+            raise
+
+    async def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await `coro` from another event loop; cancelling the caller cancels it (and waits)."""
+        future, ended = self.submit(coro)
+        try:
+            return await asyncio.shield(asyncio.wrap_future(future))
+        except asyncio.CancelledError:
+            future.cancel()
+            await asyncio.wrap_future(ended)
             raise
 
     def stop(self) -> None:

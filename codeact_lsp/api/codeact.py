@@ -189,7 +189,7 @@ class CodeAct:
     async def acall(self, **inputs: Any) -> Result:
         """`await act.acall(n=5)`: same as calling, without blocking the caller's event loop."""
         self._check_inputs(inputs)
-        return await asyncio.wrap_future(self._shared.loop.submit(self._run(inputs)))
+        return await self._shared.loop.call(self._run(inputs))
 
     def follow_up(self, previous: Result | str, task: str) -> Result:
         """Continue `previous` with a new instruction in the same sandbox (variables survive)."""
@@ -199,7 +199,7 @@ class CodeAct:
     async def afollow_up(self, previous: Result | str, task: str) -> Result:
         run_id = previous.run_id if isinstance(previous, Result) else previous
         coro = self._run({}, follow_up_of=run_id, task=task)
-        return await asyncio.wrap_future(self._shared.loop.submit(coro))
+        return await self._shared.loop.call(coro)
 
     def session(self) -> Session:
         """A conversation: the first call runs, each later call follows up in the same sandbox."""
@@ -255,7 +255,11 @@ class CodeAct:
         try:
             trajectory = await handle.wait()
         except asyncio.CancelledError:
+            # the caller gave up (Ctrl-C, task cancelled): stop the run too, and keep its record
             handle.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(handle.wait())
+            self._finish(handle.trajectory, handle)
             raise
         review_error = self._review_errors.pop(handle.id, None)
         if review_error is not None:
@@ -331,7 +335,7 @@ class CodeAct:
         progress: bool | None = None,
     ) -> list[Result]:
         coro = self._batch(list(inputs), concurrency, progress)
-        return await asyncio.wrap_future(self._shared.loop.submit(coro))
+        return await self._shared.loop.call(coro)
 
     async def _batch(
         self, items: list[Mapping[str, Any]], concurrency: int, progress: bool | None

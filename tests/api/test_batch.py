@@ -55,7 +55,9 @@ def test_progress_bar_draws_on_a_terminal_only() -> None:
             bar.advance(False)
             bar.advance(True)
             bar.close()
-        out = os.read(master, 4096).decode()
+        out = ""
+        while "\n" not in out:  # a pty hands the text over in pieces
+            out += os.read(master, 4096).decode()
     finally:
         os.close(master)
         os.close(slave)

@@ -99,3 +99,23 @@ def test_importing_the_api_stays_light() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+async def test_cancelling_the_caller_cancels_the_run(make_act: Callable[..., CodeAct]) -> None:
+    from codeact_lsp.api import PendingStep
+
+    waiting = asyncio.Event()
+    caller_loop = asyncio.get_running_loop()
+
+    async def never_decides(step: PendingStep) -> None:
+        caller_loop.call_soon_threadsafe(waiting.set)
+        await asyncio.Event().wait()
+
+    act = make_act("n: int -> factorial: int", [factorial], "factorial", approval=never_decides)
+    call = asyncio.ensure_future(act.acall(n=5))
+    await waiting.wait()
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    # the run stopped before the cancellation reached us, and its record says so
+    assert [r.status for r in act.history] == ["cancelled"]
