@@ -1,0 +1,498 @@
+"""Kernel confinement the worker installs on itself: Landlock, seccomp-BPF, a private tmpfs, PDEATHSIG.
+
+Stdlib only (ctypes, raw syscalls), because the worker imports it by path into whatever interpreter
+runs the tools, before any third-party code is importable. The parent imports it too, to probe what
+the kernel offers. Every function raises ``OSError`` when the kernel refuses, so the worker can say
+exactly which layer is missing instead of failing silently.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import signal
+import struct
+
+_MACHINE = platform.machine()
+
+# --- syscall numbers (x86_64 only: a hand-written seccomp filter is architecture specific, and an
+# untested table for another architecture would be worse than reporting "not enforced") ----------
+_NR: dict[str, int] = {
+    "socket": 41,
+    "connect": 42,
+    "socketpair": 53,
+    "clone": 56,
+    "fork": 57,
+    "vfork": 58,
+    "execve": 59,
+    "kill": 62,
+    "ptrace": 101,
+    "syslog": 103,
+    "rt_sigqueueinfo": 129,
+    "uselib": 134,
+    "personality": 135,
+    "setpriority": 141,
+    "vhangup": 153,
+    "modify_ldt": 154,
+    "pivot_root": 155,
+    "setrlimit": 160,
+    "chroot": 161,
+    "acct": 163,
+    "mount": 165,
+    "umount2": 166,
+    "swapon": 167,
+    "swapoff": 168,
+    "reboot": 169,
+    "iopl": 172,
+    "ioperm": 173,
+    "init_module": 175,
+    "delete_module": 176,
+    "quotactl": 179,
+    "tkill": 200,
+    "lookup_dcookie": 212,
+    "tgkill": 234,
+    "kexec_load": 246,
+    "add_key": 248,
+    "request_key": 249,
+    "keyctl": 250,
+    "ioprio_set": 251,
+    "migrate_pages": 256,
+    "unshare": 272,
+    "move_pages": 279,
+    "rt_tgsigqueueinfo": 297,
+    "perf_event_open": 298,
+    "prlimit64": 302,
+    "name_to_handle_at": 303,
+    "open_by_handle_at": 304,
+    "setns": 308,
+    "process_vm_readv": 310,
+    "process_vm_writev": 311,
+    "kcmp": 312,
+    "finit_module": 313,
+    "kexec_file_load": 320,
+    "bpf": 321,
+    "execveat": 322,
+    "userfaultfd": 323,
+    "pidfd_send_signal": 424,
+    "io_uring_setup": 425,
+    "io_uring_enter": 426,
+    "io_uring_register": 427,
+    "open_tree": 428,
+    "move_mount": 429,
+    "fsopen": 430,
+    "fsconfig": 431,
+    "fsmount": 432,
+    "fspick": 433,
+    "pidfd_open": 434,
+    "clone3": 435,
+    "pidfd_getfd": 438,
+    "process_madvise": 440,
+    "mount_setattr": 442,
+    "landlock_create_ruleset": 444,
+    "landlock_add_rule": 445,
+    "landlock_restrict_self": 446,
+}
+
+# Denied outright with EPERM: processes, exec, tracing, namespaces and mounts, kernel attack surface.
+_DENY = [
+    "socket",
+    "connect",
+    "fork",
+    "vfork",
+    "execve",
+    "execveat",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "kcmp",
+    "tkill",
+    "pidfd_open",
+    "pidfd_send_signal",
+    "pidfd_getfd",
+    "process_madvise",
+    "setrlimit",
+    "setpriority",
+    "ioprio_set",
+    "migrate_pages",
+    "move_pages",
+    "unshare",
+    "setns",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "open_tree",
+    "move_mount",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "syslog",
+    "acct",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "iopl",
+    "ioperm",
+    "modify_ldt",
+    "uselib",
+    "vhangup",
+    "quotactl",
+    "lookup_dcookie",
+    "name_to_handle_at",
+    "open_by_handle_at",
+    "personality",
+]
+
+PR_SET_PDEATHSIG = 1
+PR_SET_SECCOMP = 22
+PR_SET_NO_NEW_PRIVS = 38
+SECCOMP_MODE_FILTER = 2
+
+CLONE_THREAD = 0x00010000
+CLONE_NEWNS = 0x00020000
+# every namespace flag clone() accepts: a thread may not take any of them
+CLONE_NS_MASK = 0x7E020000
+CLONE_NEWUSER = 0x10000000
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+
+AF_UNIX = 1
+EPERM = 1
+ENOSYS = 38
+
+_AUDIT_ARCH_X86_64 = 0xC000003E
+_RET_KILL_PROCESS = 0x80000000
+_RET_ALLOW = 0x7FFF0000
+_RET_ERRNO = 0x00050000
+
+# classic BPF opcodes
+_LD_ABS_W = 0x20
+_JEQ = 0x15
+_JGE = 0x35
+_JSET = 0x45
+_AND = 0x54
+_RET = 0x06
+
+# Landlock
+LL_EXECUTE = 1 << 0
+LL_WRITE_FILE = 1 << 1
+LL_READ_FILE = 1 << 2
+LL_READ_DIR = 1 << 3
+LL_REMOVE_DIR = 1 << 4
+LL_REMOVE_FILE = 1 << 5
+LL_MAKE_CHAR = 1 << 6
+LL_MAKE_DIR = 1 << 7
+LL_MAKE_REG = 1 << 8
+LL_MAKE_SOCK = 1 << 9
+LL_MAKE_FIFO = 1 << 10
+LL_MAKE_BLOCK = 1 << 11
+LL_MAKE_SYM = 1 << 12
+LL_REFER = 1 << 13
+LL_TRUNCATE = 1 << 14
+LL_IOCTL_DEV = 1 << 15
+LL_NET_BIND_TCP = 1 << 0
+LL_NET_CONNECT_TCP = 1 << 1
+LL_SCOPE_ABSTRACT_UNIX = 1 << 0
+LL_SCOPE_SIGNAL = 1 << 1
+_LL_RULE_PATH_BENEATH = 1
+_LL_CREATE_RULESET_VERSION = 1
+_LL_FILE_RIGHTS = LL_EXECUTE | LL_WRITE_FILE | LL_READ_FILE | LL_TRUNCATE | LL_IOCTL_DEV
+
+_libc: ctypes.CDLL | None = None
+
+
+def _lib() -> ctypes.CDLL:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def _check(ret: int, what: str) -> int:
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return ret
+
+
+def _syscall(name: str, *args: object) -> int:
+    lib = _lib()
+    lib.syscall.restype = ctypes.c_long
+    return int(lib.syscall(ctypes.c_long(_NR[name]), *args))
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0) -> None:
+    lib = _lib()
+    _check(
+        lib.prctl(
+            ctypes.c_int(option),
+            ctypes.c_ulong(arg2),
+            ctypes.c_ulong(arg3),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+        ),
+        f"prctl({option})",
+    )
+
+
+def die_with_parent() -> None:
+    """SIGKILL this process when the thread that spawned it exits (the pool's spawner thread)."""
+    prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+
+
+def seccomp_supported() -> bool:
+    return _MACHINE == "x86_64"
+
+
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version; 0 when Landlock is absent or disabled."""
+    if not seccomp_supported():  # the syscall numbers above are x86_64's
+        return 0
+    try:
+        ret = _syscall("landlock_create_ruleset", None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+    except (OSError, AttributeError):
+        return 0
+    return ret if ret > 0 else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# private scratch filesystem
+
+
+def private_tmpfs(path: str, size_mb: int, max_files: int) -> None:
+    """Mount a size-limited tmpfs over ``path`` in a new user+mount namespace of our own.
+
+    This is what stops "fill the disk with many small files", which no rlimit can: an unprivileged
+    process may own a user namespace and mount a tmpfs in it. Must run single-threaded.
+    """
+    lib = _lib()
+    uid, gid = os.getuid(), os.getgid()
+    _check(lib.unshare(ctypes.c_int(CLONE_NEWUSER | CLONE_NEWNS)), "unshare(user|mount)")
+    with open("/proc/self/setgroups", "w") as fh:
+        fh.write("deny")
+    with open("/proc/self/uid_map", "w") as fh:
+        fh.write(f"{uid} {uid} 1")
+    with open("/proc/self/gid_map", "w") as fh:
+        fh.write(f"{gid} {gid} 1")
+    _check(lib.mount(None, b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None), "mount private")
+    opts = f"size={size_mb}m,nr_inodes={max_files},mode=0700,uid={uid},gid={gid}".encode()
+    _check(
+        lib.mount(
+            b"tmpfs",
+            os.fsencode(path),
+            b"tmpfs",
+            ctypes.c_ulong(MS_NOSUID | MS_NODEV | MS_NOEXEC),
+            opts,
+        ),
+        "mount tmpfs",
+    )
+    os.chdir(path)  # the old cwd is the directory under the new mount
+
+
+# ---------------------------------------------------------------------------------------------
+# Landlock
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = (("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32))
+
+
+def landlock(
+    read_paths: list[str], write_paths: list[str], rw_files: list[str], abi: int
+) -> list[str]:
+    """Restrict this thread (and everything it later creates) to the given paths.
+
+    Read-only: ``read_paths``; everything but device creation: ``write_paths``; read+write on the
+    single files ``rw_files`` (``/dev/null``). TCP bind/connect are denied (ABI >= 4) and signals and
+    abstract unix sockets are scoped to the sandbox (ABI >= 6). Returns what was enforced.
+    """
+    if abi < 1:
+        raise OSError(ENOSYS, "Landlock is not available")
+    fs = (1 << 13) - 1  # ABI 1 rights
+    if abi >= 2:
+        fs |= LL_REFER
+    if abi >= 3:
+        fs |= LL_TRUNCATE
+    if abi >= 5:
+        fs |= LL_IOCTL_DEV
+    net = (LL_NET_BIND_TCP | LL_NET_CONNECT_TCP) if abi >= 4 else 0
+    scoped = (LL_SCOPE_ABSTRACT_UNIX | LL_SCOPE_SIGNAL) if abi >= 6 else 0
+    if abi >= 6:
+        attr = struct.pack("<QQQ", fs, net, scoped)
+    elif abi >= 4:
+        attr = struct.pack("<QQ", fs, net)
+    else:
+        attr = struct.pack("<Q", fs)
+    buf = ctypes.create_string_buffer(attr, len(attr))
+    ruleset = _check(
+        _syscall("landlock_create_ruleset", buf, ctypes.c_size_t(len(attr)), ctypes.c_uint32(0)),
+        "landlock_create_ruleset",
+    )
+    read = LL_READ_FILE | LL_READ_DIR
+    write = fs & ~(LL_MAKE_CHAR | LL_MAKE_BLOCK | LL_EXECUTE)
+    try:
+        for paths, access in (
+            (read_paths, read),
+            (write_paths, write),
+            (rw_files, read | LL_WRITE_FILE),
+        ):
+            for path in paths:
+                _add_path_rule(ruleset, path, access & fs)
+        prctl(PR_SET_NO_NEW_PRIVS, 1)
+        _check(
+            _syscall("landlock_restrict_self", ctypes.c_int(ruleset), ctypes.c_uint32(0)),
+            "landlock_restrict_self",
+        )
+    finally:
+        os.close(ruleset)
+    done = ["filesystem"]
+    if net:
+        done.append("tcp")
+    if scoped:
+        done.append("signal-scope")
+    return done
+
+
+def _add_path_rule(ruleset: int, path: str, access: int) -> None:
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return  # a granted path that does not exist grants nothing
+    try:
+        if not os.path.isdir(path):
+            access &= _LL_FILE_RIGHTS
+        attr = _PathBeneath(access, fd)
+        _check(
+            _syscall(
+                "landlock_add_rule",
+                ctypes.c_int(ruleset),
+                ctypes.c_int(_LL_RULE_PATH_BENEATH),
+                ctypes.byref(attr),
+                ctypes.c_uint32(0),
+            ),
+            f"landlock_add_rule({path})",
+        )
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------------
+# seccomp
+
+
+def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
+    return struct.pack("<HBBI", code, jt, jf, k & 0xFFFFFFFF)
+
+
+def _arg_lo(i: int) -> int:
+    return 16 + 8 * i
+
+
+def _arg_hi(i: int) -> int:
+    return 16 + 8 * i + 4
+
+
+def _block(nr: int, body: list[bytes]) -> list[bytes]:
+    """`if nr == NR: body` (body always returns); A holds the syscall number on entry and exit."""
+    return [_ins(_JEQ, nr, 0, len(body)), *body]
+
+
+def seccomp_program(pid: int) -> bytes:
+    """The filter: deny the dangerous syscalls, allow signals only to ``pid`` (ourselves)."""
+    allow = _ins(_RET, _RET_ALLOW)
+    eperm = _ins(_RET, _RET_ERRNO | EPERM)
+    prog: list[bytes] = [
+        _ins(_LD_ABS_W, 4),  # arch
+        _ins(_JEQ, _AUDIT_ARCH_X86_64, 1, 0),
+        _ins(_RET, _RET_KILL_PROCESS),
+        _ins(_LD_ABS_W, 0),  # nr
+        _ins(_JGE, 0x40000000, 0, 1),  # x32 ABI aliases
+        _ins(_RET, _RET_KILL_PROCESS),
+    ]
+    for name in _DENY:
+        prog += _block(_NR[name], [eperm])
+    # clone: threads only, and no namespace flags
+    prog += _block(
+        _NR["clone"],
+        [
+            _ins(_LD_ABS_W, _arg_lo(0)),
+            _ins(_JSET, CLONE_THREAD, 0, 3),
+            _ins(_AND, CLONE_NS_MASK),
+            _ins(_JEQ, 0, 0, 1),
+            allow,
+            eperm,
+        ],
+    )
+    # clone3 cannot be inspected (flags live in memory): ENOSYS makes glibc fall back to clone
+    prog += _block(_NR["clone3"], [_ins(_RET, _RET_ERRNO | ENOSYS)])
+    # signals: only to our own pid (Python's interrupt uses tgkill(self, main thread, SIGINT))
+    for name in ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"):
+        prog += _block(
+            _NR[name],
+            [_ins(_LD_ABS_W, _arg_lo(0)), _ins(_JEQ, pid, 0, 1), allow, eperm],
+        )
+    # socketpair(AF_UNIX): an unconnected pair inside the process (asyncio's self-pipe); harmless
+    prog += _block(
+        _NR["socketpair"],
+        [_ins(_LD_ABS_W, _arg_lo(0)), _ins(_JEQ, AF_UNIX, 0, 1), allow, eperm],
+    )
+    # prlimit64: reading limits is fine, changing them is not
+    prog += _block(
+        _NR["prlimit64"],
+        [
+            _ins(_LD_ABS_W, _arg_lo(2)),
+            _ins(_JEQ, 0, 0, 3),
+            _ins(_LD_ABS_W, _arg_hi(2)),
+            _ins(_JEQ, 0, 0, 1),
+            allow,
+            eperm,
+        ],
+    )
+    prog.append(allow)
+    return b"".join(prog)
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+
+
+def seccomp(pid: int) -> None:
+    """Install the filter on this thread (threads created afterwards inherit it)."""
+    if not seccomp_supported():
+        raise OSError(ENOSYS, f"no seccomp filter for {_MACHINE}")
+    code = seccomp_program(pid)
+    buf = ctypes.create_string_buffer(code, len(code))
+    prog = _SockFprog(len(code) // 8, ctypes.addressof(buf))
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+    lib = _lib()
+    _check(
+        lib.prctl(
+            ctypes.c_int(PR_SET_SECCOMP),
+            ctypes.c_ulong(SECCOMP_MODE_FILTER),
+            ctypes.byref(prog),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+        ),
+        "prctl(PR_SET_SECCOMP)",
+    )

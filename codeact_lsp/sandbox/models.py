@@ -1,0 +1,82 @@
+"""What crosses the sandbox boundary: tool stubs and calls going out, snippet results coming back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from codeact_lsp.trajectory import ErrorLocation, SandboxInfo, StepError
+
+__all__ = [
+    "ErrorLocation",
+    "ExecResult",
+    "IsolationUnavailable",
+    "SandboxError",
+    "SandboxInfo",
+    "StepError",
+    "ToolHandler",
+    "ToolReply",
+    "ToolRequest",
+    "ToolStub",
+]
+
+
+class ToolStub(BaseModel):
+    """What the worker needs to expose one tool: a callable of that name that forwards the call."""
+
+    name: str
+    signature: str = ""
+    doc: str = ""
+
+
+class ToolRequest(BaseModel):
+    """One stub call from generated code, as it arrives in the handler thread."""
+
+    name: str
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    line: int | None = None  # line of the call in the snippet
+
+
+class ToolReply(BaseModel):
+    """The handler's answer: a JSON result, or an error raised inside the snippet, or stop."""
+
+    result: Any = None
+    error: ErrorLocation | None = None
+    stop: bool = False
+
+
+ToolHandler = Callable[[ToolRequest], ToolReply]
+
+
+class ExecResult(BaseModel):
+    """One snippet's outcome. Output printed before an error is kept; `value` is the repr of a
+    final expression (notebook style)."""
+
+    stdout: str = ""
+    stderr: str = ""
+    value: str | None = None
+    error: StepError | None = None
+    duration_ms: float = 0.0
+    stopped: bool = False  # a tool reply said stop (final_answer)
+    timed_out: bool = False
+    state_lost: bool = False  # the worker was replaced: globals from earlier snippets are gone
+    truncated: bool = False  # output was cut (head and tail kept, the cut is marked)
+    cancelled: bool = False  # interrupted by interrupt() or cancellation, not by the timeout
+    sandbox: SandboxInfo | None = None  # the isolation in force while this snippet ran
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not be started or used (not an error of the generated code)."""
+
+
+class IsolationUnavailable(SandboxError):
+    """`require_isolation` is set and a requested layer cannot be enforced here."""
+
+    def __init__(self, missing: list[str]) -> None:
+        self.missing = missing
+        super().__init__(
+            "refusing to run generated code without the requested isolation: " + "; ".join(missing)
+        )

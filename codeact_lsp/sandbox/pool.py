@@ -1,0 +1,169 @@
+"""Warm spare workers, so starting a sandbox costs a message, not an interpreter start.
+
+One pool per process (the engine, the LSP server and the CLI each make one, or use `default()`);
+many sandboxes come from it, in parallel. Spares are keyed by their `SpawnSpec` (interpreter,
+backend, bubblewrap mounts): an idle worker is generic until a sandbox configures it.
+
+All workers are forked by one long-lived spawner thread: Linux delivers PR_SET_PDEATHSIG when the
+*thread* that forked a child exits, so forking from a short-lived executor thread would kill
+workers at random; forking from a thread that lives as long as the process kills them exactly
+when the server dies, which is what we want.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures as cf
+import functools
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from codeact_lsp.sandbox.models import SandboxError
+from codeact_lsp.sandbox.process import SpawnSpec, WorkerProcess
+
+T = TypeVar("T")
+READY_TIMEOUT = 15.0
+
+
+class _Spawner:
+    def __init__(self) -> None:
+        self._q: queue.SimpleQueue[tuple[Callable[[], Any], cf.Future[Any]]] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="sandbox-spawner", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            fn, fut = self._q.get()
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn())
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+    def submit(self, fn: Callable[[], T]) -> cf.Future[T]:
+        fut: cf.Future[T] = cf.Future()
+        self._q.put((fn, fut))
+        return fut
+
+
+_SPAWNER: _Spawner | None = None
+_SPAWNER_LOCK = threading.Lock()
+
+
+def _spawner() -> _Spawner:
+    global _SPAWNER
+    with _SPAWNER_LOCK:
+        if _SPAWNER is None:
+            _SPAWNER = _Spawner()
+        return _SPAWNER
+
+
+class SandboxPool:
+    """Keeps `spares` started workers per spec (for the `max_specs` most recent specs)."""
+
+    _default: SandboxPool | None = None
+
+    def __init__(self, spares: int = 1, max_specs: int = 3) -> None:
+        self.spares = spares
+        self.max_specs = max_specs
+        self._idle: dict[SpawnSpec, list[WorkerProcess]] = {}
+        self._starting: dict[SpawnSpec, int] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._live: set[WorkerProcess] = set()
+        atexit.register(self._kill_all)
+
+    @classmethod
+    def default(cls) -> SandboxPool:
+        """The process-wide pool used when a sandbox is started without one."""
+        if cls._default is None or cls._default._closed:
+            cls._default = cls()
+        return cls._default
+
+    def spawn_now(self, spec: SpawnSpec) -> cf.Future[WorkerProcess]:
+        return _spawner().submit(lambda: self._track(WorkerProcess(spec)))
+
+    def _track(self, w: WorkerProcess) -> WorkerProcess:
+        with self._lock:
+            self._live = {x for x in self._live if x.alive}
+            self._live.add(w)
+        return w
+
+    def warm(self, spec: SpawnSpec) -> None:
+        """Start spares for `spec` in the background (no-op when enough are idle or starting)."""
+        with self._lock:
+            if self._closed:
+                return
+            idle = self._idle.setdefault(spec, [])
+            idle[:] = [w for w in idle if w.alive]
+            need = self.spares - len(idle) - self._starting.get(spec, 0)
+            if need <= 0:
+                return
+            self._starting[spec] = self._starting.get(spec, 0) + need
+            self._evict_locked(spec)
+        for _ in range(need):
+            fut = self.spawn_now(spec)
+            fut.add_done_callback(functools.partial(self._spare_started, spec))
+
+    def _spare_started(self, spec: SpawnSpec, fut: cf.Future[WorkerProcess]) -> None:
+        with self._lock:
+            self._starting[spec] = max(0, self._starting.get(spec, 0) - 1)
+            if fut.exception() is not None:
+                return
+            w = fut.result()
+            if self._closed or spec not in self._idle:
+                w.kill("pool closed")
+                return
+            self._idle[spec].append(w)
+
+    def _evict_locked(self, keep: SpawnSpec) -> None:
+        # the most recently used specs stay warm; dict order is insertion order
+        self._idle[keep] = self._idle.pop(keep)
+        while len(self._idle) > self.max_specs:
+            old = next(iter(self._idle))
+            for w in self._idle.pop(old):
+                w.kill("evicted spare")
+
+    async def acquire(self, spec: SpawnSpec) -> WorkerProcess:
+        """A started, ready worker for `spec`: a warm spare when there is one."""
+        if self._closed:
+            raise SandboxError("the sandbox pool is closed")
+        worker: WorkerProcess | None = None
+        with self._lock:
+            idle = self._idle.get(spec, [])
+            while idle and worker is None:
+                cand = idle.pop(0)
+                if cand.alive:
+                    worker = cand
+        if worker is None:
+            worker = await asyncio.wrap_future(self.spawn_now(spec))
+        self.warm(spec)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(worker.ready), READY_TIMEOUT)
+        except (TimeoutError, Exception) as exc:
+            worker.kill("did not start")
+            raise SandboxError(
+                f"the sandbox worker did not start ({spec.backend}, {spec.python}): "
+                f"{worker.death or exc}"
+            ) from None
+        return worker
+
+    def _kill_all(self) -> None:
+        with self._lock:
+            workers = [w for ws in self._idle.values() for w in ws] + list(self._live)
+            self._idle.clear()
+        for w in workers:
+            w.kill("pool closed")
+
+    async def close(self) -> None:
+        """Kill the idle spares. Sandboxes already handed out keep running until closed."""
+        self._closed = True
+        with self._lock:
+            workers = [w for ws in self._idle.values() for w in ws]
+            self._idle.clear()
+        for w in workers:
+            w.kill("pool closed")

@@ -1,0 +1,342 @@
+"""The parent's side of one worker: the OS process, its pipes, and the thread serving its tool calls.
+
+Tool calls are answered on a plain thread (never the event loop): the reader thread receives a call,
+runs the blocking handler inline and writes the reply, which is what makes ~50k round trips/s
+possible. When an interrupt arrives while a handler is still busy, a second reader takes over the
+pipe so the worker's "done" is not stuck behind a slow tool (the first reader retires after its
+call). Everything the worker sends is untrusted: frames are size-capped and JSON-decoded.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import json
+import marshal
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codeact_lsp.sandbox.models import ErrorLocation, ToolHandler, ToolReply, ToolRequest
+
+WORKER_PATH = str(Path(__file__).with_name("worker.py"))
+MAX_FRAME = 64 * 1024 * 1024
+_HEADER = 4
+
+
+class WorkerDied(RuntimeError):
+    """The worker process ended (or broke the protocol) while we were waiting for it."""
+
+
+@dataclass(frozen=True)
+class SpawnSpec:
+    """Everything fixed at process start; workers with equal specs are interchangeable spares."""
+
+    python: str
+    backend: str  # "landlock" | "bwrap" | "none"
+    bwrap: str | None = None
+    binds: tuple[str, ...] = ()  # read-only binds inside bubblewrap
+    disk_mb: int = 64
+    env: tuple[tuple[str, str], ...] = field(default=())
+
+
+def _minimal_env(scratch: str) -> dict[str, str]:
+    return {"PATH": "/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8"}
+
+
+def _bwrap_argv(spec: SpawnSpec, scratch: str) -> list[str]:
+    assert spec.bwrap is not None
+    argv = [
+        spec.bwrap,
+        "--die-with-parent",
+        "--unshare-user",
+        "--unshare-ipc",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+    ]
+    for d in ("/lib", "/lib64", "/lib32", "/bin", "/sbin"):
+        if os.path.islink(d):
+            argv += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            argv += ["--ro-bind", d, d]
+    for f in ("/etc/ld.so.cache", "/etc/localtime"):
+        argv += ["--ro-bind-try", f, f]
+    argv += ["--dev", "/dev"]
+    argv += ["--perms", "0700", "--size", str(spec.disk_mb * 1024 * 1024), "--tmpfs", scratch]
+    for b in spec.binds:
+        if os.path.exists(b) and not b.startswith("/usr/"):
+            argv += ["--ro-bind", b, b]
+    argv += ["--chdir", scratch, "--clearenv"]
+    for k, v in _minimal_env(scratch).items():
+        argv += ["--setenv", k, v]
+    argv.append("--")
+    return argv
+
+
+class WorkerProcess:
+    """A started worker. `ready` resolves with the worker's hello; `request` sends one command."""
+
+    def __init__(self, spec: SpawnSpec) -> None:
+        self.spec = spec
+        self.scratch = tempfile.mkdtemp(prefix="codeact-sb-")
+        self.handler: ToolHandler | None = None
+        self.ready: cf.Future[dict[str, Any]] = cf.Future()
+        self.pid: int | None = None  # the worker's own pid (inside bwrap: not the Popen pid)
+        self.dead = False
+        self.death: str = ""
+        self.last_cpu = 0.0
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._pending: cf.Future[dict[str, Any]] | None = None
+        self._buf = b""
+        self._gen = 0
+        self._readers = 0
+        self._in_call = False
+        p2w_r, self._to = os.pipe2(os.O_CLOEXEC)
+        self._from, w2p_w = os.pipe2(os.O_CLOEXEC)
+        ctl_r, self._ctl = os.pipe2(os.O_CLOEXEC)
+        child_fds = (p2w_r, w2p_w, ctl_r)
+        parent = 0 if spec.backend == "bwrap" else os.getpid()
+        argv = [spec.python, "-I", "-S", WORKER_PATH, *map(str, child_fds), str(parent)]
+        if spec.backend == "bwrap":
+            argv = _bwrap_argv(spec, self.scratch) + argv
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                pass_fds=child_fds,
+                env=_minimal_env(self.scratch),
+                cwd=self.scratch,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except BaseException:
+            for fd in (*child_fds, self._to, self._from, self._ctl):
+                os.close(fd)
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            raise
+        for fd in child_fds:
+            os.close(fd)
+        self._start_reader()
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return not self.dead
+
+    def kill(self, why: str = "killed") -> None:
+        """SIGKILL the whole process group (bwrap and the worker in it); idempotent."""
+        with self._lock:
+            if self.proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+            if not self.death:
+                self.death = why
+
+    def interrupt(self) -> None:
+        """Ask the worker to raise KeyboardInterrupt in the running snippet (keeps its globals)."""
+        with self._lock:
+            if self.dead:
+                return
+            if self._in_call:  # the reader is busy in a handler: let a fresh reader take over
+                self._in_call = False
+                self._start_reader()
+        with contextlib.suppress(OSError):
+            os.write(self._ctl, b"i")
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time the worker used so far (read from /proc, so generated code cannot fake it)."""
+        pid = self.pid or self.proc.pid
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return None
+
+    # --- requests -------------------------------------------------------------------------------
+
+    def request(self, msg: dict[str, Any]) -> cf.Future[dict[str, Any]]:
+        fut: cf.Future[dict[str, Any]] = cf.Future()
+        with self._lock:
+            if self.dead:
+                fut.set_exception(WorkerDied(self.death or "the worker is not running"))
+                return fut
+            self._pending = fut
+        try:
+            self._send(marshal.dumps(msg))
+        except OSError as exc:
+            self.kill(f"channel broken: {exc}")
+        return fut
+
+    def _send(self, payload: bytes) -> None:
+        data = len(payload).to_bytes(_HEADER, "little") + payload
+        with self._send_lock:
+            view = memoryview(data)
+            while view:
+                n = os.write(self._to, view)
+                view = view[n:]
+
+    # --- the reader thread ------------------------------------------------------------------------
+
+    def _start_reader(self) -> None:
+        self._gen += 1
+        self._readers += 1
+        t = threading.Thread(
+            target=self._serve,
+            args=(self._gen,),
+            name=f"sandbox-worker-{self.proc.pid}",
+            daemon=True,
+        )
+        t.start()
+
+    def _recv(self) -> dict[str, Any]:
+        buf = self._buf
+        while True:
+            if len(buf) >= _HEADER:
+                n = int.from_bytes(buf[:_HEADER], "little")
+                if n > MAX_FRAME:
+                    raise WorkerDied(f"the worker sent an oversized message ({n} bytes)")
+                end = _HEADER + n
+                if len(buf) >= end:
+                    self._buf = buf[end:]
+                    msg = json.loads(buf[_HEADER:end])
+                    if not isinstance(msg, dict):
+                        raise WorkerDied("the worker broke the protocol")
+                    return msg
+                chunk = os.read(self._from, max(65536, end - len(buf)))
+            else:
+                chunk = os.read(self._from, 65536)
+            if not chunk:
+                raise EOFError
+            buf = self._buf = buf + chunk
+
+    def _serve(self, gen: int) -> None:
+        try:
+            self._serve_loop(gen)
+        finally:
+            with self._lock:
+                self._readers -= 1
+                last = self._readers == 0 and self.dead
+            if last:  # only now: a retired reader may still write a late reply to these fds
+                for fd in (self._to, self._from, self._ctl):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+
+    def _serve_loop(self, gen: int) -> None:
+        try:
+            while True:
+                with self._lock:
+                    if gen != self._gen:
+                        return
+                msg = self._recv()
+                kind = msg.get("t")
+                if kind == "call":
+                    with self._lock:
+                        self._in_call = True
+                    try:
+                        reply = self._call(msg)
+                    finally:
+                        with self._lock:
+                            self._in_call = False
+                    with contextlib.suppress(OSError):
+                        self._send(reply)
+                elif kind == "ready":
+                    self.pid = msg.get("pid") if isinstance(msg.get("pid"), int) else None
+                    if not self.ready.done():
+                        self.ready.set_result(msg)
+                elif kind in ("done", "configured", "fatal"):
+                    cpu = msg.get("cpu")
+                    with self._lock:
+                        fut, self._pending = self._pending, None
+                    if fut is not None and not fut.done():
+                        fut.set_result(msg)
+                    if isinstance(cpu, float):
+                        self.last_cpu = cpu
+                else:
+                    raise WorkerDied(f"the worker broke the protocol (message {kind!r})")
+        except (EOFError, OSError, ValueError, WorkerDied) as exc:
+            self._finish(exc)
+
+    def _call(self, msg: dict[str, Any]) -> bytes:
+        cid = msg.get("id")
+        name, args, kwargs, line = (
+            msg.get("name"),
+            msg.get("args"),
+            msg.get("kwargs"),
+            msg.get("line"),
+        )
+        handler = self.handler
+        out: dict[str, Any] = {
+            "t": "reply",
+            "id": cid,
+            "result": None,
+            "error": None,
+            "stop": False,
+        }
+        if (
+            not isinstance(name, str)
+            or not isinstance(args, list)
+            or not isinstance(kwargs, dict)
+            or not (line is None or isinstance(line, int))
+        ):
+            out["error"] = {"type": "TypeError", "message": "malformed tool call"}
+        elif handler is None:
+            out["error"] = {"type": "RuntimeError", "message": f"no handler for tool {name!r}"}
+        else:
+            try:
+                reply = handler(
+                    ToolRequest.model_construct(name=name, args=args, kwargs=kwargs, line=line)
+                )
+                if not isinstance(reply, ToolReply):
+                    reply = ToolReply.model_validate(reply)
+            except Exception as exc:
+                reply = ToolReply(error=ErrorLocation(type=type(exc).__name__, message=str(exc)))
+            out["result"] = reply.result
+            out["stop"] = reply.stop
+            if reply.error is not None:
+                out["error"] = {"type": reply.error.type, "message": reply.error.message}
+        try:
+            return marshal.dumps(out)
+        except ValueError:  # not marshal-able: the JSON value, or its repr
+            out["result"] = json.loads(json.dumps(out["result"], default=repr))
+            return marshal.dumps(out)
+
+    def _finish(self, exc: BaseException) -> None:
+        """The channel ended: make sure the process is gone, reap it, fail whoever waits."""
+        self.kill("channel closed" if isinstance(exc, EOFError) else str(exc))
+        with self._lock:
+            code = self.proc.wait()
+            self.dead = True
+            if code < 0:
+                try:
+                    name = signal.Signals(-code).name
+                except ValueError:
+                    name = str(-code)
+                detail = f"killed by {name}"
+            else:
+                detail = f"exited with status {code}"
+            if self.death in ("", "channel closed"):
+                self.death = detail
+            elif detail not in self.death:
+                self.death = f"{self.death} ({detail})"
+            fut, self._pending = self._pending, None
+        err = WorkerDied(self.death)
+        if fut is not None and not fut.done():
+            fut.set_exception(err)
+        if not self.ready.done():
+            self.ready.set_exception(err)
+        shutil.rmtree(self.scratch, ignore_errors=True)

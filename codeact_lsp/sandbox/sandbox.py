@@ -1,0 +1,286 @@
+"""`Sandbox`: one run's worker, its limits, and the timeout / cancel / crash semantics.
+
+A snippet that overruns its time is interrupted (KeyboardInterrupt inside the snippet: globals are
+kept); if it does not come back within a short grace period the worker is killed and the next
+snippet gets a fresh one, with `state_lost` said out loud. Cancelling the task that awaits
+`execute` does the same before re-raising, so the sandbox stays usable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any
+
+from codeact_lsp.config import SandboxSettings
+from codeact_lsp.sandbox import backends
+from codeact_lsp.sandbox.models import (
+    ExecResult,
+    SandboxError,
+    SandboxInfo,
+    StepError,
+    ToolHandler,
+    ToolStub,
+)
+from codeact_lsp.sandbox.pool import SandboxPool
+from codeact_lsp.sandbox.process import WorkerDied, WorkerProcess
+
+GRACE = 0.3  # seconds an interrupted snippet gets to unwind before the worker is killed
+POLL = 0.25  # seconds between CPU-time checks while a snippet runs
+
+
+class Sandbox:
+    """A worker process that runs generated code for one run, with tool stubs wired to `handler`."""
+
+    def __init__(
+        self,
+        settings: SandboxSettings,
+        tools: list[ToolStub],
+        handler: ToolHandler,
+        *,
+        python: str,
+        extra_paths: list[str],
+        pool: SandboxPool,
+    ) -> None:
+        self.settings = settings
+        self.tools = list(tools)
+        self.handler = handler
+        self.python = python
+        self.extra_paths = list(extra_paths)
+        self.pool = pool
+        self.plan = backends.make_plan(settings, python, self.extra_paths)
+        self.info = SandboxInfo(backend=self.plan.spec.backend)
+        self._worker: WorkerProcess | None = None
+        self._lock: asyncio.Lock | None = None
+        self._closed = False
+
+    @classmethod
+    async def start(
+        cls,
+        settings: SandboxSettings,
+        tools: list[ToolStub],
+        handler: ToolHandler,
+        *,
+        python: str | None = None,
+        extra_paths: list[str] | tuple[str, ...] = (),
+        pool: SandboxPool | None = None,
+    ) -> Sandbox:
+        """Configure a (warm) worker. Raises `IsolationUnavailable` under `require_isolation` when a
+        layer is missing, `SandboxError` when the worker cannot start."""
+        sb = cls(
+            settings,
+            tools,
+            handler,
+            python=python or sys.executable,
+            extra_paths=list(extra_paths),
+            pool=pool or SandboxPool.default(),
+        )
+        await sb._boot()
+        return sb
+
+    @property
+    def scratch(self) -> str | None:
+        """The worker's private working directory (on the host; a private tmpfs hides its files)."""
+        return self._worker.scratch if self._worker else None
+
+    @property
+    def pid(self) -> int | None:
+        return self._worker.pid if self._worker else None
+
+    async def _boot(self) -> None:
+        worker = await self.pool.acquire(self.plan.spec)
+        worker.handler = self.handler
+        tools = [{"name": t.name, "doc": t.doc, "signature": t.signature} for t in self.tools]
+        msg = backends.config_message(
+            self.settings, self.plan, worker.scratch, tools, self.extra_paths
+        )
+        try:
+            reply = await asyncio.wrap_future(worker.request(msg))
+        except WorkerDied as exc:
+            raise SandboxError(f"the sandbox worker died while being configured: {exc}") from None
+        except asyncio.CancelledError:
+            worker.kill("cancelled during start")
+            raise
+        if reply.get("t") != "configured":
+            worker.kill("configuration failed")
+            err = reply.get("error") or {}
+            raise SandboxError(
+                f"the sandbox worker could not be configured: {err.get('traceback') or reply}"
+            )
+        applied = [str(x) for x in reply.get("applied", [])]
+        problems = [str(x) for x in reply.get("problems", [])]
+        info = backends.describe(self.plan, applied, problems)
+        try:
+            backends.refuse_if_required(self.settings, info)
+        except Exception:
+            worker.kill("isolation refused")
+            raise
+        self.info = info
+        self._worker = worker
+
+    async def execute(self, code: str, timeout: float | None = None) -> ExecResult:
+        """Run one snippet in the persistent globals. Never raises for errors of the code itself."""
+        if self._closed:
+            raise SandboxError("the sandbox is closed")
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._worker is None or not self._worker.alive:
+                await self._boot()
+            worker = self._worker
+            assert worker is not None
+            return await self._run(worker, code, timeout or self.settings.timeout)
+
+    async def _run(self, worker: WorkerProcess, code: str, limit: float) -> ExecResult:
+        t0 = time.perf_counter()
+        cpu_limit = self.settings.cpu_seconds or limit
+        cpu0 = worker.last_cpu
+        fut = asyncio.wrap_future(worker.request({"t": "exec", "code": code}))
+        reason: str | None = None
+        try:
+            deadline = t0 + limit
+            while True:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    reason = "timeout"
+                    break
+                done, _ = await asyncio.wait((fut,), timeout=min(remaining, POLL))
+                if done:
+                    break
+                cpu = worker.cpu_seconds()
+                if cpu is not None and cpu - cpu0 > cpu_limit:
+                    reason = "cpu"
+                    break
+        except asyncio.CancelledError:
+            await self._stop(worker, fut)
+            raise
+        if reason is not None:
+            msg = await self._stop(worker, fut)
+        else:
+            msg = self._outcome(fut)
+        elapsed = (time.perf_counter() - t0) * 1000.0
+        if msg is None:  # killed, or crashed
+            if reason is not None:
+                what = (
+                    f"the step exceeded its {limit:g} s time limit"
+                    if reason == "timeout"
+                    else f"the step exceeded its {cpu_limit:g} s CPU-time limit"
+                )
+                err = StepError(
+                    type="TimeoutError",
+                    message=f"{what} and did not stop when interrupted; the sandbox was restarted "
+                    "and variables from earlier steps are lost",
+                )
+            else:
+                err = StepError(
+                    type="SandboxCrash",
+                    message=f"the sandbox worker died ({worker.death}); it was restarted and "
+                    "variables from earlier steps are lost",
+                )
+            return ExecResult(
+                error=err,
+                duration_ms=elapsed,
+                timed_out=reason is not None,
+                state_lost=True,
+                sandbox=self.info,
+            )
+        return self._result(msg, reason, limit, cpu_limit, elapsed)
+
+    def _outcome(self, fut: asyncio.Future[dict[str, Any]]) -> dict[str, Any] | None:
+        try:
+            return fut.result()
+        except WorkerDied:
+            return None
+
+    async def _stop(
+        self, worker: WorkerProcess, fut: asyncio.Future[dict[str, Any]]
+    ) -> dict[str, Any] | None:
+        """Interrupt the snippet; kill the worker if it does not come back within GRACE."""
+        end = time.perf_counter() + GRACE
+        while not fut.done():
+            worker.interrupt()
+            remaining = end - time.perf_counter()
+            if remaining <= 0:
+                break
+            await asyncio.wait((fut,), timeout=min(remaining, 0.1))
+        if not fut.done():
+            worker.kill("did not stop when interrupted")
+            self._worker = None
+            fut.cancel()
+            return None
+        out = self._outcome(fut)
+        if out is None:
+            self._worker = None
+        return out
+
+    def _result(
+        self,
+        msg: dict[str, Any],
+        reason: str | None,
+        limit: float,
+        cpu_limit: float,
+        elapsed: float,
+    ) -> ExecResult:
+        cap = self.settings.output_kb * 1024 * 2
+        error = None
+        raw = msg.get("error")
+        timed_out = False
+        cancelled = False
+        if isinstance(raw, dict):
+            error = StepError(
+                type=str(raw.get("type", "Error")),
+                message=str(raw.get("message", "")),
+                line=raw.get("line") if isinstance(raw.get("line"), int) else None,
+                traceback=str(raw.get("traceback", ""))[:cap],
+            )
+            if error.type == "KeyboardInterrupt" and msg.get("interrupted"):
+                if reason is not None:
+                    timed_out = True
+                    what = (
+                        f"the step exceeded its {limit:g} s time limit"
+                        if reason == "timeout"
+                        else f"the step exceeded its {cpu_limit:g} s CPU-time limit"
+                    )
+                    where = f" (interrupted at line {error.line})" if error.line else ""
+                    error = StepError(
+                        type="TimeoutError",
+                        message=what + where,
+                        line=error.line,
+                        traceback=error.traceback.rsplit("\n", 1)[0] + f"\nTimeoutError: {what}"
+                        if "\n" in error.traceback
+                        else f"TimeoutError: {what}",
+                    )
+                else:
+                    cancelled = True
+        value = msg.get("value")
+        return ExecResult(
+            stdout=str(msg.get("stdout", ""))[:cap],
+            stderr=str(msg.get("stderr", ""))[:cap],
+            value=value[:cap] if isinstance(value, str) else None,
+            error=error,
+            duration_ms=elapsed,
+            stopped=bool(msg.get("stopped")),
+            timed_out=timed_out,
+            truncated=bool(msg.get("truncated")),
+            cancelled=cancelled,
+            sandbox=self.info,
+        )
+
+    def interrupt(self) -> None:
+        """Interrupt the running snippet (it ends with KeyboardInterrupt, globals kept)."""
+        if self._worker is not None:
+            self._worker.interrupt()
+
+    async def close(self) -> None:
+        """Kill the worker and its process group, remove its scratch directory."""
+        self._closed = True
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.kill("sandbox closed")
+
+    async def __aenter__(self) -> Sandbox:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

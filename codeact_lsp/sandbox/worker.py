@@ -1,0 +1,625 @@
+"""The sandbox worker: runs untrusted snippets, one after another, in persistent globals.
+
+Launched by path as ``python -I -S worker.py IN_FD OUT_FD CTL_FD PARENT_PID`` with the tools'
+interpreter, so it is stdlib-only and imports as little as possible (cold start is a product
+metric). Protocol: frames of a 4-byte little-endian length and a payload. Parent -> worker payloads
+are ``marshal`` (the parent is trusted, and marshal is built in and fast); worker -> parent payloads
+are JSON, because the parent must never unmarshal what untrusted code may have forged.
+
+Interrupts arrive as single bytes on CTL_FD, read by a small thread that raises KeyboardInterrupt
+in the main thread with ``pthread_kill`` — the worker signals itself, so this works inside
+bubblewrap and under a seccomp filter that forbids signalling anyone else.
+"""
+
+from __future__ import annotations
+
+import _thread
+import builtins
+import marshal
+import os
+import signal
+import sys
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # annotations only: `typing` would cost cold-start time
+    from collections.abc import Callable
+    from types import CodeType, ModuleType
+
+FILENAME = "<snippet>"
+_PyCF_ONLY_AST = 0x400
+_PyCF_ALLOW_TOP_LEVEL_AWAIT = 0x2000
+_CO_COROUTINE = 0x80
+_HEADER = 4
+
+
+# --------------------------------------------------------------------------------------------
+# JSON encoding without importing the `json` package (it pulls in `re`: ~8 ms of cold start)
+
+
+def _no_default(obj: object) -> object:
+    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+
+def _make_dumps() -> Callable[[object], str]:
+    try:
+        import _json
+
+        enc = _json.make_encoder(
+            {}, _no_default, _json.encode_basestring_ascii, None, ":", ",", False, False, True
+        )
+
+        def dumps(obj: object) -> str:
+            return "".join(enc(obj, 0))
+
+        if dumps({"a": [1, 2.5, None, True, "é"]}) == '{"a":[1,2.5,null,true,"\\u00e9"]}':
+            return dumps
+    except Exception:
+        pass
+    import json
+
+    def dumps_slow(obj: object) -> str:
+        return json.dumps(obj, separators=(",", ":"), default=_no_default)
+
+    return dumps_slow
+
+
+_dumps = _make_dumps()
+
+
+# --------------------------------------------------------------------------------------------
+# the channel
+
+
+class Channel:
+    def __init__(self, rfd: int, wfd: int) -> None:
+        self.rfd = rfd
+        self.wfd = wfd
+        self.buf = b""
+
+    def recv(self) -> dict:  # type: ignore[type-arg]
+        buf = self.buf
+        while True:
+            if len(buf) >= _HEADER:
+                n = int.from_bytes(buf[:_HEADER], "little")
+                end = _HEADER + n
+                if len(buf) >= end:
+                    self.buf = buf[end:]
+                    return marshal.loads(buf[_HEADER:end])  # type: ignore[no-any-return]
+                chunk = os.read(self.rfd, max(65536, end - len(buf)))
+            else:
+                chunk = os.read(self.rfd, 65536)
+            if not chunk:
+                raise EOFError
+            buf = self.buf = buf + chunk
+
+    def send_raw(self, text: str) -> None:
+        data = text.encode("utf-8", "surrogatepass")
+        data = len(data).to_bytes(_HEADER, "little") + data
+        while data:
+            n = os.write(self.wfd, data)
+            data = data[n:]
+
+
+# --------------------------------------------------------------------------------------------
+# output capture: keep the head and the tail, count what was cut
+
+
+class Capture:
+    """A text stream that keeps at most ``limit`` characters: the first half and the last half."""
+
+    encoding = "utf-8"
+    errors = "strict"
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.reset()
+
+    def reset(self) -> None:
+        self.head: list[str] = []
+        self.head_len = 0
+        self.tail: list[str] = []
+        self.tail_len = 0
+        self.total = 0
+
+    def write(self, s: str) -> int:
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        n = len(s)
+        self.total += n
+        half = self.limit // 2
+        if self.head_len < half:
+            take = s[: half - self.head_len]
+            self.head.append(take)
+            self.head_len += len(take)
+            s = s[len(take) :]
+            if not s:
+                return n
+        self.tail.append(s)
+        self.tail_len += len(s)
+        keep = self.limit - half
+        if self.tail_len > 2 * keep + 4096:
+            joined = "".join(self.tail)[-keep:]
+            self.tail = [joined]
+            self.tail_len = len(joined)
+        return n
+
+    def writelines(self, lines: object) -> None:
+        for line in lines:  # type: ignore[attr-defined]
+            self.write(line)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError("captured stream has no file descriptor")
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+    def take(self) -> tuple[str, bool]:
+        head = "".join(self.head)
+        keep = self.limit - self.limit // 2
+        tail = "".join(self.tail)
+        if self.total <= self.limit:
+            text, cut = head + tail, False
+        else:
+            tail = tail[-keep:] if keep else ""
+            dropped = self.total - len(head) - len(tail)
+            text, cut = f"{head}\n… [{dropped} characters cut] …\n{tail}", True
+        self.reset()
+        return text, cut
+
+
+# --------------------------------------------------------------------------------------------
+# the worker
+
+
+class Stop(BaseException):
+    """Raised by a stub whose reply says stop (final_answer); not an Exception, so `except
+    Exception` in generated code does not swallow it."""
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except BaseException:
+        try:
+            return repr(exc)
+        except BaseException:
+            return f"<unprintable {type(exc).__name__} object>"
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]} … [{len(text) - 2 * half} characters cut] … {text[-half:]}"
+
+
+class Worker:
+    def __init__(self, chan: Channel, ctl_fd: int) -> None:
+        self.chan = chan
+        self.ctl_fd = ctl_fd
+        self.out = Capture(256 * 1024)
+        self.err = Capture(256 * 1024)
+        self.value_limit = 20000
+        self.globals: dict[str, object] = {"__name__": "__main__", "__builtins__": builtins}
+        self.running = False
+        self.interrupt_requested = False
+        self.stopped = False
+        self.call_id = 0
+        self.source_lines: list[str] = []
+        self.exc_classes: dict[str, type] = {}
+        self.loop: object = None
+        self.main_ident = _thread.get_ident()
+
+    # --- interrupts -------------------------------------------------------------------------
+
+    def on_sigint(self, signum: int, frame: object) -> None:
+        if self.running:
+            raise KeyboardInterrupt
+        # an interrupt that arrives after the snippet finished is dropped
+
+    def control_loop(self) -> None:
+        while True:
+            try:
+                data = os.read(self.ctl_fd, 64)
+            except OSError:
+                data = b""
+            if not data:
+                os._exit(0)  # the parent is gone
+            if self.running:
+                self.interrupt_requested = True
+                try:  # noqa: SIM105 (contextlib would cost cold-start time)
+                    signal.pthread_kill(self.main_ident, signal.SIGINT)
+                except OSError:
+                    pass
+
+    # --- configuration ----------------------------------------------------------------------
+
+    def configure(self, cfg: dict) -> dict:  # type: ignore[type-arg]
+        applied: list[str] = []
+        problems: list[str] = []
+        scratch = cfg["scratch"]
+        self.out = Capture(cfg["output_limit"])
+        self.err = Capture(cfg["output_limit"])
+        self.value_limit = cfg["value_limit"]
+        for p in cfg["import_paths"]:
+            if p not in sys.path:
+                sys.path.append(p)
+        site = _site_packages() if cfg["site_packages"] else []
+        for p in site:
+            if p not in sys.path:
+                sys.path.append(p)
+        confine = _confine()
+        if cfg["tmpfs"]:
+            try:
+                confine.private_tmpfs(scratch, cfg["disk_mb"], cfg["max_files"])
+                applied.append("disk")
+            except OSError as exc:
+                problems.append(f"disk: no private tmpfs ({exc}); only the per-file size limit")
+        _limits(cfg, applied, problems)
+        if cfg["landlock"]:
+            reads = _read_paths(cfg, site)
+            try:
+                applied += confine.landlock(reads, [scratch], ["/dev/null"], confine.landlock_abi())
+            except OSError as exc:
+                problems.append(f"filesystem: Landlock failed ({exc})")
+        if cfg["seccomp"]:
+            try:
+                confine.seccomp(os.getpid())
+                applied.append("seccomp")
+            except OSError as exc:
+                problems.append(f"seccomp failed ({exc})")
+        _thread.stack_size(256 * 1024)
+        _thread.start_new_thread(self.control_loop, ())
+        for tool in cfg["tools"]:
+            self.globals[tool["name"]] = self.make_stub(tool["name"], tool.get("doc", ""))
+        return {"t": "configured", "applied": applied, "problems": problems, "pid": os.getpid()}
+
+    # --- tool stubs ---------------------------------------------------------------------------
+
+    def make_stub(self, name: str, doc: str):  # type: ignore[no-untyped-def]
+        call = self.call_tool
+
+        def stub(*args: object, **kwargs: object) -> object:
+            return call(name, args, kwargs)
+
+        stub.__name__ = stub.__qualname__ = name
+        stub.__doc__ = doc or None
+        stub.__module__ = "tools"
+        return stub
+
+    def call_tool(self, name: str, args: tuple, kwargs: dict) -> object:  # type: ignore[type-arg]
+        if self.stopped:
+            raise Stop
+        frame = sys._getframe(2)
+        line = None
+        while frame is not None:
+            if frame.f_code.co_filename == FILENAME:
+                line = frame.f_lineno
+                break
+            frame = frame.f_back  # type: ignore[assignment]
+        self.call_id += 1
+        cid = self.call_id
+        try:
+            msg = _dumps(
+                {"t": "call", "id": cid, "name": name, "args": args, "kwargs": kwargs, "line": line}
+            )
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise TypeError(f"{name}(): arguments must be JSON-serialisable: {exc}") from None
+        self.chan.send_raw(msg)
+        while True:
+            reply = self.chan.recv()
+            if reply.get("t") == "reply" and reply.get("id") == cid:
+                break
+        if reply.get("stop"):
+            self.stopped = True
+            raise Stop
+        err = reply.get("error")
+        if err:
+            raise self.tool_exception(err.get("type") or "Exception", err.get("message") or "")
+        return reply.get("result")
+
+    def tool_exception(self, type_name: str, message: str) -> BaseException:
+        short = type_name.rsplit(".", 1)[-1]
+        cls = getattr(builtins, short, None)
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, Exception)
+            and not issubclass(cls, (UnicodeError, OSError))
+        ):
+            try:
+                return cls(message)
+            except Exception:
+                pass
+        cls = self.exc_classes.get(short)
+        if cls is None:
+            ident = short if short.isidentifier() else "ToolError"
+            cls = type(ident, (Exception,), {"__module__": "tools"})
+            self.exc_classes[short] = cls
+        return cls(message)  # type: ignore[no-any-return]
+
+    # --- execution -----------------------------------------------------------------------------
+
+    def execute(self, code: str) -> dict:  # type: ignore[type-arg]
+        t0 = time.perf_counter()
+        out, err = self.out, self.err
+        sys.stdout, sys.stderr = out, err
+        self.source_lines = code.splitlines()
+        self.stopped = False
+        self.interrupt_requested = False
+        value = None
+        error = None
+        g = self.globals
+        try:
+            first, last = self.compile(code)
+        except SyntaxError as exc:
+            error = self.syntax_error(exc)
+        except BaseException as exc:
+            error = self.error(exc)
+        else:
+            self.running = True
+            try:
+                if first is not None:
+                    if first.co_flags & _CO_COROUTINE:
+                        self.run_async(eval(first, g))
+                    else:
+                        exec(first, g)
+                if last is not None:
+                    result = eval(last, g)
+                    if last.co_flags & _CO_COROUTINE:
+                        result = self.run_async(result)
+                    self.running = False
+                    if result is not None:
+                        g["_"] = result
+                        value = _clip(self.safe_repr(result), self.value_limit)
+            except Stop:
+                pass
+            except BaseException as exc:
+                self.running = False
+                error = self.error(exc)
+            finally:
+                self.running = False
+        sys.stdout, sys.stderr = out, err
+        stdout, cut_out = out.take()
+        stderr, cut_err = err.take()
+        return {
+            "t": "done",
+            "stdout": stdout,
+            "stderr": stderr,
+            "value": value,
+            "error": error,
+            "stopped": self.stopped,
+            "interrupted": self.interrupt_requested,
+            "truncated": cut_out or cut_err,
+            "duration_ms": (time.perf_counter() - t0) * 1000.0,
+            "cpu": time.process_time(),
+        }
+
+    def compile(self, code: str) -> tuple[CodeType | None, CodeType | None]:
+        flags = _PyCF_ALLOW_TOP_LEVEL_AWAIT
+        try:  # the whole snippet is one expression: the common `x` / `f(1)` case, no AST needed
+            return None, compile(code, FILENAME, "eval", flags, dont_inherit=True)
+        except SyntaxError:
+            pass
+        tree = compile(code, FILENAME, "exec", flags | _PyCF_ONLY_AST, dont_inherit=True)
+        body = tree.body
+        if body and type(body[-1]).__name__ == "Expr":
+            import _ast
+
+            last_expr = body.pop()
+            last = compile(
+                _ast.Expression(last_expr.value), FILENAME, "eval", flags, dont_inherit=True
+            )
+            first = compile(tree, FILENAME, "exec", flags, dont_inherit=True) if body else None
+            return first, last
+        return compile(tree, FILENAME, "exec", flags, dont_inherit=True), None
+
+    def run_async(self, coro: object) -> object:
+        if self.loop is None:
+            import asyncio
+
+            self.loop = asyncio.new_event_loop()
+        return self.loop.run_until_complete(coro)  # type: ignore[attr-defined]
+
+    def safe_repr(self, value: object) -> str:
+        try:
+            return repr(value)
+        except BaseException as exc:
+            return f"<repr failed: {type(exc).__name__}: {_safe_str(exc)}>"
+
+    def source(self, line: int) -> str:
+        if 1 <= line <= len(self.source_lines):
+            return self.source_lines[line - 1].strip()
+        return ""
+
+    def error(self, exc: BaseException) -> dict:  # type: ignore[type-arg]
+        tb = exc.__traceback__
+        frames: list[str] = []
+        line = None
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            if code.co_filename == FILENAME:
+                line = tb.tb_lineno
+                frames.append(f'  File "{FILENAME}", line {line}, in {code.co_name}')
+                src = self.source(line)
+                if src:
+                    frames.append(f"    {src}")
+            tb = tb.tb_next
+        name = type(exc).__name__
+        message = _safe_str(exc)
+        head = "Traceback (most recent call last):\n" if frames else ""
+        text = (
+            head + "".join(f + "\n" for f in frames) + (f"{name}: {message}" if message else name)
+        )
+        exc.__traceback__ = None
+        return {"type": name, "message": message, "line": line, "traceback": text}
+
+    def syntax_error(self, exc: SyntaxError) -> dict:  # type: ignore[type-arg]
+        line = exc.lineno if exc.filename == FILENAME else None
+        msg = exc.msg or _safe_str(exc)
+        parts = [f'  File "{FILENAME}", line {line}']
+        if exc.text is not None:
+            text = exc.text.rstrip("\n")
+            stripped = text.lstrip()
+            parts.append(f"    {stripped}")
+            if exc.offset:
+                col = max(0, exc.offset - 1 - (len(text) - len(stripped)))
+                parts.append("    " + " " * col + "^")
+        parts.append(f"{type(exc).__name__}: {msg}")
+        return {
+            "type": type(exc).__name__,
+            "message": msg,
+            "line": line,
+            "traceback": "\n".join(parts),
+        }
+
+    def serve(self) -> None:
+        chan = self.chan
+        while True:
+            try:
+                msg = chan.recv()
+            except EOFError:
+                os._exit(0)
+            kind = msg.get("t")
+            if kind == "exec":
+                result = self.execute(msg["code"])
+                try:
+                    text = _dumps(result)
+                except (TypeError, ValueError):
+                    result["value"] = "<unencodable>"
+                    text = _dumps(result)
+                chan.send_raw(text)
+            elif kind == "config":
+                try:
+                    reply = self.configure(msg)
+                except BaseException as exc:
+                    reply = {"t": "fatal", "error": self.error(exc)}
+                chan.send_raw(_dumps(reply))
+            elif kind == "exit":
+                os._exit(0)
+            # anything else ("reply" to a call that was interrupted) is stale: drop it
+
+
+_confine_mod: ModuleType | None = None
+
+
+def _confine() -> ModuleType:
+    """Import confine.py (our sibling) by path, then forget the path: user code must not see it."""
+    global _confine_mod
+    if _confine_mod is None:
+        here = os.path.dirname(os.path.abspath(__file__))
+        sys.path.insert(0, here)
+        try:
+            import confine  # type: ignore[import-not-found]
+        finally:
+            sys.path.remove(here)
+        sys.modules.pop("confine", None)
+        _confine_mod = confine
+    return _confine_mod
+
+
+def _site_packages() -> list[str]:
+    """The interpreter's own site-packages (venv first); .pth files are deliberately not read:
+    their path lines often point into the user's workspace (editable installs) and their import
+    lines run arbitrary code."""
+    ver = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    found: list[str] = []
+    for prefix in dict.fromkeys((sys.prefix, sys.exec_prefix, sys.base_prefix)):
+        for cand in (
+            os.path.join(prefix, "lib", ver, "site-packages"),
+            os.path.join(prefix, "lib64", ver, "site-packages"),
+            os.path.join(prefix, "local", "lib", ver, "dist-packages"),
+            os.path.join(prefix, "lib", "python3", "dist-packages"),
+        ):
+            if os.path.isdir(cand) and cand not in found:
+                found.append(cand)
+    return found
+
+
+_SYSTEM_READ = (
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/lib32",
+    "/lib",
+    "/lib64",
+    "/usr/local/lib",
+    "/usr/share/zoneinfo",
+    "/etc/ld.so.cache",
+    "/etc/localtime",
+    "/dev/urandom",
+    "/dev/random",
+    "/dev/zero",
+)
+
+
+def _read_paths(cfg: dict, site: list[str]) -> list[str]:  # type: ignore[type-arg]
+    paths = [p for p in sys.path if p]
+    paths += site + list(cfg["import_paths"]) + list(cfg["read_paths"]) + list(_SYSTEM_READ)
+    return list(dict.fromkeys(paths))
+
+
+def _limits(cfg: dict, applied: list[str], problems: list[str]) -> None:  # type: ignore[type-arg]
+    import resource
+
+    def setlim(res: int, value: int, name: str) -> None:
+        try:
+            resource.setrlimit(res, (value, value))
+            applied.append(name)
+        except (OSError, ValueError) as exc:
+            problems.append(f"{name}: setrlimit failed ({exc})")
+
+    setlim(resource.RLIMIT_AS, cfg["memory_mb"] * 1024 * 1024, "memory")
+    setlim(resource.RLIMIT_FSIZE, cfg["disk_mb"] * 1024 * 1024, "file-size")
+    setlim(resource.RLIMIT_CORE, 0, "no-core")
+    setlim(resource.RLIMIT_NOFILE, 256, "open-files")
+
+
+def main(argv: list[str]) -> None:
+    in_fd, out_fd, ctl_fd, parent = (int(a) for a in argv[1:5])
+    if parent:
+        try:  # noqa: SIM105
+            _confine().die_with_parent()
+        except OSError:
+            pass
+        if os.getppid() != parent:
+            os._exit(0)  # the parent died before we could ask to die with it
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # may be inherited as SIG_IGN across exec
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_IGN)  # EPIPE / EFBIG instead of dying
+    devnull = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):  # protocol is on other fds: os.write(1, ...) cannot forge a frame
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    worker = Worker(Channel(in_fd, out_fd), ctl_fd)
+    signal.signal(signal.SIGINT, worker.on_sigint)
+    worker.chan.send_raw(
+        _dumps(
+            {
+                "t": "ready",
+                "pid": os.getpid(),
+                "version": list(sys.version_info[:3]),
+                "executable": sys.executable,
+            }
+        )
+    )
+    worker.serve()
+
+
+if __name__ == "__main__":
+    main(sys.argv)
