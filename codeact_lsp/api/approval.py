@@ -30,8 +30,8 @@ class PendingStep(BaseModel):
     # e.g. ["reserve"] when the step waits because it calls a tool that needs confirmation
     reason: str = ""
     confirm_tools: list[str] = Field(default_factory=list)
-    # static checks of the code before it runs (undefined names, unknown tools, bad arity...),
-    # passed through as the engine reports them
+    # static checks of the code, as the editor shows them: syntax, unknown tools, argument names,
+    # confirmation; each {"line", "col", "end_col", "severity", "message", "code"}
     checks: list[dict[str, Any]] = Field(default_factory=list)
     step: Step | None = None
 

@@ -28,6 +28,7 @@ from codeact_lsp.api.approval import (
     is_async_reviewer,
     normalize,
 )
+from codeact_lsp.api.checks import static_checks
 from codeact_lsp.api.progress import Progress
 from codeact_lsp.api.result import Result
 from codeact_lsp.config import Approval, CodeActConfig, SandboxSettings, load_config
@@ -295,6 +296,13 @@ class CodeAct:
         if reviewer is None:
             return None
         pending = _pending(handle.trajectory, step, confirm_tools)
+        pending.checks = static_checks(
+            step,
+            handle.trajectory,
+            getattr(handle, "previous", []),
+            self._schemas,
+            list(self.config.confirm),
+        )
         try:
             if is_async_reviewer(reviewer):
                 answer = await cast(Any, reviewer)(pending)
@@ -476,8 +484,6 @@ def _pending(traj: Trajectory, step: Step, confirm_tools: list[str]) -> PendingS
         if confirm_tools
         else "review mode: every step waits for approval"
     )
-    raw = getattr(step, "checks", None) or []
-    checks = [c if isinstance(c, dict) else {"message": str(c)} for c in raw]
     return PendingStep(
         run_id=traj.id,
         index=step.index,
@@ -486,7 +492,6 @@ def _pending(traj: Trajectory, step: Step, confirm_tools: list[str]) -> PendingS
         reply=step.reply,
         reason=reason,
         confirm_tools=list(confirm_tools),
-        checks=checks,
         step=step.model_copy(deep=True),
     )
 

@@ -113,3 +113,21 @@ def test_misconfigured_review_is_refused_up_front() -> None:
         from codeact_lsp.api.approval import normalize
 
         normalize("yes")
+
+
+def test_reviewer_sees_static_checks(make_act: Callable[..., CodeAct]) -> None:
+    stock = Stock(10)
+    seen: list[PendingStep] = []
+
+    def review(step: PendingStep) -> Approve | Reject:
+        seen.append(step)
+        errors = [c for c in step.checks if c["severity"] == "error"]
+        return Reject("; ".join(c["message"] for c in errors)) if errors else Approve()
+
+    act = make_act("task -> left: int", {"reserve": stock.reserve}, "bad_kwarg", approval=review)
+    result = act(task="Reserve two units of SKU-42.")
+    assert result.left == 8
+    first, second = seen
+    assert any("qty" in c["message"] and c["line"] == 1 for c in first.checks), first.checks
+    assert not [c for c in second.checks if c["severity"] == "error"], second.checks
+    assert result.steps[0].status == "rejected" and "qty" in (result.steps[0].feedback or "")
