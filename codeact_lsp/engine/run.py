@@ -150,8 +150,9 @@ class RunHandle:
 
     def _emit(self, kind: EventKind, step: int | None = None, **data: Any) -> None:
         self.trajectory.updated_at = time.time()
-        self._events.publish(RunEvent(kind=kind, run_id=self.id, step=step, data=data))
+        # persistence first: whoever reacts to the event finds the run file already current
         self._on_change(self)
+        self._events.publish(RunEvent(kind=kind, run_id=self.id, step=step, data=data))
 
     # -- the loop -----------------------------------------------------------------------------
 
