@@ -50,6 +50,10 @@ class InProcessTools:
         for name, obj in items:
             if not callable(obj):
                 raise TypeError(f"tool {name!r} is not callable: {obj!r}")
+            if name in self.registry.tools:
+                raise ValueError(
+                    f"two tools are named {name!r}; pass a dict {{name: callable}} to name them"
+                )
             module = str(getattr(obj, "__module__", "") or "")
             tool = self.registry.add(name, obj, module)
             self.diagnostics.extend(ToolDiagnostic.model_validate(d) for d in tool_quality(tool))

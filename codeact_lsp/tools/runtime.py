@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import contextvars
 import fnmatch
 import functools
 import importlib
@@ -351,17 +352,54 @@ def _error(type_: str, message: str, file: str | None = None, line: int | None =
 # The registry
 
 
+_CURRENT: contextvars.ContextVar[io.StringIO | None] = contextvars.ContextVar(
+    "codeact_tool_output", default=None
+)
+
+
+class _StdoutProxy(io.TextIOBase):
+    """`sys.stdout` while tools run: writes go to the running call's buffer (per thread and per
+    asyncio task, through a context variable), everything else to the real stream. Calls can then
+    run concurrently without a lock around `sys.stdout`."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def write(self, text: str) -> int:
+        buf = _CURRENT.get()
+        if buf is not None:
+            return buf.write(text)
+        return int(self.real.write(text) or 0)
+
+    def flush(self) -> None:
+        if _CURRENT.get() is None:
+            with contextlib.suppress(Exception):
+                self.real.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return int(self.real.fileno())
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self.real, "encoding", "utf-8"))
+
+
 class _Capture(logging.Handler):
     """One long-lived root handler that writes into the running call's buffer (creating and
     registering a handler per call costs more than a small tool call)."""
 
     def __init__(self) -> None:
         super().__init__(logging.NOTSET)
-        self.target: io.StringIO | None = None
         self.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        target = self.target
+        target = _CURRENT.get()
         if target is not None:
             with contextlib.suppress(Exception):
                 target.write(self.format(record) + "\n")
@@ -576,7 +614,6 @@ class Registry:
         self._pyd = _pydantic()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
-        self._call_lock = threading.Lock()
         self._capture = _Capture()
         self.json_args = False  # True in the host: arguments arrive as JSON, already serialisable
 
@@ -609,7 +646,12 @@ class Registry:
             return self._loop
 
     def _invoke(
-        self, tool: Tool, bound: inspect.BoundArguments | None, args: list[Any], kwargs: JSON
+        self,
+        tool: Tool,
+        bound: inspect.BoundArguments | None,
+        args: list[Any],
+        kwargs: JSON,
+        buf: io.StringIO,
     ) -> Any:
         if bound is None:
             value = tool.obj(*args, **kwargs)
@@ -619,6 +661,7 @@ class Registry:
             coro = value
 
             async def _await() -> Any:
+                _CURRENT.set(buf)  # this task's own context: its prints are this call's output
                 return await coro
 
             return asyncio.run_coroutine_threadsafe(_await(), self._event_loop()).result()
@@ -652,24 +695,22 @@ class Registry:
             out["duration_ms"] = (time.perf_counter() - started) * 1000
             return out
         buf = io.StringIO()
-        with self._call_lock:
-            root = logging.getLogger()
-            if self._capture not in root.handlers:  # user code may reconfigure logging
-                root.addHandler(self._capture)
-            self._capture.target = buf
-            saved = sys.stdout
-            sys.stdout = buf
-            try:
-                value = self._invoke(tool, bound, args, kwargs)
-                out["result"], out["result_is_repr"] = to_json(value)
-                out["ok"] = True
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:  # SystemExit too: a tool must not end the host
-                out["error"] = error_location(exc, self.workspace, tool.file)
-            finally:
-                sys.stdout = saved
-                self._capture.target = None
+        root = logging.getLogger()
+        if self._capture not in root.handlers:  # user code may reconfigure logging
+            root.addHandler(self._capture)
+        if not isinstance(sys.stdout, _StdoutProxy):
+            sys.stdout = _StdoutProxy(sys.stdout)
+        token = _CURRENT.set(buf)
+        try:
+            value = self._invoke(tool, bound, args, kwargs, buf)
+            out["result"], out["result_is_repr"] = to_json(value)
+            out["ok"] = True
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit too: a tool must not end the host
+            out["error"] = error_location(exc, self.workspace, tool.file)
+        finally:
+            _CURRENT.reset(token)
         out["stdout"] = buf.getvalue()
         out["duration_ms"] = (time.perf_counter() - started) * 1000
         return out

@@ -201,6 +201,10 @@ def test_host_killed_between_calls_is_respawned(own_host: ToolHost) -> None:
 
     assert own_host.pid is not None
     os.kill(own_host.pid, signal.SIGKILL)
+    # Wait for the death to be observable; a call racing it is reported as failed, never retried
+    # (a retry could run a side effect twice).
+    assert own_host._proc is not None
+    own_host._proc.wait(timeout=10)
     assert call(own_host, "add", 1, 1) == 2
 
 
