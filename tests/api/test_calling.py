@@ -119,3 +119,36 @@ async def test_cancelling_the_caller_cancels_the_run(make_act: Callable[..., Cod
         await call
     # the run stopped before the cancellation reached us, and its record says so
     assert [r.status for r in act.history] == ["cancelled"]
+
+
+def test_ctrl_c_in_a_script_cancels_the_run() -> None:
+    """Ctrl-C during a sync call stops the run (kept in history) and the script can exit."""
+    from .conftest import scripted_model
+
+    script = f"""
+import os, signal, threading
+from codeact_lsp import CodeAct
+
+asked = threading.Event()
+
+def review(step):
+    asked.set()
+    threading.Event().wait()  # a person who never answers
+
+def press_ctrl_c():
+    asked.wait()
+    os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=press_ctrl_c, daemon=True).start()
+act = CodeAct("n: int -> f: int", tools=[abs], model={scripted_model("factorial")!r}, approval=review)
+try:
+    act(n=5)
+except KeyboardInterrupt:
+    print("interrupted", [r.status for r in act.history])
+act.close()
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "interrupted ['cancelled']"

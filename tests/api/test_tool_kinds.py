@@ -10,7 +10,7 @@ import datetime as dt
 import math
 from collections.abc import Callable
 
-from dateutil.relativedelta import relativedelta  # third-party: python-dateutil
+from dateutil.relativedelta import relativedelta  # type: ignore[import-untyped]  # third-party
 
 from codeact_lsp.api import CodeAct
 
