@@ -1,0 +1,180 @@
+"""The `codeact` command as CI and users call it: real processes, exit codes, output, run files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from codeact_lsp.cli import main
+from codeact_lsp.engine import Engine
+from codeact_lsp.trajectory import Trajectory
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "quickstart"
+QUOTE = "What does it cost in EUR to buy 3 units of SKU-42 and ship them to Germany (DE)?"
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    dest = tmp_path / "quickstart"
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns(".codeact", "__pycache__"))
+    return dest
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("CODEACT_MODEL", None)
+    return env
+
+
+def codeact(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "codeact_lsp.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(),
+    )
+
+
+def _replies(ws: Path, name: str, replies: list[str]) -> str:
+    (ws / name).write_text(json.dumps(replies))
+    return f"scripted:{name}"
+
+
+def test_run_finishes_with_the_answer_and_labels_the_stand_in(ws: Path) -> None:
+    out = codeact("run", QUOTE, "--model", "scripted:replies/quote.json", cwd=ws)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "76.9"
+    assert "scripted stand-in" in out.stderr
+    runs = list((ws / ".codeact" / "runs").glob("*.json"))
+    assert len(runs) == 1
+    assert Trajectory.model_validate_json(runs[0].read_text()).status == "finished"
+
+
+def test_run_json_prints_the_trajectory(ws: Path) -> None:
+    out = codeact(
+        "run", QUOTE, "-w", str(ws), "-m", "scripted:replies/quote.json", "--json", cwd=ws.parent
+    )
+    assert out.returncode == 0, out.stderr
+    traj = Trajectory.model_validate_json(out.stdout)
+    assert traj.outputs == {"answer": 76.9} and traj.scripted
+    assert out.stderr == ""  # --json is quiet
+
+
+def test_run_not_finished_exits_1(ws: Path) -> None:
+    model = _replies(ws, "loop.json", ["```python\nx = 1\n```"] * 3)
+    out = codeact("run", "t", "--model", model, "--max-iters", "2", cwd=ws)
+    assert out.returncode == 1
+    assert "max_iters" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "t"], "no model configured"),
+        (["run", "t", "-m", "scripted:x.json", "--signature", "bad"], "->"),
+        (["run", "t", "-m", "scripted:nowhere.json"], "not found"),
+        (["run", "t", "-m", "scripted:replies/quote.json", "--inputs", "[1]"], "JSON object"),
+        (["test", "missing.toml"], "not found"),
+    ],
+)
+def test_usage_and_config_errors_exit_2(
+    ws: Path,
+    args: list[str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # in-process: the same `main` the console script calls, without paying for a process each
+    monkeypatch.delenv("CODEACT_MODEL", raising=False)
+    monkeypatch.chdir(ws)
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_workspace_and_missing_argument_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "t", "--workspace", "/nonexistent/dir"]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["run"])
+    assert info.value.code == 2
+
+
+def test_bad_config_value_exits_2(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (ws / "codeact.toml").write_text("max_iters = -3\n")
+    assert main(["run", "t", "-m", "scripted:replies/quote.json", "-w", str(ws)]) == 2
+    assert "max_iters" in capsys.readouterr().err
+
+
+def test_suite_passes_and_writes_junit(ws: Path, tmp_path: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    out = codeact("test", "--junit", str(junit), cwd=ws)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "quote-to-germany" in out.stdout and "PASS" in out.stdout and "1/1 passed" in out.stdout
+    root = ET.parse(junit).getroot()
+    assert root.get("tests") == "1" and root.get("failures") == "0"
+
+
+def test_suite_failure_exits_1(ws: Path) -> None:
+    (ws / "more.toml").write_text(
+        '[[task]]\nname = "wrong"\ntask = "quote"\nmodel = "scripted:replies/quote.json"\n'
+        "expect = 1.0\n\n"
+        '[[task]]\nname = "checked"\ntask = "quote"\nmodel = "scripted:replies/quote.json"\n'
+        'check = "70 < answer < 80"\n'
+    )
+    out = codeact("test", "more.toml", "--json", cwd=ws)
+    assert out.returncode == 1
+    results = {r["name"]: r for r in json.loads(out.stdout)}
+    assert results["checked"]["passed"] is True
+    assert results["wrong"]["passed"] is False and "expected 1.0" in results["wrong"]["message"]
+
+
+def test_tools_subcommand_lists_the_workspace_tools(ws: Path) -> None:
+    out = codeact("tools", "--json", cwd=ws)
+    assert out.returncode == 0, out.stderr
+    assert "shipping_quote" in out.stdout
+
+
+def test_killed_mid_run_leaves_a_readable_run_file(ws: Path) -> None:
+    model = _replies(
+        ws, "slow.json", ["```python\nprint('working')\nimport time\ntime.sleep(60)\n```"]
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codeact_lsp.cli", "run", "t", "-m", model],
+        cwd=ws,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=_env(),
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.startswith("step 1:"):
+                break
+        else:
+            raise AssertionError("the run never proposed step 1")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    runs = list((ws / ".codeact" / "runs").glob("*.json"))
+    assert len(runs) == 1
+    traj = Trajectory.model_validate_json(runs[0].read_text())
+    assert traj.status == "running" and traj.steps and "time.sleep" in traj.steps[0].code
+    # an engine in a later process reports the run as interrupted, not as forever running
+    from codeact_lsp.config import CodeActConfig
+    from codeact_lsp.tools import InProcessTools
+
+    engine = Engine(CodeActConfig(), InProcessTools([]), workspace=ws, runs_dir=runs[0].parent)
+    loaded = engine.load(traj.id)
+    assert loaded is not None and loaded.status == "failed"
+    assert "interrupted" in (loaded.error or "")
