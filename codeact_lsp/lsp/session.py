@@ -109,6 +109,8 @@ class Session:
         self._dirty_uris: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        # Set once the first settings are in: a backend built before would use the wrong config.
+        self._configured = asyncio.Event()
 
     # ------------------------------------------------------------------ workspace & settings
 
@@ -185,25 +187,27 @@ class Session:
         if isinstance(settings, dict):
             self.settings = settings
         self.reload_config()
+        self._configured.set()
 
     def reload_config(self) -> None:
         root = self.root
         if root is None:
             return
-        before = self.loaded.config
         self.loaded = load_config(root, settings_to_overrides(self.settings))
         for problem in self.loaded.problems:
             self.server.window_log_message(
                 lsp.LogMessageParams(type=lsp.MessageType.Warning, message=f"codeact: {problem}")
             )
-        if self.backend is not None and self.loaded.config != before:
+        if self.backend is not None and self.loaded.config != self.backend.config:
             # New runs get a backend with the new settings; running ones keep theirs.
             old, self.backend = self.backend, None
             if not any(self._active(rs) for rs in self.runs.values()):
                 self.spawn(old.close(), "close-old-backend")
         self.refresh_discovery()
 
-    def get_backend(self) -> Backend:
+    async def get_backend(self) -> Backend:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._configured.wait(), 10)
         if self.backend is None:
             root = self.require_root()
             self.backend = Backend(root, self.config, client_python(self.settings))
@@ -534,7 +538,7 @@ class Session:
 
     async def _engine(self) -> Any:
         try:
-            return await self.get_backend().ready()
+            return await (await self.get_backend()).ready()
         except BackendError as exc:
             raise JsonRpcInternalError(message=str(exc)) from None
         except ImportError as exc:
@@ -865,7 +869,7 @@ class Session:
         schemas: list[Any] = []
         error: str | None = None
         try:
-            tools = await self.get_backend().tool_provider()
+            tools = await (await self.get_backend()).tool_provider()
             schemas = list(tools.schemas())
             diagnostics += self.backend.host_diagnostics() if self.backend else []
         except (BackendError, ImportError) as exc:
@@ -880,7 +884,7 @@ class Session:
         args = parse("codeact.tryTool", TryToolArgs, raw)
         self.require_root()
         try:
-            tools = await self.get_backend().tool_provider()
+            tools = await (await self.get_backend()).tool_provider()
         except (BackendError, ImportError) as exc:
             raise JsonRpcInternalError(message=str(exc)) from None
         names = [s.name for s in tools.schemas()]
