@@ -75,3 +75,44 @@ def test_progress_bar_is_silent_off_a_terminal(tmp_path: os.PathLike[str]) -> No
         bar.close()
     assert Path(path).read_text(encoding="utf-8") == ""
     assert Progress(1, stream=sys.stderr, enabled=False).enabled is False
+
+
+def test_batch_draws_progress_when_stderr_is_a_terminal() -> None:
+    """End to end: a script whose stderr is a real pty shows the bar; its stdout stays clean."""
+    import subprocess
+
+    from .conftest import scripted_model
+
+    script = f"""
+from codeact_lsp import CodeAct
+
+def factorial(n: int) -> int:
+    "n! for n >= 0."
+    return 1 if n <= 1 else n * factorial(n - 1)
+
+with CodeAct("n: int -> f: int", tools=[factorial], model={scripted_model("batch_factorial")!r}) as act:
+    results = act.batch([{{"n": n}} for n in range(6)], concurrency=3)
+print([r.f for r in results])
+"""
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=slave, text=True
+        )
+        os.close(slave)
+        stdout, _ = proc.communicate(timeout=60)
+        err = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the writer is gone and everything was read
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        os.close(master)
+    assert proc.returncode == 0, err.decode(errors="replace")
+    assert stdout.strip() == "[1, 1, 2, 6, 24, 120]"
+    text = err.decode()
+    assert "6/6" in text and "\r" in text
