@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import json
+import json.scanner
 import marshal
 import os
 import shutil
@@ -28,6 +29,22 @@ from codeact_lsp.sandbox.models import ErrorLocation, ToolHandler, ToolReply, To
 WORKER_PATH = str(Path(__file__).with_name("worker.py"))
 MAX_FRAME = 64 * 1024 * 1024
 _HEADER = 4
+
+
+_SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+def _decode(frame: bytes) -> tuple[str, Any]:
+    """(tag, value) from one untrusted frame; ValueError when it is not what the protocol allows."""
+    text = frame.decode("utf-8", "surrogatepass")
+    tag = text[:1]
+    try:
+        value, end = _SCAN(text, 1)
+    except StopIteration:
+        raise ValueError("the worker sent malformed JSON") from None
+    if end != len(text) or tag not in ("J", "C") or (tag == "J" and not isinstance(value, dict)):
+        raise ValueError("the worker broke the protocol")
+    return tag, value
 
 
 class WorkerDied(RuntimeError):
@@ -203,7 +220,7 @@ class WorkerProcess:
         )
         t.start()
 
-    def _recv(self) -> dict[str, Any]:
+    def _recv(self) -> tuple[str, Any]:
         buf = self._buf
         while True:
             if len(buf) >= _HEADER:
@@ -213,10 +230,7 @@ class WorkerProcess:
                 end = _HEADER + n
                 if len(buf) >= end:
                     self._buf = buf[end:]
-                    msg = json.loads(buf[_HEADER:end])
-                    if not isinstance(msg, dict):
-                        raise WorkerDied("the worker broke the protocol")
-                    return msg
+                    return _decode(buf[_HEADER:end])
                 chunk = os.read(self._from, max(65536, end - len(buf)))
             else:
                 chunk = os.read(self._from, 65536)
@@ -239,22 +253,20 @@ class WorkerProcess:
     def _serve_loop(self, gen: int) -> None:
         try:
             while True:
-                with self._lock:
-                    if gen != self._gen:
-                        return
-                msg = self._recv()
-                kind = msg.get("t")
-                if kind == "call":
-                    with self._lock:
-                        self._in_call = True
-                    try:
-                        reply = self._call(msg)
-                    finally:
-                        with self._lock:
-                            self._in_call = False
+                tag, msg = self._recv()
+                if tag == "C":
+                    self._in_call = True
+                    reply = self._call(msg)
+                    with self._lock:  # atomically: leave the call, and retire if replaced
+                        self._in_call = False
+                        retired = gen != self._gen
                     with contextlib.suppress(OSError):
                         self._send(reply)
-                elif kind == "ready":
+                    if retired:
+                        return
+                    continue
+                kind = msg.get("t")
+                if kind == "ready":
                     self.pid = msg.get("pid") if isinstance(msg.get("pid"), int) else None
                     if not self.ready.done():
                         self.ready.set_result(msg)
@@ -271,49 +283,37 @@ class WorkerProcess:
         except (EOFError, OSError, ValueError, WorkerDied) as exc:
             self._finish(exc)
 
-    def _call(self, msg: dict[str, Any]) -> bytes:
-        cid = msg.get("id")
-        name, args, kwargs, line = (
-            msg.get("name"),
-            msg.get("args"),
-            msg.get("kwargs"),
-            msg.get("line"),
-        )
+    def _call(self, msg: Any) -> bytes:
+        """Run the handler for one call; the reply is ("r", id, result, (type, message)|None, stop)."""
+        try:
+            cid, name, line, args, kwargs = msg
+        except (TypeError, ValueError):
+            return marshal.dumps(("r", None, None, ("TypeError", "malformed tool call"), False))
         handler = self.handler
-        out: dict[str, Any] = {
-            "t": "reply",
-            "id": cid,
-            "result": None,
-            "error": None,
-            "stop": False,
-        }
         if (
             not isinstance(name, str)
             or not isinstance(args, list)
             or not isinstance(kwargs, dict)
-            or not (line is None or isinstance(line, int))
+            or not (line is None or type(line) is int)
         ):
-            out["error"] = {"type": "TypeError", "message": "malformed tool call"}
-        elif handler is None:
-            out["error"] = {"type": "RuntimeError", "message": f"no handler for tool {name!r}"}
-        else:
-            try:
-                reply = handler(
-                    ToolRequest.model_construct(name=name, args=args, kwargs=kwargs, line=line)
-                )
-                if not isinstance(reply, ToolReply):
-                    reply = ToolReply.model_validate(reply)
-            except Exception as exc:
-                reply = ToolReply(error=ErrorLocation(type=type(exc).__name__, message=str(exc)))
-            out["result"] = reply.result
-            out["stop"] = reply.stop
-            if reply.error is not None:
-                out["error"] = {"type": reply.error.type, "message": reply.error.message}
+            return marshal.dumps(("r", cid, None, ("TypeError", "malformed tool call"), False))
+        if handler is None:
+            return marshal.dumps(
+                ("r", cid, None, ("RuntimeError", f"no handler for {name!r}"), False)
+            )
+        try:
+            reply = handler(ToolRequest(name=name, args=args, kwargs=kwargs, line=line))
+            if not isinstance(reply, ToolReply):
+                reply = ToolReply.model_validate(reply)
+        except Exception as exc:
+            reply = ToolReply(error=ErrorLocation(type=type(exc).__name__, message=str(exc)))
+        err = reply.error
+        out = ("r", cid, reply.result, None if err is None else (err.type, err.message), reply.stop)
         try:
             return marshal.dumps(out)
         except ValueError:  # not marshal-able: the JSON value, or its repr
-            out["result"] = json.loads(json.dumps(out["result"], default=repr))
-            return marshal.dumps(out)
+            result = json.loads(json.dumps(reply.result, default=repr))
+            return marshal.dumps((*out[:2], result, *out[3:]))
 
     def _finish(self, exc: BaseException) -> None:
         """The channel ended: make sure the process is gone, reap it, fail whoever waits."""

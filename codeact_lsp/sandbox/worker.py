@@ -25,6 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: `typing` would cost cold-start time
     from collections.abc import Callable
     from types import CodeType, ModuleType
+    from typing import Any
 
 FILENAME = "<snippet>"
 _PyCF_ONLY_AST = 0x400
@@ -77,7 +78,8 @@ class Channel:
         self.wfd = wfd
         self.buf = b""
 
-    def recv(self) -> dict:  # type: ignore[type-arg]
+    def recv(self) -> Any:
+        """The next message: a dict command, or a ("r", id, result, error, stop) reply tuple."""
         buf = self.buf
         while True:
             if len(buf) >= _HEADER:
@@ -85,7 +87,7 @@ class Channel:
                 end = _HEADER + n
                 if len(buf) >= end:
                     self.buf = buf[end:]
-                    return marshal.loads(buf[_HEADER:end])  # type: ignore[no-any-return]
+                    return marshal.loads(buf[_HEADER:end])
                 chunk = os.read(self.rfd, max(65536, end - len(buf)))
             else:
                 chunk = os.read(self.rfd, 65536)
@@ -93,8 +95,9 @@ class Channel:
                 raise EOFError
             buf = self.buf = buf + chunk
 
-    def send_raw(self, text: str) -> None:
-        data = text.encode("utf-8", "surrogatepass")
+    def send_raw(self, text: str, tag: str = "J") -> None:
+        """Tag "J": a JSON object; tag "C": a tool call, `[id, name, line, args, kwargs]`."""
+        data = (tag + text).encode("utf-8", "surrogatepass")
         data = len(data).to_bytes(_HEADER, "little") + data
         while data:
             n = os.write(self.wfd, data)
@@ -317,23 +320,22 @@ class Worker:
         self.call_id += 1
         cid = self.call_id
         try:
-            msg = _dumps(
-                {"t": "call", "id": cid, "name": name, "args": args, "kwargs": kwargs, "line": line}
-            )
+            body = _dumps([cid, name, line, args, kwargs])
         except (TypeError, ValueError, RecursionError) as exc:
             raise TypeError(f"{name}(): arguments must be JSON-serialisable: {exc}") from None
-        self.chan.send_raw(msg)
-        while True:
-            reply = self.chan.recv()
-            if reply.get("t") == "reply" and reply.get("id") == cid:
+        chan = self.chan
+        chan.send_raw(body, "C")
+        while True:  # replies are ("r", id, result, error, stop); stale ones are dropped
+            reply = chan.recv()
+            if type(reply) is tuple and reply[1] == cid:
                 break
-        if reply.get("stop"):
+        if reply[4]:
             self.stopped = True
             raise Stop
-        err = reply.get("error")
+        err = reply[3]
         if err:
-            raise self.tool_exception(err.get("type") or "Exception", err.get("message") or "")
-        return reply.get("result")
+            raise self.tool_exception(err[0] or "Exception", err[1] or "")
+        return reply[2]
 
     def tool_exception(self, type_name: str, message: str) -> BaseException:
         short = type_name.rsplit(".", 1)[-1]
@@ -496,6 +498,8 @@ class Worker:
                 msg = chan.recv()
             except EOFError:
                 os._exit(0)
+            if type(msg) is not dict:
+                continue  # a reply to a call that was interrupted: stale
             kind = msg.get("t")
             if kind == "exec":
                 result = self.execute(msg["code"])
@@ -513,7 +517,6 @@ class Worker:
                 chan.send_raw(_dumps(reply))
             elif kind == "exit":
                 os._exit(0)
-            # anything else ("reply" to a call that was interrupted) is stale: drop it
 
 
 _confine_mod: ModuleType | None = None
