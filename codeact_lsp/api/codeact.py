@@ -14,7 +14,7 @@ import inspect
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast, get_args
 
@@ -443,18 +443,28 @@ class Session:
         return self.results[-1] if self.results else None
 
     def __call__(self, task: str | None = None, /, **inputs: Any) -> Result:
-        """First call: a run on `inputs`. Later calls: `task` as a follow-up in the same sandbox."""
-        if self.last is None:
-            if task is not None and not inputs:
-                result = self.act._shared.loop.run(self.act._run({}, task=task))
-            else:
-                result = self.act(**inputs)
-        else:
-            if task is None:
-                raise TypeError("a follow-up turn needs the new instruction: session('...')")
-            result = self.act.follow_up(self.last, task)
+        """First call: a run on `inputs` (and/or `task`). Later calls: `task` as a follow-up in
+        the same sandbox, where the earlier inputs and variables are still defined."""
+        result = self.act._shared.loop.run(self._turn(task, inputs))
         self.results.append(result)
         return result
+
+    async def acall(self, task: str | None = None, /, **inputs: Any) -> Result:
+        result = await self.act._shared.loop.call(self._turn(task, inputs))
+        self.results.append(result)
+        return result
+
+    def _turn(self, task: str | None, inputs: dict[str, Any]) -> Coroutine[Any, Any, Result]:
+        if self.last is None:
+            if inputs or task is None:
+                self.act._check_inputs(inputs)
+            return self.act._run(inputs, task=task)
+        if task is None or inputs:
+            raise TypeError(
+                "later turns take only the new instruction, e.g. session('now triple it'); "
+                "the earlier inputs and variables are still defined"
+            )
+        return self.act._run({}, follow_up_of=self.last.run_id, task=task)
 
     def __enter__(self) -> Session:
         return self

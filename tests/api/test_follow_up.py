@@ -28,3 +28,15 @@ def test_follow_up_on_a_result(make_act: Callable[..., CodeAct]) -> None:
     first = act(n=4)
     second = act.follow_up(first, "Triple it.")
     assert (first.answer, second.answer) == (24, 72)
+
+
+async def test_async_session_and_turn_rules(make_act: Callable[..., CodeAct]) -> None:
+    import pytest
+
+    act = make_act("n: int -> answer: int", [factorial], "follow_up")
+    chat = act.session()
+    assert (await chat.acall(n=3)).answer == 6
+    with pytest.raises(TypeError, match="later turns"):
+        await chat.acall("again", n=4)
+    assert (await chat.acall("Triple it.")).answer == 18
+    assert [r.answer for r in chat.results] == [6, 18]
