@@ -109,11 +109,13 @@ class Result:
         return sorted(set(super().__dir__()) | set(self._outputs or {}))
 
     def __repr__(self) -> str:
-        steps = len(self.trajectory.steps)
+        tail = f"{len(self.trajectory.steps)} steps"
+        if self.trajectory.scripted:
+            tail += "; scripted replies, not a model"
         if self.ok:
             body = ", ".join(f"{k}={v!r}" for k, v in (self._outputs or {}).items())
-            return f"Result({body}; {steps} steps)"
-        return f"Result(status={self.status!r}, error={self.error!r}; {steps} steps)"
+            return f"Result({body}; {tail})"
+        return f"Result(status={self.status!r}, error={self.error!r}; {tail})"
 
 
 def _output_names(signature: str) -> set[str]:

@@ -21,7 +21,7 @@ def test_factorial_typed_output(make_act: Callable[..., CodeAct]) -> None:
     assert type(result.factorial) is int
     assert result["factorial"] == 120
     assert result.outputs == {"factorial": 120}
-    assert "factorial=120" in repr(result)
+    assert "factorial=120" in repr(result) and "scripted" in repr(result)
 
 
 def test_trajectory_records_the_tool_call_and_serialises(make_act: Callable[..., CodeAct]) -> None:
