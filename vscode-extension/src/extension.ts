@@ -62,6 +62,7 @@ class Controller implements CodeActApi {
   private readonly status = vscode.window.createStatusBarItem('codeact.runs', vscode.StatusBarAlignment.Left, 50);
   private readonly previews = new PreviewDocuments();
   private failure?: string;
+  private lifecycle: Promise<void> = Promise.resolve();
 
   constructor(private readonly context: vscode.ExtensionContext) {
     this.status.name = 'CodeAct runs';
@@ -145,7 +146,15 @@ class Controller implements CodeActApi {
     }
   }
 
-  async restart(): Promise<void> {
+  /** Restarts run one after another, each after any start in progress has settled. */
+  restart(): Promise<void> {
+    const next = this.lifecycle.catch(() => undefined).then(() => this.restartNow());
+    this.lifecycle = next;
+    return next;
+  }
+
+  private async restartNow(): Promise<void> {
+    await this.starting?.catch(() => undefined);
     const old = this.client;
     this.client = undefined;
     this.failure = undefined;
@@ -230,7 +239,8 @@ class Controller implements CodeActApi {
         }
         break;
       case 'codeact.tryTool':
-        if (arg.args === undefined && typeof arg.name === 'string') {
+        // The Try lens sends `args: {}`: ask for the values unless the tool takes none.
+        if (isEmptyArgs(arg.args) && typeof arg.name === 'string') {
           const typed = await this.askToolArgs(arg.name);
           if (typed === undefined) {
             return undefined;
@@ -346,6 +356,9 @@ class Controller implements CodeActApi {
       if (schema) {
         template = argsTemplate(schema.parameters);
         signature = typeof schema.signature === 'string' ? schema.signature : name;
+        if (template === '{}') {
+          return {}; // nothing to ask
+        }
       }
     } catch {
       // the prompt still works without the template
@@ -645,6 +658,13 @@ class Controller implements CodeActApi {
   showLog(): void {
     this.output.show();
   }
+}
+
+function isEmptyArgs(args: unknown): boolean {
+  if (args === undefined || args === null) {
+    return true;
+  }
+  return Array.isArray(args) ? args.length === 0 : typeof args === 'object' && Object.keys(args).length === 0;
 }
 
 /** Workspaces worth starting the server for at once: a codeact.toml or a `[tool.codeact]` table. */

@@ -42,8 +42,9 @@ export function createClient(python: string, output: vscode.OutputChannel, middl
       // config files and task suites: diagnostics on bad keys, "Run task" lenses
       { scheme: 'file', pattern: '**/*.toml' },
     ],
+    // Settings changes are announced with `settings: null` (see extension.ts) and the server pulls
+    // them through workspace/configuration, where the middleware below cleans them.
     synchronize: {
-      configurationSection: 'codeact',
       fileEvents: vscode.workspace.createFileSystemWatcher('**/{pyproject.toml,codeact.toml,*.py,*.toml}'),
     },
     outputChannel: output,

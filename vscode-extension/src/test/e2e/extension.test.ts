@@ -1,0 +1,234 @@
+// End-to-end: the real extension, the real language server (`python -m codeact_lsp` from
+// CODEACT_TEST_PYTHON via the codeact.server.python setting), real sandboxes and tool hosts, inside
+// a real VS Code. The workspace is a temporary copy of examples/quickstart; the model is the
+// scripted stand-in (the only one allowed offline).
+import * as assert from 'assert';
+import * as vscode from 'vscode';
+import type { CodeActApi } from '../../extension';
+import { defaultPrompts } from '../../ui';
+import { api, eventually, lensTitles, lineOf, workspaceRoot, writeFile } from './helpers';
+
+type Json = Record<string, unknown>;
+
+const QUOTE_TASK = 'What does it cost in EUR to buy 3 units of SKU-42 and ship them to Germany (DE)?';
+
+describe('CodeAct in VS Code', function () {
+  let codeact: CodeActApi;
+  let root: vscode.Uri;
+  let target: vscode.Uri;
+  let tools: vscode.Uri;
+
+  before(async function () {
+    codeact = await api();
+    root = workspaceRoot();
+    target = vscode.Uri.joinPath(root, 'quote.py');
+    tools = vscode.Uri.joinPath(root, 'tools.py');
+    await writeFile(target, '"""Shipping quotes."""\n\n# The agent\'s program goes here.\n');
+    await writeFile(
+      vscode.Uri.joinPath(root, 'replies', 'broken.json'),
+      JSON.stringify([
+        'First the price.\n```python\nitem = price_of("SKU-999")\n```',
+        'That SKU does not exist; check the arithmetic instead.\n```python\nunits = 3\nratio = units / 0\n```',
+        '```python\nfinal_answer(0)\n```',
+      ]),
+    );
+    await writeFile(
+      vscode.Uri.joinPath(root, 'replies', 'review.json'),
+      JSON.stringify([
+        '```python\nitem = price_of("SKU-42")\nprint(item)\n```',
+        '```python\nleft = reserve("SKU-42", 3)\n```',
+        '```python\nfinal_answer(round(item["usd"] * 3, 2))\n```',
+      ]),
+    );
+  });
+
+  afterEach(function () {
+    codeact.prompts = defaultPrompts;
+  });
+
+  it('starts the server and registers its commands', async function () {
+    const commands = await vscode.commands.getCommands(true);
+    for (const id of ['codeact.run', 'codeact.getRun', 'codeact.accept', 'codeact-lsp.runTask', 'codeact-lsp.accept']) {
+      assert.ok(commands.includes(id), `command ${id} missing`);
+    }
+  });
+
+  it('puts a failing step and the raising tool line under diagnostics', async function () {
+    const started = (await vscode.commands.executeCommand('codeact-lsp.runTask', {
+      task: 'Price of SKU-999?',
+      model: 'scripted:replies/broken.json',
+    })) as Json;
+    assert.ok(typeof started?.runId === 'string', `codeact.run answered ${JSON.stringify(started)}`);
+    assert.equal(await codeact.waitForRun(String(started.runId)), 'finished');
+    const trajUri = vscode.Uri.parse(String(started.trajectoryUri));
+    const doc = await vscode.workspace.openTextDocument(trajUri);
+    const zeroLine = () => lineOf(doc, 'ratio = units / 0');
+    const diags = await eventually(
+      'a ZeroDivisionError diagnostic on the trajectory',
+      () => vscode.languages.getDiagnostics(trajUri),
+      (ds) => ds.some((d) => /ZeroDivisionError/.test(d.message)),
+    );
+    const zero = diags.find((d) => /ZeroDivisionError/.test(d.message));
+    assert.equal(zero?.severity, vscode.DiagnosticSeverity.Error);
+    assert.equal(zero?.range.start.line, zeroLine(), 'diagnostic on the failing line');
+    assert.ok(
+      diags.some((d) => /KeyError|SKU-999/.test(d.message) && d.range.start.line === lineOf(doc, 'price_of("SKU-999")')),
+      `the failing tool call is marked: ${diags.map((d) => `${d.range.start.line}: ${d.message}`).join(' | ')}`,
+    );
+    // the tool's own file: the exception at the line that raised it
+    // (diagnostics are pulled for documents shown in the editor, as a person would look at them)
+    const toolsDoc = await vscode.workspace.openTextDocument(tools);
+    await vscode.window.showTextDocument(toolsDoc, { preview: false });
+    const raising = lineOf(toolsDoc, 'raise KeyError');
+    await eventually(
+      'the KeyError diagnostic at its raising line in tools.py',
+      () => vscode.languages.getDiagnostics(tools),
+      (ds) => ds.some((d) => d.range.start.line === raising && /KeyError|SKU-999/.test(d.message)),
+    );
+  });
+
+  it('runs a task, shows the trajectory with code lenses, and accepts it after a diff', async function () {
+    const doc = await vscode.workspace.openTextDocument(target);
+    const editor = await vscode.window.showTextDocument(doc);
+    editor.selection = new vscode.Selection(3, 0, 3, 0);
+    const before = doc.getText();
+
+    const started = (await vscode.commands.executeCommand('codeact-lsp.runTask', { task: QUOTE_TASK })) as Json;
+    const runId = String(started.runId);
+    const trajUri = vscode.Uri.parse(String(started.trajectoryUri));
+    assert.equal(await codeact.waitForRun(runId), 'finished');
+    const run = (await codeact.server('codeact.getRun', { runId })) as Json;
+    assert.deepEqual(run.outputs, { answer: 76.9 });
+    assert.equal((run.target as Json)?.uri, target.toString(), 'the editor and cursor became the target');
+
+    // the server opened the trajectory document (window/showDocument)
+    await eventually(
+      'the trajectory document to be shown',
+      () => vscode.window.visibleTextEditors.map((e) => e.document.uri.toString()),
+      (uris) => uris.includes(trajUri.toString()),
+    );
+    const trajDoc = await vscode.workspace.openTextDocument(trajUri);
+    await eventually('the finished trajectory text', () => trajDoc.getText(), (t) => t.includes('convert_currency(') && t.includes('finished'));
+
+    const lenses = await eventually(
+      'Accept and per-step lenses on the trajectory',
+      () => lensTitles(trajUri),
+      (ls) => ls.some((l) => l.command === 'codeact.accept') && ls.filter((l) => l.command === 'codeact.rerun').length === 2,
+    );
+    assert.equal(lenses.find((l) => l.command === 'codeact.accept')?.line, 0, 'run lenses sit on the first line');
+    const step2 = lineOf(trajDoc, '# ━━ step 2');
+    assert.ok(lenses.some((l) => l.line === step2 && l.command === 'codeact.showStep' && /✓/.test(l.title)), JSON.stringify(lenses));
+    assert.ok(lenses.some((l) => l.command === 'codeact.discard') && lenses.some((l) => l.command === 'codeact.followUp'));
+    assert.deepEqual(
+      vscode.languages.getDiagnostics(trajUri).filter((d) => d.severity === vscode.DiagnosticSeverity.Error),
+      [],
+      'a clean run has no error diagnostics',
+    );
+
+    // Accept: the diff first, then the edit, exactly as previewed
+    const asked: string[] = [];
+    codeact.prompts = { ...defaultPrompts, confirm: async (message) => (asked.push(message), 'Accept') };
+    const accepted = (await vscode.commands.executeCommand('codeact-lsp.accept', { runId })) as Json;
+    assert.equal(accepted?.applied, true, JSON.stringify(accepted));
+    assert.equal(asked.length, 1, 'one confirmation');
+    assert.match(asked[0], /quote\.py/);
+    const diff = codeact.lastDiff;
+    assert.ok(diff, 'a diff was shown');
+    assert.equal(diff.left.toString(), target.toString());
+    assert.equal(doc.getText(), diff.after, 'the target holds what the diff showed');
+    assert.notEqual(doc.getText(), before);
+    const program = String(run.program ?? (await codeact.server('codeact.acceptPreview', { runId }).then((p) => (p as Json).program)) ?? '');
+    for (const line of ['convert_currency(item["usd"] * units, "USD", "EUR")', 'shipping_quote(item["kg"] * units, "DE")']) {
+      assert.ok(doc.getText().includes(line), `target holds ${line}:\n${doc.getText()}`);
+    }
+    if (program) {
+      assert.ok(doc.getText().includes(program.trim().split('\n')[0]), 'the program went in');
+    }
+    assert.ok(doc.getText().startsWith('"""Shipping quotes."""'), 'text before the cursor kept');
+    const diffTabs = vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.input instanceof vscode.TabInputTextDiff);
+    assert.equal(diffTabs.length, 0, 'the preview diff was closed');
+    await eventually('the accepted state in the lenses', () => lensTitles(trajUri), (ls) => !ls.some((l) => l.command === 'codeact.accept'));
+  });
+
+  it('shows tool-bench lenses on the tools file', async function () {
+    const doc = await vscode.workspace.openTextDocument(tools);
+    await vscode.window.showTextDocument(doc);
+    const names = ['convert_currency', 'shipping_quote', 'stock_level', 'price_of', 'reserve'];
+    const lenses = await eventually(
+      'a Try lens above every tool',
+      () => lensTitles(tools),
+      (ls) => names.every((n) => ls.some((l) => l.command === 'codeact.tryTool' && l.line === lineOf(doc, `def ${n}(`))),
+    );
+    const usage = lenses.find((l) => l.line === lineOf(doc, 'def convert_currency(') && l.command !== 'codeact.tryTool');
+    assert.match(usage?.title ?? '', /used 1× in last run · 0 errors/, JSON.stringify(lenses));
+    const unused = lenses.find((l) => l.line === lineOf(doc, 'def reserve(') && l.command !== 'codeact.tryTool');
+    assert.match(unused?.title ?? '', /not used/);
+  });
+
+  it('tries a tool from its lens, asking for the arguments', async function () {
+    const doc = await vscode.workspace.openTextDocument(tools);
+    const lens = (await lensTitles(tools)).find((l) => l.command === 'codeact.tryTool' && l.line === lineOf(doc, 'def convert_currency('));
+    assert.ok(lens);
+    let template = '';
+    codeact.prompts = {
+      ...defaultPrompts,
+      input: async (options) => ((template = options.value ?? ''), '{"amount": 10, "from_currency": "USD", "to_currency": "EUR"}'),
+      notify: async () => undefined,
+    };
+    const result = (await vscode.commands.executeCommand(lens.command, ...lens.args)) as Json;
+    assert.equal(result?.result, 9.2, JSON.stringify(result));
+    assert.deepEqual(Object.keys(JSON.parse(template)), ['amount', 'from_currency', 'to_currency'], 'template from the schema');
+  });
+
+  it('waits for approval in review mode: run step, reject with feedback', async function () {
+    const started = (await vscode.commands.executeCommand('codeact-lsp.runTask', {
+      task: 'Price of 3 units of SKU-42 in USD',
+      model: 'scripted:replies/review.json',
+      approval: 'review',
+    })) as Json;
+    const runId = String(started.runId);
+    const trajUri = vscode.Uri.parse(String(started.trajectoryUri));
+    const lensFor = async (command: string): Promise<{ command: string; args: unknown[] }> => {
+      const lens = await eventually(`a ${command} lens`, async () => (await lensTitles(trajUri)).find((l) => l.command === command), (l) => !!l);
+      return lens ?? { command, args: [] };
+    };
+
+    const approve1 = await lensFor('codeact.approve');
+    await vscode.commands.executeCommand(approve1.command, ...approve1.args);
+    await eventually(
+      'step 2 to wait',
+      () => codeact.server('codeact.getRun', { runId }) as Promise<Json>,
+      (r) => r.status === 'awaiting_approval' && (r.steps as Json[]).length === 2,
+    );
+    const reject = await lensFor('codeact.reject');
+    codeact.prompts = { ...defaultPrompts, input: async () => 'do not reserve stock, just compute' };
+    await vscode.commands.executeCommand(reject.command, ...reject.args);
+    codeact.prompts = defaultPrompts;
+    await eventually(
+      'step 3 to wait',
+      () => codeact.server('codeact.getRun', { runId }) as Promise<Json>,
+      (r) => r.status === 'awaiting_approval' && (r.steps as Json[]).length === 3,
+    );
+    await vscode.commands.executeCommand('codeact-lsp.approve', { runId });
+    assert.equal(await codeact.waitForRun(runId), 'finished');
+    const run = (await codeact.server('codeact.getRun', { runId })) as Json;
+    const steps = run.steps as Json[];
+    assert.equal(steps[1].status, 'rejected');
+    assert.equal(steps[1].feedback, 'do not reserve stock, just compute');
+    assert.deepEqual(run.outputs, { answer: 75 });
+  });
+
+  it('says which command installs the server when the interpreter lacks it', async function () {
+    const config = vscode.workspace.getConfiguration('codeact');
+    const good = config.get<string>('server.python');
+    const shown: string[] = [];
+    codeact.prompts = { ...defaultPrompts, notify: async (_kind, message) => (shown.push(message), undefined) };
+    try {
+      await config.update('server.python', '/usr/bin/python3', vscode.ConfigurationTarget.Global);
+      await eventually('the missing-package message', () => shown, (s) => s.some((m) => m.includes('/usr/bin/python3 -m pip install codeact-lsp')));
+    } finally {
+      await config.update('server.python', good, vscode.ConfigurationTarget.Global);
+    }
+    await eventually('the server to start again', () => codeact.ready().then(() => true), (ok) => ok);
+  });
+});
