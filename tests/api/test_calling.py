@@ -152,3 +152,22 @@ act.close()
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "interrupted ['cancelled']"
+
+
+def test_tool_timeout_is_reported_in_the_step(make_act: Callable[..., CodeAct]) -> None:
+    release = threading.Event()
+
+    def slow() -> int:
+        """Waits for a release that does not come in time."""
+        release.wait(30)
+        return 0
+
+    act = make_act("task -> answer: int", [slow], "slow_tool", tool_timeout=0.3)
+    try:
+        result = act(task="call the slow tool")
+    finally:
+        release.set()
+    assert result.ok, result.error
+    first = result.steps[0]
+    assert first.error is not None and first.error.type == "TimeoutError"
+    assert first.tool_calls[0].error is not None and "0.3" in first.tool_calls[0].error
