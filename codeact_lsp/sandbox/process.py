@@ -73,6 +73,8 @@ def _bwrap_argv(spec: SpawnSpec, scratch: str) -> list[str]:
         spec.bwrap,
         "--die-with-parent",
         "--unshare-user",
+        "--unshare-pid",
+        "--as-pid-1",
         "--unshare-ipc",
         "--unshare-net",
         "--unshare-uts",
@@ -88,7 +90,9 @@ def _bwrap_argv(spec: SpawnSpec, scratch: str) -> list[str]:
             argv += ["--ro-bind", d, d]
     for f in ("/etc/ld.so.cache", "/etc/localtime"):
         argv += ["--ro-bind-try", f, f]
-    argv += ["--dev", "/dev"]
+    # /proc of the sandbox's own pid namespace: the worker needs /proc/self to map its private
+    # tmpfs namespace; Landlock hides all of /proc from generated code afterwards
+    argv += ["--dev", "/dev", "--proc", "/proc"]
     argv += ["--perms", "0700", "--size", str(spec.disk_mb * 1024 * 1024), "--tmpfs", scratch]
     for b in spec.binds:
         if os.path.exists(b) and not b.startswith("/usr/"):
@@ -108,7 +112,7 @@ class WorkerProcess:
         self.scratch = tempfile.mkdtemp(prefix="codeact-sb-")
         self.handler: ToolHandler | None = None
         self.ready: cf.Future[dict[str, Any]] = cf.Future()
-        self.pid: int | None = None  # the worker's own pid (inside bwrap: not the Popen pid)
+        self.pid: int | None = None  # the worker's pid on the host (inside bwrap: bwrap's child)
         self.dead = False
         self.death: str = ""
         self.last_cpu = 0.0
@@ -173,6 +177,17 @@ class WorkerProcess:
                 self._start_reader()
         with contextlib.suppress(OSError):
             os.write(self._ctl, b"i")
+
+    def _host_pid(self) -> int:
+        """The worker's pid as we see it (not as it reports it): inside bwrap, bwrap's child."""
+        if self.spec.backend != "bwrap":
+            return self.proc.pid
+        try:
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as fh:
+                kids = fh.read().split()
+            return int(kids[0])
+        except (OSError, IndexError, ValueError):
+            return self.proc.pid
 
     def cpu_seconds(self) -> float | None:
         """CPU time the worker used so far (read from /proc, so generated code cannot fake it)."""
@@ -267,7 +282,7 @@ class WorkerProcess:
                     continue
                 kind = msg.get("t")
                 if kind == "ready":
-                    self.pid = msg.get("pid") if isinstance(msg.get("pid"), int) else None
+                    self.pid = self._host_pid()
                     if not self.ready.done():
                         self.ready.set_result(msg)
                 elif kind in ("done", "configured", "fatal"):
