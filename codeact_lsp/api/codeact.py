@@ -185,8 +185,6 @@ class CodeAct:
         self._check_inputs(inputs)
         return self._shared.loop.run(self._run(inputs))
 
-    act = __call__
-
     async def acall(self, **inputs: Any) -> Result:
         """`await act.acall(n=5)`: same as calling, without blocking the caller's event loop."""
         self._check_inputs(inputs)
