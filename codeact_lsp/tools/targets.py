@@ -54,42 +54,56 @@ def is_module_name(entry: str) -> bool:
     return not entry.endswith(".py") and bool(_MODULE_RE.match(entry))
 
 
-def module_name_for(path: Path, workspace: Path) -> tuple[str, Path, bool]:
+def module_name_for(
+    path: Path, workspace: Path, _pkg_cache: dict[str, bool] | None = None
+) -> tuple[str, Path, bool]:
     """(dotted name, sys.path root, by_path) for a file: climb while the parent is a package."""
-    path = path.resolve()
-    parts = [path.stem] if path.name != "__init__.py" else []
-    parent = path.parent
-    while (parent / "__init__.py").is_file() and parent != parent.parent:
-        parts.insert(0, parent.name)
-        parent = parent.parent
+    cache = _pkg_cache if _pkg_cache is not None else {}
+    full = os.path.abspath(path)
+    base = os.path.basename(full)
+    stem = base[:-3] if base.endswith(".py") else base
+    parts = [stem] if base != "__init__.py" else []
+    parent = os.path.dirname(full)
+    while True:
+        is_pkg = cache.get(parent)
+        if is_pkg is None:
+            is_pkg = os.path.isfile(os.path.join(parent, "__init__.py"))
+            cache[parent] = is_pkg
+        up = os.path.dirname(parent)
+        if not is_pkg or up == parent:
+            break
+        parts.insert(0, os.path.basename(parent))
+        parent = up
     name = ".".join(parts)
     if name and all(p.isidentifier() for p in parts):
-        return name, parent, False
+        return name, Path(parent), False
     # Not importable by name (dashes, a bare __init__ at the root, ...): load it from its path.
-    rel = path.relative_to(workspace) if path.is_relative_to(workspace) else Path(path.name)
-    synthetic = "codeact_tools_" + re.sub(r"\W", "_", str(rel.with_suffix("")))
+    ws = str(workspace)
+    rel = os.path.relpath(full, ws) if full.startswith(ws + os.sep) else base
+    synthetic = "codeact_tools_" + re.sub(r"\W", "_", rel[:-3] if rel.endswith(".py") else rel)
     return synthetic, workspace, True
 
 
-def expand_glob(workspace: Path, pattern: str) -> list[Path]:
+def expand_glob(workspace: Path, pattern: str) -> list[str]:
     """Files matching a workspace-relative glob, skipping virtualenvs, caches and VCS dirs (a
     workspace can hold thousands of files there) and private `_name.py` modules."""
-    base = workspace.resolve()
-    full = pattern if os.path.isabs(pattern) else str(base / pattern)
-    out: list[Path] = []
+    base = str(workspace.resolve())
+    full = pattern if os.path.isabs(pattern) else os.path.join(base, pattern)
+    prefix = base + os.sep
+    out: list[str] = []
     for hit in glob.iglob(full, recursive=True):
-        p = Path(hit)
-        if not p.is_file() or p.suffix != ".py":
+        if not hit.endswith(".py"):
             continue
-        try:
-            rel_parts = p.relative_to(base).parts
-        except ValueError:
-            rel_parts = p.parts
-        if any(part in SKIP_DIRS for part in rel_parts[:-1]):
+        rel = hit[len(prefix) :] if hit.startswith(prefix) else hit
+        parts = rel.split(os.sep)
+        if any(part in SKIP_DIRS for part in parts[:-1]):
             continue
-        if p.name.startswith("_") and p.name != "__init__.py":
+        name = parts[-1]
+        if name.startswith("_") and name != "__init__.py":
             continue
-        out.append(p)
+        if not os.path.isfile(hit):
+            continue
+        out.append(os.path.normpath(hit))
     return sorted(out)
 
 
@@ -136,6 +150,7 @@ def resolve_targets(workspace: Path, entries: list[str]) -> tuple[list[ToolTarge
     problems: list[str] = []
     seen: set[str] = set()
     paths: list[str] | None = None
+    pkg_cache: dict[str, bool] = {}
     for entry in entries:
         if is_module_name(entry):
             if paths is None:
@@ -154,13 +169,14 @@ def resolve_targets(workspace: Path, entries: list[str]) -> tuple[list[ToolTarge
         files = expand_glob(ws, entry)
         if not files and not any(ch in entry for ch in "*?["):
             problems.append(f"tools entry {entry!r}: no such file in the workspace")
-        for f in files:
-            key = str(f)
+        for key in files:
             if key in seen:
                 continue
             seen.add(key)
-            name, root_dir, by_path = module_name_for(f, ws)
-            targets.append(
-                ToolTarget(entry=entry, module=name, file=key, root=str(root_dir), by_path=by_path)
+            name, root_dir, by_path = module_name_for(Path(key), ws, pkg_cache)
+            targets.append(  # many files: skip re-validating values built right here
+                ToolTarget.model_construct(
+                    entry=entry, module=name, file=key, root=str(root_dir), by_path=by_path
+                )
             )
     return targets, problems
