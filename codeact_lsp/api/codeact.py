@@ -60,11 +60,18 @@ class _Shared:
             await tools.close()
 
     def shutdown(self) -> None:
-        if self.loop.alive:
-            try:
-                self.loop.run(self.aclose())
-            finally:
-                self.loop.stop()
+        """Close everything; also runs from the garbage collector, on whatever thread drops the
+        last reference (the loop thread included, where it must not block)."""
+        if not self.loop.alive:
+            return
+        if self.loop.in_loop_thread():
+            task = self.loop.loop.create_task(self.aclose())
+            task.add_done_callback(lambda _: self.loop.loop.stop())
+            return
+        try:
+            self.loop.run(self.aclose())
+        finally:
+            self.loop.stop()
 
 
 class CodeAct:

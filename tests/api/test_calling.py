@@ -171,3 +171,21 @@ def test_tool_timeout_is_reported_in_the_step(make_act: Callable[..., CodeAct]) 
     first = result.steps[0]
     assert first.error is not None and first.error.type == "TimeoutError"
     assert first.tool_calls[0].error is not None and "0.3" in first.tool_calls[0].error
+
+
+def test_a_forgotten_codeact_is_closed_when_collected() -> None:
+    import gc
+
+    from .conftest import scripted_model
+
+    before = {t.ident for t in threading.enumerate() if t.name == "codeact-api"}
+    act = CodeAct("n: int -> factorial: int", tools=[factorial], model=scripted_model("factorial"))
+    assert act(n=3).factorial == 6
+    loop_threads = [
+        t for t in threading.enumerate() if t.name == "codeact-api" and t.ident not in before
+    ]
+    assert len(loop_threads) == 1
+    del act
+    gc.collect()
+    loop_threads[0].join(timeout=30)
+    assert not loop_threads[0].is_alive()
