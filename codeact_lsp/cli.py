@@ -178,7 +178,7 @@ async def _run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(signal.SIGINT, handle.cancel)
             loop.add_signal_handler(signal.SIGTERM, handle.cancel)
         if not quiet:
-            await _progress(handle, err)
+            await _progress(handle, engine, err)
         traj = await handle.wait()
     finally:
         await engine.close()
@@ -202,11 +202,13 @@ def _inputs(raw: str | None) -> dict[str, Any]:
     return value
 
 
-async def _progress(handle: Any, out: TextIO) -> None:
-    """One line per event worth seeing; the run file has everything else."""
+async def _progress(handle: Any, engine: Any, out: TextIO) -> None:
+    """One line per event worth seeing; the run file has everything else (and is on disk by the
+    time its line is printed, so a watcher can rely on it)."""
     async for event in handle.subscribe():
         line = _event_line(event, handle)
         if line:
+            await engine.flushed()
             print(line, file=out, flush=True)
 
 

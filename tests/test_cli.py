@@ -159,7 +159,7 @@ def test_killed_mid_run_leaves_a_readable_run_file(ws: Path) -> None:
     try:
         assert proc.stderr is not None
         for line in proc.stderr:
-            if line.startswith("step 1:"):
+            if line.startswith("step 1:"):  # printed once the run file has the step
                 break
         else:
             raise AssertionError("the run never proposed step 1")

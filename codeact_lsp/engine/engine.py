@@ -8,7 +8,7 @@ small atomic write coalesced to one per loop iteration.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import concurrent.futures as cf
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from codeact_lsp.tools.models import ToolProvider, ToolSchema
 from codeact_lsp.trajectory import Step, Trajectory
 
 _APPROVALS = ("auto", "review", "confirm-tools")
+_MINOR_EVENTS = frozenset({"model_call", "model_retry", "executing", "tool_called"})
 
 
 class EngineError(ValueError):
@@ -61,8 +62,6 @@ class Engine:
         self._model_factory = model_factory or make_model
         self._runs: dict[str, RunHandle] = {}
         self._sessions: dict[str, Session] = {}  # run id -> its session
-        self._dirty: set[str] = set()
-        self._flush_scheduled = False
         self._closed = False
         self._closing: set[asyncio.Future[None]] = set()
 
@@ -233,7 +232,9 @@ class Engine:
             sessions.setdefault(id(handle.session), handle.session)
         self._sessions.clear()
         await asyncio.gather(*(s.close() for s in sessions.values()), return_exceptions=True)
-        self._flush()
+        for handle in self._runs.values():
+            self._save(handle.trajectory)
+        await self.flushed()
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -345,33 +346,24 @@ class Engine:
         self._sessions[traj.id] = session
         return handle
 
-    def _changed(self, handle: RunHandle) -> None:
+    def _changed(self, handle: RunHandle, kind: str) -> None:
+        """Queue a run-file write on events a reader after a crash would miss; the frequent ones
+        (tool calls, model calls) ride along with the next write."""
         if handle.done:
-            self._save(handle.trajectory)
-            self._dirty.discard(handle.id)
+            handle.saved = self._save(handle.trajectory)
             self._after_end(handle)
-            return
-        if self.store is None:
-            return
-        self._dirty.add(handle.id)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        elif kind not in _MINOR_EVENTS:
+            self._save(handle.trajectory)
 
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        dirty, self._dirty = self._dirty, set()
-        for run_id in dirty:
-            handle = self._runs.get(run_id)
-            if handle is not None:
-                self._save(handle.trajectory)
-
-    def _save(self, traj: Trajectory) -> None:
+    def _save(self, traj: Trajectory) -> cf.Future[None] | None:
         if self.store is None:
-            return
-        # a full disk must not kill the run; the live trajectory is still served
-        with contextlib.suppress(OSError):
-            self.store.save(traj)
+            return None
+        return self.store.save_async(traj)
+
+    async def flushed(self) -> None:
+        """Wait until every run-file write queued so far is on disk."""
+        if self.store is not None:
+            await asyncio.wrap_future(self.store.barrier())
 
     def _after_end(self, handle: RunHandle) -> None:
         """Keep the last few ended sessions open for follow-ups; close the oldest beyond that."""

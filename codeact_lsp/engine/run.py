@@ -8,6 +8,7 @@ never blocks: the model call and the sandbox step are awaited, and both can be c
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -71,7 +72,7 @@ class RunHandle:
         session: Session,
         retry: RetryPolicy,
         step_timeout: float,
-        on_change: Callable[[RunHandle], None],
+        on_change: Callable[[RunHandle, str], None],
         approver: Approver | None = None,
         previous: list[Trajectory] | None = None,
         prior_code: list[str] | None = None,
@@ -98,6 +99,7 @@ class RunHandle:
         self._answer: dict[str, Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._first_code: str | None = None  # a re-run's edited step k
+        self.saved: concurrent.futures.Future[None] | None = None  # the final run-file write
 
     # -- public controls ----------------------------------------------------------------------
 
@@ -108,6 +110,8 @@ class RunHandle:
     async def wait(self) -> Trajectory:
         if self._task is not None:
             await asyncio.wait({self._task})
+        if self.saved is not None:
+            await asyncio.wrap_future(self.saved)
         return self.trajectory
 
     @property
@@ -151,7 +155,7 @@ class RunHandle:
     def _emit(self, kind: EventKind, step: int | None = None, **data: Any) -> None:
         self.trajectory.updated_at = time.time()
         # persistence first: whoever reacts to the event finds the run file already current
-        self._on_change(self)
+        self._on_change(self, kind)
         self._events.publish(RunEvent(kind=kind, run_id=self.id, step=step, data=data))
 
     # -- the loop -----------------------------------------------------------------------------

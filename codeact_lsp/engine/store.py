@@ -2,13 +2,18 @@
 
 Each write goes to a temporary file in the same directory and is renamed over the old one, so a
 reader (or a process killed mid-write) only ever sees a whole trajectory, never half of one.
+Writes happen on one background thread, in order, so a slow disk never stalls the event loop;
+several changes queued for the same run collapse into one write of the newest state.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import contextlib
 import os
 import re
 import secrets
+import threading
 import time
 from pathlib import Path
 
@@ -31,6 +36,10 @@ def valid_run_id(run_id: str) -> bool:
 class RunStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self._writer = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="codeact-runs")
+        self._pending: dict[str, str] = {}
+        self._queued: dict[str, cf.Future[None]] = {}
+        self._lock = threading.Lock()
 
     def path(self, run_id: str) -> Path:
         if not valid_run_id(run_id):
@@ -38,10 +47,45 @@ class RunStore:
         return self.directory / f"{run_id}.json"
 
     def save(self, trajectory: Trajectory) -> None:
+        """Write now, on the calling thread (after any queued writes of the same run)."""
+        self.save_async(trajectory).result()
+
+    def save_async(self, trajectory: Trajectory) -> cf.Future[None]:
+        """Queue a write of the trajectory as it is now; the future resolves once it is on disk."""
+        data = trajectory.model_dump_json()
+        run_id = trajectory.id
+        self.path(run_id)  # validate the id here, where the caller can see the error
+        with self._lock:
+            self._pending[run_id] = data
+            queued = self._queued.get(run_id)
+            if queued is not None:
+                return queued  # not started yet: it will write the newest data
+            fut = self._writer.submit(self._write_pending, run_id)
+            self._queued[run_id] = fut
+            return fut
+
+    def barrier(self) -> cf.Future[None]:
+        """Resolves once every write queued so far is on disk."""
+        return self._writer.submit(lambda: None)
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+
+    def _write_pending(self, run_id: str) -> None:
+        with self._lock:
+            data = self._pending.pop(run_id, None)
+            self._queued.pop(run_id, None)
+        if data is None:
+            return
+        # a full disk must not kill the run; the live trajectory is still served
+        with contextlib.suppress(OSError):
+            self._write(run_id, data)
+
+    def _write(self, run_id: str, data: str) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        target = self.path(trajectory.id)
+        target = self.path(run_id)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(trajectory.model_dump_json(indent=1), encoding="utf-8")
+        tmp.write_text(data, encoding="utf-8")
         os.replace(tmp, target)
 
     def load(self, run_id: str) -> Trajectory | None:

@@ -1,0 +1,165 @@
+"""Engine benchmarks: overhead per step outside the model, and prompt size as a run goes on.
+
+Targets (DESIGN.md §4): ≤ 2 ms engine overhead per step; prompt growing linearly with steps.
+Anchors: DSPy CodeAct's prompt ~1.6 k chars at step 1 (plus a separate extractor call);
+smolagents' CodeAgent ~8.6 k chars at step 1.
+
+Run alone: `.venv/bin/python benchmarks/bench_engine.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "quickstart"
+sys.path.insert(0, str(ROOT))
+
+
+def _fence(code: str) -> str:
+    return f"```python\n{code}\n```"
+
+
+async def _overhead(steps: int, runs_dir: Path | None) -> dict[str, float]:
+    """A run of `steps` trivial steps: wall time minus model time minus sandbox time, per step."""
+    from codeact_lsp.config import CodeActConfig
+    from codeact_lsp.engine import Engine, RunRequest
+    from codeact_lsp.tools import InProcessTools
+
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    replies = [_fence(f"x{i} = add({i}, 1)") for i in range(steps - 1)]
+    replies.append(_fence("final_answer(x0)"))
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "replies.json"
+        script.write_text(json.dumps(replies))
+        config = CodeActConfig(max_iters=steps + 1)
+        tools = InProcessTools([add])
+        engine = Engine(config, tools, workspace=None, runs_dir=runs_dir)
+        try:
+            # warm the sandbox pool and imports with one throwaway run
+            warm = Path(tmp) / "warm.json"
+            warm.write_text(json.dumps([_fence("final_answer(1)")]))
+            await (await engine.start(RunRequest(task="warm", model=f"scripted:{warm}"))).wait()
+            t0 = time.perf_counter()
+            handle = await engine.start(RunRequest(task="count", model=f"scripted:{script}"))
+            traj = await handle.wait()
+            wall = (time.perf_counter() - t0) * 1000
+        finally:
+            await engine.close()
+            await tools.close()
+    assert traj.status == "finished", traj.error
+    model_ms = sum(s.model_duration_ms for s in traj.steps)
+    sandbox_ms = sum(s.duration_ms for s in traj.steps)
+    tool_ms = sum(c.duration_ms for s in traj.steps for c in s.tool_calls)
+    per_step = (wall - model_ms - sandbox_ms) / len(traj.steps)
+    return {
+        "wall_ms": wall,
+        "model_ms": model_ms,
+        "sandbox_ms": sandbox_ms,
+        "tool_ms": tool_ms,
+        "per_step_ms": per_step,
+    }
+
+
+def _prompt_sizes() -> list[tuple[int, int, int | None]]:
+    """(steps, chars, tokens) of the prompt for the example task after 1, 5 and 10 steps."""
+    from codeact_lsp.config import load_config
+    from codeact_lsp.engine.prompt import build_messages
+    from codeact_lsp.engine.signature import Signature
+    from codeact_lsp.tools import ToolHost
+    from codeact_lsp.trajectory import Step
+
+    config = load_config(EXAMPLE).config
+    host = ToolHost.start(EXAMPLE, config)
+    try:
+        schemas = host.schemas()
+    finally:
+        host.close_sync()
+    replies = json.loads((EXAMPLE / "replies" / "quote.json").read_text())
+    from codeact_lsp.engine.parsing import extract_code
+
+    example_steps = [
+        Step(
+            index=1,
+            code=extract_code(replies[0]) or "",
+            reply=replies[0],
+            stdout="{'usd': 25.0, 'kg': 0.8}\n12\n",
+            status="ok",
+        ),
+        Step(
+            index=2,
+            code=extract_code(replies[1]) or "",
+            reply=replies[1],
+            stdout="69.0 8.65 77.65\n",
+            status="ok",
+        ),
+    ]
+    counter = _token_counter()
+    task = "What does it cost in EUR to buy 3 units of SKU-42 and ship them to Germany (DE)?"
+    out = []
+    for n in (1, 5, 10):
+        # the prompt the model sees when proposing step n: n - 1 earlier steps
+        steps = []
+        for i in range(n - 1):
+            s = example_steps[i % 2].model_copy(update={"index": i + 1})
+            steps.append(s)
+        msgs = build_messages(
+            tools=schemas, signature=Signature.parse(None), task=task, inputs={}, steps=steps
+        )
+        chars = sum(len(m["content"]) for m in msgs)
+        out.append((n, chars, counter(msgs) if counter else None))
+    return out
+
+
+def _token_counter() -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        import litellm
+
+        litellm.token_counter(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    except Exception:
+        return None
+    return lambda msgs: litellm.token_counter(model="gpt-4o", messages=msgs)
+
+
+def main() -> None:
+    rows = []
+    for label, persist in (("in memory", False), ("persisted run file", True)):
+        samples = []
+        for _ in range(3):
+            with tempfile.TemporaryDirectory() as tmp:
+                runs_dir = Path(tmp) / "runs" if persist else None
+                samples.append(asyncio.run(_overhead(30, runs_dir)))
+        best = min(samples, key=lambda r: r["per_step_ms"])
+        med = statistics.median(r["per_step_ms"] for r in samples)
+        rows.append((label, best, med))
+    print("engine overhead per step, outside the model and the sandbox (30-step run, 3 runs)")
+    print(f"  {'setup':<20} {'min ms/step':>12} {'median':>8} {'sandbox ms/step':>16}   target")
+    for label, best, med in rows:
+        sandbox = best["sandbox_ms"] / 30
+        print(f"  {label:<20} {best['per_step_ms']:>12.3f} {med:>8.3f} {sandbox:>16.3f}   ≤ 2 ms")
+    print()
+    print("prompt size for the example task (what the model reads before proposing step n)")
+    sizes = _prompt_sizes()
+    print(f"  {'step':>4} {'chars':>7} {'tokens (gpt-4o)':>16}   anchors")
+    anchors = {1: "DSPy CodeAct ~1.6k chars + extractor call · smolagents ~8.6k chars"}
+    for n, chars, tokens in sizes:
+        tok = str(tokens) if tokens is not None else "n/a"
+        print(f"  {n:>4} {chars:>7} {tok:>16}   {anchors.get(n, '')}")
+    growth = [(sizes[i + 1][1] - sizes[i][1]) / (sizes[i + 1][0] - sizes[i][0]) for i in range(2)]
+    print(f"  growth per step: {growth[0]:.0f} then {growth[1]:.0f} chars (linear: equal)")
+
+
+if __name__ == "__main__":
+    main()
