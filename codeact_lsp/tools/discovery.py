@@ -577,7 +577,9 @@ def _analyse(
                     code="dynamic-all",
                 )
             )
-        names = [n for n in (*mod.defs, *mod.assigns) if not n.startswith("_")]
+        lines = {n: node.lineno for n, node in mod.defs.items()}
+        lines.update({n: bound[0].lineno for n, bound in mod.assigns.items()})
+        names = sorted((n for n in lines if not n.startswith("_")), key=lines.__getitem__)
         from_all = False
 
     for name in names:

@@ -1,0 +1,104 @@
+"""Big modules are parsed block by block with a cache: the result must equal a whole-file parse,
+whatever the text looks like, and stay right across edits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from codeact_lsp.tools import discovery
+
+TRICKY = '''"""Module doc."""
+import functools
+
+TEMPLATE = """
+def not_a_tool(x):
+    return x
+"""
+
+@functools.lru_cache
+@staticmethod
+def decorated(x: int) -> int:
+    """Decorated."""
+    return x
+
+if True:
+    def in_if(a: str) -> str:
+        """In an if."""
+        return a
+else:
+    def in_else(a: str) -> str:
+        return a
+
+try:
+    import json
+except ImportError:
+    json = None
+finally:
+    pass
+
+VALUES = [
+1,
+2,
+]
+total = 1 + \\
+2
+
+class Box:
+    """A box."""
+    def get(self, key: str) -> str:
+        """Get."""
+        return key
+
+_box = Box()
+get = _box.get
+
+def last(x, *rest):
+    return x
+'''
+
+
+def analyse_both(
+    text: str, monkeypatch: pytest.MonkeyPatch, name: str = "t.py"
+) -> tuple[object, object]:
+    monkeypatch.setattr(discovery, "CHUNKED_MIN_LINES", 10**9)
+    whole = discovery.analyse_source(name, text, "t")
+    monkeypatch.setattr(discovery, "CHUNKED_MIN_LINES", 1)
+    first = discovery.analyse_source(name, text, "t")  # seeds the block cache
+    again = discovery.analyse_source(name, text, "t")  # served from it
+    assert first == whole
+    return whole, again
+
+
+def test_tricky_text_same_as_whole_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    whole, again = analyse_both(TRICKY, monkeypatch)
+    assert again == whole
+    names = [t.name for t in whole[0]]  # type: ignore[index]
+    assert names == ["decorated", "in_if", "in_else", "get", "last"]
+
+
+def test_edits_keep_matching(monkeypatch: pytest.MonkeyPatch) -> None:
+    discovery.clear_cache()
+    lines = TRICKY.split("\n")
+    edits = [
+        (3, 'TEMPLATE = """ changed'),  # opens a string differently
+        (9, "@functools.cache"),
+        (0, "# leading comment\n"),
+        (len(lines) - 2, "    return [x, *rest]"),
+        (33, "3,"),
+        (20, "def broken(:"),  # a syntax error: reported, same as a whole parse
+    ]
+    for index, new in edits:
+        lines[index] = new
+        text = "\n".join(lines)
+        monkeypatch.setattr(discovery, "CHUNKED_MIN_LINES", 1)
+        incremental = discovery.analyse_source("e.py", text, "e")
+        monkeypatch.setattr(discovery, "CHUNKED_MIN_LINES", 10**9)
+        assert incremental == discovery.analyse_source("e.py", text, "e"), (index, new)
+
+
+def test_fixture_modules(monkeypatch: pytest.MonkeyPatch, ws: Path) -> None:
+    for path in sorted(ws.rglob("*.py")):
+        whole, again = analyse_both(path.read_text(), monkeypatch, str(path))
+        assert again == whole, path
