@@ -84,3 +84,30 @@ def test_mixed_tool_kinds(make_act: Callable[..., CodeAct]) -> None:
     assert isinstance(result.total, float)
     names = [c.name for c in result.steps[0].tool_calls if c.name != "final_answer"]
     assert names == ["price_of", "shipping_quote", "convert_currency"]
+
+
+def test_tool_errors_are_validated_and_located(make_act: Callable[..., CodeAct]) -> None:
+    """Same registry as the tool host: bad arguments are refused before the tool runs, and an
+    exception inside the tool points at the raising line of the tool's own source."""
+    import inspect
+
+    from . import conftest
+    from .conftest import factorial
+
+    act = make_act("task -> answer: int", [factorial], "tool_errors", max_iters=3)
+    result = act(task="exercise the errors")
+    assert result.ok, result.error
+    assert result.answer == 6
+    bad_arg, raised, final = result.steps
+    assert bad_arg.error is not None and bad_arg.error.line == 1
+    (call,) = bad_arg.tool_calls
+    assert call.error is not None and "n" in call.error
+    assert raised.error is not None and raised.error.line == 2
+    assert raised.error.type == "ValueError" and "negative" in raised.error.message
+    detail = raised.tool_calls[0].error_detail
+    assert detail is not None
+    source, first = inspect.getsourcelines(conftest.factorial)
+    raise_line = first + next(i for i, text in enumerate(source) if "raise ValueError" in text)
+    assert detail.file == conftest.__file__
+    assert detail.line == raise_line
+    assert final.status == "ok" and final.final
