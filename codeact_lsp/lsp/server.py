@@ -124,6 +124,10 @@ def build_server() -> CodeActServer:
 
     @server.feature(lsp.INITIALIZED)
     async def initialized(ls: CodeActServer, params: lsp.InitializedParams) -> None:
+        # `initialize` has been answered; load the session's modules off the event loop.
+        import importlib
+
+        await asyncio.to_thread(importlib.import_module, "codeact_lsp.lsp.session")
         await ls.session.on_initialized()
 
     @server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -174,6 +178,12 @@ def build_server() -> CodeActServer:
     return server
 
 
+def _quiet_expected_errors(record: logging.LogRecord) -> bool:
+    """pygls logs every error answer with a traceback; a user's bad argument is not a crash."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return not isinstance(exc, JsonRpcInvalidParams)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="codeact-lsp", description="CodeAct language server (stdio by default)"
@@ -182,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="WARNING", help="logging level (stderr)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(_quiet_expected_errors)
     server = build_server()
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")

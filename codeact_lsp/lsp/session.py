@@ -166,7 +166,14 @@ class Session:
 
     async def on_initialized(self) -> None:
         await self.reload_settings()
-        self.refresh_discovery()
+        if self.root is not None:
+            self.spawn(self._warm_up(), "warm-up")
+
+    async def _warm_up(self) -> None:
+        """Start the tool host early: its import diagnostics show without running anything."""
+        with contextlib.suppress(Exception):
+            await (await self.get_backend()).tool_provider()
+            self.schedule_refresh(*self.tool_file_uris())
 
     async def reload_settings(self, pushed: Any = None) -> None:
         settings = pushed

@@ -180,11 +180,20 @@ SERVER = ClientServerConfig(
 )
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    ws = tmp_path / "quickstart"
+def copy_quickstart(into: Path) -> Path:
+    ws = into / "quickstart"
     shutil.copytree(QUICKSTART, ws, ignore=shutil.ignore_patterns(".codeact", "__pycache__"))
     return ws
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    return copy_quickstart(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_quickstart(tmp_path_factory.mktemp("shared"))
 
 
 def write_replies(ws: Path, name: str, replies: list[str]) -> str:
@@ -209,8 +218,20 @@ def initialize_params(
 
 @pytest_lsp.fixture(config=SERVER)
 async def client(lsp_client: EditorClient, workspace: Path) -> AsyncIterator[None]:
+    """A server of its own, for tests that change settings or need a pristine server."""
     lsp_client.workspace = workspace
     lsp_client.set_configuration({"maxIters": 6}, section="codeact")
     await lsp_client.initialize_session(initialize_params(workspace))
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=SERVER, scope="module")
+async def shared_client(lsp_client: EditorClient, shared_workspace: Path) -> AsyncIterator[None]:
+    """One server for a module's flows (spawning one per test would dominate the suite's time);
+    every test uses its own runs and target files, so they do not depend on each other."""
+    lsp_client.workspace = shared_workspace
+    lsp_client.set_configuration({"maxIters": 6}, section="codeact")
+    await lsp_client.initialize_session(initialize_params(shared_workspace))
     yield
     await lsp_client.shutdown_session()

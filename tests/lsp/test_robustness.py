@@ -1,0 +1,285 @@
+"""The server stays up and answers clearly: bad commands, bad arguments, odd workspaces, fuzzing,
+and a client that disappears (every worker and tool host must end with it)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_lsp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcException
+
+from codeact_lsp.lsp.server import COMMANDS
+from tests.lsp.conftest import SERVER, EditorClient, initialize_params
+
+
+async def _error(client: EditorClient, name: str, raw: list[Any]) -> str:
+    with pytest.raises(JsonRpcException) as info:
+        await client.command(name, raw=raw)
+    return str(info.value)
+
+
+async def test_unknown_command_and_bad_arguments_get_actionable_errors(
+    client: EditorClient,
+) -> None:
+    assert "this server provides: codeact.run" in await _error(client, "codeact.nope", [{}])
+    msg = await _error(client, "codeact.run", [{"tsk": "x"}])
+    assert "`task` is required" in msg and "did you mean `task`" in msg
+    assert "one JSON object" in await _error(client, "codeact.run", ["just a string"])
+    assert "2 arguments" in await _error(client, "codeact.getRun", [{"runId": "a"}, {}])
+    msg = await _error(client, "codeact.run", [{"task": "t", "approval": "sometimes"}])
+    assert "approval" in msg and "review" in msg
+    msg = await _error(client, "codeact.rerun", [{"runId": "x", "step": 0}])
+    assert "`step`" in msg
+    msg = await _error(client, "codeact.getRun", [{"runId": "no-such-run"}])
+    assert "no run with id 'no-such-run'" in msg and "codeact.listRuns" in msg
+    msg = await _error(client, "codeact.approve", [{"runId": "no-such-run"}])
+    assert "no run with id" in msg
+    msg = await _error(
+        client, "codeact.run", [{"task": "t", "model": "scripted:replies/missing.json"}]
+    )
+    assert "missing.json" in msg
+    # still alive and answering
+    assert await client.command("codeact.listRuns", {}) == {"runs": []}
+
+
+async def test_settings_from_the_editor_override_the_workspace_file(client: EditorClient) -> None:
+    client.set_configuration({"approval": "review", "maxIters": 2}, section="codeact")
+    client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(settings=None))
+    started = await client.command(
+        "codeact.run", {"task": "t", "model": "scripted:replies/quote.json"}
+    )
+    run = await client.run_until(started["runId"], {"awaiting_approval"})
+    assert run["approval"] == "review" and run["max_iters"] == 2
+    await client.command("codeact.cancel", {"runId": started["runId"]})
+
+
+async def test_fuzzed_command_arguments_always_get_an_answer(client: EditorClient) -> None:
+    loop = asyncio.get_running_loop()
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers(-3, 300) | st.text(max_size=12),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+        ),
+        max_leaves=6,
+    )
+    keys = st.sampled_from(
+        [
+            "task",
+            "runId",
+            "step",
+            "code",
+            "name",
+            "args",
+            "uri",
+            "range",
+            "mode",
+            "names",
+            "file",
+            "maxIters",
+            "feedback",
+        ]
+    )
+    argument = st.dictionaries(keys, json_values, max_size=4) | json_values
+    # Commands that would start real work are fuzzed for validation only (no `task`/`name` strings
+    # that pass): they answer with an error or a result; either way the server must answer.
+    commands = st.sampled_from(
+        [
+            c
+            for c in COMMANDS
+            if c not in {"codeact.run", "codeact.runTasks", "codeact.followUp", "codeact.tryTool"}
+        ]
+        + ["codeact.bogus"]
+    )
+    answered = 0
+
+    @settings(
+        max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+    )
+    @given(name=commands, args=st.lists(argument, max_size=2))
+    def fuzz(name: str, args: list[Any]) -> None:
+        nonlocal answered
+        future = asyncio.run_coroutine_threadsafe(_answer(client, name, args), loop)
+        assert future.result(timeout=20) in {"result", "error"}
+        answered += 1
+
+    await asyncio.to_thread(fuzz)
+    assert answered >= 60
+    assert await client.command("codeact.listRuns", {}) == {"runs": []}
+
+
+async def _answer(client: EditorClient, name: str, args: list[Any]) -> str:
+    try:
+        await client.command(name, raw=args)
+    except JsonRpcException as exc:
+        assert exc.code in (-32602, -32603), exc  # InvalidParams / InternalError, never a crash
+        assert str(exc).strip()
+        return "error"
+    return "result"
+
+
+@pytest.fixture
+def bare_workspace(tmp_path: Path) -> Path:
+    ws = tmp_path / "empty"
+    ws.mkdir()
+    return ws
+
+
+@pytest_lsp.fixture(config=SERVER)
+async def bare_client(lsp_client: EditorClient, bare_workspace: Path) -> AsyncIterator[None]:
+    lsp_client.workspace = bare_workspace
+    await lsp_client.initialize_session(initialize_params(bare_workspace))
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_workspace_without_config_or_tools(bare_client: EditorClient) -> None:
+    listed = await bare_client.command("codeact.listTools", {})
+    assert listed["tools"] == []
+    msg = await _error(bare_client, "codeact.runTasks", [{}])
+    assert "no task suite" in msg
+    script = bare_client.workspace / "notes.py"
+    script.write_text("x = 1\n")
+    uri = bare_client.open(script)
+    assert await bare_client.lenses(uri) == []
+    assert await bare_client.diagnostics_for(uri) == []
+
+
+async def test_broken_tool_module_is_a_diagnostic_not_a_crash(bare_client: EditorClient) -> None:
+    tools = bare_client.workspace / "tools.py"
+    tools.write_text(
+        '"""Tools."""\n\nimport no_such_module_xyz\n\n\ndef f(x: int) -> int:\n    """Double."""\n    return 2 * x\n'
+    )
+    uri = bare_client.open(tools)
+    listed = await bare_client.command("codeact.listTools", {})
+    assert any("no_such_module_xyz" in d["message"] for d in listed["diagnostics"])
+    diags = await bare_client.diagnostics_for(uri)
+    (imp,) = [d for d in diags if "no_such_module_xyz" in d.message]
+    assert imp.range.start.line == 2
+    msg = await _error(bare_client, "codeact.tryTool", [{"name": "g"}])
+    assert "no tool named 'g'" in msg
+
+
+async def test_no_workspace_folder(tmp_path: Path) -> None:
+    client = SERVER.client_factory()
+    assert isinstance(client, EditorClient)
+    await client.start_io(*SERVER.server_command, env=SERVER.server_env)
+    try:
+        await client.initialize_session(initialize_params(None))
+        msg = await _error(client, "codeact.run", [{"task": "t"}])
+        assert "no workspace folder is open" in msg
+        await client.shutdown_session()
+    finally:
+        await client.stop()
+
+
+def _descendants(pid: int) -> set[int]:
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry))
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+async def test_client_disconnect_ends_workers_and_tool_host(workspace: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "codeact_lsp",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+
+    async def send(msg: dict[str, Any]) -> None:
+        body = json.dumps(msg).encode()
+        proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)  # type: ignore[union-attr]
+        await proc.stdin.drain()  # type: ignore[union-attr]
+
+    async def reply(want_id: int) -> dict[str, Any]:
+        while True:
+            length = 0
+            while (header := await proc.stdout.readline()).strip():  # type: ignore[union-attr]
+                if header.lower().startswith(b"content-length:"):
+                    length = int(header.split(b":")[1])
+            msg = json.loads(await proc.stdout.readexactly(length))  # type: ignore[union-attr]
+            if msg.get("id") == want_id and "method" not in msg:
+                return dict(msg)
+            if "method" in msg and "id" in msg:  # a request from the server: answer it
+                await send({"jsonrpc": "2.0", "id": msg["id"], "result": None})
+
+    await send(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"processId": None, "rootUri": workspace.as_uri(), "capabilities": {}},
+        }
+    )
+    await reply(1)
+    await send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+    run = {"task": "t", "model": "scripted:replies/quote.json", "approval": "review"}
+    await send(
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "workspace/executeCommand",
+            "params": {"command": "codeact.run", "arguments": [run]},
+        }
+    )
+    run_id = (await reply(2))["result"]["runId"]
+    deadline = time.monotonic() + 60
+    status = ""
+    n = 3
+    while status != "awaiting_approval" and time.monotonic() < deadline:
+        await send(
+            {
+                "jsonrpc": "2.0",
+                "id": n,
+                "method": "workspace/executeCommand",
+                "params": {"command": "codeact.getRun", "arguments": [{"runId": run_id}]},
+            }
+        )
+        status = (await reply(n))["result"]["status"]
+        n += 1
+    assert status == "awaiting_approval"
+    children = _descendants(proc.pid)
+    assert len(children) >= 2  # the tool host and the run's sandbox worker (at least)
+
+    proc.stdin.close()  # the editor is gone
+    assert await asyncio.wait_for(proc.wait(), 30) is not None
+    deadline = time.monotonic() + 15
+    while any(_alive(p) for p in children) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not [p for p in children if _alive(p)]
