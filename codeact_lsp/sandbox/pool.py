@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures as cf
+import contextlib
 import functools
 import queue
 import threading
@@ -72,6 +73,7 @@ class SandboxPool:
         self.max_specs = max_specs
         self._idle: dict[SpawnSpec, list[WorkerProcess]] = {}
         self._starting: dict[SpawnSpec, int] = {}
+        self._spawning: set[cf.Future[WorkerProcess]] = set()
         self._lock = threading.Lock()
         self._closed = False
         self._live: set[WorkerProcess] = set()
@@ -107,10 +109,13 @@ class SandboxPool:
             self._evict_locked(spec)
         for _ in range(need):
             fut = self.spawn_now(spec)
+            with self._lock:
+                self._spawning.add(fut)
             fut.add_done_callback(functools.partial(self._spare_started, spec))
 
     def _spare_started(self, spec: SpawnSpec, fut: cf.Future[WorkerProcess]) -> None:
         with self._lock:
+            self._spawning.discard(fut)
             self._starting[spec] = max(0, self._starting.get(spec, 0) - 1)
             if fut.exception() is not None:
                 return
@@ -127,6 +132,20 @@ class SandboxPool:
             old = next(iter(self._idle))
             for w in self._idle.pop(old):
                 w.kill("evicted spare")
+
+    async def warmed(self) -> list[WorkerProcess]:
+        """Wait until the spares being started are up and ready; returns the idle spares."""
+        with self._lock:
+            spawning = list(self._spawning)
+        for fut in spawning:
+            with contextlib.suppress(Exception):
+                await asyncio.wrap_future(fut)
+        with self._lock:
+            idle = [w for ws in self._idle.values() for w in ws if w.alive]
+        for w in idle:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.wrap_future(w.ready), READY_TIMEOUT)
+        return [w for w in idle if w.alive]
 
     async def acquire(self, spec: SpawnSpec) -> WorkerProcess:
         """A started, ready worker for `spec`: a warm spare when there is one."""

@@ -317,7 +317,7 @@ class WorkerProcess:
                 ("r", cid, None, ("RuntimeError", f"no handler for {name!r}"), False)
             )
         try:
-            reply = handler(ToolRequest(name=name, args=args, kwargs=kwargs, line=line))
+            reply = handler(ToolRequest.checked(name, args, kwargs, line))
             if not isinstance(reply, ToolReply):
                 reply = ToolReply.model_validate(reply)
         except Exception as exc:
