@@ -6,7 +6,9 @@ file and key it came from, instead of surfacing later as a confusing failure dee
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -63,6 +65,7 @@ class ConfigProblem(BaseModel):
     file: str
     key: str
     message: str
+    line: int | None = None  # 1-based line of the key in `file`, when it could be found
 
     def __str__(self) -> str:
         where = f"{self.file}: " if self.file else ""
@@ -117,9 +120,63 @@ def validate_config(
             for err in exc.errors():
                 loc = [str(p) for p in err["loc"]]
                 key = ".".join(loc)
-                problems.append(ConfigProblem(file=source or "", key=key, message=err["msg"]))
+                problems.append(
+                    ConfigProblem(
+                        file=source or "",
+                        key=key,
+                        message=_explain(err, loc),
+                        line=_key_line(source, loc),
+                    )
+                )
                 _drop(data, loc)
     return CodeActConfig(), problems
+
+
+_EXAMPLES = {
+    "tools": 'a list of file globs and/or module names, e.g. tools = ["tools.py", "pkg/**/*.py"]',
+    "confirm": 'a list of tool-name globs, e.g. confirm = ["delete_*"]',
+    "sandbox": "a table: [tool.codeact.sandbox] (or [sandbox] in codeact.toml)",
+    "sandbox.read_paths": 'a list of paths, e.g. read_paths = ["data"]',
+}
+
+
+def _explain(err: Any, loc: list[str]) -> str:
+    """pydantic's message, plus what was given and what would be accepted."""
+    msg = str(err["msg"])
+    kind = str(err.get("type", ""))
+    key = ".".join(loc)
+    if kind == "extra_forbidden":
+        model: type[BaseModel] = SandboxSettings if len(loc) > 1 else CodeActConfig
+        known = list(model.model_fields)
+        close = difflib.get_close_matches(loc[-1], known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"unknown key; {hint}known keys: {', '.join(known)}"
+    # A list index (tools.0) belongs to its list's example.
+    base = ".".join(p for p in loc if not p.isdigit())
+    if base in _EXAMPLES and kind in {"list_type", "dict_type", "model_type", "string_type"}:
+        msg = f"{msg}; expected {_EXAMPLES[base]}"
+    if "input" in err and kind != "missing":
+        msg = f"{msg} (got {err['input']!r})"
+    return f"{msg}" if key else msg
+
+
+def _key_line(source: str | None, loc: list[str]) -> int | None:
+    """Best-effort line of a key in the TOML file, for an editor diagnostic."""
+    if not source:
+        return None
+    try:
+        lines = Path(source).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    names = [p for p in loc if not p.isdigit()]
+    if not names:
+        return None
+    pattern = re.compile(rf"^\s*[\"']?{re.escape(names[-1])}[\"']?\s*=")
+    table = re.compile(rf"^\s*\[[^\]]*\b{re.escape(names[-1])}\]\s*$")
+    for i, text in enumerate(lines, 1):
+        if pattern.match(text) or table.match(text):
+            return i
+    return None
 
 
 def _drop(data: dict[str, Any], loc: list[str]) -> None:
