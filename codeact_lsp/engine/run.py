@@ -295,13 +295,10 @@ class RunHandle:
         self._emit(
             "awaiting_approval", step.index, code=step.code, reason=reason, confirm_tools=hits
         )
-        decision: Decision | None = None
-        if self.approver is not None:
-            answer = self.approver(self, step, hits)
-            decision = await answer if isinstance(answer, Awaitable) else answer
-        if decision is None:
-            decision = await self._decision
-        self._decision = None
+        try:
+            decision = await self._await_decision(self._decision, step, hits)
+        finally:
+            self._decision = None
         self.trajectory.status = "running"
         if decision.action == "reject":
             step.status = "rejected"
@@ -313,6 +310,31 @@ class RunHandle:
             step.edited = True
         step.status = "proposed"
         return True
+
+    async def _await_decision(
+        self, person: asyncio.Future[Decision], step: Step, hits: list[str]
+    ) -> Decision:
+        """The approver hook's answer or a person's approve()/reject(), whichever comes first;
+        a hook that answers None leaves the decision to the person."""
+        if self.approver is None:
+            return await person
+        answer = self.approver(self, step, hits)
+        if not isinstance(answer, Awaitable):
+            return answer if answer is not None else await person
+
+        async def hook() -> Decision | None:
+            return await answer
+
+        hook_task = asyncio.ensure_future(hook())
+        try:
+            pending: set[asyncio.Future[Any]] = {hook_task, person}
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if person.done():
+                return person.result()
+            decision = hook_task.result()
+            return decision if decision is not None else await person
+        finally:
+            hook_task.cancel()
 
     async def _execute(self, step: Step) -> bool:
         """Run one step in the sandbox. True when it ended the run with a valid final answer."""
