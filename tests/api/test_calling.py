@@ -189,3 +189,20 @@ def test_a_forgotten_codeact_is_closed_when_collected() -> None:
     gc.collect()
     loop_threads[0].join(timeout=30)
     assert not loop_threads[0].is_alive()
+
+
+def test_generated_code_cannot_read_the_callers_secrets(
+    make_act: Callable[..., CodeAct], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tools run in this process, generated code does not: it sees neither our environment nor
+    our memory, even though the tools it calls do."""
+    monkeypatch.setenv("CODEACT_API_SECRET", "s3cr3t-value")
+    act = make_act("task -> answer: int", [factorial], "peek")
+    result = act(task="peek")
+    step = result.steps[0]
+    assert "s3cr3t-value" not in step.stdout + step.stderr
+    assert step.stdout.splitlines()[0] == "None"
+    lines = step.stdout.splitlines()
+    assert len(lines) == 3 and all(line.startswith("refused") for line in lines[1:]), lines
+    assert result.trajectory.sandbox.backend != "none"
+    assert result.trajectory.sandbox.isolation
