@@ -65,6 +65,7 @@ class ToolHost:
         self._lock = threading.Lock()
         self._stack_file: str | None = None
         self._closed = False
+        self.max_reply = 16 * 1024 * 1024  # bytes of one reply; a bigger result is an error
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -117,6 +118,7 @@ class ToolHost:
                 {"module": t.module, "file": t.file, "by_path": t.by_path} for t in targets
             ],
             "stack_file": self._stack_file,
+            "max_reply": self.max_reply,
         }
 
     def _spawn(self) -> None:

@@ -37,6 +37,7 @@ from typing import Any
 JSON = dict[str, Any]
 _THIS_FILE = os.path.abspath(__file__)
 _MISSING = object()
+MAX_OUTPUT = 64 * 1024  # characters of a call's captured stdout/logging kept
 
 
 def _pydantic() -> Any:
@@ -281,6 +282,11 @@ def _short_type(value: Any) -> str:
 
 def to_json(value: Any) -> tuple[Any, bool]:
     """(JSON value, False) when the value has a faithful JSON form, else (repr, True)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value, False
+    if kind is float and value == value and value not in (float("inf"), float("-inf")):
+        return value, False
     try:
         json.dumps(value, allow_nan=False)
         return value, False
@@ -711,7 +717,15 @@ class Registry:
             out["error"] = error_location(exc, self.workspace, tool.file)
         finally:
             _CURRENT.reset(token)
-        out["stdout"] = buf.getvalue()
+        text = buf.getvalue()
+        if len(text) > MAX_OUTPUT:
+            cut = len(text) - MAX_OUTPUT
+            text = (
+                text[: MAX_OUTPUT // 2]
+                + f"\n... [{cut} characters cut] ...\n"
+                + text[-MAX_OUTPUT // 2 :]
+            )
+        out["stdout"] = text
         out["duration_ms"] = (time.perf_counter() - started) * 1000
         return out
 
@@ -895,11 +909,24 @@ def serve(argv: list[str]) -> int:
     registry.json_args = True
     load_targets(registry, spec.get("targets", []))
 
+    limit = int(spec.get("max_reply", 16 * 1024 * 1024))
+
     def send(msg: JSON) -> None:
         try:
             data = json.dumps(msg, default=repr).encode() + b"\n"
         except ValueError:
             data = json.dumps(to_json(msg)[0], default=repr).encode() + b"\n"
+        if len(data) > limit and "id" in msg:
+            size = len(data)
+            msg.update(
+                ok=False, result=None, result_is_repr=False, stdout=msg.get("stdout", "")[:4096]
+            )
+            msg["error"] = _error(
+                "ValueError",
+                f"the tool's result is {size // 1024} KiB, over the {limit // 1024} KiB limit; "
+                "return less (a summary, a page, or a file path)",
+            )
+            data = json.dumps(msg, default=repr).encode() + b"\n"
         writer.write(data)
 
     send(

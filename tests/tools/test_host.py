@@ -126,6 +126,19 @@ def test_stdout_and_logging_captured(host: ToolHost) -> None:
     assert call(host, "add", 1, 2) == 3  # the channel is intact
 
 
+def test_oversized_result_and_output_are_bounded(host: ToolHost) -> None:
+    pid = host.pid
+    out = host.call_sync("huge", [20_000_000], {})
+    assert (
+        out.error is not None
+        and "over the" in out.error.message
+        and "KiB limit" in out.error.message
+    )
+    chatty = host.call_sync("huge", [1], {"printed": 1_000_000})
+    assert chatty.ok and len(chatty.stdout) < 70_000 and "characters cut" in chatty.stdout
+    assert host.pid == pid
+
+
 def test_sys_exit_does_not_end_the_host(host: ToolHost) -> None:
     pid = host.pid
     out = host.call_sync("quit_host", [], {})
