@@ -109,6 +109,9 @@ class Engine:
         signature = self._signature_of(parent)
         model = self._model(parent.model, scripted_from=live)
         chain = self._chain(parent)
+        if live is None and hasattr(model, "skip"):
+            # a script replayed from the start: skip the replies the earlier runs consumed
+            model.skip(sum(len(t.steps) for t in chain))
         schemas = self._schemas()
         session = self._sessions.get(run_id)
         replay: list[str] = []

@@ -181,7 +181,7 @@ def judge(task: SuiteTask, answer: Any, outputs: dict[str, Any]) -> tuple[bool, 
 def equal(got: Any, want: Any) -> bool:
     """Equality that forgives float rounding noise (0.1 + 0.2 == 0.3) but nothing else."""
     if isinstance(got, bool) or isinstance(want, bool):
-        return got is want if isinstance(got, bool) and isinstance(want, bool) else got == want
+        return isinstance(got, bool) and isinstance(want, bool) and got is want
     if isinstance(got, int | float) and isinstance(want, int | float):
         return math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12)
     if isinstance(got, list) and isinstance(want, list):

@@ -262,3 +262,22 @@ async def test_runs_dir_none_keeps_nothing_on_disk(
         await eng.close()
     assert not (tmp_path / "runs").exists()
     json.dumps(traj.model_dump(mode="json"))
+
+
+async def test_follow_up_after_restart_replays_the_session(
+    workspace: Path, config: object, host: object, tmp_path: Path, script: Script
+) -> None:
+    runs = tmp_path / "persisted"
+    first_engine = Engine(config, host, workspace=workspace, runs_dir=runs)  # type: ignore[arg-type]
+    try:
+        model = script([code("base = 40\nfinal_answer(base)"), code("final_answer(base + 2)")])
+        first = await _wait(await first_engine.start(RunRequest(task="set", model=model)))
+    finally:
+        await first_engine.close()
+    # a new process (engine) knows the run only from its file: the state is rebuilt by replay
+    second_engine = Engine(config, host, workspace=workspace, runs_dir=runs)  # type: ignore[arg-type]
+    try:
+        traj = await _wait(await second_engine.follow_up(first.id, "add two"))
+    finally:
+        await second_engine.close()
+    assert traj.status == "finished" and traj.outputs == {"answer": 42}
