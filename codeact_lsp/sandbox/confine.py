@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
-import signal
 import struct
 
-_MACHINE = platform.machine()
+_MACHINE = os.uname().machine  # not `platform`: it imports `re` (cold-start time)
+_SIGKILL = 9
 
 # --- syscall numbers (x86_64 only: a hand-written seccomp filter is architecture specific, and an
 # untested table for another architecture would be worse than reporting "not enforced") ----------
@@ -257,7 +256,7 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0) -> None:
 
 def die_with_parent() -> None:
     """SIGKILL this process when the thread that spawned it exits (the pool's spawner thread)."""
-    prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    prctl(PR_SET_PDEATHSIG, _SIGKILL)
 
 
 def seccomp_supported() -> bool:

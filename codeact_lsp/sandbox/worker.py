@@ -17,15 +17,17 @@ import _thread
 import builtins
 import marshal
 import os
-import signal
 import sys
 import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: `typing` would cost cold-start time
+    import signal
     from collections.abc import Callable
     from types import CodeType, ModuleType
     from typing import Any
+else:  # not `signal`: its IntEnum wrappers import enum and functools (~3 ms of cold start)
+    import _signal as signal
 
 FILENAME = "<snippet>"
 _PyCF_ONLY_AST = 0x400
@@ -538,12 +540,25 @@ def _confine() -> ModuleType:
 
 
 def _site_packages() -> list[str]:
-    """The interpreter's own site-packages (venv first); .pth files are deliberately not read:
-    their path lines often point into the user's workspace (editable installs) and their import
-    lines run arbitrary code."""
+    """The interpreter's own site-packages, as `site` would add them (a venv's own only, unless
+    it includes the system's). .pth files are deliberately not read: their path lines often
+    point into the user's workspace (editable installs) and their import lines run code."""
     ver = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    prefixes = [sys.prefix]
+    # with -S, nothing has applied pyvenv.cfg (site.py does that): find the venv ourselves
+    bindir = os.path.dirname(sys.executable)
+    for venv in (bindir, os.path.dirname(bindir)):
+        try:
+            with open(os.path.join(venv, "pyvenv.cfg")) as fh:
+                cfg = fh.read().lower().replace(" ", "")
+        except OSError:
+            continue
+        prefixes = [venv]
+        if "include-system-site-packages=true" in cfg:
+            prefixes.append(sys.base_prefix)
+        break
     found: list[str] = []
-    for prefix in dict.fromkeys((sys.prefix, sys.exec_prefix, sys.base_prefix)):
+    for prefix in prefixes:
         for cand in (
             os.path.join(prefix, "lib", ver, "site-packages"),
             os.path.join(prefix, "lib64", ver, "site-packages"),
@@ -552,7 +567,10 @@ def _site_packages() -> list[str]:
         ):
             if os.path.isdir(cand) and cand not in found:
                 found.append(cand)
-    return found
+    real: dict[str, str] = {}
+    for p in found:  # lib64 is often a symlink to lib
+        real.setdefault(os.path.realpath(p), p)
+    return list(real.values())
 
 
 _SYSTEM_READ = (
