@@ -65,6 +65,7 @@ class ToolHost:
         self._lock = threading.Lock()
         self._stack_file: str | None = None
         self._closed = False
+        self._loaded_mtimes: dict[str, int] = {}
         self.max_reply = 16 * 1024 * 1024  # bytes of one reply; a bigger result is an error
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -128,6 +129,7 @@ class ToolHost:
             fd, self._stack_file = tempfile.mkstemp(prefix="codeact-host-", suffix=".stack")
             os.close(fd)
         spec = self._spec()
+        self._loaded_mtimes = _mtimes([t["file"] for t in spec["targets"] if t["file"]])
         env = dict(os.environ)
         env.pop("PYTHONSTARTUP", None)
         env["PYTHONUNBUFFERED"] = "1"
@@ -179,11 +181,20 @@ class ToolHost:
                     stream.close()
         proc.wait()
 
-    def restart(self) -> None:
-        """Start a fresh host (tool state is lost); re-reads the config's tool list."""
+    def restart(self, config: CodeActConfig | None = None) -> None:
+        """Start a fresh host (tool state is lost), with a new configuration if given; the tool
+        list is resolved again, so new and edited tool modules are picked up."""
         with self._lock:
+            if config is not None:
+                self.config = config
             self.restarts += 1
             self._spawn()
+
+    def changed(self) -> bool:
+        """True when a tool module file changed (or appeared/vanished) since the host loaded it:
+        a cheap check before a run, to restart only when needed."""
+        targets, _ = resolve_targets(self.workspace, self.config.tools)
+        return _mtimes([t.file for t in targets if t.file]) != self._loaded_mtimes
 
     async def close(self) -> None:
         await asyncio.to_thread(self.close_sync)
@@ -371,3 +382,13 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def _mtimes(files: list[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in files:
+        try:
+            out[f] = os.stat(f).st_mtime_ns
+        except OSError:
+            out[f] = -1
+    return out

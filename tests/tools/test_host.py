@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from pathlib import Path
@@ -246,3 +247,24 @@ async def test_async_start_and_close(ws: Path) -> None:
     assert [s.name for s in host.schemas()] == ["loud"]
     assert host.call_sync("loud", ["a"], {}).result == "A!"
     await host.close()
+
+
+def test_changed_and_restart_with_new_config(fresh_ws: Path) -> None:
+    host = ToolHost.start(fresh_ws, CodeActConfig(tools=["pkg/tools.py"]), timeout=5)
+    try:
+        assert not host.changed()
+        tools_py = fresh_ws / "pkg" / "tools.py"
+        tools_py.write_text(
+            tools_py.read_text()
+            + '\n\ndef quiet(text: str) -> str:\n    """Lower."""\n    return text.lower()\n'
+        )
+        st = tools_py.stat()
+        os.utime(tools_py, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+        assert host.changed()
+        host.restart()
+        assert {s.name for s in host.schemas()} == {"loud", "quiet"}
+        assert not host.changed()
+        host.restart(CodeActConfig(tools=["quality.py"]))
+        assert "no_hints" in {s.name for s in host.schemas()}
+    finally:
+        host.close_sync()
