@@ -30,7 +30,7 @@ from codeact_lsp.tools.models import ToolProvider, ToolSchema
 from codeact_lsp.trajectory import Step, Trajectory
 
 _APPROVALS = ("auto", "review", "confirm-tools")
-_MINOR_EVENTS = frozenset({"model_call", "model_retry", "executing", "tool_called"})
+_MINOR_EVENTS = frozenset({"model_call", "model_retry", "model_delta", "executing", "tool_called"})
 
 
 class EngineError(ValueError):
@@ -50,6 +50,8 @@ class Engine:
         python: str | None = None,
         max_idle_sessions: int = 4,
         model_factory: Any = None,
+        stream: bool = False,
+        extract_on_max_iters: bool = False,
     ) -> None:
         self.config = config
         self.tools = tools
@@ -60,6 +62,8 @@ class Engine:
         self.max_idle_sessions = max_idle_sessions
         self._python = python
         self._model_factory = model_factory or make_model
+        self.stream = stream  # emit model_delta events while replies stream in
+        self.extract_on_max_iters = extract_on_max_iters  # one extraction call when out of steps
         self._runs: dict[str, RunHandle] = {}
         self._sessions: dict[str, Session] = {}  # run id -> its session
         self._closed = False
@@ -342,6 +346,8 @@ class Engine:
             step_timeout=self.config.sandbox.timeout,
             on_change=self._changed,
             approver=self.approver,
+            stream=self.stream,
+            extract=self.extract_on_max_iters,
             **extra,
         )
         self._runs[traj.id] = handle

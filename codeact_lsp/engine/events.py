@@ -17,6 +17,7 @@ EventKind = Literal[
     "started",
     "model_call",
     "model_retry",
+    "model_delta",  # a piece of the reply as it streams in (Engine(stream=True))
     "step_proposed",
     "awaiting_approval",
     "executing",

@@ -44,6 +44,12 @@ if TYPE_CHECKING:
 Approver = Callable[["RunHandle", Step, list[str]], "Awaitable[Decision | None] | Decision | None"]
 
 
+EXTRACT_PROMPT = (
+    "The step budget is spent. Reply with one ```python block that only calls final_answer(...)"
+    " with your best answer from what the steps above found (use existing variables)."
+)
+
+
 class RunRequest(BaseModel):
     """What a caller asks for; everything unset falls back to the workspace configuration."""
 
@@ -74,6 +80,8 @@ class RunHandle:
         step_timeout: float,
         on_change: Callable[[RunHandle, str], None],
         approver: Approver | None = None,
+        stream: bool = False,
+        extract: bool = False,
         previous: list[Trajectory] | None = None,
         prior_code: list[str] | None = None,
         prior_inputs: dict[str, Any] | None = None,
@@ -88,6 +96,8 @@ class RunHandle:
         self.retry = retry
         self.step_timeout = step_timeout
         self.approver = approver
+        self.stream = stream
+        self.extract = extract
         self.previous = previous or []
         self.prior_code = prior_code or []
         self.prior_inputs = prior_inputs or {}
@@ -235,9 +245,24 @@ class RunHandle:
             if await self._execute(step):
                 self._end("finished", None)
                 return
+        if self.extract and await self._extract():
+            return
         self._end("max_iters", f"no final_answer within {traj.max_iters} steps")
 
-    async def _propose(self) -> Step:
+    async def _extract(self) -> bool:
+        """One last call after the budget: ask only for final_answer from what is known. Its step
+        runs like any other (approval included) and is marked `extracted`."""
+        step = await self._propose(extra=EXTRACT_PROMPT)
+        setattr(step, "extracted", True)  # noqa: B010 - an extension field
+        if step.status == "no_code" or not await self._gate(step):
+            return False
+        if await self._execute(step):
+            setattr(self.trajectory, "extracted", True)  # noqa: B010
+            self._end("finished", None)
+            return True
+        return False
+
+    async def _propose(self, extra: str | None = None) -> Step:
         traj = self.trajectory
         messages = build_messages(
             tools=self.tools,
@@ -248,6 +273,8 @@ class RunHandle:
             previous=self.previous,
             timeout=self.step_timeout,
         )
+        if extra:
+            messages.append({"role": "user", "content": extra})
         index = len(traj.steps) + 1
         self._emit("model_call", index, messages=len(messages))
 
@@ -261,7 +288,16 @@ class RunHandle:
                 error_kind=error.kind,
             )
 
-        reply = await complete_with_retries(self.model, messages, self.retry, on_retry=on_retry)
+        def on_delta(text: str) -> None:
+            self._emit("model_delta", index, text=text)
+
+        reply = await complete_with_retries(
+            self.model,
+            messages,
+            self.retry,
+            on_retry=on_retry,
+            on_delta=on_delta if self.stream else None,
+        )
         traj.usage = traj.usage.add(reply.usage)
         code = extract_code(reply.text)
         step = Step(

@@ -281,3 +281,26 @@ async def test_follow_up_after_restart_replays_the_session(
     finally:
         await second_engine.close()
     assert traj.status == "finished" and traj.outputs == {"answer": 42}
+
+
+async def test_optional_extraction_call_and_streamed_deltas(
+    workspace: Path, config: object, host: object, script: Script
+) -> None:
+    eng = Engine(
+        config,  # type: ignore[arg-type]
+        host,  # type: ignore[arg-type]
+        workspace=workspace,
+        runs_dir=None,
+        extract_on_max_iters=True,
+        stream=True,
+    )
+    try:
+        model = script([code("found = 7"), code("final_answer(found)")])
+        handle = await eng.start(RunRequest(task="t", model=model, max_iters=1))
+        traj = await _wait(handle)
+    finally:
+        await eng.close()
+    assert traj.status == "finished" and traj.outputs == {"answer": 7}
+    assert len(traj.steps) == 2 and getattr(traj.steps[1], "extracted", False)
+    deltas = [e for e in [e async for e in handle.subscribe()] if e.kind == "model_delta"]
+    assert "found = 7" in deltas[0].data["text"]
