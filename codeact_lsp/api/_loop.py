@@ -9,11 +9,48 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import contextvars
+import queue
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+Inbox = queue.SimpleQueue[Callable[[], None] | None]
+_INBOX: contextvars.ContextVar[Inbox | None] = contextvars.ContextVar("codeact_inbox", default=None)
+
+
+async def on_caller_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run blocking `fn(*args)` on the thread that waits in a sync call, if there is one; else on
+    a fresh daemon thread (a function that never returns must not keep the interpreter alive)."""
+    loop = asyncio.get_running_loop()
+    box: asyncio.Future[Any] = loop.create_future()
+
+    def deliver(ok: bool, value: Any) -> None:
+        if box.done():
+            return
+        if ok:
+            box.set_result(value)
+        else:
+            box.set_exception(value)
+
+    def job() -> None:
+        try:
+            value = fn(*args)
+        except Exception as exc:
+            outcome: tuple[bool, Any] = (False, exc)
+        else:
+            outcome = (True, value)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(deliver, *outcome)
+
+    inbox = _INBOX.get()
+    if inbox is not None:
+        inbox.put(job)
+    else:
+        threading.Thread(target=job, name="codeact-reviewer", daemon=True).start()
+    return await box
 
 
 class LoopThread:
@@ -51,15 +88,21 @@ class LoopThread:
         return threading.current_thread() is self._thread
 
     def submit(
-        self, coro: Coroutine[Any, Any, T]
+        self, coro: Coroutine[Any, Any, T], inbox: Inbox | None = None
     ) -> tuple[concurrent.futures.Future[T], concurrent.futures.Future[None]]:
-        """Schedule `coro`; the second future resolves once it has fully ended, cancelled or not."""
+        """Schedule `coro`; the second future resolves once it has fully ended, cancelled or not.
+
+        With an `inbox`, code running for `coro` (and for tasks it starts) can hand work back to
+        the thread that waits for it, through `on_caller_thread`.
+        """
         if not self.alive:
             coro.close()
             raise RuntimeError("this CodeAct was closed; create a new one")
         ended: concurrent.futures.Future[None] = concurrent.futures.Future()
 
         async def guarded() -> T:
+            if inbox is not None:
+                _INBOX.set(inbox)  # copied into every task started from here on
             try:
                 return await coro
             finally:
@@ -70,8 +113,10 @@ class LoopThread:
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Block the calling thread until `coro` finishes on the private loop.
 
-        Ctrl-C (or any exception raised while waiting) cancels the coroutine and waits for its
-        cleanup, so an interrupted `act(...)` has stopped its run when the exception arrives.
+        Meanwhile the thread serves its inbox: review callbacks run here, on the caller's own
+        thread, where `input()` works (also in Jupyter) and Ctrl-C lands. Ctrl-C (or any
+        exception raised while waiting) cancels the coroutine and waits for its cleanup, so an
+        interrupted `act(...)` has stopped its run when the exception arrives.
         """
         if self.in_loop_thread():
             coro.close()
@@ -79,8 +124,12 @@ class LoopThread:
                 "a synchronous CodeAct call was made from inside its own event loop "
                 "(e.g. from an async review callback); use `await act.acall(...)`"
             )
-        future, ended = self.submit(coro)
+        inbox: Inbox = queue.SimpleQueue()
+        future, ended = self.submit(coro, inbox)
+        future.add_done_callback(lambda _: inbox.put(None))
         try:
+            while (job := inbox.get()) is not None:
+                job()
             return future.result()
         except BaseException:
             future.cancel()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast, get_args
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from codeact_lsp.api._loop import LoopThread
+from codeact_lsp.api._loop import LoopThread, on_caller_thread
 from codeact_lsp.api.approval import (
     Approve,
     PendingStep,
@@ -292,8 +292,9 @@ class CodeAct:
     ) -> EngineDecision | None:
         """The engine's approver hook: ask the reviewer about the step that waits.
 
-        A sync reviewer runs on a worker thread (it may block on input()); a reviewer that raises
-        cancels the run, and the exception is re-raised to whoever called `act(...)`.
+        A sync reviewer runs on the thread blocked in `act(...)` (so `input()` and Ctrl-C work
+        there), or on a daemon thread for async callers; a reviewer that raises cancels the run,
+        and the exception is re-raised to whoever called `act(...)`.
         """
         from codeact_lsp.engine import Decision as EngineDecision
 
@@ -312,7 +313,7 @@ class CodeAct:
             if is_async_reviewer(reviewer):
                 answer = await cast(Any, reviewer)(pending)
             else:
-                answer = await _in_daemon_thread(reviewer, pending)
+                answer = await on_caller_thread(reviewer, pending)
                 if inspect.isawaitable(answer):
                     answer = await answer
             decision = normalize(answer)
@@ -479,35 +480,6 @@ class Session:
 
 
 # -- module helpers -----------------------------------------------------------------------------
-async def _in_daemon_thread(fn: Callable[[PendingStep], Any], arg: PendingStep) -> Any:
-    """Run a blocking reviewer (it may sit in input()) on a daemon thread, not the default
-    executor: if the run is cancelled meanwhile, a reviewer that never returns must not keep the
-    interpreter from exiting."""
-    loop = asyncio.get_running_loop()
-    box: asyncio.Future[Any] = loop.create_future()
-
-    def deliver(ok: bool, value: Any) -> None:
-        if box.done():
-            return
-        if ok:
-            box.set_result(value)
-        else:
-            box.set_exception(value)
-
-    def main() -> None:
-        try:
-            value = fn(arg)
-        except BaseException as exc:
-            outcome: tuple[bool, Any] = (False, exc)
-        else:
-            outcome = (True, value)
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(deliver, *outcome)
-
-    threading.Thread(target=main, name="codeact-reviewer", daemon=True).start()
-    return await box
-
-
 def _weak_approver(act: CodeAct) -> Approver:
     """The engine outlives nothing but must not keep the CodeAct alive (its finalizer closes it)."""
     ref = weakref.ref(act)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -26,9 +27,11 @@ class Stock:
 def test_reject_then_approve(make_act: Callable[..., CodeAct]) -> None:
     stock = Stock(200)
     seen: list[PendingStep] = []
+    threads: set[int] = set()
 
     def review(step: PendingStep) -> Approve | Reject:
         seen.append(step)
+        threads.add(threading.get_ident())
         if "100" in step.code:
             return Reject("Reserve at most 2 units per order.")
         return Approve()
@@ -45,6 +48,8 @@ def test_reject_then_approve(make_act: Callable[..., CodeAct]) -> None:
     assert first.feedback == "Reserve at most 2 units per order."
     assert first.tool_calls == []
     assert second.status == "ok" and second.tool_calls[0].result == 198
+    # a sync reviewer runs on the thread that called act(): input() and Ctrl-C work there
+    assert threads == {threading.get_ident()}
 
 
 def test_approve_with_edited_code(make_act: Callable[..., CodeAct]) -> None:
@@ -131,3 +136,42 @@ def test_reviewer_sees_static_checks(make_act: Callable[..., CodeAct]) -> None:
     assert any("qty" in c["message"] and c["line"] == 1 for c in first.checks), first.checks
     assert not [c for c in second.checks if c["severity"] == "error"], second.checks
     assert result.steps[0].status == "rejected" and "qty" in (result.steps[0].feedback or "")
+
+
+def test_interactive_review_with_input_in_a_script() -> None:
+    """The terminal form of review: the callback prompts with input() on the calling thread."""
+    import subprocess
+    import sys
+
+    from .conftest import scripted_model
+
+    script = f"""
+from codeact_lsp import CodeAct, Approve, Reject
+
+class Stock:
+    units = 200
+    def reserve(self, sku: str, units: int) -> int:
+        "Reserve units; returns the units left."
+        self.units -= units
+        return self.units
+
+def review(step):
+    answer = input(f"run step {{step.index}}? ")
+    return Approve() if answer == "y" else Reject(answer)
+
+act = CodeAct("task -> left: int", tools={{"reserve": Stock().reserve}},
+              model={scripted_model("review")!r}, approval=review)
+result = act(task="reserve")
+print()
+print(result.left, [s.feedback for s in result.steps])
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        input="at most 2, please\ny\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "198 ['at most 2, please', None]"
+    assert "run step 1? run step 2? " in proc.stdout
