@@ -53,14 +53,14 @@ from codeact_lsp.lsp.document import (
 )
 from codeact_lsp.lsp.settings import client_python, settings_to_overrides
 from codeact_lsp.lsp.tasks_view import TaskResult, task_diagnostics, task_lenses
-from codeact_lsp.lsp.view import build_view, normalise_code, step_markdown
+from codeact_lsp.lsp.view import TrajectoryView, build_view, normalise_code, step_markdown
 from codeact_lsp.trajectory import Target, Trajectory
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
 
 log = logging.getLogger(__name__)
-REFRESH_DELAY_S = 0.03
+REFRESH_DELAY_S = 0.1
 
 
 class CommandError(JsonRpcInvalidParams):
@@ -107,6 +107,10 @@ class Session:
         self._discovery_task: asyncio.Task[None] | None = None
         self._refresh_handle: asyncio.TimerHandle | None = None
         self._dirty_uris: set[str] = set()
+        self._dirty_runs: set[str] = set()
+        self._view_cache: dict[str, tuple[Any, TrajectoryView]] = {}
+        self._bench_cache: dict[str, tuple[Any, object]] = {}
+        self._tool_paths: tuple[int, frozenset[str]] = (0, frozenset())
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
         # Set once the first settings are in: a backend built before would use the wrong config.
@@ -261,8 +265,10 @@ class Session:
         return [path_to_uri(Path(f)) for f in self.tool_files()]
 
     def is_tool_file(self, path: Path) -> bool:
-        resolved = str(path.resolve())
-        return any(str(Path(f).resolve()) == resolved for f in self.tool_files())
+        if self._tool_paths[0] != id(self._discovery):
+            resolved = frozenset(str(Path(f).resolve()) for f in self.tool_files())
+            self._tool_paths = (id(self._discovery), resolved)
+        return str(path.resolve()) in self._tool_paths[1]
 
     def tasks_file(self) -> Path | None:
         root = self.root
@@ -373,51 +379,94 @@ class Session:
         traj = rs.trajectory()
         return None if traj is None else render(traj, rs.overrides)
 
-    def code_lens(self, uri: str) -> list[lsp.CodeLens]:
+    def _trajectory_view(self, uri: str) -> TrajectoryView | None:
+        """The view of a trajectory document, rebuilt only when the run or the text changed.
+
+        Editors ask for lenses, diagnostics and hovers again and again (after every refresh,
+        scroll or keystroke); while runs go on, rebuilding on every request would compete with
+        them for the event loop.
+        """
         run_id = run_id_from_uri(uri)
-        if run_id is not None:
-            rs = self.find_run(run_id)
-            traj = rs.trajectory() if rs else None
-            if rs is None or traj is None:
-                return []
-            doc = self.open_doc(uri)
-            view = build_view(
-                traj, doc.source if doc else None, None, uri=uri, accepted=rs.accepted
-            )
-            return view.lenses
+        rs = self.find_run(run_id) if run_id else None
+        traj = rs.trajectory() if rs else None
+        if rs is None or traj is None:
+            return None
+        doc = self.open_doc(uri)
+        last = traj.steps[-1] if traj.steps else None
+        key = (
+            id(traj),
+            traj.updated_at,
+            traj.status,
+            len(traj.steps),
+            last.status if last else None,
+            len(last.tool_calls) if last else 0,
+            doc.version if doc is not None else None,
+            rs.accepted,
+            self._checks_key(),
+        )
+        cached = self._view_cache.get(uri)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        view = build_view(
+            traj,
+            doc.source if doc is not None else None,
+            self.check_context(),
+            uri=uri,
+            accepted=rs.accepted,
+        )
+        self._view_cache[uri] = (key, view)
+        return view
+
+    def _checks_key(self) -> tuple[int, int]:
+        backend = self.backend
+        tools = backend.tools if backend is not None else None
+        return (id(tools), id(self._discovery))
+
+    def _kind(self, uri: str) -> tuple[str, Path | None]:
+        """What a document is to this server: trajectory, tasks, tools, or other."""
+        if run_id_from_uri(uri) is not None:
+            return "trajectory", None
         path = uri_to_path(uri)
         if path is None:
-            return []
+            return "other", None
+        resolved = path.resolve()
         tasks = self.tasks_file()
-        if tasks is not None and path.resolve() == tasks.resolve():
-            text = self.doc_state(uri).text
+        if tasks is not None and resolved == tasks.resolve():
+            return "tasks", path
+        if self._discovery is not None and self.is_tool_file(path):
+            return "tools", path
+        return "other", path
+
+    def code_lens(self, uri: str) -> list[lsp.CodeLens]:
+        kind, path = self._kind(uri)
+        if kind == "trajectory":
+            view = self._trajectory_view(uri)
+            return view.lenses if view else []
+        if kind == "tasks" and path is not None:
             root = self.root
             rel = str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
-            return task_lenses(text, rel, self.task_results)
-        if self._discovery is not None and self.is_tool_file(path):
+            return task_lenses(self.doc_state(uri).text, rel, self.task_results)
+        if kind == "tools" and path is not None:
             last = self.last_trajectory()
-            return bench_lenses(
+            key = ("lens", id(self._discovery), id(last), last.updated_at if last else None)
+            cached = self._bench_cache.get(uri)
+            if cached is not None and cached[0] == key:
+                return cached[1]  # type: ignore[return-value]
+            lenses = bench_lenses(
                 self._discovery.tools, str(path), tool_stats(last), last.id if last else None
             )
+            self._bench_cache[uri] = (key, lenses)
+            return lenses
         return []
 
     def diagnostics(self, uri: str) -> list[lsp.Diagnostic]:
-        run_id = run_id_from_uri(uri)
-        if run_id is not None:
-            rs = self.find_run(run_id)
-            traj = rs.trajectory() if rs else None
-            if rs is None or traj is None:
-                return []
-            doc = self.open_doc(uri)
-            view = build_view(traj, doc.source if doc else None, self.check_context(), uri=uri)
-            return view.diagnostics
-        path = uri_to_path(uri)
-        if path is None:
-            return []
-        tasks = self.tasks_file()
-        if tasks is not None and path.resolve() == tasks.resolve():
+        kind, path = self._kind(uri)
+        if kind == "trajectory":
+            view = self._trajectory_view(uri)
+            return view.diagnostics if view else []
+        if kind == "tasks":
             return task_diagnostics(self.doc_state(uri).text, self.task_results)
-        if self._discovery is not None and self.is_tool_file(path):
+        if kind == "tools" and path is not None:
             reported = list(self._discovery.diagnostics)
             if self.backend is not None:
                 reported += self.backend.host_diagnostics()
@@ -425,14 +474,8 @@ class Session:
         return []
 
     def hover(self, uri: str, pos: lsp.Position) -> lsp.Hover | None:
-        run_id = run_id_from_uri(uri)
-        rs = self.find_run(run_id) if run_id else None
-        traj = rs.trajectory() if rs else None
-        if rs is None or traj is None:
-            return None
-        doc = self.open_doc(uri)
-        view = build_view(traj, doc.source if doc else None, None, uri=uri)
-        found = view.hover_at(pos.line, pos.character)
+        view = self._trajectory_view(uri)
+        found = view.hover_at(pos.line, pos.character) if view else None
         if found is None:
             return None
         return lsp.Hover(
@@ -449,7 +492,7 @@ class Session:
     # ------------------------------------------------------------------ refresh
 
     def schedule_refresh(self, *uris: str) -> None:
-        """Coalesce change notifications: one lens refresh + diagnostics per ~30 ms burst."""
+        """Coalesce change notifications: one lens refresh + diagnostics per ~100 ms burst."""
         self._dirty_uris.update(uris)
         if self._refresh_handle is not None or self._closing:
             return
@@ -459,8 +502,13 @@ class Session:
     def _flush_refresh(self) -> None:
         self._refresh_handle = None
         uris, self._dirty_uris = self._dirty_uris, set()
+        runs, self._dirty_runs = self._dirty_runs, set()
         if self._closing:
             return
+        for run_id in runs:
+            rs = self.runs.get(run_id)
+            if rs is not None:
+                self._write_doc(rs)
         if self._supports("workspace", "code_lens", "refresh_support"):
             self.spawn(
                 self._ask(self.server.workspace_code_lens_refresh_async(None)), "lens-refresh"
@@ -594,8 +642,12 @@ class Session:
         except OSError as exc:
             log.warning("cannot write %s: %s", rs.path, exc)
 
-    def _changed(self, rs: RunSession) -> None:
-        self._write_doc(rs)
+    def _changed(self, rs: RunSession, *, now: bool = False) -> None:
+        """The run moved on: rewrite its document (batched with the refresh, or `now`)."""
+        if now:
+            self._write_doc(rs)
+        else:
+            self._dirty_runs.add(rs.id)
         uris = [rs.uri]
         traj = rs.trajectory()
         if traj is not None and traj.done:
@@ -625,14 +677,18 @@ class Session:
             fut = progress.tokens.get(token)
             if fut is not None:
                 fut.add_done_callback(lambda f: handle.cancel() if f.cancelled() else None)
+        last_report = 0.0
         try:
             async for event in handle.subscribe():
                 self._changed(rs)
-                if token is not None:
+                now = time.monotonic()
+                # A loop of tool calls emits thousands of events: report at most ~4 per second.
+                if token is not None and (event.kind != "tool_called" or now - last_report > 0.25):
+                    last_report = now
                     progress.report(token, lsp.WorkDoneProgressReport(message=_describe(event)))
             await handle.wait()
         finally:
-            self._changed(rs)
+            self._changed(rs, now=True)
             if token is not None:
                 final = handle.trajectory
                 with contextlib.suppress(Exception):

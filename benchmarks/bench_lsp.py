@@ -1,0 +1,256 @@
+"""Language server: spawn → `initialize`, and code lens / diagnostics latency, idle and with 4 runs.
+
+Everything is measured from a real client over stdio (pygls' LanguageClient), so the figures are
+what an editor waits for, transport included. The "with 4 active runs" phase starts four runs on
+the scripted stand-in whose steps call a tool hundreds of times each (thousands of run events per
+second reach the server) and checks they are still running when the measurement ends.
+
+Usage: `.venv/bin/python benchmarks/bench_lsp.py [--spawns N] [--requests N]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types as lsp
+from pygls.lsp.client import LanguageClient
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "examples" / "quickstart"
+SERVER = [sys.executable, "-m", "codeact_lsp"]
+
+MINIMAL_SERVER = """
+from pygls.lsp.server import LanguageServer
+LanguageServer("minimal", "0").start_io()
+"""
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _caps() -> lsp.ClientCapabilities:
+    return lsp.ClientCapabilities(
+        workspace=lsp.WorkspaceClientCapabilities(
+            apply_edit=True,
+            configuration=True,
+            code_lens=lsp.CodeLensWorkspaceClientCapabilities(refresh_support=True),
+            diagnostics=lsp.DiagnosticWorkspaceClientCapabilities(refresh_support=True),
+        ),
+        text_document=lsp.TextDocumentClientCapabilities(
+            diagnostic=lsp.DiagnosticClientCapabilities(dynamic_registration=False)
+        ),
+        window=lsp.WindowClientCapabilities(
+            work_done_progress=True,
+            show_document=lsp.ShowDocumentClientCapabilities(support=True),
+        ),
+    )
+
+
+def _client(settings: dict[str, Any]) -> LanguageClient:
+    client = LanguageClient("bench", "0")
+
+    def on(method: str, answer: Any = None) -> None:
+        client.feature(method)(lambda *_: answer)  # type: ignore[no-untyped-call]
+
+    client.feature(lsp.WORKSPACE_CONFIGURATION)(  # type: ignore[no-untyped-call]
+        lambda params: [settings for _ in params.items]
+    )
+    on(lsp.WINDOW_WORK_DONE_PROGRESS_CREATE)
+    on(lsp.PROGRESS)
+    on(lsp.WINDOW_SHOW_DOCUMENT, lsp.ShowDocumentResult(success=True))
+    on(lsp.WINDOW_LOG_MESSAGE)
+    on(lsp.WINDOW_SHOW_MESSAGE)
+    on(lsp.WORKSPACE_CODE_LENS_REFRESH)
+    on(lsp.WORKSPACE_DIAGNOSTIC_REFRESH)
+    on(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    return client
+
+
+async def _spawn_to_initialize(cmd: list[str], ws: Path) -> float:
+    client = _client({})
+    started = time.perf_counter()
+    await client.start_io(*cmd)
+    await client.initialize_async(
+        lsp.InitializeParams(process_id=os.getpid(), root_uri=ws.as_uri(), capabilities=_caps())
+    )
+    elapsed = (time.perf_counter() - started) * 1000
+    client.initialized(lsp.InitializedParams())
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()  # type: ignore[no-untyped-call]
+    return elapsed
+
+
+async def _command(client: LanguageClient, name: str, arg: dict[str, Any]) -> Any:
+    return await client.workspace_execute_command_async(
+        lsp.ExecuteCommandParams(command=name, arguments=[arg])
+    )
+
+
+def _get(value: Any, key: str) -> Any:
+    if isinstance(value, dict):
+        return value[key]
+    return getattr(value, key)
+
+
+async def _latency(client: LanguageClient, uris: list[str], n: int) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"codeLens": [], "diagnostic": []}
+    for i in range(n):
+        uri = uris[i % len(uris)]
+        ident = lsp.TextDocumentIdentifier(uri=uri)
+        t0 = time.perf_counter()
+        await client.text_document_code_lens_async(lsp.CodeLensParams(text_document=ident))
+        t1 = time.perf_counter()
+        await client.text_document_diagnostic_async(
+            lsp.DocumentDiagnosticParams(text_document=ident)
+        )
+        t2 = time.perf_counter()
+        out["codeLens"].append((t1 - t0) * 1000)
+        out["diagnostic"].append((t2 - t1) * 1000)
+    return out
+
+
+def _open(client: LanguageClient, path: Path) -> str:
+    uri = path.resolve().as_uri()
+    client.text_document_did_open(
+        lsp.DidOpenTextDocumentParams(
+            text_document=lsp.TextDocumentItem(
+                uri=uri, language_id="python", version=1, text=path.read_text(encoding="utf-8")
+            )
+        )
+    )
+    return uri
+
+
+async def _status(client: LanguageClient, run_id: str) -> str:
+    return str(_get(await _command(client, "codeact.getRun", {"runId": run_id}), "status"))
+
+
+async def _until(client: LanguageClient, run_id: str, want: set[str], limit: float = 120) -> str:
+    deadline = time.monotonic() + limit
+    status = ""
+    while time.monotonic() < deadline:
+        status = await _status(client, run_id)
+        if status in want:
+            return status
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"run {run_id} stayed {status}")
+
+
+async def _editor_latency(
+    ws: Path, requests: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]], int]:
+    stress = [
+        "Loop.\n\n```python\nfor i in range(300):\n    convert_currency(1.0, 'EUR', 'USD')\nprint(i)\n```"
+    ] * 150
+    (ws / "replies" / "stress.json").write_text(json.dumps(stress), encoding="utf-8")
+    client = _client({})
+    await client.start_io(*SERVER)
+    try:
+        await client.initialize_async(
+            lsp.InitializeParams(process_id=os.getpid(), root_uri=ws.as_uri(), capabilities=_caps())
+        )
+        client.initialized(lsp.InitializedParams())
+        done = await _command(
+            client, "codeact.run", {"task": "quote", "model": "scripted:replies/quote.json"}
+        )
+        await _until(client, _get(done, "runId"), {"finished"})
+        uris = [
+            _open(client, Path(_get(done, "trajectoryUri").removeprefix("file://"))),
+            _open(client, ws / "tools.py"),
+        ]
+        await _latency(client, uris, 20)  # warm-up
+        idle = await _latency(client, uris, requests)
+
+        runs = []
+        for k in range(4):
+            started = await _command(
+                client,
+                "codeact.run",
+                {"task": f"stress {k}", "model": "scripted:replies/stress.json", "maxIters": 150},
+            )
+            runs.append(_get(started, "runId"))
+        for run_id in runs:
+            await _until(client, run_id, {"running"})
+        busy = await _latency(client, uris, requests)
+        active = sum([await _status(client, r) == "running" for r in runs])
+        for run_id in runs:
+            await _command(client, "codeact.cancel", {"runId": run_id})
+        await client.shutdown_async(None)
+        client.exit(None)
+    finally:
+        await client.stop()  # type: ignore[no-untyped-call]
+    return idle, busy, active
+
+
+def _row(name: str, value: str, target: str, anchor: str) -> None:
+    print(f"  {name:<44} {value:>18}   target {target:<12} anchor {anchor}")
+
+
+async def _main(spawns: int, requests: int) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-lsp-"))
+    try:
+        ws = tmp / "quickstart"
+        shutil.copytree(QUICKSTART, ws, ignore=shutil.ignore_patterns(".codeact", "__pycache__"))
+        minimal = tmp / "minimal_server.py"
+        minimal.write_text(MINIMAL_SERVER, encoding="utf-8")
+
+        ours = [await _spawn_to_initialize(SERVER, ws) for _ in range(spawns)]
+        bare = [
+            await _spawn_to_initialize([sys.executable, str(minimal)], ws) for _ in range(spawns)
+        ]
+        print(
+            f"codeact-lsp benchmarks ({spawns} spawns, {requests} requests per phase, {os.cpu_count()} cores)"
+        )
+        _row(
+            "spawn → initialize answered (median)",
+            f"{statistics.median(ours):.0f} ms",
+            "≤ 350 ms",
+            f"minimal pygls server here: {statistics.median(bare):.0f} ms",
+        )
+        _row(
+            "spawn → initialize answered (p90)",
+            f"{_pct(ours, 0.9):.0f} ms",
+            "",
+            f"minimal: {_pct(bare, 0.9):.0f} ms",
+        )
+
+        idle, busy, active = await _editor_latency(ws, requests)
+        for label, data in (("idle", idle), (f"{active} active runs", busy)):
+            for kind, values in data.items():
+                _row(
+                    f"{kind} latency, {label} (p50 / p99)",
+                    f"{_pct(values, 0.5):.2f} / {_pct(values, 0.99):.2f} ms",
+                    "p99 ≤ 20 ms",
+                    "none: no anchor shows trajectories in the editor",
+                )
+        if active < 4:
+            print(
+                f"  note: only {active} of 4 runs were still active at the end of the measurement"
+            )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spawns", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args(argv if argv is not None else [])
+    asyncio.run(_main(args.spawns, args.requests))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
