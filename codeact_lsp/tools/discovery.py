@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import fnmatch
 import os
 import re
 import threading
@@ -760,6 +761,10 @@ def discover(
             tools, diags = _analyse_file(Path(target.file), target.module)
         out.tools.extend(tools)
         out.diagnostics.extend(diags)
+    if cfg.confirm:
+        for i, tool in enumerate(out.tools):
+            if any(fnmatch.fnmatchcase(tool.name, pat) for pat in cfg.confirm):
+                out.tools[i] = tool.model_copy(update={"confirm": True})  # cached: copy
     _collisions(out)
     out.duration_ms = (time.perf_counter() - started) * 1000
     return out

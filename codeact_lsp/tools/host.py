@@ -266,9 +266,7 @@ class ToolHost:
             return self._host_failed(name, str(exc), started)
         except (BrokenPipeError, OSError) as exc:
             return self._host_failed(name, f"lost the tool host: {exc}", started)
-        reply.pop("id", None)
-        reply.pop("op", None)
-        return ToolOutcome.model_validate(reply)
+        return _outcome(reply)
 
     def _read(self, limit: float) -> dict[str, Any]:
         """The next JSON line from the host, or HostError on timeout / exit."""
@@ -392,3 +390,22 @@ def _mtimes(files: list[str]) -> dict[str, int]:
         except OSError:
             out[f] = -1
     return out
+
+
+def _outcome(reply: dict[str, Any]) -> ToolOutcome:
+    """Build the outcome without re-validating what our own registry produced (the hot path)."""
+    err = reply.get("error")
+    try:
+        return ToolOutcome.model_construct(
+            ok=bool(reply["ok"]),
+            result=reply.get("result"),
+            result_is_repr=bool(reply.get("result_is_repr", False)),
+            bound_args=reply.get("bound_args") or {},
+            error=ErrorLocation.model_validate(err) if err else None,
+            stdout=reply.get("stdout") or "",
+            duration_ms=float(reply.get("duration_ms") or 0.0),
+            restarted=False,
+        )
+    except (KeyError, TypeError, ValueError):
+        reply.pop("id", None)
+        return ToolOutcome.model_validate(reply)

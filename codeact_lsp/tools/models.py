@@ -44,6 +44,7 @@ class DiscoveredTool(BaseModel):
     kind: ToolKind = "function"
     binding_line: int | None = None  # where the tool's name is bound, if not at `line`
     resolved: bool = True  # False: the definition is elsewhere (imported); only the runtime knows
+    confirm: bool = False  # matches a `confirm` glob: a call always waits for approval
 
 
 class Discovery(BaseModel):

@@ -31,6 +31,7 @@ def test_quickstart_tools_bound_by_assignment_are_found() -> None:
     # async tools are plain synchronous calls in the sandbox: the stub says `def`
     assert quote.signature == "def shipping_quote(weight_kg: float, country: str) -> float"
     assert found.diagnostics == []
+    assert [t.name for t in found.tools if t.confirm] == ["reserve"]
 
 
 def test_every_kind_in_the_fixture(ws: Path) -> None:
