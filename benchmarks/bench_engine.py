@@ -72,6 +72,45 @@ async def _overhead(steps: int, runs_dir: Path | None) -> dict[str, float]:
     }
 
 
+def _engine_cpu_per_step(steps: int = 30, repeat: int = 5) -> tuple[float, float]:
+    """The engine's own work for each step of a `steps`-step run, without any waiting: build the
+    prompt, parse the reply, record the step, publish events, serialise the run file."""
+    from codeact_lsp.engine.events import EventLog, RunEvent
+    from codeact_lsp.engine.parsing import extract_code
+    from codeact_lsp.engine.prompt import build_messages
+    from codeact_lsp.engine.signature import Signature
+    from codeact_lsp.tools.models import ToolSchema
+    from codeact_lsp.trajectory import Step, ToolCall, Trajectory
+
+    tools = [ToolSchema(name="add", module="m", signature="def add(a: int, b: int) -> int")]
+    sig = Signature.parse(None)
+    best_mem = best_disk = float("inf")
+    for _ in range(repeat):
+        traj = Trajectory(id="bench", task="count")
+        log = EventLog()
+        mem = disk = 0.0
+        for i in range(1, steps + 1):
+            t0 = time.perf_counter()
+            build_messages(tools=tools, signature=sig, task=traj.task, inputs={}, steps=traj.steps)
+            reply = "Next.\n" + _fence(f"x{i} = add({i}, 1)\nprint(x{i})")
+            step = Step(index=i, code=extract_code(reply) or "", reply=reply, status="proposed")
+            traj.steps.append(step)
+            for kind in ("model_call", "step_proposed", "executing", "tool_called"):
+                log.publish(RunEvent(kind=kind, run_id=traj.id, step=i))  # type: ignore[arg-type]
+            step.tool_calls.append(ToolCall(name="add", args={"a": i, "b": 1}, result=i + 1))
+            step.stdout, step.status = f"{i + 1}\n", "ok"
+            log.publish(RunEvent(kind="step_finished", run_id=traj.id, step=i))
+            t1 = time.perf_counter()
+            for _ in range(2):  # step_proposed and step_finished write the run file
+                traj.model_dump_json()
+            t2 = time.perf_counter()
+            mem += t1 - t0
+            disk += t2 - t0
+        best_mem = min(best_mem, mem * 1000 / steps)
+        best_disk = min(best_disk, disk * 1000 / steps)
+    return best_mem, best_disk
+
+
 def _prompt_sizes() -> list[tuple[int, int, int | None]]:
     """(steps, chars, tokens) of the prompt for the example task after 1, 5 and 10 steps."""
     from codeact_lsp.config import load_config
@@ -137,14 +176,21 @@ def main() -> None:
     rows = []
     for label, persist in (("in memory", False), ("persisted run file", True)):
         samples = []
-        for _ in range(3):
+        for _ in range(5):
             with tempfile.TemporaryDirectory() as tmp:
                 runs_dir = Path(tmp) / "runs" if persist else None
                 samples.append(asyncio.run(_overhead(30, runs_dir)))
         best = min(samples, key=lambda r: r["per_step_ms"])
         med = statistics.median(r["per_step_ms"] for r in samples)
         rows.append((label, best, med))
-    print("engine overhead per step, outside the model and the sandbox (30-step run, 3 runs)")
+    mem_cpu, disk_cpu = _engine_cpu_per_step()
+    print("engine work per step (CPU, no waiting; 30-step run, best of 5)")
+    print(
+        f"  in memory {mem_cpu:.3f} ms · with run-file serialisation {disk_cpu:.3f} ms   target ≤ 2 ms"
+    )
+    print()
+    print("end-to-end residual per step: wall − model − sandbox (includes thread hand-offs and")
+    print(f"machine load; load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     print(f"  {'setup':<20} {'min ms/step':>12} {'median':>8} {'sandbox ms/step':>16}   target")
     for label, best, med in rows:
         sandbox = best["sandbox_ms"] / 30
