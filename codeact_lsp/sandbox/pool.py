@@ -18,10 +18,12 @@ import concurrent.futures as cf
 import contextlib
 import functools
 import queue
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from codeact_lsp.config import SandboxSettings
 from codeact_lsp.sandbox.models import SandboxError
 from codeact_lsp.sandbox.process import SpawnSpec, WorkerProcess
 
@@ -85,6 +87,18 @@ class SandboxPool:
         if cls._default is None or cls._default._closed:
             cls._default = cls()
         return cls._default
+
+    def prewarm(
+        self,
+        settings: SandboxSettings,
+        python: str | None = None,
+        extra_paths: list[str] | tuple[str, ...] = (),
+    ) -> None:
+        """Start a spare now for sandboxes with these settings (e.g. when a workspace opens), so
+        even the first run skips the cold start."""
+        from codeact_lsp.sandbox.backends import make_plan
+
+        self.warm(make_plan(settings, python or sys.executable, list(extra_paths)).spec)
 
     def spawn_now(self, spec: SpawnSpec) -> cf.Future[WorkerProcess]:
         return _spawner().submit(lambda: self._track(WorkerProcess(spec)))

@@ -111,11 +111,11 @@ class WorkerProcess:
         self.spec = spec
         self.scratch = tempfile.mkdtemp(prefix="codeact-sb-")
         self.handler: ToolHandler | None = None
+        self.tool_names: frozenset[str] = frozenset()  # a forged frame may name anything else
         self.ready: cf.Future[dict[str, Any]] = cf.Future()
         self.pid: int | None = None  # the worker's pid on the host (inside bwrap: bwrap's child)
         self.dead = False
         self.death: str = ""
-        self.last_cpu = 0.0
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._pending: cf.Future[dict[str, Any]] | None = None
@@ -286,13 +286,10 @@ class WorkerProcess:
                     if not self.ready.done():
                         self.ready.set_result(msg)
                 elif kind in ("done", "configured", "fatal"):
-                    cpu = msg.get("cpu")
                     with self._lock:
                         fut, self._pending = self._pending, None
                     if fut is not None and not fut.done():
                         fut.set_result(msg)
-                    if isinstance(cpu, float):
-                        self.last_cpu = cpu
                 else:
                     raise WorkerDied(f"the worker broke the protocol (message {kind!r})")
         except (EOFError, OSError, ValueError, WorkerDied) as exc:
@@ -312,10 +309,8 @@ class WorkerProcess:
             or not (line is None or type(line) is int)
         ):
             return marshal.dumps(("r", cid, None, ("TypeError", "malformed tool call"), False))
-        if handler is None:
-            return marshal.dumps(
-                ("r", cid, None, ("RuntimeError", f"no handler for {name!r}"), False)
-            )
+        if handler is None or name not in self.tool_names:
+            return marshal.dumps(("r", cid, None, ("NameError", f"no tool named {name!r}"), False))
         try:
             reply = handler(ToolRequest.checked(name, args, kwargs, line))
             if not isinstance(reply, ToolReply):

@@ -94,6 +94,7 @@ class Sandbox:
     async def _boot(self) -> None:
         worker = await self.pool.acquire(self.plan.spec)
         worker.handler = self.handler
+        worker.tool_names = frozenset(t.name for t in self.tools)
         tools = [{"name": t.name, "doc": t.doc, "signature": t.signature} for t in self.tools]
         msg = backends.config_message(
             self.settings, self.plan, worker.scratch, tools, self.extra_paths
@@ -185,7 +186,7 @@ class Sandbox:
     ) -> tuple[str | None, dict[str, Any] | None]:
         """Wait for the snippet, enforcing wall-clock and CPU limits; stop it when cancelled."""
         t0 = time.perf_counter()
-        cpu0 = worker.last_cpu
+        cpu0 = worker.cpu_seconds()  # from /proc: the worker's own report is not to be trusted
         reason: str | None = None
         try:
             deadline = t0 + limit
@@ -198,7 +199,7 @@ class Sandbox:
                 if done:
                     return None, self._outcome(fut)
                 cpu = worker.cpu_seconds()
-                if cpu is not None and cpu - cpu0 > cpu_limit:
+                if cpu is not None and cpu0 is not None and cpu - cpu0 > cpu_limit:
                     reason = "cpu"
                     break
         except asyncio.CancelledError:

@@ -149,6 +149,10 @@ class Capture:
             self.tail_len = len(joined)
         return n
 
+    @property
+    def buffer(self) -> _Bytes:
+        return _Bytes(self)
+
     def writelines(self, lines: object) -> None:
         for line in lines:  # type: ignore[attr-defined]
             self.write(line)
@@ -187,6 +191,20 @@ class Capture:
             text, cut = f"{head}\n… [{dropped} characters cut] …\n{tail}", True
         self.reset()
         return text, cut
+
+
+class _Bytes:
+    """`sys.stdout.buffer`: bytes written here are decoded into the text capture."""
+
+    def __init__(self, text: Capture) -> None:
+        self.text = text
+
+    def write(self, data: bytes) -> int:
+        self.text.write(bytes(data).decode("utf-8", "replace"))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,7 +430,6 @@ class Worker:
             "interrupted": self.interrupt_requested,
             "truncated": cut_out or cut_err,
             "duration_ms": (time.perf_counter() - t0) * 1000.0,
-            "cpu": time.process_time(),
         }
 
     def compile(self, code: str) -> tuple[CodeType | None, CodeType | None]:

@@ -461,3 +461,25 @@ async def test_handler_is_called_off_the_event_loop(make_sandbox: Factory) -> No
     sb = await make_sandbox(handler)
     assert (await sb.execute("add()")).value == "'x'"
     assert seen and seen[0] != threading.main_thread().name
+
+
+async def test_forged_call_for_an_unknown_tool_is_refused(make_sandbox: Factory) -> None:
+    rec = Recorder()
+    sb = await make_sandbox(rec)
+    code = (
+        "import gc, json\n"
+        "ch = [o for o in gc.get_objects() if type(o).__name__ == 'Channel'][0]\n"
+        "ch.send_raw(json.dumps([999, 'not_a_tool', 1, [], {}]), 'C')\n"
+        "ch.recv()[3]"
+    )
+    r = await sb.execute(code)
+    assert r.value == "('NameError', \"no tool named 'not_a_tool'\")"
+    assert rec.calls == []
+
+
+async def test_stdout_buffer_and_print_flush(make_sandbox: Factory) -> None:
+    sb = await make_sandbox()
+    r = await sb.execute(
+        "import sys\nsys.stdout.buffer.write('é\\n'.encode())\nprint('x', flush=True)"
+    )
+    assert r.error is None and r.stdout == "é\nx\n"

@@ -81,3 +81,16 @@ async def test_other_interpreter(make_sandbox: Factory) -> None:
     r = await sb.execute("import sys\nsys.executable")
     assert r.error is None and r.value == repr(system)
     assert (await sb.execute("add(2, 3)")).value == "5"
+
+
+async def test_prewarm_starts_a_spare_for_those_settings() -> None:
+    pool = SandboxPool(spares=1)
+    try:
+        pool.prewarm(SandboxSettings(timeout=5))
+        spares = await pool.warmed()
+        assert len(spares) == 1
+        sb = await Sandbox.start(SandboxSettings(timeout=5), [], Recorder(), pool=pool)
+        assert sb._worker is spares[0]
+        await sb.close()
+    finally:
+        await pool.close()
