@@ -42,6 +42,9 @@ def tool_stub(schema: ToolSchema) -> str:
     doc = textwrap.dedent(schema.doc or "").strip()
     if len(doc) > DOC_CHARS:
         doc = doc[: DOC_CHARS - 3] + "..."
+    if schema.confirm:
+        note = "(A person must approve each step that calls this tool before it runs.)"
+        doc = f"{doc}\n{note}" if doc else note
     body = textwrap.indent(f'"""{doc}"""' if doc else "...", "    ")
     return f"{sig.rstrip(':')}:\n{body}"
 
