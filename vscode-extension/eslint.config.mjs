@@ -24,6 +24,11 @@ export default tseslint.config(
   },
   {
     files: ['scripts/**/*.mjs', 'scripts/**/*.js'],
-    languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', require: 'readonly' } },
+  },
+  {
+    files: ['scripts/**/*.js'],
+    languageOptions: { sourceType: 'commonjs' },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

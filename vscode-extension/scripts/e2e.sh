@@ -27,7 +27,9 @@ SETTINGS=$("$PY" -c 'import json,sys; print(json.dumps({"codeact.server.python":
 export E2E_SETTINGS="$SETTINGS"
 if [ "${1:-}" = screenshot ]; then
   OUT=$(readlink -f "${2:?usage: e2e.sh screenshot OUT.png}")
-  E2E_SCREENSHOT="$OUT" bash "$E2E/run-extension-tests.sh" "$EXT" "$WS" "$EXT/out/test/screenshot/index"
+  bash "$E2E/run-extension-tests.sh" "$EXT" "$WS" "$EXT/out/test/screenshot/index"
+  # a fresh window reopening the finished run, as a person would (the server reloads it from disk)
+  CODEACT_PYTHON="$PY" bash "$EXT/scripts/screenshot.sh" "$WS" "$OUT"
   echo "screenshot: $OUT"
 else
   bash "$E2E/run-extension-tests.sh" "$EXT" "$WS" "$EXT/out/test/e2e/index"

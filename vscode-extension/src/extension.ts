@@ -642,12 +642,27 @@ class Controller implements CodeActApi {
     if (!picked) {
       return;
     }
-    let uri = picked.run.trajectoryUri;
+    await this.openRun(picked.run);
+  }
+
+  /** Reopen the newest trajectory of the workspace (also after a restart: the server lists stored runs). */
+  async openLastRun(): Promise<void> {
+    await this.ready();
+    const [last] = await this.knownRuns();
+    if (!last) {
+      void this.prompts.notify('info', 'CodeAct: no runs yet. Start one with "CodeAct: Run Task…".');
+      return;
+    }
+    await this.openRun(last);
+  }
+
+  private async openRun(run: TrackedRun): Promise<void> {
+    let uri = run.trajectoryUri;
     if (!uri) {
-      const traj = (await this.server('codeact.getRun', { runId: picked.run.runId })) as Json;
+      const traj = (await this.server('codeact.getRun', { runId: run.runId })) as Json;
       uri = typeof traj?.trajectoryUri === 'string' ? traj.trajectoryUri : undefined;
       if (!uri && typeof traj?.workspace === 'string') {
-        uri = vscode.Uri.file(path.join(traj.workspace, '.codeact', 'runs', `${picked.run.runId}.py`)).toString();
+        uri = vscode.Uri.file(path.join(traj.workspace, '.codeact', 'runs', `${run.runId}.py`)).toString();
       }
     }
     if (uri) {
@@ -718,6 +733,7 @@ export function activate(context: vscode.ExtensionContext): CodeActApi {
     'codeact-lsp.tryTool': (arg) => c.tryTool(arg),
     'codeact-lsp.runTasks': (arg) => c.runTasks(arg),
     'codeact-lsp.showRuns': () => c.showRuns(),
+    'codeact-lsp.openLastRun': () => c.openLastRun(),
     'codeact-lsp.restartServer': () => c.restart(),
     'codeact-lsp.showLog': () => c.showLog(),
   };

@@ -1,5 +1,7 @@
-// Not a test: drives the real window into the state docs/screenshot-trajectory.png shows (a
-// finished run whose second step failed and was fixed), for `npm run screenshot`.
+// Not a test: makes the run docs/screenshot-trajectory.png shows (a finished run whose second step
+// failed and was fixed) in the real window; scripts/e2e.sh then reopens it in a fresh window
+// ("CodeAct: Open Last Run" via screenshot.sh) to take the picture — the extension host of a test
+// run is gone by the time the test runner's own shot is taken.
 import * as vscode from 'vscode';
 import { api, eventually, lensTitles, workspaceRoot, writeFile } from '../e2e/helpers';
 
@@ -26,8 +28,4 @@ export async function run(): Promise<void> {
   await vscode.window.showTextDocument(trajUri, { preview: false });
   await eventually('the Accept lens', () => lensTitles(trajUri), (ls) => ls.some((l) => l.command === 'codeact.accept'));
   await eventually('the error diagnostic', () => vscode.languages.getDiagnostics(trajUri), (ds) => ds.length > 0);
-  await vscode.commands.executeCommand('workbench.actions.view.problems');
-  await vscode.commands.executeCommand('workbench.action.focusActiveEditorGroup');
-  // let the workbench paint the lenses and the panel before the picture is taken
-  await new Promise((resolve) => setTimeout(resolve, 2500));
 }
