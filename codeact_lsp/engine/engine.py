@@ -30,6 +30,7 @@ from codeact_lsp.tools.models import ToolProvider, ToolSchema
 from codeact_lsp.trajectory import Step, Trajectory
 
 _APPROVALS = ("auto", "review", "confirm-tools")
+_RAN = ("ok", "error")  # step statuses whose code ran (and so shaped the session state)
 _MINOR_EVENTS = frozenset({"model_call", "model_retry", "model_delta", "executing", "tool_called"})
 
 
@@ -98,7 +99,7 @@ class Engine:
         traj.target = request.target
         session = self._new_session(schemas)
         handle = self._handle(traj, signature, model, schemas, session)
-        handle.launch(replay=[_prelude(inputs)] if inputs else [])
+        handle.launch(replay=[(_prelude(inputs), True)] if inputs else [])
         return handle
 
     async def follow_up(self, run_id: str, task: str) -> RunHandle:
@@ -118,7 +119,7 @@ class Engine:
             model.skip(sum(len(t.steps) for t in chain))
         schemas = self._schemas()
         session = self._sessions.get(run_id)
-        replay: list[str] = []
+        replay: list[tuple[str, bool]] = []
         if session is None or session.closed or session.busy:
             session = self._new_session(schemas)
             replay = _replay_chain(chain)
@@ -195,8 +196,8 @@ class Engine:
         )
         replay = _replay_chain(chain)
         if parent.inputs:
-            replay.append(_prelude(parent.inputs))
-        replay += [s.code for s in kept if s.code and s.status in ("ok", "error")]
+            replay.append((_prelude(parent.inputs), True))
+        replay += [(s.code, s.status == "ok") for s in kept if s.code and s.status in _RAN]
         handle.launch(replay=replay, first_code=code)
         return handle
 
@@ -396,12 +397,13 @@ def _prelude(inputs: dict[str, Any]) -> str:
     return "\n".join(f"{name} = {value!r}" for name, value in inputs.items())
 
 
-def _replay_chain(chain: list[Trajectory]) -> list[str]:
-    codes: list[str] = []
+def _replay_chain(chain: list[Trajectory]) -> list[tuple[str, bool]]:
+    """(code, ran without error originally) for everything that shaped the chain's session."""
+    codes: list[tuple[str, bool]] = []
     for traj in chain:
         if traj.inputs:
-            codes.append(_prelude(traj.inputs))
-        codes += [s.code for s in traj.steps if s.code and s.status in ("ok", "error")]
+            codes.append((_prelude(traj.inputs), True))
+        codes += [(s.code, s.status == "ok") for s in traj.steps if s.code and s.status in _RAN]
     return codes
 
 

@@ -170,7 +170,8 @@ class RunHandle:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def launch(self, replay: list[str], first_code: str | None = None) -> None:
+    def launch(self, replay: list[tuple[str, bool]], first_code: str | None = None) -> None:
+        """Start the loop; `replay` (code, should succeed) restores a session's state first."""
         self._loop = asyncio.get_running_loop()
         self._first_code = first_code
         self._task = asyncio.create_task(self._main(replay), name=f"codeact-run-{self.id}")
@@ -186,7 +187,7 @@ class RunHandle:
             exc = task.exception()
             self._end("failed", f"internal error: {type(exc).__name__}: {exc}")
 
-    async def _main(self, replay: list[str]) -> None:
+    async def _main(self, replay: list[tuple[str, bool]]) -> None:
         traj = self.trajectory
         self._emit(
             "started",
@@ -212,19 +213,21 @@ class RunHandle:
             self._end("failed", f"model error ({exc.kind}): {exc}")
         except _RunFailure as exc:
             self._end("failed", str(exc))
+        except Exception as exc:  # the sandbox or tool layer broke; the run says so and ends
+            self._end("failed", f"{type(exc).__name__}: {exc}")
 
-    async def _prepare(self, replay: list[str]) -> None:
+    async def _prepare(self, replay: list[tuple[str, bool]]) -> None:
         try:
             sandbox = await self.session.ensure_open()
         except Exception as exc:  # SandboxError, IsolationUnavailable, a missing interpreter...
             raise _RunFailure(f"the sandbox could not start: {exc}") from exc
         self.trajectory.sandbox = sandbox.info
-        for code in replay:
+        for code, should_succeed in replay:
             result = await sandbox.execute(code, timeout=self.step_timeout)
-            if result.error is not None:
+            if result.error is not None and should_succeed:
                 raise _RunFailure(
-                    f"could not restore the session state: {result.error.type}:"
-                    f" {result.error.message}"
+                    "could not restore the session state: replaying an earlier step failed with"
+                    f" {result.error.type}: {result.error.message}"
                 )
 
     async def _steps(self) -> None:

@@ -304,3 +304,12 @@ async def test_optional_extraction_call_and_streamed_deltas(
     assert len(traj.steps) == 2 and getattr(traj.steps[1], "extracted", False)
     deltas = [e for e in [e async for e in handle.subscribe()] if e.kind == "model_delta"]
     assert "found = 7" in deltas[0].data["text"]
+
+
+async def test_rerun_replays_failed_steps_faithfully(engine: Engine, script: Script) -> None:
+    model = script([code("a = 2\nboom()"), code("b = 3"), code("final_answer(a + b)")])
+    first = await _wait(await engine.start(RunRequest(task="t", model=model)))
+    assert first.outputs == {"answer": 5} and first.steps[0].status == "error"
+    rerun = await _wait(await engine.rerun(first.id, 3, "final_answer(a * b)"))
+    assert rerun.status == "finished" and rerun.outputs == {"answer": 6}
+    assert [getattr(s, "replayed", False) for s in rerun.steps] == [True, True, False]
