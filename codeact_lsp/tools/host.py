@@ -65,6 +65,7 @@ class ToolHost:
         self._lock = threading.Lock()
         self._stack_file: str | None = None
         self._closed = False
+        self.grace = 1.0  # seconds past a call's timeout before the host is killed
         self._loaded_mtimes: dict[str, int] = {}
         self.max_reply = 16 * 1024 * 1024  # bytes of one reply; a bigger result is an error
 
@@ -254,16 +255,23 @@ class ToolHost:
         self._next_id += 1
         req_id = self._next_id
         try:
-            data = json.dumps({"id": req_id, "name": name, "args": args, "kwargs": kwargs})
+            data = json.dumps(
+                {"id": req_id, "name": name, "args": args, "kwargs": kwargs, "timeout": limit}
+            )
         except (TypeError, ValueError) as exc:
             return self._failed(
                 name, "TypeError", f"arguments of {name}() must be JSON values: {exc}", started
             )
         try:
             _write_all(self._proc.stdin.fileno(), data.encode() + b"\n")
-            reply = self._read(limit)
+            # The host interrupts the tool itself at `limit`; the grace covers a tool that
+            # does not let itself be interrupted (C code, swallowed interrupts): then kill.
+            reply = self._read(limit + self.grace)
         except HostError as exc:
-            return self._host_failed(name, str(exc), started)
+            why = str(exc)
+            if why.startswith("timed out"):
+                why = f"timed out after {limit:g} s and did not respond to the interrupt"
+            return self._host_failed(name, why, started)
         except (BrokenPipeError, OSError) as exc:
             return self._host_failed(name, f"lost the tool host: {exc}", started)
         return _outcome(reply)
@@ -316,6 +324,7 @@ class ToolHost:
             msg = f"the tool host died while running {name!r} ({why}); it was {state}"
         out = self._failed(name, err_type, msg, started, file, line)
         out.restarted = True
+        out.timed_out = timed_out
         return out
 
     def _hung_at(self) -> tuple[str | None, int | None]:
@@ -405,6 +414,7 @@ def _outcome(reply: dict[str, Any]) -> ToolOutcome:
             stdout=reply.get("stdout") or "",
             duration_ms=float(reply.get("duration_ms") or 0.0),
             restarted=False,
+            timed_out=bool(reply.get("timed_out", False)),
         )
     except (KeyError, TypeError, ValueError):
         reply.pop("id", None)

@@ -86,6 +86,7 @@ class ToolOutcome(BaseModel):
     stdout: str = ""
     duration_ms: float = 0.0
     restarted: bool = False  # the host crashed or hung and was restarted: tool state was lost
+    timed_out: bool = False  # the call outlived its timeout (interrupted, or the host killed)
 
     @property
     def error_text(self) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import concurrent.futures
 import contextlib
 import contextvars
 import fnmatch
@@ -26,6 +27,7 @@ import io
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -354,6 +356,30 @@ def _error(type_: str, message: str, file: str | None = None, line: int | None =
     return {"type": type_, "message": message, "file": file, "line": line, "traceback": ""}
 
 
+class ToolTimeout(BaseException):
+    """Raised inside a tool that outlived its timeout (a BaseException, so that a tool's own
+    `except Exception` does not swallow it); reported as a TimeoutError."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise ToolTimeout()
+
+
+def _coroutine_location(coro: Any, workspace: str | None) -> tuple[str | None, int | None]:
+    """Where a suspended coroutine waits: the innermost frame of its await chain in the workspace."""
+    found: tuple[str | None, int | None] = (None, None)
+    seen = 0
+    while coro is not None and seen < 50:
+        seen += 1
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            path = os.path.abspath(frame.f_code.co_filename)
+            if _in_dir(path, workspace) and "site-packages" not in path:
+                found = (path, frame.f_lineno)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return found
+
+
 # ---------------------------------------------------------------------------------------------
 # The registry
 
@@ -608,6 +634,13 @@ def tool_quality(tool: Tool) -> list[JSON]:
     return out
 
 
+class _AsyncTimeout(Exception):
+    def __init__(self, file: str | None, line: int | None) -> None:
+        super().__init__(file, line)
+        self.file = file
+        self.line = line
+
+
 class Registry:
     """Validation, calling, output capture and error location: one code path for the tool host and
     for tools served in the caller's process, so both behave the same."""
@@ -658,22 +691,44 @@ class Registry:
         args: list[Any],
         kwargs: JSON,
         buf: io.StringIO,
+        timeout: float | None,
     ) -> Any:
-        if bound is None:
-            value = tool.obj(*args, **kwargs)
-        else:
-            value = tool.obj(*bound.args, **bound.kwargs)
-        if inspect.isawaitable(value):
-            coro = value
+        # A soft timeout: in the main thread an alarm interrupts the tool where it is (the host
+        # and its state survive); the client kills the host only if that does not work.
+        alarm = (
+            timeout is not None
+            and timeout > 0
+            and hasattr(signal, "setitimer")
+            and threading.current_thread() is threading.main_thread()
+        )
+        if alarm:
+            signal.signal(signal.SIGALRM, _on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, float(timeout or 0))
+        try:
+            if bound is None:
+                value = tool.obj(*args, **kwargs)
+            else:
+                value = tool.obj(*bound.args, **bound.kwargs)
+        finally:
+            if alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        if not inspect.isawaitable(value):
+            return value
+        coro = value
 
-            async def _await() -> Any:
-                _CURRENT.set(buf)  # this task's own context: its prints are this call's output
-                return await coro
+        async def _await() -> Any:
+            _CURRENT.set(buf)  # this task's own context: its prints are this call's output
+            return await coro
 
-            return asyncio.run_coroutine_threadsafe(_await(), self._event_loop()).result()
-        return value
+        future = asyncio.run_coroutine_threadsafe(_await(), self._event_loop())
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            where = _coroutine_location(coro, self.workspace)
+            future.cancel()
+            raise _AsyncTimeout(*where) from None
 
-    def call(self, name: str, args: list[Any], kwargs: JSON) -> JSON:
+    def call(self, name: str, args: list[Any], kwargs: JSON, timeout: float | None = None) -> JSON:
         started = time.perf_counter()
         out: JSON = {
             "ok": False,
@@ -708,11 +763,22 @@ class Registry:
             sys.stdout = _StdoutProxy(sys.stdout)
         token = _CURRENT.set(buf)
         try:
-            value = self._invoke(tool, bound, args, kwargs, buf)
+            value = self._invoke(tool, bound, args, kwargs, buf, timeout)
             out["result"], out["result_is_repr"] = to_json(value)
             out["ok"] = True
         except KeyboardInterrupt:
             raise
+        except (ToolTimeout, _AsyncTimeout) as exc:
+            loc = error_location(exc, self.workspace, tool.file)
+            if isinstance(exc, _AsyncTimeout) and exc.file:
+                loc["file"], loc["line"] = exc.file, exc.line
+            loc["type"] = "TimeoutError"
+            loc["message"] = (
+                f"tool {name!r} did not finish within {timeout:g} s and was interrupted "
+                "(the tool host kept running, with its state)"
+            )
+            out["error"] = loc
+            out["timed_out"] = True
         except BaseException as exc:  # SystemExit too: a tool must not end the host
             out["error"] = error_location(exc, self.workspace, tool.file)
         finally:
@@ -863,7 +929,6 @@ def load_targets(registry: Registry, targets: list[JSON]) -> None:
 def _die_with_parent() -> None:
     try:
         import ctypes
-        import signal
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
@@ -887,7 +952,6 @@ def serve(argv: list[str]) -> int:
     if spec.get("stack_file"):
         try:
             import faulthandler
-            import signal
 
             stack = open(spec["stack_file"], "w")  # noqa: SIM115
             faulthandler.register(signal.SIGUSR1, file=stack, all_threads=True)
@@ -943,7 +1007,9 @@ def serve(argv: list[str]) -> int:
         if not line.strip():
             continue
         req = json.loads(line)
-        reply = registry.call(req["name"], req.get("args", []), req.get("kwargs", {}))
+        reply = registry.call(
+            req["name"], req.get("args", []), req.get("kwargs", {}), req.get("timeout")
+        )
         reply["id"] = req.get("id")
         send(reply)
     return 0

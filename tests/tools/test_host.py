@@ -183,15 +183,37 @@ def own_host(ws: Path) -> Any:
     h.close_sync()
 
 
-def test_hung_tool_times_out_host_restarted(own_host: ToolHost, ws: Path) -> None:
-    call(own_host, "increment", by=5)
+def test_hung_tool_interrupted_state_kept(own_host: ToolHost, ws: Path) -> None:
+    base = call(own_host, "increment", by=5)
     pid = own_host.pid
     out = own_host.call_sync("nap", [30], {}, timeout=0.5)
-    assert not out.ok and out.restarted and out.error is not None
-    assert out.error.type == "TimeoutError" and "restarted" in out.error.message
+    assert not out.ok and out.timed_out and not out.restarted and out.error is not None
+    assert out.error.type == "TimeoutError" and "within 0.5 s" in out.error.message
     # where it hung: the sleeping line inside the tool
     assert out.error.file == str(ws / "kinds.py")
     assert out.error.line == line_of(ws / "kinds.py", "time.sleep(seconds)")
+    assert own_host.pid == pid
+    assert call(own_host, "increment") == base + 1  # same host, same state
+
+
+def test_hung_async_tool_cancelled_at_its_await(own_host: ToolHost, ws: Path) -> None:
+    out = own_host.call_sync("fetch_async", ["k", 30], {}, timeout=0.5)
+    assert out.timed_out and not out.restarted and out.error is not None
+    assert out.error.line == line_of(ws / "kinds.py", "await asyncio.sleep(delay)")
+    assert call(own_host, "fetch_async", "k") == {"key": "k", "value": "K"}
+
+
+def test_tool_ignoring_the_interrupt_gets_the_host_restarted(own_host: ToolHost, ws: Path) -> None:
+    call(own_host, "increment", by=5)
+    pid = own_host.pid
+    own_host.grace = 0.3
+    out = own_host.call_sync("stubborn", [30], {}, timeout=0.3)
+    assert not out.ok and out.restarted and out.timed_out and out.error is not None
+    assert out.error.type == "TimeoutError" and "restarted" in out.error.message
+    assert "did not respond to the interrupt" in out.error.message
+    assert out.error.file == str(ws / "kinds.py")
+    stubborn = line_of(ws / "kinds.py", "def stubborn")
+    assert out.error.line is not None and stubborn < out.error.line < stubborn + 9
     assert own_host.pid != pid
     assert call(own_host, "increment") == 1  # state was lost, and said so
     assert call(own_host, "nap", 0) == "rested"
