@@ -161,8 +161,10 @@ class SandboxPool:
                 await asyncio.wait_for(asyncio.wrap_future(w.ready), READY_TIMEOUT)
         return [w for w in idle if w.alive]
 
-    async def acquire(self, spec: SpawnSpec) -> WorkerProcess:
-        """A started, ready worker for `spec`: a warm spare when there is one."""
+    async def acquire(self, spec: SpawnSpec, *, replenish: bool = True) -> WorkerProcess:
+        """A started, ready worker for `spec`: a warm spare when there is one. With
+        `replenish=False` the caller calls `warm(spec)` itself once it is done with the critical
+        path (starting the next spare competes for the CPU on a 2-core machine)."""
         if self._closed:
             raise SandboxError("the sandbox pool is closed")
         worker: WorkerProcess | None = None
@@ -174,7 +176,8 @@ class SandboxPool:
                     worker = cand
         if worker is None:
             worker = await asyncio.wrap_future(self.spawn_now(spec))
-        self.warm(spec)
+        if replenish:
+            self.warm(spec)
         try:
             await asyncio.wait_for(asyncio.wrap_future(worker.ready), READY_TIMEOUT)
         except (TimeoutError, Exception) as exc:

@@ -34,19 +34,6 @@ _HEADER = 4
 _SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
-def _decode(frame: bytes) -> tuple[str, Any]:
-    """(tag, value) from one untrusted frame; ValueError when it is not what the protocol allows."""
-    text = frame.decode("utf-8", "surrogatepass")
-    tag = text[:1]
-    try:
-        value, end = _SCAN(text, 1)
-    except StopIteration:
-        raise ValueError("the worker sent malformed JSON") from None
-    if end != len(text) or tag not in ("J", "C") or (tag == "J" and not isinstance(value, dict)):
-        raise ValueError("the worker broke the protocol")
-    return tag, value
-
-
 class WorkerDied(RuntimeError):
     """The worker process ended (or broke the protocol) while we were waiting for it."""
 
@@ -217,10 +204,14 @@ class WorkerProcess:
     def _send(self, payload: bytes) -> None:
         data = len(payload).to_bytes(_HEADER, "little") + payload
         with self._send_lock:
-            view = memoryview(data)
-            while view:
-                n = os.write(self._to, view)
-                view = view[n:]
+            self._send_rest(data)
+
+    def _send_rest(self, data: bytes) -> None:
+        """Write all of `data` (a blocking pipe writes it whole unless a signal interrupts)."""
+        view = memoryview(data)
+        while view:
+            n = os.write(self._to, view)
+            view = view[n:]
 
     # --- the reader thread ------------------------------------------------------------------------
 
@@ -235,24 +226,6 @@ class WorkerProcess:
         )
         t.start()
 
-    def _recv(self) -> tuple[str, Any]:
-        buf = self._buf
-        while True:
-            if len(buf) >= _HEADER:
-                n = int.from_bytes(buf[:_HEADER], "little")
-                if n > MAX_FRAME:
-                    raise WorkerDied(f"the worker sent an oversized message ({n} bytes)")
-                end = _HEADER + n
-                if len(buf) >= end:
-                    self._buf = buf[end:]
-                    return _decode(buf[_HEADER:end])
-                chunk = os.read(self._from, max(65536, end - len(buf)))
-            else:
-                chunk = os.read(self._from, 65536)
-            if not chunk:
-                raise EOFError
-            buf = self._buf = buf + chunk
-
     def _serve(self, gen: int) -> None:
         try:
             self._serve_loop(gen)
@@ -266,20 +239,50 @@ class WorkerProcess:
                         os.close(fd)
 
     def _serve_loop(self, gen: int) -> None:
+        # The hot path of every tool call: locals instead of attribute lookups, no helper calls.
+        read, write, scan, rfd, wfd = os.read, os.write, _SCAN, self._from, self._to
+        send_lock = self._send_lock
+        buf = self._buf
         try:
             while True:
-                tag, msg = self._recv()
+                while len(buf) < _HEADER or len(buf) < _HEADER + (
+                    n := int.from_bytes(buf[:_HEADER], "little")
+                ):
+                    if len(buf) >= _HEADER and n > MAX_FRAME:
+                        raise WorkerDied(f"the worker sent an oversized message ({n} bytes)")
+                    chunk = read(rfd, 65536)
+                    if not chunk:
+                        raise EOFError
+                    buf += chunk
+                end = _HEADER + n
+                text = buf[_HEADER:end].decode("utf-8", "surrogatepass")
+                buf = self._buf = buf[end:]
+                try:
+                    msg, stop = scan(text, 1)
+                except StopIteration:
+                    raise WorkerDied("the worker sent malformed JSON") from None
+                if stop != len(text):
+                    raise WorkerDied("the worker broke the protocol")
+                tag = text[:1]
                 if tag == "C":
                     self._in_call = True
                     reply = self._call(msg)
+                    data = len(reply).to_bytes(_HEADER, "little") + reply
                     with self._lock:  # atomically: leave the call, and retire if replaced
                         self._in_call = False
                         retired = gen != self._gen
-                    with contextlib.suppress(OSError):
-                        self._send(reply)
+                    with send_lock:
+                        try:
+                            sent = write(wfd, data)
+                            if sent != len(data):
+                                self._send_rest(data[sent:])
+                        except OSError:
+                            pass
                     if retired:
                         return
                     continue
+                if tag != "J" or not isinstance(msg, dict):
+                    raise WorkerDied("the worker broke the protocol")
                 kind = msg.get("t")
                 if kind == "ready":
                     self.pid = self._host_pid()

@@ -92,7 +92,13 @@ class Sandbox:
         return self._worker.pid if self._worker else None
 
     async def _boot(self) -> None:
-        worker = await self.pool.acquire(self.plan.spec)
+        worker = await self.pool.acquire(self.plan.spec, replenish=False)
+        try:
+            await self._configure(worker)
+        finally:
+            self.pool.warm(self.plan.spec)
+
+    async def _configure(self, worker: WorkerProcess) -> None:
         worker.handler = self.handler
         worker.tool_names = frozenset(t.name for t in self.tools)
         tools = [{"name": t.name, "doc": t.doc, "signature": t.signature} for t in self.tools]
