@@ -62,11 +62,9 @@ def _client(settings: dict[str, Any]) -> LanguageClient:
     client = LanguageClient("bench", "0")
 
     def on(method: str, answer: Any = None) -> None:
-        client.feature(method)(lambda *_: answer)  # type: ignore[no-untyped-call]
+        client.feature(method)(lambda *_: answer)
 
-    client.feature(lsp.WORKSPACE_CONFIGURATION)(  # type: ignore[no-untyped-call]
-        lambda params: [settings for _ in params.items]
-    )
+    client.feature(lsp.WORKSPACE_CONFIGURATION)(lambda params: [settings for _ in params.items])
     on(lsp.WINDOW_WORK_DONE_PROGRESS_CREATE)
     on(lsp.PROGRESS)
     on(lsp.WINDOW_SHOW_DOCUMENT, lsp.ShowDocumentResult(success=True))
@@ -151,7 +149,7 @@ async def _until(client: LanguageClient, run_id: str, want: set[str], limit: flo
 
 async def _editor_latency(
     ws: Path, requests: int
-) -> tuple[dict[str, list[float]], dict[str, list[float]], int]:
+) -> tuple[dict[str, list[float]], dict[str, list[float]], int, dict[str, Any], dict[str, Any]]:
     stress = [
         "Loop.\n\n```python\nfor i in range(300):\n    convert_currency(1.0, 'EUR', 'USD')\nprint(i)\n```"
     ] * 150
@@ -172,7 +170,9 @@ async def _editor_latency(
             _open(client, ws / "tools.py"),
         ]
         await _latency(client, uris, 20)  # warm-up
+        await _command(client, "codeact.serverStats", {"reset": True})
         idle = await _latency(client, uris, requests)
+        idle_server = await _command(client, "codeact.serverStats", {"reset": True})
 
         runs = []
         for k in range(4):
@@ -184,7 +184,9 @@ async def _editor_latency(
             runs.append(_get(started, "runId"))
         for run_id in runs:
             await _until(client, run_id, {"running"})
+        await _command(client, "codeact.serverStats", {"reset": True})
         busy = await _latency(client, uris, requests)
+        busy_server = await _command(client, "codeact.serverStats", {"reset": True})
         active = sum([await _status(client, r) == "running" for r in runs])
         for run_id in runs:
             await _command(client, "codeact.cancel", {"runId": run_id})
@@ -192,7 +194,16 @@ async def _editor_latency(
         client.exit(None)
     finally:
         await client.stop()  # type: ignore[no-untyped-call]
-    return idle, busy, active
+    return idle, busy, active, _plain(idle_server), _plain(busy_server)
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    from pygls.protocol import default_converter
+
+    out = default_converter().unstructure(value)  # type: ignore[no-untyped-call]
+    return out if isinstance(out, dict) else {}
 
 
 def _row(name: str, value: str, target: str, anchor: str) -> None:
@@ -227,15 +238,35 @@ async def _main(spawns: int, requests: int) -> None:
             f"minimal: {_pct(bare, 0.9):.0f} ms",
         )
 
-        idle, busy, active = await _editor_latency(ws, requests)
-        for label, data in (("idle", idle), (f"{active} active runs", busy)):
+        idle, busy, active, idle_srv, busy_srv = await _editor_latency(ws, requests)
+        for label, data, srv in (
+            ("idle", idle, idle_srv),
+            (f"{active} active runs", busy, busy_srv),
+        ):
             for kind, values in data.items():
                 _row(
-                    f"{kind} latency, {label} (p50 / p99)",
+                    f"{kind} round trip, {label} (p50 / p99)",
                     f"{_pct(values, 0.5):.2f} / {_pct(values, 0.99):.2f} ms",
                     "p99 ≤ 20 ms",
                     "none: no anchor shows trajectories in the editor",
                 )
+                inside = srv.get(kind)
+                if inside:
+                    _row(
+                        f"  {kind} in the server's handler (p50 / p99)",
+                        f"{inside['p50']:.2f} / {inside['p99']:.2f} ms",
+                        "",
+                        "",
+                    )
+            lag = srv.get("loopLag")
+            if lag:
+                _row(
+                    f"  event-loop lag, {label} (p50 / p99)",
+                    f"{lag['p50']:.2f} / {lag['p99']:.2f} ms",
+                    "",
+                    "(CPU contention shows here)",
+                )
+        print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         if active < 4:
             print(
                 f"  note: only {active} of 4 runs were still active at the end of the measurement"

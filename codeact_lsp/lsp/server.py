@@ -14,7 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +54,7 @@ COMMANDS: dict[str, str] = {
     "codeact.listRuns": "cmd_list_runs",
     "codeact.showStep": "cmd_show_step",
 }
+# Also registered: `codeact.serverStats` (benchmarks only).
 
 
 class CodeActProtocol(LanguageServerProtocol):
@@ -68,10 +72,45 @@ class CodeActProtocol(LanguageServerProtocol):
         return result
 
 
+class Stats:
+    """Handler durations and event-loop lag, in milliseconds (bounded memory)."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, deque[float]] = {}
+        self._lag_task: asyncio.Task[None] | None = None
+
+    def record(self, kind: str, seconds: float) -> None:
+        self.samples.setdefault(kind, deque(maxlen=5000)).append(seconds * 1000)
+
+    async def _watch_lag(self) -> None:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(0.01)
+            self.record("loopLag", time.perf_counter() - started - 0.01)
+
+    def report(self, reset: bool) -> dict[str, Any]:
+        if self._lag_task is None:
+            self._lag_task = asyncio.ensure_future(self._watch_lag())
+        out: dict[str, Any] = {}
+        for kind, values in self.samples.items():
+            ordered = sorted(values)
+            if ordered:
+                out[kind] = {
+                    "n": len(ordered),
+                    "p50": ordered[len(ordered) // 2],
+                    "p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+                    "max": ordered[-1],
+                }
+        if reset:
+            self.samples.clear()
+        return out
+
+
 class CodeActServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("codeact-lsp", VERSION, protocol_cls=CodeActProtocol)
         self._session: Session | None = None
+        self.stats = Stats()
 
     @property
     def session(self) -> Session:
@@ -122,6 +161,13 @@ def build_server() -> CodeActServer:
     for name, method in COMMANDS.items():
         _command(server, name, method)
 
+    @server.command("codeact.serverStats")
+    async def server_stats(ls: CodeActServer, *args: Any) -> dict[str, Any]:
+        """Server-side handler times and event-loop lag (for benchmarks: separates the
+        server's own work from transport and from CPU contention)."""
+        reset = bool(args and isinstance(args[0], dict) and args[0].get("reset"))
+        return ls.stats.report(reset=reset)
+
     @server.feature(lsp.INITIALIZED)
     async def initialized(ls: CodeActServer, params: lsp.InitializedParams) -> None:
         # `initialize` has been answered; load the session's modules off the event loop.
@@ -152,7 +198,10 @@ def build_server() -> CodeActServer:
 
     @server.feature(lsp.TEXT_DOCUMENT_CODE_LENS)
     def code_lens(ls: CodeActServer, params: lsp.CodeLensParams) -> list[lsp.CodeLens]:
-        return ls.session.code_lens(params.text_document.uri)
+        started = time.perf_counter()
+        lenses = ls.session.code_lens(params.text_document.uri)
+        ls.stats.record("codeLens", time.perf_counter() - started)
+        return lenses
 
     @server.feature(
         lsp.TEXT_DOCUMENT_DIAGNOSTIC,
@@ -163,7 +212,9 @@ def build_server() -> CodeActServer:
     def diagnostic(
         ls: CodeActServer, params: lsp.DocumentDiagnosticParams
     ) -> lsp.RelatedFullDocumentDiagnosticReport:
+        started = time.perf_counter()
         items = ls.session.diagnostics(params.text_document.uri)
+        ls.stats.record("diagnostic", time.perf_counter() - started)
         return lsp.RelatedFullDocumentDiagnosticReport(items=items)
 
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
@@ -200,8 +251,18 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--tcp expects HOST:PORT, e.g. 127.0.0.1:2087")
         server.start_tcp(host or "127.0.0.1", int(port))
         return 0
+    profile_to = os.environ.get("CODEACT_LSP_PROFILE")  # developers: where the loop's time goes
     try:
-        asyncio.run(server.serve_io())
+        if profile_to:
+            import cProfile
+
+            with cProfile.Profile() as prof:
+                try:
+                    asyncio.run(server.serve_io())
+                finally:
+                    prof.dump_stats(profile_to)
+        else:
+            asyncio.run(server.serve_io())
     except SystemExit as exc:  # `exit`: 0 after `shutdown`, 1 without
         return exc.code if isinstance(exc.code, int) else 0
     except (KeyboardInterrupt, BrokenPipeError):

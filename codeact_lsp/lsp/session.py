@@ -470,7 +470,20 @@ class Session:
             reported = list(self._discovery.diagnostics)
             if self.backend is not None:
                 reported += self.backend.host_diagnostics()
-            return bench_diagnostics(str(path), reported, self.last_trajectory())
+            last = self.last_trajectory()
+            key = (
+                "diag",
+                id(self._discovery),
+                len(reported),
+                id(last),
+                last.updated_at if last else None,
+            )
+            cached = self._bench_cache.get("diag:" + uri)
+            if cached is not None and cached[0] == key:
+                return cached[1]  # type: ignore[return-value]
+            diags = bench_diagnostics(str(path), reported, last)
+            self._bench_cache["diag:" + uri] = (key, diags)
+            return diags
         return []
 
     def hover(self, uri: str, pos: lsp.Position) -> lsp.Hover | None:

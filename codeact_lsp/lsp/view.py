@@ -56,11 +56,32 @@ class TrajectoryView:
     sections: list[StepSection]
     lenses: list[lsp.CodeLens] = field(default_factory=list)
     diagnostics: list[lsp.Diagnostic] = field(default_factory=list)
-    hovers: list[Hover] = field(default_factory=list)
+    steps: dict[int, Step] = field(default_factory=dict)
+
+    def hovers(self) -> list[Hover]:
+        """Every hover (tests and tools); the server asks `hover_at` for one position."""
+        out: list[Hover] = []
+        for section in self.sections:
+            step = self.steps.get(section.index)
+            if step is not None:
+                out += _step_hovers(step, section)
+        return out
 
     def hover_at(self, line: int, character: int) -> Hover | None:
+        """Built on demand for the step under the cursor: a step can hold thousands of calls."""
+        section = next(
+            (
+                s
+                for s in self.sections
+                if s.header_line <= line < max(s.code_end, s.header_line + 1)
+            ),
+            None,
+        )
+        step = self.steps.get(section.index) if section is not None else None
+        if section is None or step is None:
+            return None
         best: Hover | None = None
-        for hover in self.hovers:
+        for hover in _step_hovers(step, section):
             r = hover.range
             if not r.start.line <= line <= r.end.line:
                 continue
@@ -162,7 +183,7 @@ def build_view(
         edited = normalise_code(section.code) != normalise_code(step.code)
         view.lenses += _step_lenses(traj, step, section, edited)
         view.diagnostics += _step_diagnostics(step, section, edited, ctx, known, uri)
-        view.hovers += _step_hovers(step, section)
+        view.steps[step.index] = step
         if step.status == "ok":
             known |= defined_names(step.code)
     return view

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from lsprotocol import types as lsp
 
-from tests.lsp.conftest import EditorClient, code_reply, lsp_path, write_replies
+from .conftest import EditorClient, code_reply, lsp_path, write_replies
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -20,7 +20,8 @@ from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 
 from codeact_lsp.lsp.server import COMMANDS
-from tests.lsp.conftest import SERVER, EditorClient, initialize_params
+
+from .conftest import SERVER, EditorClient, initialize_params
 
 
 async def _error(client: EditorClient, name: str, raw: list[Any]) -> str:
@@ -283,3 +284,51 @@ async def test_client_disconnect_ends_workers_and_tool_host(workspace: Path) -> 
     while any(_alive(p) for p in children) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     assert not [p for p in children if _alive(p)]
+
+
+PUBLISH_ONLY = lsp.ClientCapabilities(
+    workspace=lsp.WorkspaceClientCapabilities(configuration=True, apply_edit=True),
+    window=lsp.WindowClientCapabilities(work_done_progress=False),
+)
+
+
+@pytest_lsp.fixture(config=SERVER)
+async def publish_client(lsp_client: EditorClient, workspace: Path) -> AsyncIterator[None]:
+    lsp_client.workspace = workspace
+    await lsp_client.initialize_session(initialize_params(workspace, PUBLISH_ONLY))
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_clients_without_pull_diagnostics_get_them_published(
+    publish_client: EditorClient,
+) -> None:
+    client = publish_client
+    tools = client.workspace / "tools.py"
+    good = tools.read_text()
+    tools.write_text(good + "\nimport no_such_module_abc\n")
+    uri = client.open(tools)
+
+    async def published(broken: bool) -> None:
+        deadline = time.monotonic() + 30
+        while broken != any(
+            "no_such_module_abc" in d.message for d in client.diagnostics.get(uri, [])
+        ):
+            assert time.monotonic() < deadline, client.diagnostics
+            await asyncio.sleep(0.05)
+
+    await published(True)
+    # Fixing the module and saving it restarts the tool host; the diagnostic goes away.
+    tools.write_text(good)
+    client.edit(uri, good)
+    client.text_document_did_save(
+        lsp.DidSaveTextDocumentParams(text_document=lsp.TextDocumentIdentifier(uri=uri))
+    )
+    await published(False)
+    # Without progress support a run still runs.
+    started = await client.command(
+        "codeact.run", {"task": "t", "model": "scripted:replies/quote.json"}
+    )
+    run = await client.run_until(started["runId"], {"finished"})
+    assert run["outputs"] == {"answer": 76.9}
+    assert client.progress_reports == {}
