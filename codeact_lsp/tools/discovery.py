@@ -607,17 +607,23 @@ def _analyse(
                 )
                 continue
             where = mod.all_node.lineno if mod.all_node is not None else 1
+            severity = "error"
+            code = "all-undefined"
             if binding is None:
                 msg = f"{name!r} is listed in __all__ but not defined in this module"
+            elif isinstance(binding, ast.ClassDef):
+                # exporting a type the tools use is fine; it is just not a tool itself
+                msg = f"{name!r} is a class: it is exported, but not offered to the model as a tool"
+                severity, code = "info", "class-not-tool"
             else:
-                msg = f"{name!r} is listed in __all__ but does not look callable"
+                continue  # a value the runtime may find callable (or report): leave it to the host
             diags.append(
                 ToolDiagnostic(
                     file=file,
                     line=where,
-                    severity="error",
+                    severity=severity,  # type: ignore[arg-type]
                     message=msg,
-                    code="all-undefined",
+                    code=code,
                     tool=name,
                 )
             )

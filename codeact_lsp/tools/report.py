@@ -39,9 +39,12 @@ def merge_diagnostics(*groups: list[ToolDiagnostic]) -> list[ToolDiagnostic]:
     seen: set[tuple[str, int, str, str | None, str]] = set()
     collided: set[str | None] = set()
     syntax: set[tuple[str, int]] = set()
+    undefined = {(d.file, d.tool) for g in groups for d in g if d.code == "all-undefined"}
     out: list[ToolDiagnostic] = []
     for group in groups:
         for d in group:
+            if d.code == "not-callable" and (d.file, d.tool) in undefined:
+                continue
             if d.code == "tool-name-collision" and d.source == "runtime" and d.tool in collided:
                 continue
             if (

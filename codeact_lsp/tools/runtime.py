@@ -831,6 +831,19 @@ def module_tools(module: types.ModuleType) -> tuple[list[tuple[str, Any]], list[
     return found, bad
 
 
+def _all_line(file: str | None) -> int:
+    if file is None:
+        return 1
+    try:
+        with open(file, encoding="utf-8") as fh:
+            for number, text in enumerate(fh, 1):
+                if text.startswith("__all__"):
+                    return number
+    except (OSError, UnicodeDecodeError):
+        pass
+    return 1
+
+
 def _failure_line(exc: BaseException, file: str | None) -> int:
     if (
         isinstance(exc, SyntaxError)
@@ -881,12 +894,16 @@ def load_targets(registry: Registry, targets: list[JSON]) -> None:
         file = file or (os.path.abspath(mod_file) if isinstance(mod_file, str) else None)
         found, bad = module_tools(module)
         for name in bad:
+            value = getattr(module, name, _MISSING)
+            if isinstance(value, type):
+                continue  # an exported class: not a tool, and not a mistake (static analysis says so)
             registry.diagnostics.append(
                 {
                     "file": file or "",
-                    "line": 1,
+                    "line": _all_line(file),
                     "severity": "error",
-                    "message": f"{name!r} is listed in __all__ but is not a callable tool",
+                    "message": f"{name!r} is listed in __all__ but "
+                    + ("is not defined" if value is _MISSING else "is not callable"),
                     "code": "not-callable",
                     "tool": name,
                     "source": "runtime",

@@ -84,3 +84,23 @@ def test_codeact_tools_json_command() -> None:
     assert schemas["reserve"]["confirm"] is True
     assert schemas["stock_level"]["parameters"]["required"] == ["sku"]
     assert data["diagnostics"] == []
+
+
+def test_all_with_classes_missing_names_and_values(tmp_path: Path) -> None:
+    (tmp_path / "tools.py").write_text(
+        "from dataclasses import dataclass\n\n"
+        "__all__ = ['Order', 'total', 'missing', 'LIMIT']\n\n"
+        "LIMIT = 3\n\n\n"
+        "@dataclass\nclass Order:\n    qty: int\n\n\n"
+        'def total(order: Order) -> int:\n    """Quantity of the order."""\n    return order.qty\n'
+    )
+    report = collect(tmp_path, CodeActConfig(tools=["tools.py"]))
+    assert [t.name for t in report.tools] == ["total"]
+    assert report.tools[0].parameters["properties"]["order"]["title"] == "Order"
+    codes = sorted((d.code, d.tool, d.severity) for d in report.diagnostics)
+    assert codes == [
+        ("all-undefined", "missing", "error"),
+        ("class-not-tool", "Order", "info"),
+        ("not-callable", "LIMIT", "error"),
+    ]
+    assert all(d.line == 3 for d in report.diagnostics)
