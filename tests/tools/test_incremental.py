@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from codeact_lsp.tools import discovery
 
@@ -102,3 +104,57 @@ def test_fixture_modules(monkeypatch: pytest.MonkeyPatch, ws: Path) -> None:
     for path in sorted(ws.rglob("*.py")):
         whole, again = analyse_both(path.read_text(), monkeypatch, str(path))
         assert again == whole, path
+
+
+LINES = [
+    "def f(a: int) -> int:",
+    '    """Doc."""',
+    "    return a",
+    "@functools.cache",
+    "class K:",
+    "    def m(self, x: str) -> str:",
+    '        """M."""',
+    "        return x",
+    'S = """',
+    "def inside_string(): pass",
+    '"""',
+    "x = [",
+    "1,",
+    "]",
+    "if x:",
+    "else:",
+    "    pass",
+    "g = f",
+    "async def h(b: float = 1.0) -> None:",
+    "",
+    "# comment",
+    "try:",
+    "except Exception:",
+    "total = 1 + \\",
+]
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    edits=st.lists(
+        st.tuples(st.integers(0, 80), st.sampled_from(LINES), st.booleans()), max_size=12
+    )
+)
+def test_random_edits_match_a_whole_parse(
+    monkeypatch: pytest.MonkeyPatch, edits: list[tuple[int, str, bool]]
+) -> None:
+    """Whatever sequence of edits, the incremental result equals a fresh whole-file parse."""
+    lines = TRICKY.split("\n")
+    for where, text, replace in edits:
+        i = where % (len(lines) + 1)
+        if replace and i < len(lines):
+            lines[i] = text
+        else:
+            lines.insert(i, text)
+        source = "\n".join(lines)
+        monkeypatch.setattr(discovery, "CHUNKED_MIN_LINES", 1)
+        incremental = discovery.analyse_source("h.py", source, "h")
+        monkeypatch.setattr(discovery, "CHUNKED_MIN_LINES", 10**9)
+        assert incremental == discovery.analyse_source("h.py", source, "h"), source
