@@ -113,14 +113,45 @@ def _make_approver(yes: bool, out: TextIO) -> Any:
                 feedback=f"Not approved: this step {why} and nobody can approve it in this"
                 " non-interactive session. Solve the task without it.",
             )
-        print(f"\n--- step {step.index} waits for approval ---\n{step.code}\n---", file=out)
-        answer = await asyncio.to_thread(input, "run it? [y]es / [n]o: ")
-        if answer.strip().lower().startswith("y"):
-            return Decision(action="approve")
-        feedback = await asyncio.to_thread(input, "feedback for the model (optional): ")
-        return Decision(action="reject", feedback=feedback.strip() or None)
+        why = f" (calls {', '.join(confirm)})" if confirm else ""
+        print(f"\n--- step {step.index} waits for approval{why} ---\n{step.code}\n---", file=out)
+        while True:
+            try:
+                answer = await asyncio.to_thread(input, "run it? [y]es / [e]dit / [n]o: ")
+            except EOFError:
+                return Decision(action="reject", feedback="Not approved (no answer).")
+            choice = answer.strip().lower()[:1]
+            if choice == "y":
+                return Decision(action="approve")
+            if choice == "e":
+                edited = await asyncio.to_thread(_edit, step.code)
+                if edited is not None:
+                    return Decision(action="approve", code=edited)
+                continue
+            if choice == "n":
+                feedback = await asyncio.to_thread(input, "feedback for the model (optional): ")
+                return Decision(action="reject", feedback=feedback.strip() or None)
 
     return approver
+
+
+def _edit(code: str) -> str | None:
+    """Open $VISUAL/$EDITOR on the step's code; None when the editor fails."""
+    import shlex
+    import subprocess
+    import tempfile
+
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.NamedTemporaryFile("w+", suffix=".py", delete=False) as fh:
+        fh.write(code)
+        path = fh.name
+    try:
+        if subprocess.run([*shlex.split(editor), path], check=False).returncode != 0:
+            return None
+        return Path(path).read_text(encoding="utf-8")
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 async def _start_tools(ws: Path, config: CodeActConfig, out: TextIO, quiet: bool) -> Any:
@@ -239,12 +270,21 @@ def _event_line(event: Any, handle: Any) -> str | None:
             return "  (no code in the reply)"
         if status == "rejected":
             return f"  rejected: {d.get('feedback') or ''}"
-        return f"  ✓ {d.get('duration_ms', 0):.1f} ms" + (
+        tokens = _prompt_tokens(handle, event.step)
+        return f"  ✓ {d.get('duration_ms', 0):.1f} ms{tokens}" + (
             " · final answer" if d.get("final") else ""
         )
     if k in ("finished", "failed", "cancelled", "max_iters"):
         return f"{k}" + (f": {d['error']}" if d.get("error") else "")
     return None
+
+
+def _prompt_tokens(handle: Any, index: int | None) -> str:
+    steps = handle.trajectory.steps
+    if index is None or not 0 < index <= len(steps):
+        return ""
+    usage = steps[index - 1].usage
+    return f" · prompt {usage.prompt_tokens} tok" if usage.prompt_tokens else ""
 
 
 def _print_outcome(traj: Any, out: TextIO) -> None:

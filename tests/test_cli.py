@@ -67,7 +67,7 @@ def test_run_json_prints_the_trajectory(ws: Path) -> None:
     assert out.returncode == 0, out.stderr
     traj = Trajectory.model_validate_json(out.stdout)
     assert traj.outputs == {"answer": 76.9} and traj.scripted
-    assert out.stderr == ""  # --json is quiet
+    assert out.stderr == "", out.stderr  # --json is quiet
 
 
 def test_run_not_finished_exits_1(ws: Path) -> None:
@@ -178,3 +178,34 @@ def test_killed_mid_run_leaves_a_readable_run_file(ws: Path) -> None:
     loaded = engine.load(traj.id)
     assert loaded is not None and loaded.status == "failed"
     assert "interrupted" in (loaded.error or "")
+
+
+def test_review_needs_a_terminal_or_yes(ws: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = [
+        "run",
+        QUOTE,
+        "-w",
+        str(ws),
+        "-m",
+        "scripted:replies/quote.json",
+        "--approval",
+        "review",
+    ]
+    assert main(base) == 2
+    assert "needs a terminal" in capsys.readouterr().err
+    assert main([*base, "--yes", "--quiet"]) == 0
+    assert capsys.readouterr().out.strip() == "76.9"
+
+
+def test_confirm_tool_without_a_person_is_rejected_with_feedback(
+    ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = _replies(
+        ws,
+        "reserve.json",
+        ["```python\nreserve('SKU-42', 1)\n```", "```python\nfinal_answer('not reserved')\n```"],
+    )
+    assert main(["run", "reserve one", "-w", str(ws), "-m", model, "--json"]) == 0
+    traj = Trajectory.model_validate_json(capsys.readouterr().out)
+    assert traj.steps[0].status == "rejected"
+    assert "non-interactive" in (traj.steps[0].feedback or "")
