@@ -110,9 +110,9 @@ class WorkerProcess:
         self._gen = 0
         self._readers = 0
         self._in_call = False
-        p2w_r, self._to = os.pipe2(os.O_CLOEXEC)
-        self._from, w2p_w = os.pipe2(os.O_CLOEXEC)
-        ctl_r, self._ctl = os.pipe2(os.O_CLOEXEC)
+        p2w_r, self._to = os.pipe()  # not inheritable (PEP 446): only pass_fds reach the child
+        self._from, w2p_w = os.pipe()
+        ctl_r, self._ctl = os.pipe()
         child_fds = (p2w_r, w2p_w, ctl_r)
         parent = 0 if spec.backend == "bwrap" else os.getpid()
         argv = [spec.python, "-I", "-S", WORKER_PATH, *map(str, child_fds), str(parent)]
@@ -318,7 +318,7 @@ class WorkerProcess:
             reply = handler(ToolRequest.checked(name, args, kwargs, line))
             if not isinstance(reply, ToolReply):
                 reply = ToolReply.model_validate(reply)
-        except Exception as exc:
+        except BaseException as exc:  # even SystemExit: this thread must answer the worker
             reply = ToolReply(error=ErrorLocation(type=type(exc).__name__, message=str(exc)))
         err = reply.error
         out = ("r", cid, reply.result, None if err is None else (err.type, err.message), reply.stop)

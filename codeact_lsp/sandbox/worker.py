@@ -289,30 +289,46 @@ class Worker:
             if p not in sys.path:
                 sys.path.append(p)
         confine = _confine()
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        try:
+            confine.die_with_parent()  # again: a spare may be configured long after it started
+        except (OSError, AttributeError):
+            problems.append("orphans: PR_SET_PDEATHSIG unavailable (the pipes still end us)")
         if cfg["tmpfs"]:
             try:
                 confine.private_tmpfs(scratch, cfg["disk_mb"], cfg["max_files"])
                 applied.append("disk")
             except OSError as exc:
                 problems.append(f"disk: no private tmpfs ({exc}); only the per-file size limit")
+        timings["tmpfs"] = time.perf_counter() - t
         _limits(cfg, applied, problems)
+        timings["rlimits"] = time.perf_counter() - t
         if cfg["landlock"]:
             reads = _read_paths(cfg, site)
             try:
                 applied += confine.landlock(reads, [scratch], ["/dev/null"], confine.landlock_abi())
             except OSError as exc:
                 problems.append(f"filesystem: Landlock failed ({exc})")
+        timings["landlock"] = time.perf_counter() - t
         if cfg["seccomp"]:
             try:
                 confine.seccomp(os.getpid())
                 applied.append("seccomp")
             except OSError as exc:
                 problems.append(f"seccomp failed ({exc})")
+        timings["seccomp"] = time.perf_counter() - t
         _thread.stack_size(256 * 1024)
         _thread.start_new_thread(self.control_loop, ())
         for tool in cfg["tools"]:
             self.globals[tool["name"]] = self.make_stub(tool["name"], tool.get("doc", ""))
-        return {"t": "configured", "applied": applied, "problems": problems, "pid": os.getpid()}
+        timings["total"] = time.perf_counter() - t
+        return {
+            "t": "configured",
+            "applied": applied,
+            "problems": problems,
+            "ms": {k: round(v * 1000, 3) for k, v in timings.items()},  # cumulative
+        }
 
     # --- tool stubs ---------------------------------------------------------------------------
 
@@ -641,7 +657,7 @@ def main(argv: list[str]) -> None:
     if parent:
         try:  # noqa: SIM105
             _confine().die_with_parent()
-        except OSError:
+        except (OSError, AttributeError):
             pass
         if os.getppid() != parent:
             os._exit(0)  # the parent died before we could ask to die with it

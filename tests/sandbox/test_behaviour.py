@@ -483,3 +483,16 @@ async def test_stdout_buffer_and_print_flush(make_sandbox: Factory) -> None:
         "import sys\nsys.stdout.buffer.write('é\\n'.encode())\nprint('x', flush=True)"
     )
     assert r.error is None and r.stdout == "é\nx\n"
+
+
+async def test_handler_raising_system_exit_is_a_tool_error(make_sandbox: Factory) -> None:
+    def handler(req: ToolRequest) -> ToolReply:
+        raise SystemExit("tool called exit")
+
+    sb = await make_sandbox(handler)
+    r = await sb.execute("add()")
+    assert r.error is not None and (r.error.type, r.error.message) == (
+        "SystemExit",
+        "tool called exit",
+    )
+    assert (await sb.execute("add.__name__")).value == "'add'"
