@@ -722,9 +722,33 @@ def _analyse_file(file: Path, module: str) -> tuple[list[DiscoveredTool], list[T
     return tools, diags
 
 
+_texts: OrderedDict[tuple[str, str, str], tuple[list[DiscoveredTool], list[ToolDiagnostic]]] = (
+    OrderedDict()
+)
+
+
+def _analyse_text(
+    file: str, text: str, module: str
+) -> tuple[list[DiscoveredTool], list[ToolDiagnostic]]:
+    """An unsaved buffer, cached by its text: open editors are re-read on every discovery."""
+    key = (file, module, text)
+    with _cache_lock:
+        hit = _texts.get(key)
+        if hit is not None:
+            _texts.move_to_end(key)
+            return hit
+    result = analyse_source(file, text, module)
+    with _cache_lock:
+        _texts[key] = result
+        while len(_texts) > 64:
+            _texts.popitem(last=False)
+    return result
+
+
 def clear_cache() -> None:
     with _cache_lock:
         _cache.clear()
+        _texts.clear()
     with _chunks_lock:
         _chunks.clear()
         _seeded.clear()
@@ -762,7 +786,7 @@ def discover(
         out.files.append(target.file)
         out.modules[target.module] = target.file
         if target.file in overrides:
-            tools, diags = analyse_source(target.file, overrides[target.file], target.module)
+            tools, diags = _analyse_text(target.file, overrides[target.file], target.module)
         else:
             tools, diags = _analyse_file(Path(target.file), target.module)
         out.tools.extend(tools)
