@@ -1,1 +1,25 @@
-"""See docs/architecture.md."""
+"""The language server (`codeact-lsp`, `python -m codeact_lsp`): what an editor client relies on.
+
+Modules: `server` (pygls wiring, `main`), `session` (state and commands), `args` (command
+arguments), `document` (the trajectory file), `view` (trajectory → lenses/diagnostics/hovers),
+`checks` (static checks of a step), `bench` (tool-module lenses/diagnostics), `tasks_view`
+(task-suite lenses), `accept` (the Accept edit), `settings`, `backend` (engine + tool host).
+
+Client contract, beyond DESIGN.md §3:
+
+- Trajectory documents are files, `<workspace>/.codeact/runs/<runId>.py` (see `document`); the
+  server sends `window/showDocument` for each new run and rewrites the file as the run goes.
+- Extra commands: `codeact.acceptPreview {runId, mode?, newFileUri?}` → `{ok, reason,
+  alternatives, targetUri, range, version, createsFile, newText, documentAfter, program}` (what
+  a diff needs); `codeact.accept` also takes `mode` ("target" | "newFile" | "insertAtEnd") and
+  `newFileUri`, and a refusal answers `{applied: false, reason, alternatives}`;
+  `codeact.discard {runId}`; `codeact.listRuns {}`; `codeact.showStep {runId, step}` →
+  `{step, markdown}`; `codeact.serverStats {reset?}` (benchmarks).
+- `codeact.approve` / `codeact.rerun` without `code` use the step's text as edited in the open
+  trajectory document, if the user changed it.
+- Lens commands leave out what only the user can type (`task` of followUp, `feedback` of reject,
+  `args` of tryTool); a client fills them in its executeCommand middleware.
+- Progress tokens are `codeact-run-<runId>-<n>`; cancelling one cancels that run.
+- Settings: section `codeact` (camelCase or snake_case keys) overrides the workspace file.
+- Diagnostics are pulled (`textDocument/diagnostic`) when the client can, published otherwise.
+"""

@@ -108,7 +108,7 @@ def render(traj: Trajectory, overrides: dict[int, str] | None = None) -> str:
         *_comment(traj.task, "# task: "),
         '# Edit a step\'s code, then use its "Re-run from here" (or "Run step") lens.',
         "# This file is regenerated as the run goes; edited steps keep your text.",
-        "# pyright: basic, reportUndefinedVariable=false",
+        "# pyright: reportUndefinedVariable=false",
         "",
     ]
     for step in traj.steps:

@@ -103,6 +103,7 @@ class Session:
         self.last_run_id: str | None = None
         self.task_results: dict[str, TaskResult] = {}
         self.backend: Backend | None = None
+        self._retired: list[Backend] = []  # replaced by a config change while runs used them
         self._discovery: Any = None
         self._discovery_task: asyncio.Task[None] | None = None
         self._refresh_handle: asyncio.TimerHandle | None = None
@@ -212,7 +213,9 @@ class Session:
         if self.backend is not None and self.loaded.config != self.backend.config:
             # New runs get a backend with the new settings; running ones keep theirs.
             old, self.backend = self.backend, None
-            if not any(self._active(rs) for rs in self.runs.values()):
+            if any(self._active(rs) for rs in self.runs.values()):
+                self._retired.append(old)
+            else:
                 self.spawn(old.close(), "close-old-backend")
         self.refresh_discovery()
 
@@ -877,6 +880,13 @@ class Session:
     async def cmd_accept(self, raw: list[Any]) -> dict[str, Any]:
         args = parse("codeact.accept", AcceptArgs, raw)
         rs = self.need_run(args.runId)
+        if rs.accepted and args.mode == "target":
+            return {
+                "applied": False,
+                "reason": f"run {rs.id} was already accepted; to insert its program again, "
+                'use mode "insertAtEnd" or "newFile"',
+                "alternatives": acc.ALTERNATIVES,
+            }
         plan = self._plan(rs, args.mode, args.newFileUri)
         if not plan.ok:
             return {"applied": False, "reason": plan.reason, "alternatives": acc.ALTERNATIVES}
@@ -1033,8 +1043,9 @@ class Session:
             if self._active(rs):
                 with contextlib.suppress(Exception):
                     rs.handle.cancel()
-        backend, self.backend = self.backend, None
-        if backend is not None:
+        backends = [b for b in (self.backend, *self._retired) if b is not None]
+        self.backend, self._retired = None, []
+        for backend in backends:
             await backend.close()
         for task in list(self._tasks):
             task.cancel()
