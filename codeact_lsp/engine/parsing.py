@@ -62,6 +62,10 @@ def _fenced_blocks(text: str) -> list[tuple[int, str]]:
             stripped = lines[i].strip()
             if stripped.startswith(ticks[0] * len(ticks)) and stripped.strip(ticks[0]) == "":
                 break
+            if ticks[0] == "`" and stripped.endswith(ticks) and not stripped.endswith("`" * 4):
+                # `print(x)```: the model closed the fence at the end of the last code line
+                body.append(lines[i].rstrip()[: -len(ticks)])
+                break
             body.append(lines[i])
             i += 1
         i += 1  # skip the closing fence (or run past the end)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import textwrap
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from codeact_lsp.engine.parsing import extract_code, reply_thought
 
 
@@ -48,3 +53,28 @@ def test_code_is_taken_verbatim_even_if_odd() -> None:
 
 def test_thought_is_prose_only() -> None:
     assert reply_thought("I'll look.\n```python\nx()\n```\nDone.") == "I'll look.\nDone."
+
+
+def test_fence_closed_at_the_end_of_the_last_code_line() -> None:
+    assert extract_code("```python\nx = 1\nprint(x)```\nmore text") == "x = 1\nprint(x)"
+    assert extract_code("```Python3\ny = 2\n```") == "y = 2"
+    assert extract_code("~~~python\nz = 3\n~~~") == "z = 3"
+
+
+@given(
+    st.lists(
+        st.text(
+            alphabet=st.characters(
+                blacklist_characters="`~<\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029",
+                blacklist_categories=("Cs",),
+            ),
+            max_size=40,
+        ),
+        max_size=8,
+    )
+)
+def test_any_fenced_code_comes_back_verbatim(lines: list[str]) -> None:
+    code = "\n".join(lines)
+    got = extract_code(f"Some prose.\n```python\n{code}\n```\nAfter.")
+    want = textwrap.dedent(code).strip("\n")
+    assert got == (want if want.strip() else None)
