@@ -67,7 +67,7 @@ def _cpu() -> float:
 
 
 async def bench_backend(backend: str) -> None:
-    settings = SandboxSettings(backend=backend, timeout=120)
+    settings = SandboxSettings.model_validate({"backend": backend, "timeout": 120})
     print(f"\n[{backend}]")
 
     # cold start: a pool without spares pays spawn + interpreter start + confinement

@@ -68,8 +68,11 @@ def _python_dirs(python: str) -> list[str]:
     return list(dict.fromkeys(dirs))
 
 
-def make_plan(settings: SandboxSettings, python: str, extra_paths: list[str]) -> Plan:
-    kernel = probe()
+def make_plan(
+    settings: SandboxSettings, python: str, extra_paths: list[str], kernel: Kernel | None = None
+) -> Plan:
+    """What to start and enforce; `kernel` defaults to this machine's (tests pass an older one)."""
+    kernel = kernel or probe()
     notes: list[str] = []
     backend = settings.backend
     if backend == "bwrap" and kernel.bwrap is None:

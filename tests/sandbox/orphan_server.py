@@ -16,7 +16,9 @@ def handler(req: ToolRequest) -> ToolReply:
 
 async def main(backend: str) -> None:
     pool = SandboxPool(spares=1)
-    sb = await Sandbox.start(SandboxSettings(backend=backend), [], handler, pool=pool)
+    sb = await Sandbox.start(
+        SandboxSettings.model_validate({"backend": backend}), [], handler, pool=pool
+    )
     spares = await pool.warmed()
     assert sb._worker is not None
     pids = {sb._worker.proc.pid, sb.pid}
