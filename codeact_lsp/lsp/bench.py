@@ -55,6 +55,8 @@ def tool_stats(traj: Trajectory | None) -> dict[str, ToolStats]:
         return stats
     for step in traj.steps:
         for call in step.tool_calls:
+            if call.name == "final_answer":
+                continue
             entry = stats.setdefault(call.name, ToolStats())
             entry.calls += 1
             if call.error:

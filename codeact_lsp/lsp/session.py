@@ -14,6 +14,7 @@ import fnmatch
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -618,7 +619,13 @@ class Session:
             ) from None
 
     def _register(
-        self, handle: Any, target: Target | None, start_text: str | None, *, show: bool = True
+        self,
+        handle: Any,
+        target: Target | None,
+        start_text: str | None,
+        *,
+        show: bool = True,
+        progress: bool = True,
     ) -> RunSession:
         root = self.require_root()
         path = trajectory_path(root, handle.id)
@@ -633,7 +640,7 @@ class Session:
         self.runs[rs.id] = rs
         self.last_run_id = rs.id
         self._write_doc(rs)
-        rs.pump = self.spawn(self._pump(rs), f"run-{rs.id}")
+        rs.pump = self.spawn(self._pump(rs, progress), f"run-{rs.id}")
         if show:
             self.spawn(self._show(rs.uri), f"show-{rs.id}")
         return rs
@@ -670,46 +677,61 @@ class Session:
             uris += self.tool_file_uris()
         self.schedule_refresh(*uris)
 
-    async def _pump(self, rs: RunSession) -> None:
+    async def _progress_begin(
+        self, name: str, title: str, on_cancel: Callable[[], object]
+    ) -> str | None:
+        """A cancellable work-done progress, if the client shows them; None otherwise."""
+        if not self._supports("window", "work_done_progress"):
+            return None
+        progress = self.server.work_done_progress
+        token = f"codeact-{name}-{time.monotonic_ns()}"
+        try:
+            await asyncio.wait_for(progress.create_async(token), 5)
+        except Exception:
+            return None
+        progress.begin(token, lsp.WorkDoneProgressBegin(title=title, cancellable=True))
+        fut = progress.tokens.get(token)
+        if fut is not None:
+            fut.add_done_callback(lambda f: on_cancel() if f.cancelled() else None)
+        return token
+
+    def _progress_report(self, token: str | None, message: str) -> None:
+        if token is not None:
+            with contextlib.suppress(Exception):
+                self.server.work_done_progress.report(
+                    token, lsp.WorkDoneProgressReport(message=message)
+                )
+
+    def _progress_end(self, token: str | None, message: str) -> None:
+        if token is None:
+            return
+        progress = self.server.work_done_progress
+        with contextlib.suppress(Exception):
+            progress.end(token, lsp.WorkDoneProgressEnd(message=message))
+        progress.tokens.pop(token, None)
+
+    async def _pump(self, rs: RunSession, progress: bool = True) -> None:
         """Follow one run: rewrite its document, refresh views, report and honour progress."""
         handle = rs.handle
-        traj: Trajectory = handle.trajectory
-        progress = self.server.work_done_progress
         token: str | None = None
-        if self._supports("window", "work_done_progress"):
-            token = f"codeact-run-{rs.id}-{time.monotonic_ns()}"
-            try:
-                await asyncio.wait_for(progress.create_async(token), 5)
-            except Exception:
-                token = None
-        if token is not None:
-            rs.progress_token = token
-            progress.begin(
-                token,
-                lsp.WorkDoneProgressBegin(
-                    title=f"CodeAct: {traj.task[:60]}", cancellable=True, message="starting"
-                ),
+        if progress:
+            token = await self._progress_begin(
+                f"run-{rs.id}", f"CodeAct: {handle.trajectory.task[:60]}", handle.cancel
             )
-            fut = progress.tokens.get(token)
-            if fut is not None:
-                fut.add_done_callback(lambda f: handle.cancel() if f.cancelled() else None)
+        rs.progress_token = token
         last_report = 0.0
         try:
             async for event in handle.subscribe():
                 self._changed(rs)
                 now = time.monotonic()
                 # A loop of tool calls emits thousands of events: report at most ~4 per second.
-                if token is not None and (event.kind != "tool_called" or now - last_report > 0.25):
+                if event.kind != "tool_called" or now - last_report > 0.25:
                     last_report = now
-                    progress.report(token, lsp.WorkDoneProgressReport(message=_describe(event)))
+                    self._progress_report(token, _describe(event))
             await handle.wait()
         finally:
             self._changed(rs, now=True)
-            if token is not None:
-                final = handle.trajectory
-                with contextlib.suppress(Exception):
-                    progress.end(token, lsp.WorkDoneProgressEnd(message=final.status))
-                progress.tokens.pop(token, None)
+            self._progress_end(token, handle.trajectory.status)
 
     # ------------------------------------------------------------------ commands
 
@@ -1003,14 +1025,36 @@ class Session:
                 "[tool.codeact]"
             )
         engine = await self._engine()
+        handles: list[Any] = []
+        cancelled = False
+
+        def cancel_all() -> None:
+            nonlocal cancelled
+            cancelled = True
+            for handle in handles:
+                handle.cancel()
+
+        token = await self._progress_begin("tasks", f"CodeAct: task suite {file.name}", cancel_all)
 
         def started(task: Any, handle: Any) -> None:
-            self._register(handle, None, None, show=False)
+            handles.append(handle)
+            self._register(handle, None, None, show=False, progress=False)
+            if cancelled:
+                handle.cancel()
+            self._progress_report(token, f"{task.name}: running")
+
+        def finished(result: Any) -> None:
+            mark = "passed" if result.passed else f"failed ({result.message[:60]})"
+            self._progress_report(token, f"{result.name}: {mark}")
 
         try:
-            results = await suite.run_suite(engine, file, names=args.names, on_start=started)
+            results = await suite.run_suite(
+                engine, file, names=args.names, on_start=started, on_result=finished
+            )
         except suite.SuiteError as exc:
             raise CommandError(str(exc)) from None
+        finally:
+            self._progress_end(token, "cancelled" if cancelled else "done")
         out: list[dict[str, Any]] = []
         for item in results:
             data = _dump(item)

@@ -116,9 +116,11 @@ def normalise_code(code: str) -> str:
 def step_summary(step: Step) -> str:
     icon = _STEP_ICON.get(step.status, "?")
     parts = [f"{icon} step {step.index}"]
-    if step.tool_calls:
-        errors = sum(1 for c in step.tool_calls if c.error)
-        calls = f"{len(step.tool_calls)} tool call{'s' if len(step.tool_calls) != 1 else ''}"
+    # final_answer is how a step ends, not a tool the user wrote: it is not counted.
+    tool_calls = [c for c in step.tool_calls if c.name != "final_answer"]
+    if tool_calls:
+        errors = sum(1 for c in tool_calls if c.error)
+        calls = f"{len(tool_calls)} tool call{'s' if len(tool_calls) != 1 else ''}"
         parts.append(calls + (f" ({errors} failed)" if errors else ""))
     if step.duration_ms:
         parts.append(_fmt_ms(step.duration_ms))

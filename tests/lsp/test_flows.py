@@ -52,7 +52,7 @@ async def test_run_reports_progress_shows_lenses_and_accept_applies_versioned_ed
     reports = [
         r
         for token, rs in client.progress_reports.items()
-        if str(token).startswith("codeact-run")
+        if str(token).startswith(f"codeact-run-{run['id']}-")
         for r in rs
     ]
     assert isinstance(reports[0], lsp.WorkDoneProgressBegin) and reports[0].cancellable
@@ -274,6 +274,11 @@ async def test_task_suite_lens_and_results(shared_client: EditorClient) -> None:
     assert (result["passed"], result["total"]) == (1, 1)
     (title,) = _titles(await client.lenses(tasks_uri))
     assert title.startswith("▷ Run task · last ✓")
+    (suite,) = [
+        v for t, v in client.progress_reports.items() if str(t).startswith("codeact-tasks-")
+    ]
+    messages = [getattr(r, "message", None) for r in suite]
+    assert "quote-to-germany: passed" in messages and messages[-1] == "done"
     assert await client.diagnostics_for(tasks_uri) == []
 
 

@@ -170,6 +170,21 @@ async def test_broken_tool_module_is_a_diagnostic_not_a_crash(bare_client: Edito
     msg = await _error(bare_client, "codeact.tryTool", [{"name": "g"}])
     assert "no tool named 'g'" in msg
 
+    # Typing a new tool (unsaved): the bench re-reads the buffer and shows its lens and the
+    # static diagnostics (no docstring, no annotations) at its line.
+    text = tools.read_text() + "\n\ndef g(y):\n    return y\n"
+    bare_client.edit(uri, text)
+    g_line = text.splitlines().index("def g(y):")
+    deadline = time.monotonic() + 30
+    while True:
+        lenses = await bare_client.lenses(uri)
+        if any(lens.range.start.line == g_line for lens in lenses):
+            break
+        assert time.monotonic() < deadline, lenses
+        await asyncio.sleep(0.05)
+    diags = await bare_client.diagnostics_for(uri)
+    assert any(d.range.start.line == g_line and "docstring" in d.message for d in diags), diags
+
 
 async def test_no_workspace_folder(tmp_path: Path) -> None:
     client = SERVER.client_factory()
