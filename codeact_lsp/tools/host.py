@@ -149,6 +149,8 @@ class ToolHost:
             self.problem = f"cannot start the tool host with {self.python!r}: {exc}"
             self._set_ready({"schemas": [], "diagnostics": []})
             return
+        assert self._proc.stdin is not None
+        os.set_blocking(self._proc.stdin.fileno(), False)  # partial writes, bounded by select
         try:
             ready = self._read(self.start_timeout)
         except HostError as exc:
@@ -180,7 +182,9 @@ class ToolHost:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
-        proc.wait()
+        # unkillable for now (uninterruptible I/O)? do not hang the caller on it
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
 
     def restart(self, config: CodeActConfig | None = None) -> None:
         """Start a fresh host (tool state is lost), with a new configuration if given; the tool
@@ -263,7 +267,7 @@ class ToolHost:
                 name, "TypeError", f"arguments of {name}() must be JSON values: {exc}", started
             )
         try:
-            _write_all(self._proc.stdin.fileno(), data.encode() + b"\n")
+            _write_all(self._proc.stdin.fileno(), data.encode() + b"\n", limit + self.grace)
             # The host interrupts the tool itself at `limit`; the grace covers a tool that
             # does not let itself be interrupted (C code, swallowed interrupts): then kill.
             reply = self._read(limit + self.grace)
@@ -384,11 +388,22 @@ def _exit_text(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes, limit: float) -> None:
+    """Write a request; a host that stops reading (a big request while it is stuck) cannot block
+    the caller past `limit`."""
     view = memoryview(data)
+    deadline = time.monotonic() + limit
     while view:
-        n = os.write(fd, view)
-        view = view[n:]
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise HostError(f"timed out after {limit:g} s sending the call")
+        _, ready, _ = select.select([], [fd], [], remaining)
+        if ready:
+            try:
+                n = os.write(fd, view[: 1 << 16])
+            except BlockingIOError:
+                continue
+            view = view[n:]
 
 
 def _mtimes(files: list[str]) -> dict[str, int]:

@@ -290,3 +290,10 @@ def test_changed_and_restart_with_new_config(fresh_ws: Path) -> None:
         assert "no_hints" in {s.name for s in host.schemas()}
     finally:
         host.close_sync()
+
+
+def test_big_arguments_and_results_cross_the_pipe(host: ToolHost) -> None:
+    out = host.call_sync("huge", [3_000_000], {})  # far beyond a pipe's buffer
+    assert out.ok and len(out.result) == 3_000_000
+    snake = host.call_sync("to_snake", ["A" + "b" * 2_000_000], {})
+    assert snake.ok and len(snake.result) == 2_000_001
