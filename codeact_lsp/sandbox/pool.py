@@ -175,7 +175,12 @@ class SandboxPool:
                 if cand.alive:
                     worker = cand
         if worker is None:
-            worker = await asyncio.wrap_future(self.spawn_now(spec))
+            try:
+                worker = await asyncio.wrap_future(self.spawn_now(spec))
+            except OSError as exc:
+                raise SandboxError(
+                    f"cannot start the sandbox interpreter {spec.python!r}: {exc}"
+                ) from None
         if replenish:
             self.warm(spec)
         try:

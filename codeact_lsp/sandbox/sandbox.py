@@ -57,6 +57,7 @@ class Sandbox:
         self._worker: WorkerProcess | None = None
         self._lock: asyncio.Lock | None = None
         self._closed = False
+        self._lost_unreported = False
 
     @classmethod
     async def start(
@@ -140,7 +141,11 @@ class Sandbox:
                 await self._boot()
             worker = self._worker
             assert worker is not None
-            return await self._run(worker, code, timeout or self.settings.timeout)
+            result = await self._run(worker, code, timeout or self.settings.timeout)
+            if self._lost_unreported:
+                self._lost_unreported = False
+                result.state_lost = True
+            return result
 
     async def _run(self, worker: WorkerProcess, code: str, limit: float) -> ExecResult:
         t0 = time.perf_counter()
@@ -209,7 +214,8 @@ class Sandbox:
                     reason = "cpu"
                     break
         except asyncio.CancelledError:
-            await self._stop(worker, fut)
+            if await self._stop(worker, fut) is None:
+                self._lost_unreported = True  # the next result says so
             raise
         return reason, await self._stop(worker, fut)
 

@@ -288,7 +288,13 @@ class Worker:
         for p in site:
             if p not in sys.path:
                 sys.path.append(p)
-        confine = _confine()
+        confine: Any
+        try:
+            confine = _confine()
+        except ImportError as exc:  # an interpreter built without ctypes: say so, keep rlimits
+            problems.append(f"confinement unavailable in this interpreter ({exc})")
+            cfg = {**cfg, "tmpfs": False, "landlock": False, "seccomp": False}
+            confine = None
         timings: dict[str, float] = {}
         t = time.perf_counter()
         try:
@@ -657,7 +663,7 @@ def main(argv: list[str]) -> None:
     if parent:
         try:  # noqa: SIM105
             _confine().die_with_parent()
-        except (OSError, AttributeError):
+        except (OSError, AttributeError, ImportError):
             pass
         if os.getppid() != parent:
             os._exit(0)  # the parent died before we could ask to die with it

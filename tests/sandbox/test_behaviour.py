@@ -496,3 +496,31 @@ async def test_handler_raising_system_exit_is_a_tool_error(make_sandbox: Factory
         "tool called exit",
     )
     assert (await sb.execute("add.__name__")).value == "'add'"
+
+
+async def test_cancel_of_a_stubborn_snippet_reports_state_lost_next(make_sandbox: Factory) -> None:
+    loop = asyncio.get_running_loop()
+    running = asyncio.Event()
+
+    def handler(req: ToolRequest) -> ToolReply:
+        loop.call_soon_threadsafe(running.set)
+        return ToolReply(result=None)
+
+    sb = await make_sandbox(handler)
+    await sb.execute("kept = 1")
+    code = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nadd()\nwhile True: pass"
+    task = asyncio.create_task(sb.execute(code))
+    await running.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    r = await sb.execute("'kept' in globals()")
+    assert (r.value, r.state_lost) == ("False", True)
+    assert (await sb.execute("1")).state_lost is False
+
+
+async def test_missing_interpreter_is_a_clear_error(make_sandbox: Factory) -> None:
+    from codeact_lsp.sandbox import SandboxError
+
+    with pytest.raises(SandboxError, match="/nonexistent/python"):
+        await make_sandbox(python="/nonexistent/python")
