@@ -96,7 +96,7 @@ def _engine_cpu_per_step(steps: int = 30, repeat: int = 5) -> tuple[float, float
             step = Step(index=i, code=extract_code(reply) or "", reply=reply, status="proposed")
             traj.steps.append(step)
             for kind in ("model_call", "step_proposed", "executing", "tool_called"):
-                log.publish(RunEvent(kind=kind, run_id=traj.id, step=i))  # type: ignore[arg-type]
+                log.publish(RunEvent.model_validate({"kind": kind, "run_id": traj.id, "step": i}))
             step.tool_calls.append(ToolCall(name="add", args={"a": i, "b": 1}, result=i + 1))
             step.stdout, step.status = f"{i + 1}\n", "ok"
             log.publish(RunEvent(kind="step_finished", run_id=traj.id, step=i))

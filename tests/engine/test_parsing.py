@@ -66,7 +66,7 @@ def test_fence_closed_at_the_end_of_the_last_code_line() -> None:
         st.text(
             alphabet=st.characters(
                 blacklist_characters="`~<\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029",
-                blacklist_categories=("Cs",),
+                blacklist_categories=["Cs"],
             ),
             max_size=40,
         ),

@@ -32,10 +32,8 @@ TOOLS = [
 ]
 
 
-def _step(i: int, stdout: str = "", **kw: object) -> Step:
-    return Step(
-        index=i, code=f"x{i} = price_of('A')\nprint(x{i})", stdout=stdout, status="ok", **kw
-    )  # type: ignore[arg-type]
+def _step(i: int, stdout: str = "") -> Step:
+    return Step(index=i, code=f"x{i} = price_of('A')\nprint(x{i})", stdout=stdout, status="ok")
 
 
 def test_prompt_shows_stubs_task_and_each_step_once() -> None:
