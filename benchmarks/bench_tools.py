@@ -7,6 +7,7 @@ Run alone with `.venv/bin/python benchmarks/bench_tools.py` or through `benchmar
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -185,6 +186,8 @@ async def bench_sandbox(host: ToolHost) -> None:
 
 
 def main() -> None:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"  ({os.cpu_count()} cores, load average {load}: figures scale with contention)")
     print(f"  {'metric':<58} {'measured':>16}   target")
     bench_discovery()
     bench_calls()
