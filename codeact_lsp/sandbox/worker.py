@@ -427,9 +427,9 @@ class Worker:
                     obj = eval(last, g)
                     if last.co_flags & _CO_COROUTINE:
                         obj = self.run_async(obj)
-                    self.running = False
                     if obj is not None:
                         g["_"] = obj
+                        # still interruptible: a __repr__ is user code and may not terminate
                         value = _clip(self.safe_repr(obj), self.value_limit)
             except Stop:
                 pass

@@ -524,3 +524,11 @@ async def test_missing_interpreter_is_a_clear_error(make_sandbox: Factory) -> No
 
     with pytest.raises(SandboxError, match="/nonexistent/python"):
         await make_sandbox(python="/nonexistent/python")
+
+
+async def test_a_repr_that_never_returns_is_still_interrupted(make_sandbox: Factory) -> None:
+    sb = await make_sandbox(timeout=0.5)
+    r = await sb.execute("class Slow:\n    def __repr__(self):\n        while True: pass\nSlow()")
+    assert not r.state_lost
+    assert r.value is not None and "repr failed: KeyboardInterrupt" in r.value
+    assert (await sb.execute("Slow.__name__")).value == "'Slow'"
