@@ -111,7 +111,7 @@ class Engine:
             raise EngineError(f"run {run_id} is still {parent.status}; follow up once it has ended")
         if not task.strip():
             raise EngineError("a follow-up needs a task")
-        signature = self._signature_of(parent)
+        signature = live.signature if live is not None else self._signature_of(parent)
         model = self._model(parent.model, scripted_from=live)
         chain = self._chain(parent)
         if live is None and hasattr(model, "skip"):
@@ -158,7 +158,8 @@ class Engine:
             raise EngineError(
                 f"step must be between 1 and {len(parent.steps) + 1} for run {run_id}, not {step}"
             )
-        signature = self._signature_of(parent)
+        source = self._runs.get(run_id)
+        signature = source.signature if source is not None else self._signature_of(parent)
         model = self._model(parent.model)
         skip = (step - 1) + (1 if code is not None else 0)
         if hasattr(model, "skip"):

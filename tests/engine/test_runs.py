@@ -313,3 +313,28 @@ async def test_rerun_replays_failed_steps_faithfully(engine: Engine, script: Scr
     rerun = await _wait(await engine.rerun(first.id, 3, "final_answer(a * b)"))
     assert rerun.status == "finished" and rerun.outputs == {"answer": 6}
     assert [getattr(s, "replayed", False) for s in rerun.steps] == [True, True, False]
+
+
+async def test_pydantic_signature_through_a_run_and_its_follow_up(
+    engine: Engine, script: Script
+) -> None:
+    from pydantic import BaseModel
+
+    class Quote(BaseModel):
+        """Quote a price."""
+
+        total: float
+        currency: str
+
+    model = script(
+        [
+            code("final_answer(total='76.9', currency='EUR')"),
+            code("final_answer(total='n/a', currency='EUR')"),
+            code("final_answer(total=1, currency='EUR')"),
+        ]
+    )
+    first = await _wait(await engine.start(RunRequest(task="quote", signature=Quote, model=model)))
+    assert first.outputs == {"total": 76.9, "currency": "EUR"}
+    follow = await _wait(await engine.follow_up(first.id, "again"))
+    assert [s.status for s in follow.steps] == ["error", "ok"]  # still typed: 'n/a' is no float
+    assert follow.outputs == {"total": 1.0, "currency": "EUR"}
