@@ -702,7 +702,8 @@ class Registry:
             and threading.current_thread() is threading.main_thread()
         )
         if alarm:
-            signal.signal(signal.SIGALRM, _on_alarm)
+            if signal.getsignal(signal.SIGALRM) is not _on_alarm:  # once (a tool may reset it)
+                signal.signal(signal.SIGALRM, _on_alarm)
             signal.setitimer(signal.ITIMER_REAL, float(timeout or 0))
         try:
             if bound is None:
