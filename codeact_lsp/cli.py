@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--approval", choices=["auto", "review", "confirm-tools"])
     run.add_argument("--yes", "-y", action="store_true", help="approve every waiting step")
     run.add_argument("--json", action="store_true", help="print the trajectory as JSON")
+    run.add_argument(
+        "--program",
+        action="store_true",
+        help="print the run's program (successful steps + tool imports) instead of the answer",
+    )
     run.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
     tools = sub.add_parser("tools", help="list the workspace's tools and their diagnostics")
@@ -216,6 +221,8 @@ async def _run(args: argparse.Namespace) -> int:
         await tools.close()
     if args.json:
         print(traj.model_dump_json(indent=2))
+    elif args.program and traj.status == "finished":
+        print(traj.program or "", end="")
     else:
         _print_outcome(traj, sys.stdout)
     return EXIT_OK if traj.status == "finished" else EXIT_NOT_FINISHED

@@ -195,6 +195,11 @@ def test_review_needs_a_terminal_or_yes(ws: Path, capsys: pytest.CaptureFixture[
     assert "needs a terminal" in capsys.readouterr().err
     assert main([*base, "--yes", "--quiet"]) == 0
     assert capsys.readouterr().out.strip() == "76.9"
+    assert main([*base, "--yes", "--quiet", "--program"]) == 0
+    program = capsys.readouterr().out
+    assert (
+        program.startswith("import asyncio\nfrom tools import") and "final_answer(total)" in program
+    )
 
 
 def test_confirm_tool_without_a_person_is_rejected_with_feedback(
