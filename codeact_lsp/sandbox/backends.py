@@ -101,7 +101,8 @@ def make_plan(
         backend=backend,
         bwrap=kernel.bwrap if backend == "bwrap" else None,
         binds=binds,
-        disk_mb=settings.disk_mb if backend == "bwrap" else 0,
+        disk_mb=settings.disk_mb if backend != "none" else 0,
+        max_files=MAX_FILES if backend != "none" else 0,
     )
     return Plan(
         spec=spec,

@@ -47,6 +47,7 @@ class SpawnSpec:
     bwrap: str | None = None
     binds: tuple[str, ...] = ()  # read-only binds inside bubblewrap
     disk_mb: int = 64
+    max_files: int = 0  # > 0: the worker mounts its private tmpfs at start (off the critical path)
     env: tuple[tuple[str, str], ...] = field(default=())
 
 
@@ -116,6 +117,8 @@ class WorkerProcess:
         child_fds = (p2w_r, w2p_w, ctl_r)
         parent = 0 if spec.backend == "bwrap" else os.getpid()
         argv = [spec.python, "-I", "-S", WORKER_PATH, *map(str, child_fds), str(parent)]
+        if spec.max_files:
+            argv += [str(spec.disk_mb), str(spec.max_files)]
         if spec.backend == "bwrap":
             argv = _bwrap_argv(spec, self.scratch) + argv
         try:

@@ -249,6 +249,8 @@ class Worker:
         self.exc_classes: dict[str, type] = {}
         self.loop: object = None
         self.main_ident = _thread.get_ident()
+        self.tmpfs_done = False
+        self.tmpfs_problem: str | None = None
 
     # --- interrupts -------------------------------------------------------------------------
 
@@ -301,12 +303,12 @@ class Worker:
             confine.die_with_parent()  # again: a spare may be configured long after it started
         except (OSError, AttributeError):
             problems.append("orphans: PR_SET_PDEATHSIG unavailable (the pipes still end us)")
-        if cfg["tmpfs"]:
-            try:
-                confine.private_tmpfs(scratch, cfg["disk_mb"], cfg["max_files"])
-                applied.append("disk")
-            except OSError as exc:
-                problems.append(f"disk: no private tmpfs ({exc}); only the per-file size limit")
+        if self.tmpfs_problem is not None:  # tried at start (see main)
+            problems.append(self.tmpfs_problem)
+        elif self.tmpfs_done:
+            applied.append("disk")
+        elif cfg["tmpfs"]:
+            problems.append("disk: no private tmpfs; only the per-file size limit")
         timings["tmpfs"] = time.perf_counter() - t
         _limits(cfg, applied, problems)
         timings["rlimits"] = time.perf_counter() - t
@@ -643,7 +645,7 @@ def _read_paths(cfg: dict, site: list[str]) -> list[str]:  # type: ignore[type-a
 
 
 def _limits(cfg: dict, applied: list[str], problems: list[str]) -> None:  # type: ignore[type-arg]
-    import resource
+    import resource  # already imported by main(), while the spare was idle
 
     def setlim(res: int, value: int, name: str) -> None:
         try:
@@ -675,6 +677,14 @@ def main(argv: list[str]) -> None:
         os.dup2(devnull, fd)
     os.close(devnull)
     worker = Worker(Channel(in_fd, out_fd), ctl_fd)
+    import resource  # noqa: F401  (for configure: loading it now keeps it off the critical path)
+
+    if len(argv) > 6:  # the private scratch tmpfs: mounted now, while a spare is still idle
+        try:
+            _confine().private_tmpfs(os.getcwd(), int(argv[5]), int(argv[6]))
+            worker.tmpfs_done = True
+        except (OSError, ImportError) as exc:
+            worker.tmpfs_problem = f"disk: no private tmpfs ({exc}); only the per-file size limit"
     signal.signal(signal.SIGINT, worker.on_sigint)
     worker.chan.send_raw(
         _dumps(
