@@ -36,9 +36,10 @@ import types
 import typing
 from typing import Any
 
-JSON = dict[str, Any]
+JSON = typing.Dict[str, Any]  # noqa: UP006 - this file also runs on older interpreters
 _THIS_FILE = os.path.abspath(__file__)
 _MISSING = object()
+_UNIONS = (typing.Union, getattr(types, "UnionType", typing.Union))
 MAX_OUTPUT = 64 * 1024  # characters of a call's captured stdout/logging kept
 
 
@@ -123,6 +124,11 @@ def _hints(obj: Any) -> dict[str, Any]:
         return {}
     try:
         return typing.get_type_hints(fn, include_extras=True)
+    except TypeError:  # Python 3.8: no include_extras
+        try:
+            return typing.get_type_hints(fn)
+        except Exception:
+            return {}
     except Exception:
         return {}
 
@@ -195,14 +201,19 @@ _SIMPLE: dict[Any, JSON] = {
 }
 
 
+_NAMED: JSON = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict}
+
+
 def _fallback_schema(ann: Any) -> JSON:
+    if isinstance(ann, str):
+        ann = _NAMED.get(ann.strip("'\""), Any)
     if ann is inspect.Parameter.empty or ann is Any:
         return {}
     if ann in _SIMPLE:
         return dict(_SIMPLE[ann])
     origin = typing.get_origin(ann)
     args = typing.get_args(ann)
-    if origin in (typing.Union, types.UnionType):
+    if origin in _UNIONS:
         return {"anyOf": [_fallback_schema(a) for a in args]}
     if origin is typing.Literal:
         return {"enum": list(args)}
@@ -221,7 +232,9 @@ def _fallback_schema(ann: Any) -> JSON:
 
 def _fallback_check(ann: Any, value: Any) -> tuple[bool, Any]:
     """Check simple annotations without pydantic; unknown annotations accept anything."""
-    if ann is inspect.Parameter.empty or ann is Any or isinstance(ann, str):
+    if isinstance(ann, str):  # unresolved (older interpreter): the plain names still help
+        ann = _NAMED.get(ann.strip("'\""), Any)
+    if ann is inspect.Parameter.empty or ann is Any:
         return True, value
     if ann is float and isinstance(value, int) and not isinstance(value, bool):
         return True, float(value)
@@ -231,7 +244,7 @@ def _fallback_check(ann: Any, value: Any) -> tuple[bool, Any]:
         return isinstance(value, ann), value
     origin = typing.get_origin(ann)
     args = typing.get_args(ann)
-    if origin in (typing.Union, types.UnionType):
+    if origin in _UNIONS:
         for arg in args:
             ok, conv = _fallback_check(arg, value)
             if ok:
@@ -467,9 +480,9 @@ class Tool:
             for param in self.sig.parameters.values():
                 ann = hints.get(param.name, param.annotation)
                 if param.kind is inspect.Parameter.VAR_POSITIONAL:
-                    ann = list[ann] if ann is not inspect.Parameter.empty else list  # type: ignore[valid-type]
+                    ann = typing.List[ann] if ann is not inspect.Parameter.empty else list  # type: ignore[valid-type]  # noqa: UP006
                 elif param.kind is inspect.Parameter.VAR_KEYWORD:
-                    ann = dict[str, ann] if ann is not inspect.Parameter.empty else dict  # type: ignore[valid-type]
+                    ann = typing.Dict[str, ann] if ann is not inspect.Parameter.empty else dict  # type: ignore[valid-type]  # noqa: UP006
                 adapter = _adapter(pyd, ann)
                 self.params[param.name] = _Param(param.name, ann, adapter)
                 schema = _json_schema(adapter, ann)
@@ -530,7 +543,7 @@ class Tool:
         names = self._plain
         if names is not None and len(args) <= len(names):
             # Fast path for the common shape (positional-or-keyword parameters only).
-            arguments = dict(zip(names, args, strict=False))
+            arguments = dict(zip(names, args))  # noqa: B905 - runs on Python < 3.10 too
             if not any(k in arguments or k not in self.params for k in kwargs):
                 arguments.update(kwargs)
                 if self._required.issubset(arguments):

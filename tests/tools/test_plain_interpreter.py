@@ -63,3 +63,40 @@ def test_simple_types_checked_by_the_fallback(plain_host: ToolHost) -> None:
         "mode": "fast",
         "limit": 3,
     }
+
+
+def other_interpreters() -> list[str]:
+    """Other CPython versions on this machine (the workspace's interpreter need not be ours):
+    the oldest and newest found, else our own."""
+    found: dict[tuple[int, ...], str] = {}
+    candidates = [shutil.which(f"python3.{minor}") for minor in range(8, 15)]
+    candidates += [str(p) for p in Path("/root/.pyenv/versions").glob("3.*/bin/python")]
+    for cand in candidates:
+        if not cand:
+            continue
+        probe = subprocess.run(
+            [cand, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True, text=True
+        )
+        if probe.returncode == 0:
+            version = tuple(int(x) for x in probe.stdout.split())
+            if version >= (3, 8):
+                found.setdefault(version, cand)
+    if not found:
+        return [sys.executable]
+    ordered = [found[v] for v in sorted(found)]
+    return sorted({ordered[0], ordered[-1]})
+
+
+def test_host_on_other_python_versions(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(FIXTURE, ws)
+    for python in other_interpreters():
+        host = ToolHost.start(ws, load_config(ws).config, python=python, timeout=10)
+        try:
+            assert host.problem is None, (python, host.problem)
+            assert {s.name for s in host.schemas()} == {"repeat", "mean", "pick"}, python
+            assert host.call_sync("mean", [[1, 2]], {}).result == 1.5, python
+            bad = host.call_sync("repeat", ["a"], {"times": "x"})
+            assert bad.error is not None and "'times'" in bad.error.message, python
+        finally:
+            host.close_sync()
