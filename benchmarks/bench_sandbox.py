@@ -23,7 +23,7 @@ import time
 
 from codeact_lsp.config import SandboxSettings
 from codeact_lsp.sandbox import Sandbox, SandboxPool, ToolReply, ToolRequest, ToolStub
-from codeact_lsp.sandbox.backends import probe
+from codeact_lsp.sandbox.backends import config_message, probe
 
 ANCHOR_DSPY = "DSPy Deno/Pyodide"
 ANCHOR_SMOL = "smolagents in-process"
@@ -78,6 +78,21 @@ async def bench_backend(backend: str) -> None:
         sb = await Sandbox.start(settings, TOOLS, handler, pool=cold_pool)
         colds.append((time.perf_counter() - t) * 1000)
         await sb.close()
+    # where a cold start goes: process spawn, interpreter + worker imports, confinement
+    spawn, ready, conf = [], [], []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        w = await asyncio.wrap_future(cold_pool.spawn_now(sb.plan.spec))
+        t1 = time.perf_counter()
+        await asyncio.wrap_future(w.ready)
+        t2 = time.perf_counter()
+        msg = config_message(settings, sb.plan, w.scratch, [], [])
+        reply = await asyncio.wrap_future(w.request(msg))
+        t3 = time.perf_counter()
+        w.kill()
+        spawn.append((t1 - t0) * 1000)
+        ready.append((t2 - t1) * 1000)
+        conf.append(reply.get("ms", {}).get("total", (t3 - t2) * 1000))
     print(f"  isolation: {', '.join(sb.info.isolation)}")
     if sb.info.not_enforced:
         print(f"  NOT enforced: {'; '.join(sb.info.not_enforced)}")
@@ -86,6 +101,13 @@ async def bench_backend(backend: str) -> None:
         f"{min(colds):.1f}/{statistics.median(colds):.1f} ms",
         "<= 20 ms",
         f"{ANCHOR_DSPY} 1800-2100 ms",
+    )
+    _row(
+        "  spawn / start+imports / confine",
+        f"{statistics.median(spawn):.1f}/{statistics.median(ready):.1f}/"
+        f"{statistics.median(conf):.1f} ms",
+        "",
+        "(medians; confine = Landlock+seccomp+rlimits in the worker)",
     )
 
     # warm start: the spare is already running; start = one configure round trip
