@@ -338,3 +338,11 @@ async def test_pydantic_signature_through_a_run_and_its_follow_up(
     follow = await _wait(await engine.follow_up(first.id, "again"))
     assert [s.status for s in follow.steps] == ["error", "ok"]  # still typed: 'n/a' is no float
     assert follow.outputs == {"total": 1.0, "currency": "EUR"}
+
+
+async def test_garbage_replies_become_no_code_steps(engine: Engine, script: Script) -> None:
+    garbage = ["\x00\x01 ``` }{ <execute>", "", '```json\n{"answer": 1}\n```']
+    model = script([*garbage, code("final_answer(1)")])
+    traj = await _wait(await engine.start(RunRequest(task="t", model=model, max_iters=5)))
+    assert [s.status for s in traj.steps] == ["no_code", "no_code", "no_code", "ok"]
+    assert traj.status == "finished"
