@@ -156,6 +156,11 @@ def test_killed_mid_run_leaves_a_readable_run_file(ws: Path) -> None:
         text=True,
         env=_env(),
     )
+    from codeact_lsp.config import CodeActConfig
+    from codeact_lsp.tools import InProcessTools
+
+    runs_dir = ws / ".codeact" / "runs"
+    engine = Engine(CodeActConfig(), InProcessTools([]), workspace=ws, runs_dir=runs_dir)
     try:
         assert proc.stderr is not None
         for line in proc.stderr:
@@ -163,18 +168,16 @@ def test_killed_mid_run_leaves_a_readable_run_file(ws: Path) -> None:
                 break
         else:
             raise AssertionError("the run never proposed step 1")
+        (run_file,) = runs_dir.glob("*.json")
+        # while the CLI lives, another process (the editor) sees the run as running
+        live = engine.load(run_file.stem)
+        assert live is not None and live.status == "running"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    runs = list((ws / ".codeact" / "runs").glob("*.json"))
-    assert len(runs) == 1
-    traj = Trajectory.model_validate_json(runs[0].read_text())
+    traj = Trajectory.model_validate_json(run_file.read_text())
     assert traj.status == "running" and traj.steps and "time.sleep" in traj.steps[0].code
-    # an engine in a later process reports the run as interrupted, not as forever running
-    from codeact_lsp.config import CodeActConfig
-    from codeact_lsp.tools import InProcessTools
-
-    engine = Engine(CodeActConfig(), InProcessTools([]), workspace=ws, runs_dir=runs[0].parent)
+    # once the process is gone the run is reported as interrupted, not as forever running
     loaded = engine.load(traj.id)
     assert loaded is not None and loaded.status == "failed"
     assert "interrupted" in (loaded.error or "")

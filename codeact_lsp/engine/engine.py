@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -212,14 +213,15 @@ class Engine:
 
     def load(self, run_id: str) -> Trajectory | None:
         """A run from memory or from its file. A file left `running` by a process that died is
-        reported as failed (interrupted), since nothing will ever finish it."""
+        reported as failed (interrupted), since nothing will ever finish it; one still owned by a
+        live process (the CLI next to the editor) is reported as it is."""
         live = self._runs.get(run_id)
         if live is not None:
             return live.trajectory
         if self.store is None or not valid_run_id(run_id):
             return None
         traj = self.store.load(run_id)
-        if traj is not None and not traj.done:
+        if traj is not None and not traj.done and not _owner_alive(traj):
             traj = traj.model_copy(
                 update={
                     "status": "failed",
@@ -307,7 +309,7 @@ class Engine:
         max_iters: int,
     ) -> Trajectory:
         now = time.time()
-        return Trajectory(
+        traj = Trajectory(
             id=new_run_id(),
             task=task,
             signature=signature.text,
@@ -320,6 +322,8 @@ class Engine:
             created_at=now,
             updated_at=now,
         )
+        setattr(traj, "pid", os.getpid())  # noqa: B010 - who runs it (see `load`)
+        return traj
 
     def _new_session(self, schemas: list[ToolSchema]) -> Session:
         python = self._python
@@ -391,6 +395,20 @@ class Engine:
                 task = asyncio.ensure_future(session.close())
                 self._closing.add(task)
                 task.add_done_callback(self._closing.discard)
+
+
+def _owner_alive(traj: Trajectory) -> bool:
+    """Is the process that wrote this unfinished run still running (and not us)?"""
+    pid = getattr(traj, "pid", None)
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _prelude(inputs: dict[str, Any]) -> str:
