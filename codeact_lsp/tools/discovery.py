@@ -593,6 +593,12 @@ def _analyse(
                 continue
             imported = mod.imports.get(name)
             if imported is not None:
+                origin = None
+                if isinstance(imported, ast.ImportFrom):
+                    real = next(
+                        (a.name for a in imported.names if (a.asname or a.name) == name), name
+                    )
+                    origin = f"{'.' * imported.level}{imported.module or ''}:{real}"
                 tools.append(
                     DiscoveredTool(
                         name=name,
@@ -603,6 +609,7 @@ def _analyse(
                         signature="",
                         kind="function",
                         resolved=False,
+                        imported_from=origin,
                     )
                 )
                 continue
@@ -791,6 +798,7 @@ def discover(
             tools, diags = _analyse_file(Path(target.file), target.module)
         out.tools.extend(tools)
         out.diagnostics.extend(diags)
+    _follow_reexports(out, ws)
     if cfg.confirm:
         for i, tool in enumerate(out.tools):
             if any(fnmatch.fnmatchcase(tool.name, pat) for pat in cfg.confirm):
@@ -798,6 +806,63 @@ def discover(
     _collisions(out)
     out.duration_ms = (time.perf_counter() - started) * 1000
     return out
+
+
+def _origin_file(tool: DiscoveredTool, ws: Path) -> str | None:
+    """The workspace file a re-exported tool comes from (`from .ops import add`), if any."""
+    if not tool.imported_from:
+        return None
+    spec, _, _name = tool.imported_from.partition(":")
+    level = len(spec) - len(spec.lstrip("."))
+    parts = [p for p in spec.lstrip(".").split(".") if p]
+    if level:
+        base = os.path.dirname(tool.file)
+        for _ in range(level - 1):
+            base = os.path.dirname(base)
+        bases = [base]
+    else:
+        bases = [str(ws), str(ws / "src")]
+    for base in bases:
+        stem = os.path.join(base, *parts)
+        for cand in (stem + ".py", os.path.join(stem, "__init__.py")):
+            if parts and os.path.isfile(cand):
+                return cand
+    return None
+
+
+def _follow_reexports(out: Discovery, ws: Path) -> None:
+    """Give a tool re-exported by import the signature, doc and range of its definition, when
+    that is a workspace file (a package's `__init__` exporting its submodules' functions)."""
+    for i, tool in enumerate(out.tools):
+        origin = _origin_file(tool, ws)
+        if origin is None or tool.imported_from is None:
+            continue
+        real = tool.imported_from.partition(":")[2]
+        try:
+            with open(origin, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError):
+            continue
+        # Ask for exactly that name, as if the module exported only it (appended: lines stay).
+        found, diags = _analyse_text(origin, f"{text}\n__all__ = [{real!r}]\n", tool.module)
+        target = next((t for t in found if t.name == real and t.resolved), None)
+        if target is None:
+            continue
+        signature = target.signature.replace(f"def {real}(", f"def {tool.name}(", 1)
+        out.tools[i] = target.model_copy(
+            update={
+                "name": tool.name,
+                "module": tool.module,
+                "signature": signature,
+                "binding_line": None,
+                "imported_from": tool.imported_from,
+                "confirm": tool.confirm,
+            }
+        )
+        known = {(d.file, d.line, d.code, d.tool) for d in out.diagnostics}
+        for d in diags:
+            if d.tool == real and (d.file, d.line, d.code, d.tool) not in known:
+                out.diagnostics.append(d)
 
 
 def _collisions(out: Discovery) -> None:

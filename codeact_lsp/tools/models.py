@@ -45,6 +45,7 @@ class DiscoveredTool(BaseModel):
     binding_line: int | None = None  # where the tool's name is bound, if not at `line`
     resolved: bool = True  # False: the definition is elsewhere (imported); only the runtime knows
     confirm: bool = False  # matches a `confirm` glob: a call always waits for approval
+    imported_from: str | None = None  # "pkg.mod:name" / ".mod:name" when re-exported by import
 
 
 class Discovery(BaseModel):

@@ -17,7 +17,13 @@ QUICKSTART = Path(__file__).parents[2] / "examples" / "quickstart"
 def test_quickstart_tools_bound_by_assignment_are_found() -> None:
     found = discover(QUICKSTART, load_config(QUICKSTART).config)
     names = [t.name for t in found.tools]
-    assert names == ["convert_currency", "shipping_quote", "stock_level", "reserve", "price_of"]
+    assert sorted(names) == [
+        "convert_currency",
+        "price_of",
+        "reserve",
+        "shipping_quote",
+        "stock_level",
+    ]
     stock = found.tool("stock_level")
     assert stock is not None
     assert stock.signature == "def stock_level(sku: str) -> int"
@@ -182,3 +188,18 @@ def test_discovery_imports_nothing(ws: Path) -> None:
     before = set(sys.modules)
     discover(ws, load_config(ws).config)
     assert not {"kinds", "quality", "helpers", "pkg.tools"} & (set(sys.modules) - before)
+
+
+def test_reexported_tools_follow_the_import_to_their_definition(ws: Path) -> None:
+    found = discover(ws, load_config(ws).config)
+    refill = found.tool("refill")
+    assert refill is not None and refill.resolved
+    assert refill.module == "shop"  # what the host imports
+    assert refill.file == str(ws / "shop" / "ops.py")  # where the code (and the lens) is
+    assert refill.line == line_of(ws / "shop" / "ops.py", "def restock")
+    assert refill.signature == "def refill(sku: str, units: int = 1) -> int"
+    assert refill.doc.startswith("Add `units`")
+    assert refill.imported_from == ".ops:restock"
+    missing = [d for d in found.diagnostics if d.tool == "stock_count"]
+    assert {d.code for d in missing} == {"tool-no-annotation", "tool-no-return-annotation"}
+    assert all(d.file == str(ws / "shop" / "ops.py") for d in missing)

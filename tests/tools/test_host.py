@@ -297,3 +297,11 @@ def test_big_arguments_and_results_cross_the_pipe(host: ToolHost) -> None:
     assert out.ok and len(out.result) == 1_000_000
     snake = host.call_sync("to_snake", ["A" + "b" * 300_000], {})
     assert snake.ok and len(snake.result) == 300_001
+
+
+def test_package_reexports_served(host: ToolHost, ws: Path) -> None:
+    refill = host.schema("refill")
+    assert refill is not None and refill.module == "shop"
+    assert refill.signature == "def refill(sku: str, units: int = 1) -> int"
+    assert refill.file == str(ws / "shop" / "ops.py")
+    assert call(host, "refill", "A", 2) == 2 and call(host, "stock_count", "A") == 2
