@@ -10,6 +10,7 @@ A layer that cannot be had is listed in `SandboxInfo.not_enforced` — loudly, n
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import shutil
@@ -111,6 +112,15 @@ def make_plan(
         tmpfs=backend != "none",
         notes=tuple(notes),
     )
+
+
+def without_bwrap(plan: Plan, settings: SandboxSettings, why: str) -> Plan:
+    """The plan to fall back to when bubblewrap is installed but fails to start."""
+    fallback = make_plan(
+        settings.model_copy(update={"backend": "landlock"}), plan.spec.python, [], None
+    )
+    note = f"bwrap: bubblewrap failed to start ({why}); using landlock"
+    return dataclasses.replace(fallback, notes=(note, *fallback.notes))
 
 
 def describe(plan: Plan, applied: list[str], problems: list[str]) -> SandboxInfo:

@@ -93,7 +93,15 @@ class Sandbox:
         return self._worker.pid if self._worker else None
 
     async def _boot(self) -> None:
-        worker = await self.pool.acquire(self.plan.spec, replenish=False)
+        try:
+            worker = await self.pool.acquire(self.plan.spec, replenish=False)
+        except SandboxError as exc:
+            if self.plan.spec.backend != "bwrap" or self.settings.require_isolation:
+                raise
+            # bubblewrap is installed but cannot run here (e.g. user namespaces disabled):
+            # fall back to Landlock + seccomp, and say so in the isolation report
+            self.plan = backends.without_bwrap(self.plan, self.settings, str(exc))
+            worker = await self.pool.acquire(self.plan.spec, replenish=False)
         try:
             await self._configure(worker)
         finally:

@@ -59,3 +59,16 @@ async def test_require_isolation_accepts_this_machine(pool: SandboxPool) -> None
         assert sb.info.not_enforced == []
     finally:
         await sb.close()
+
+
+async def test_bwrap_that_fails_to_start_falls_back_loudly(pool: SandboxPool) -> None:
+    broken = Kernel(landlock_abi=7, seccomp=True, bwrap="/bin/false")  # installed, cannot run
+    sb = await _start_on(broken, SandboxSettings(backend="bwrap"), pool)
+    try:
+        assert sb.info.backend == "landlock"
+        assert any(m.startswith("bwrap: bubblewrap failed to start") for m in sb.info.not_enforced)
+        assert (await sb.execute("1 + 1")).value == "2"
+    finally:
+        await sb.close()
+    with pytest.raises(Exception, match="did not start"):
+        await _start_on(broken, SandboxSettings(backend="bwrap", require_isolation=True), pool)
