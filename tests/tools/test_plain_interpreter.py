@@ -70,9 +70,9 @@ def other_interpreters() -> list[str]:
     the oldest and newest found, else our own."""
     found: dict[tuple[int, ...], str] = {}
     candidates = [shutil.which(f"python3.{minor}") for minor in range(8, 15)]
-    candidates += [str(p) for p in Path("/root/.pyenv/versions").glob("3.*/bin/python")]
+    candidates += [str(p) for p in Path.home().glob(".pyenv/versions/3.*/bin/python")]
     for cand in candidates:
-        if not cand:
+        if not cand or "shims" in cand:  # pyenv shims are slow to start; their targets are globbed
             continue
         probe = subprocess.run(
             [cand, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True, text=True
