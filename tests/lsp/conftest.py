@@ -105,18 +105,39 @@ class EditorClient(LanguageClient):
         )
         return plain(result)
 
-    async def run_until(self, run_id: str, statuses: set[str]) -> dict[str, Any]:
-        """Poll codeact.getRun until the run reaches one of `statuses` (bounded)."""
+    async def run_until(
+        self, run_id: str, statuses: set[str], waiting_step: int | None = None
+    ) -> dict[str, Any]:
+        """Poll codeact.getRun until the run reaches one of `statuses` (bounded); with
+        `waiting_step`, until that step is the one waiting for approval."""
         deadline = time.monotonic() + WAIT_S
         while True:
             run = await self.command("codeact.getRun", {"runId": run_id})
-            if run["status"] in statuses:
+            steps = run["steps"]
+            waiting = waiting_step is None or (
+                len(steps) >= waiting_step
+                and steps[waiting_step - 1]["status"] == "awaiting_approval"
+            )
+            if run["status"] in statuses and waiting:
                 return dict(run)
             if run["status"] in TERMINAL or time.monotonic() > deadline:
                 raise AssertionError(
                     f"run {run_id} is {run['status']}, wanted {statuses}: {run.get('error')}"
                 )
             await asyncio.sleep(0.02)
+
+    async def until(self, predicate: Any, what: str) -> None:
+        """Wait (bounded) for something the server sends on its own, e.g. a progress end."""
+        deadline = time.monotonic() + WAIT_S
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            await asyncio.sleep(0.02)
+
+    def progress_for(self, prefix: str) -> list[Any]:
+        return [
+            r for t, rs in self.progress_reports.items() if str(t).startswith(prefix) for r in rs
+        ]
 
     async def lenses(self, uri: str) -> list[lsp.CodeLens]:
         got = await self.text_document_code_lens_async(

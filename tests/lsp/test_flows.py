@@ -49,15 +49,16 @@ async def test_run_reports_progress_shows_lenses_and_accept_applies_versioned_ed
     assert run["target"]["uri"] == target_uri
 
     # progress: begin (cancellable) ... end
-    reports = [
-        r
-        for token, rs in client.progress_reports.items()
-        if str(token).startswith(f"codeact-run-{run['id']}-")
-        for r in rs
-    ]
+    prefix = f"codeact-run-{run['id']}-"
+    await client.until(
+        lambda: isinstance((client.progress_for(prefix) or [None])[-1], lsp.WorkDoneProgressEnd),
+        "the end of the run's progress",
+    )
+    await client.until(lambda: traj_uri in [d.uri for d in client.shown_documents], "showDocument")
+    await client.until(lambda: client.lens_refreshes > 0, "a code lens refresh")
+    reports = client.progress_for(prefix)
     assert isinstance(reports[0], lsp.WorkDoneProgressBegin) and reports[0].cancellable
     assert isinstance(reports[-1], lsp.WorkDoneProgressEnd) and reports[-1].message == "finished"
-    assert traj_uri in [d.uri for d in client.shown_documents]
 
     traj_path = Path(lsp_path(traj_uri))
     assert traj_path.parent == client.workspace / ".codeact" / "runs"
@@ -76,7 +77,6 @@ async def test_run_reports_progress_shows_lenses_and_accept_applies_versioned_ed
         )
     )
     assert hover is not None and "{'usd': 25.0, 'kg': 0.8}" in hover.contents.value  # type: ignore[union-attr]
-    assert client.lens_refreshes > 0
 
     preview = await client.command("codeact.acceptPreview", {"runId": run["id"]})
     assert (
@@ -150,7 +150,7 @@ async def test_review_mode_edit_approve_and_reject_with_feedback(
     client.edit(doc_uri, client.docs[doc_uri][1].replace("print(item)", 'print("edited", item)'))
     approved = await client.command("codeact.approve", {"runId": run_id})
     assert approved["edited"] is True
-    run = await client.run_until(run_id, {"awaiting_approval"})
+    run = await client.run_until(run_id, {"awaiting_approval"}, waiting_step=2)
     assert run["steps"][0]["edited"] is True and "edited {'usd'" in run["steps"][0]["stdout"]
 
     # Step 2 is checked before it runs: a wrong argument name, and a tool that needs confirmation.
@@ -164,7 +164,7 @@ async def test_review_mode_edit_approve_and_reject_with_feedback(
         "codeact.reject", {"runId": run_id, "feedback": "do not reserve"}
     )
     assert rejected["step"] == 2
-    run = await client.run_until(run_id, {"awaiting_approval"})
+    run = await client.run_until(run_id, {"awaiting_approval"}, waiting_step=3)
     assert (
         run["steps"][1]["status"] == "rejected" and run["steps"][1]["feedback"] == "do not reserve"
     )
@@ -183,9 +183,9 @@ async def test_cancelling_the_progress_cancels_the_run(shared_client: EditorClie
         "codeact.run", {"task": "t", "model": QUOTE, "approval": "review"}
     )
     await client.run_until(started["runId"], {"awaiting_approval"})
-    (token,) = [
-        t for t in client.progress_reports if str(t).startswith(f"codeact-run-{started['runId']}")
-    ]
+    prefix = f"codeact-run-{started['runId']}-"
+    await client.until(lambda: client.progress_for(prefix), "the run's progress")
+    (token,) = [t for t in client.progress_reports if str(t).startswith(prefix)]
     client.window_work_done_progress_cancel(lsp.WorkDoneProgressCancelParams(token=token))
     run = await client.run_until(started["runId"], {"cancelled"})
     assert run["status"] == "cancelled"
