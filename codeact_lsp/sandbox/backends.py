@@ -70,11 +70,24 @@ def _python_dirs(python: str) -> list[str]:
 
 
 def make_plan(
-    settings: SandboxSettings, python: str, extra_paths: list[str], kernel: Kernel | None = None
+    settings: SandboxSettings,
+    python: str,
+    extra_paths: list[str],
+    kernel: Kernel | None = None,
+    workspace: str | None = None,
 ) -> Plan:
     """What to start and enforce; `kernel` defaults to this machine's (tests pass an older one)."""
     kernel = kernel or probe()
     notes: list[str] = []
+    if workspace:
+        ws = Path(workspace).resolve()
+        for granted in [*settings.read_paths, *extra_paths]:
+            g = Path(granted).resolve()
+            if ws == g or g in ws.parents:
+                notes.append(
+                    f"workspace: {granted!r} is granted, which contains the whole workspace "
+                    "(its .env and secrets are readable by generated code)"
+                )
     backend = settings.backend
     if backend == "bwrap" and kernel.bwrap is None:
         notes.append(
@@ -120,7 +133,8 @@ def without_bwrap(plan: Plan, settings: SandboxSettings, why: str) -> Plan:
         settings.model_copy(update={"backend": "landlock"}), plan.spec.python, [], None
     )
     note = f"bwrap: bubblewrap failed to start ({why}); using landlock"
-    return dataclasses.replace(fallback, notes=(note, *fallback.notes))
+    kept = tuple(n for n in plan.notes if n.startswith("workspace:"))
+    return dataclasses.replace(fallback, notes=(note, *kept, *fallback.notes))
 
 
 def describe(plan: Plan, applied: list[str], problems: list[str]) -> SandboxInfo:

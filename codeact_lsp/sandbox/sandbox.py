@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import contextlib
+import os
 import sys
 import time
 from typing import Any
@@ -45,14 +46,18 @@ class Sandbox:
         python: str,
         extra_paths: list[str],
         pool: SandboxPool,
+        workspace: str | None = None,
     ) -> None:
+        if workspace:  # relative read_paths name files of the workspace
+            resolved = [os.path.join(workspace, os.path.expanduser(p)) for p in settings.read_paths]
+            settings = settings.model_copy(update={"read_paths": resolved})
         self.settings = settings
         self.tools = list(tools)
         self.handler = handler
         self.python = python
         self.extra_paths = list(extra_paths)
         self.pool = pool
-        self.plan = backends.make_plan(settings, python, self.extra_paths)
+        self.plan = backends.make_plan(settings, python, self.extra_paths, workspace=workspace)
         self.info = SandboxInfo(backend=self.plan.spec.backend)
         self._worker: WorkerProcess | None = None
         self._lock: asyncio.Lock | None = None
@@ -69,9 +74,13 @@ class Sandbox:
         python: str | None = None,
         extra_paths: list[str] | tuple[str, ...] = (),
         pool: SandboxPool | None = None,
+        workspace: str | None = None,
     ) -> Sandbox:
         """Configure a (warm) worker. Raises `IsolationUnavailable` under `require_isolation` when a
-        layer is missing, `SandboxError` when the worker cannot start."""
+        layer is missing, `SandboxError` when the worker cannot start.
+
+        `workspace` (optional): relative `read_paths` are resolved against it, and granting a path
+        that contains it is reported as not enforced (its `.env` would be readable)."""
         sb = cls(
             settings,
             tools,
@@ -79,6 +88,7 @@ class Sandbox:
             python=python or sys.executable,
             extra_paths=list(extra_paths),
             pool=pool or SandboxPool.default(),
+            workspace=workspace,
         )
         await sb._boot()
         return sb

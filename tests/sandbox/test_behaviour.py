@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 from sandbox_helpers import Factory, Recorder
 
-from codeact_lsp.sandbox import ErrorLocation, ToolReply, ToolRequest, ToolStub
+from codeact_lsp.config import SandboxSettings
+from codeact_lsp.sandbox import (
+    ErrorLocation,
+    Sandbox,
+    SandboxPool,
+    ToolReply,
+    ToolRequest,
+    ToolStub,
+)
 
 
 async def test_state_persists_across_snippets(make_sandbox: Factory) -> None:
@@ -532,3 +540,31 @@ async def test_a_repr_that_never_returns_is_still_interrupted(make_sandbox: Fact
     assert not r.state_lost
     assert r.value is not None and "repr failed: KeyboardInterrupt" in r.value
     assert (await sb.execute("Slow.__name__")).value == "'Slow'"
+
+
+async def test_relative_read_paths_resolve_in_the_workspace(
+    pool: SandboxPool, tmp_path: Path
+) -> None:
+    ws = tmp_path / "ws"
+    (ws / "data").mkdir(parents=True)
+    (ws / "data" / "prices.csv").write_text("eur,1\n")
+    (ws / ".env").write_text("KEY=secret\n")
+    settings = SandboxSettings(read_paths=["data"])
+    sb = await Sandbox.start(settings, [], Recorder(), pool=pool, workspace=str(ws))
+    try:
+        assert sb.info.not_enforced == []
+        r = await sb.execute(f"open({str(ws / 'data' / 'prices.csv')!r}).read()")
+        assert r.value == "'eur,1\\n'"
+        r = await sb.execute(f"open({str(ws / '.env')!r}).read()")
+        assert r.error is not None and r.error.type == "PermissionError"
+    finally:
+        await sb.close()
+
+
+async def test_granting_the_whole_workspace_is_reported(pool: SandboxPool, tmp_path: Path) -> None:
+    settings = SandboxSettings(read_paths=["."])
+    sb = await Sandbox.start(settings, [], Recorder(), pool=pool, workspace=str(tmp_path))
+    try:
+        assert any(m.startswith("workspace:") for m in sb.info.not_enforced)
+    finally:
+        await sb.close()
