@@ -126,6 +126,9 @@ class ToolHost:
     def _spawn(self) -> None:
         self._kill()
         self._buf = b""
+        if self._closed:
+            self.problem = "the tool host is closed"
+            return
         if self._stack_file is None:
             fd, self._stack_file = tempfile.mkstemp(prefix="codeact-host-", suffix=".stack")
             os.close(fd)
@@ -205,13 +208,22 @@ class ToolHost:
         await asyncio.to_thread(self.close_sync)
 
     def close_sync(self) -> None:
-        with self._lock:
-            self._closed = True
+        """Stop the host now, even in the middle of a call (that call returns an error)."""
+        self._closed = True
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        if not self._lock.acquire(timeout=10):
+            return
+        try:
             self._kill()
             if self._stack_file:
                 with contextlib.suppress(OSError):
                     os.unlink(self._stack_file)
                 self._stack_file = None
+        finally:
+            self._lock.release()
 
     def __del__(self) -> None:
         proc = getattr(self, "_proc", None)

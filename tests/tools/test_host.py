@@ -305,3 +305,16 @@ def test_package_reexports_served(host: ToolHost, ws: Path) -> None:
     assert refill.signature == "def refill(sku: str, units: int = 1) -> int"
     assert refill.file == str(ws / "shop" / "ops.py")
     assert call(host, "refill", "A", 2) == 2 and call(host, "stock_count", "A") == 2
+
+
+def test_close_during_a_call_does_not_wait_for_it(own_host: ToolHost) -> None:
+    box: list[Any] = []
+    worker = threading.Thread(target=lambda: box.append(own_host.call_sync("nap", [30], {})))
+    worker.start()
+    while not box and own_host.pid is not None:  # wait until the call is in the host
+        if own_host._lock.locked():
+            break
+    own_host.close_sync()
+    worker.join(10)
+    assert box and box[0].error is not None and not box[0].ok
+    assert own_host.pid is None
