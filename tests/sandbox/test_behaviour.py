@@ -332,8 +332,9 @@ async def test_timeout_during_a_slow_tool_call_keeps_state(make_sandbox: Factory
     assert (await sb.execute("kept")).value == "2"
 
 
-async def test_cpu_limit_catches_busy_threads(make_sandbox: Factory) -> None:
-    sb = await make_sandbox(timeout=20, cpu_seconds=0.3)
+@pytest.mark.parametrize("backend", ["landlock", "bwrap"])
+async def test_cpu_limit_is_enforced(make_sandbox: Factory, backend: str) -> None:
+    sb = await make_sandbox(timeout=20, cpu_seconds=0.3, backend=backend)
     r = await sb.execute("x = 0\nwhile True:\n    x += 1")
     assert r.timed_out and r.error is not None and "CPU" in r.error.message
 
