@@ -126,14 +126,16 @@ def test_ctrl_c_in_a_script_cancels_the_run() -> None:
     from .conftest import scripted_model
 
     script = f"""
-import os, signal, threading
+import faulthandler, os, signal, threading
+faulthandler.dump_traceback_later(40, exit=True)  # a hang shows where it is
 from codeact_lsp import CodeAct
 
 asked = threading.Event()
 
 def review(step):
     asked.set()
-    threading.Event().wait()  # a person who never answers
+    while True:  # a person who never answers (in short waits: a signal that lands between
+        threading.Event().wait(0.05)  # CPython's check and its blocking call is not lost)
 
 def press_ctrl_c():
     asked.wait()
@@ -151,7 +153,7 @@ act.close()
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "interrupted ['cancelled']"
+    assert proc.stdout.strip() == "interrupted ['cancelled']", proc.stderr
 
 
 def test_tool_timeout_is_reported_in_the_step(make_act: Callable[..., CodeAct]) -> None:
