@@ -791,6 +791,10 @@ class Registry:
                 f"tool {name!r} did not finish within {timeout:g} s and was interrupted "
                 "(the tool host kept running, with its state)"
             )
+            tb = str(loc["traceback"]).rsplit("\n", 2)[0] if isinstance(exc, ToolTimeout) else ""
+            if isinstance(exc, _AsyncTimeout) and exc.file:
+                tb = f'  File "{exc.file}", line {exc.line} (awaiting)'
+            loc["traceback"] = (tb + "\n" if tb else "") + f"TimeoutError: {loc['message']}\n"
             out["error"] = loc
             out["timed_out"] = True
         except BaseException as exc:  # SystemExit too: a tool must not end the host
