@@ -128,9 +128,16 @@ class LoopThread:
         future, ended = self.submit(coro, inbox)
         future.add_done_callback(lambda _: inbox.put(None))
         try:
-            while (job := inbox.get()) is not None:
+            while True:
+                try:
+                    # short waits: a Ctrl-C that lands just before a blocking wait begins is
+                    # otherwise lost until something else wakes this thread (a CPython race)
+                    job = inbox.get(timeout=0.25)
+                except queue.Empty:
+                    continue
+                if job is None:
+                    return future.result()
                 job()
-            return future.result()
         except BaseException:
             future.cancel()
             ended.result()
