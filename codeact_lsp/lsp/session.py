@@ -559,14 +559,13 @@ class Session:
         root = self.root
         if root is None or not run_id or "/" in run_id or run_id.startswith("."):
             return None
-        stored = root / RUNS_DIR / f"{run_id}.json"
-        if not stored.is_file():
-            return None
-        try:
-            traj = Trajectory.model_validate_json(stored.read_text(encoding="utf-8"))
-        except Exception as exc:
-            log.warning("cannot read %s: %s", stored, exc)
-            return None
+        traj = _load_stored(root / RUNS_DIR / f"{run_id}.json")
+        return self._adopt(root, run_id, traj) if traj is not None else None
+
+    def _adopt(self, root: Path, run_id: str, traj: Trajectory) -> RunSession:
+        """Track a run read from disk (a previous session's, or not started by this server)."""
+        if run_id in self.runs:
+            return self.runs[run_id]
         path = trajectory_path(root, run_id)
         rs = RunSession(
             id=run_id, path=path, uri=path_to_uri(path), loaded=traj, target=traj.target
@@ -772,12 +771,18 @@ class Session:
                 return {"step": step.model_dump(mode="json"), "markdown": step_markdown(step)}
         raise CommandError(f"run {rs.id} has no step {args.step} (it has {len(traj.steps)})")
 
-    def cmd_list_runs(self, raw: list[Any]) -> dict[str, Any]:
+    async def cmd_list_runs(self, raw: list[Any]) -> dict[str, Any]:
         parse("codeact.listRuns", NoArgs, raw)
         root = self.root
         if root is not None and (root / RUNS_DIR).is_dir():
-            for stored in sorted((root / RUNS_DIR).glob("*.json")):
-                self.find_run(stored.stem)
+            # Reading and validating many stored runs is slow: off the event loop.
+            stored = [
+                p for p in sorted((root / RUNS_DIR).glob("*.json")) if p.stem not in self.runs
+            ]
+            loaded = await asyncio.to_thread(lambda: [(p.stem, _load_stored(p)) for p in stored])
+            for run_id, traj in loaded:
+                if traj is not None:
+                    self._adopt(root, run_id, traj)
         runs: list[dict[str, Any]] = []
         for rs in self.runs.values():
             traj = rs.trajectory()
@@ -1100,6 +1105,16 @@ def parse(command: str, model: Any, raw: list[Any]) -> Any:
         return parse_args(command, model, raw)
     except CommandArgumentError as exc:
         raise CommandError(str(exc)) from None
+
+
+def _load_stored(stored: Path) -> Trajectory | None:
+    if not stored.is_file():
+        return None
+    try:
+        return Trajectory.model_validate_json(stored.read_text(encoding="utf-8"))
+    except Exception as exc:
+        log.warning("cannot read %s: %s", stored, exc)
+        return None
 
 
 async def _engine_call(coro: Any) -> Any:

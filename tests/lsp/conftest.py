@@ -237,6 +237,17 @@ def initialize_params(
     )
 
 
+async def start_client(ws: Path | None, caps: lsp.ClientCapabilities | None = None) -> EditorClient:
+    """A server outside the fixtures (for tests that start more than one); stop it yourself."""
+    client = SERVER.client_factory()
+    assert isinstance(client, EditorClient)
+    await client.start_io(*SERVER.server_command, env=SERVER.server_env)
+    if ws is not None:
+        client.workspace = ws
+    await client.initialize_session(initialize_params(ws, caps))
+    return client
+
+
 @pytest_lsp.fixture(config=SERVER)
 async def client(lsp_client: EditorClient, workspace: Path) -> AsyncIterator[None]:
     """A server of its own, for tests that change settings or need a pristine server."""

@@ -21,7 +21,7 @@ from pygls.exceptions import JsonRpcException
 
 from codeact_lsp.lsp.server import COMMANDS
 
-from .conftest import SERVER, EditorClient, initialize_params
+from .conftest import SERVER, EditorClient, initialize_params, start_client
 
 
 async def _error(client: EditorClient, name: str, raw: list[Any]) -> str:
@@ -187,11 +187,8 @@ async def test_broken_tool_module_is_a_diagnostic_not_a_crash(bare_client: Edito
 
 
 async def test_no_workspace_folder(tmp_path: Path) -> None:
-    client = SERVER.client_factory()
-    assert isinstance(client, EditorClient)
-    await client.start_io(*SERVER.server_command, env=SERVER.server_env)
+    client = await start_client(None)
     try:
-        await client.initialize_session(initialize_params(None))
         msg = await _error(client, "codeact.run", [{"task": "t"}])
         assert "no workspace folder is open" in msg
         await client.shutdown_session()
@@ -347,3 +344,44 @@ async def test_clients_without_pull_diagnostics_get_them_published(
     run = await client.run_until(started["runId"], {"finished"})
     assert run["outputs"] == {"answer": 76.9}
     assert client.progress_reports == {}
+
+
+async def test_runs_outlive_the_server_and_can_be_accepted_after_a_restart(workspace: Path) -> None:
+    target = workspace / "later.py"
+    target.write_text("# results\n")
+    first = await start_client(workspace)
+    try:
+        uri = first.open(target)
+        pos = {"line": 1, "character": 0}
+        started = await first.command(
+            "codeact.run",
+            {
+                "task": "t",
+                "model": "scripted:replies/quote.json",
+                "uri": uri,
+                "range": {"start": pos, "end": pos},
+            },
+        )
+        await first.run_until(started["runId"], {"finished"})
+        await first.shutdown_session()
+    finally:
+        await first.stop()
+
+    second = await start_client(workspace)
+    try:
+        listed = await second.command("codeact.listRuns", {})
+        assert [r["runId"] for r in listed["runs"]] == [started["runId"]]
+        assert listed["runs"][0]["live"] is False
+        doc = second.open(Path(started["trajectoryUri"].removeprefix("file://")))
+        assert "✔ Accept" in [
+            lens.command.title for lens in await second.lenses(doc) if lens.command
+        ]
+        uri = second.open(target)
+        result = await second.command("codeact.accept", {"runId": started["runId"]})
+        assert result["applied"] is True
+        assert "final_answer(total)" in second.docs[uri][1]
+        msg = await _error(second, "codeact.approve", [{"runId": started["runId"]}])
+        assert "not live in this server" in msg
+        await second.shutdown_session()
+    finally:
+        await second.stop()
