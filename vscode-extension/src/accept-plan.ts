@@ -11,6 +11,8 @@ export interface AcceptPlan {
   after: string;
   /** Human summary for the confirmation dialog. */
   summary: string;
+  /** Accept creates the target (the "New File" alternative). */
+  createsFile?: boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -27,15 +29,16 @@ function str(v: unknown): string | undefined {
 export function planFromPreview(runId: string, preview: Json, currentText: (uri: string) => string | undefined): AcceptPlan | undefined {
   const target = (preview.target && typeof preview.target === 'object' ? (preview.target as Json) : {}) as Json;
   const uri = str(preview.uri) ?? str(preview.targetUri) ?? str(target.uri);
+  const createsFile = preview.createsFile === true ? { createsFile: true } : {};
   const full = str(preview.after) ?? str(preview.documentAfter) ?? str(preview.document_after) ?? str(preview.newDocumentText) ?? str(preview.documentText) ?? str(preview.preview);
   if (full !== undefined) {
-    return { runId, targetUri: uri, after: full, summary: str(preview.summary) ?? '' };
+    return { runId, targetUri: uri, after: full, summary: str(preview.summary) ?? '', ...createsFile };
   }
   const newText = str(preview.newText) ?? str(preview.text) ?? str(preview.insert);
   if (newText !== undefined && uri) {
     const before = currentText(uri) ?? '';
     const range = (preview.range ?? target.range) as LspRange | undefined;
-    return { runId, targetUri: uri, after: applyRangeEdit(before, range, newText), summary: str(preview.summary) ?? '' };
+    return { runId, targetUri: uri, after: applyRangeEdit(before, range, newText), summary: str(preview.summary) ?? '', ...createsFile };
   }
   const edit = preview.edit as { changes?: Record<string, Array<{ range: LspRange; newText: string }>> } | undefined;
   if (edit?.changes) {

@@ -41,7 +41,7 @@ export async function showDiff(previews: PreviewDocuments, plan: AcceptPlan): Pr
   const right = previewUri(plan);
   previews.set(right, plan.after);
   let left: vscode.Uri;
-  if (plan.targetUri) {
+  if (plan.targetUri && !plan.createsFile) {
     left = vscode.Uri.parse(plan.targetUri);
   } else {
     left = right.with({ path: right.path.replace(/[^/]*$/, 'empty.py'), query: `${right.query}-before` });

@@ -74,7 +74,10 @@ class Controller implements CodeActApi {
       this.status,
       vscode.workspace.registerTextDocumentContentProvider(PREVIEW_SCHEME, this.previews),
       this.runs.onChange(() => this.onRunsChanged()),
-      vscode.window.onDidChangeActiveTextEditor((e) => this.updateFocusContext(e)),
+      vscode.window.onDidChangeActiveTextEditor((e) => {
+        this.updateFocusContext(e);
+        void this.syncActiveTrajectory();
+      }),
       vscode.workspace.onDidChangeConfiguration((e) => this.onConfigurationChanged(e)),
       vscode.workspace.onDidOpenTextDocument((doc) => {
         if (doc.languageId === 'python' && !this.client && !this.failure) {
@@ -274,70 +277,104 @@ class Controller implements CodeActApi {
 
   // ── Accept ───────────────────────────────────────────────────────────────────────────────────
 
-  private async plan(runId: string): Promise<ReturnType<typeof planFromPreview>> {
-    const current = (uri: string): string | undefined => vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri)?.getText();
+  private currentText(uri: string): string | undefined {
+    return vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri)?.getText();
+  }
+
+  /** What the server says Accept would do (`codeact.acceptPreview`), or the run's program. */
+  private async preview(runId: string, mode: string | undefined, newFileUri: unknown): Promise<Json> {
     if (this.serverHas('codeact.acceptPreview')) {
-      const preview = (await this.server('codeact.acceptPreview', { runId })) as Json;
-      return planFromPreview(runId, preview ?? {}, current);
+      const arg: Json = { runId };
+      if (mode) {
+        arg.mode = mode;
+      }
+      if (typeof newFileUri === 'string') {
+        arg.newFileUri = newFileUri;
+      }
+      return ((await this.server('codeact.acceptPreview', arg)) as Json) ?? {};
     }
     // No preview command: show the run's program (from the server) against the target, unchanged.
     const run = (await this.server('codeact.getRun', { runId })) as Json;
     const target = (run?.target ?? {}) as Json;
-    return planFromPreview(runId, { program: run?.program ?? '', uri: target.uri }, current);
+    return { program: run?.program ?? '', uri: target.uri };
   }
 
   private async showPlan(runId: string, preview: Json): Promise<void> {
-    const current = (uri: string): string | undefined => vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri)?.getText();
-    const plan = planFromPreview(runId, preview ?? {}, current);
+    if (preview?.ok === false) {
+      void this.prompts.notify('warning', `CodeAct: Accept would be refused: ${String(preview.reason ?? 'unknown reason')}`);
+      return;
+    }
+    const plan = planFromPreview(runId, preview ?? {}, (uri) => this.currentText(uri));
     if (plan) {
       const sides = await showDiff(this.previews, plan);
       this.lastDiff = { ...sides, after: plan.after };
     }
   }
 
+  /** After a refusal: offer the ways that cannot overwrite anything; the chosen mode or undefined. */
+  private async chooseAlternative(reason: string, alternatives: unknown, current: string | undefined): Promise<string | undefined> {
+    const labels: Record<string, string> = { insertAtEnd: 'Insert at End', newFile: 'New File' };
+    const offered = (Array.isArray(alternatives) ? (alternatives as string[]) : []).filter((a) => labels[a] && a !== current);
+    const choice = await this.prompts.notify('warning', `CodeAct: not applied: ${reason}`, ...offered.map((a) => labels[a]));
+    return offered.find((a) => labels[a] === choice);
+  }
+
+  /**
+   * Accept = preview, diff, confirm, apply; when the server refuses (the target changed since the
+   * run started), offer its alternatives and go round again with the chosen mode.
+   */
   private async acceptFlow(arg: Json, send: (arg: Json) => Promise<unknown>): Promise<unknown> {
     const runId = typeof arg.runId === 'string' ? arg.runId : undefined;
     if (!runId) {
       return send(arg);
     }
     const showDiffFirst = vscode.workspace.getConfiguration('codeact').get<boolean>('accept.showDiff', true);
-    if (showDiffFirst && arg.mode === undefined) {
-      let plan;
-      try {
-        plan = await this.plan(runId);
-      } catch (e) {
-        void this.prompts.notify('error', `CodeAct: cannot preview the accept: ${(e as Error).message}`);
-        return undefined;
+    let mode = typeof arg.mode === 'string' ? arg.mode : undefined;
+    for (let round = 0; round < 3; round++) {
+      if (showDiffFirst) {
+        let preview: Json;
+        try {
+          preview = await this.preview(runId, mode, arg.newFileUri);
+        } catch (e) {
+          void this.prompts.notify('error', `CodeAct: cannot preview the accept: ${(e as Error).message}`);
+          return undefined;
+        }
+        if (preview.ok === false) {
+          const reason = String(preview.reason ?? 'refused');
+          mode = await this.chooseAlternative(reason, preview.alternatives, mode);
+          if (!mode) {
+            return { applied: false, reason };
+          }
+          continue;
+        }
+        const plan = planFromPreview(runId, preview, (uri) => this.currentText(uri));
+        if (!plan) {
+          void this.prompts.notify('warning', `CodeAct: run ${runId} has nothing to accept.`);
+          return undefined;
+        }
+        const sides = await showDiff(this.previews, plan);
+        this.lastDiff = { ...sides, after: plan.after };
+        const where = plan.targetUri ? vscode.workspace.asRelativePath(vscode.Uri.parse(plan.targetUri)) : 'a new file';
+        const answer = await this.prompts.confirm(
+          `Accept run ${runId}: ${plan.createsFile ? 'create' : 'write its program into'} ${where}?`,
+          plan.summary || 'The diff shows the change. It is applied as one undoable edit, and refused if the file changed since the preview.',
+          'Accept',
+        );
+        await closeDiff(this.previews, sides.right);
+        if (answer !== 'Accept') {
+          return { applied: false, reason: 'not confirmed' };
+        }
       }
-      if (!plan) {
-        void this.prompts.notify('warning', `CodeAct: run ${runId} has nothing to accept.`);
-        return undefined;
+      const result = (await send(mode ? { ...arg, runId, mode } : { ...arg, runId })) as Json | undefined;
+      if (result && result.applied === false && typeof result.reason === 'string') {
+        mode = await this.chooseAlternative(result.reason, result.alternatives, mode);
+        if (mode) {
+          continue;
+        }
       }
-      const sides = await showDiff(this.previews, plan);
-      this.lastDiff = { ...sides, after: plan.after };
-      const target = plan.targetUri ? vscode.workspace.asRelativePath(vscode.Uri.parse(plan.targetUri)) : 'a new file';
-      const answer = await this.prompts.confirm(
-        `Accept run ${runId}: write its program into ${target}?`,
-        plan.summary || 'The diff shows the change. It is applied as one undoable edit, and refused if the file changed since the run started.',
-        'Accept',
-      );
-      await closeDiff(this.previews, sides.right);
-      if (answer !== 'Accept') {
-        return { applied: false, reason: 'not confirmed' };
-      }
+      return result;
     }
-    const result = (await send(arg)) as Json | undefined;
-    if (result && result.applied === false && typeof result.reason === 'string') {
-      const alternatives = Array.isArray(result.alternatives) ? (result.alternatives as string[]) : ['insertAtEnd', 'newFile'];
-      const labels: Record<string, string> = { insertAtEnd: 'Insert at End', newFile: 'New File' };
-      const buttons = alternatives.filter((a) => labels[a]).map((a) => labels[a]);
-      const choice = await this.prompts.notify('warning', `CodeAct: not applied: ${result.reason}`, ...buttons);
-      const mode = Object.entries(labels).find(([, label]) => label === choice)?.[0];
-      if (mode) {
-        return send({ runId, mode });
-      }
-    }
-    return result;
+    return { applied: false, reason: 'gave up after repeated refusals' };
   }
 
   // ── Try Tool ─────────────────────────────────────────────────────────────────────────────────
@@ -441,8 +478,31 @@ class Controller implements CodeActApi {
         this.runs.observe({ runId: run.runId, status: 'failed' });
       }
     }
+    await this.syncActiveTrajectory();
     if (this.runs.active().length > 0) {
       this.schedulePoll(1000);
+    }
+  }
+
+  /**
+   * The server rewrites a trajectory file as its run goes. VS Code joins a reload that is requested
+   * while another is in flight, so after a quick burst of writes an open trajectory can keep showing
+   * an older state. If the (unmodified) trajectory in front of the user differs from the file, reload it.
+   */
+  private async syncActiveTrajectory(): Promise<void> {
+    const doc = vscode.window.activeTextEditor?.document;
+    if (!doc || doc.isDirty || doc.uri.scheme !== 'file' || !runIdFromPath(doc.uri.fsPath)) {
+      return;
+    }
+    let disk: string;
+    try {
+      disk = Buffer.from(await vscode.workspace.fs.readFile(doc.uri)).toString('utf8');
+    } catch {
+      return; // discarded meanwhile
+    }
+    if (disk !== doc.getText() && vscode.window.activeTextEditor?.document === doc && !doc.isDirty) {
+      this.output.appendLine(`[client] reloading ${vscode.workspace.asRelativePath(doc.uri)}: the editor showed an older state than the file`);
+      await vscode.commands.executeCommand('workbench.action.files.revert');
     }
   }
 

@@ -189,8 +189,14 @@ describe('CodeAct in VS Code', function () {
     const runId = String(started.runId);
     const trajUri = vscode.Uri.parse(String(started.trajectoryUri));
     const lensFor = async (command: string): Promise<{ command: string; args: unknown[] }> => {
-      const lens = await eventually(`a ${command} lens`, async () => (await lensTitles(trajUri)).find((l) => l.command === command), (l) => !!l);
-      return lens ?? { command, args: [] };
+      try {
+        const lens = await eventually(`a ${command} lens`, async () => (await lensTitles(trajUri)).find((l) => l.command === command), (l) => !!l, 20000);
+        return lens ?? { command, args: [] };
+      } catch (e) {
+        const inEditor = (await vscode.workspace.openTextDocument(trajUri)).getText();
+        const onDisk = Buffer.from(await vscode.workspace.fs.readFile(trajUri)).toString('utf8');
+        throw new Error(`${(e as Error).message}\n--- editor:\n${inEditor}\n--- disk:\n${onDisk}\n--- lenses: ${JSON.stringify(await lensTitles(trajUri))}`);
+      }
     };
 
     const approve1 = await lensFor('codeact.approve');
@@ -216,6 +222,86 @@ describe('CodeAct in VS Code', function () {
     assert.equal(steps[1].status, 'rejected');
     assert.equal(steps[1].feedback, 'do not reserve stock, just compute');
     assert.deepEqual(run.outputs, { answer: 75 });
+  });
+
+  it('runs on a selection after asking; Accept refuses after an edit and offers Insert at End', async function () {
+    const file = vscode.Uri.joinPath(root, 'selection.py');
+    await writeFile(file, 'import math\n\n# TODO: compute the quote here\n');
+    const doc = await vscode.workspace.openTextDocument(file);
+    const editor = await vscode.window.showTextDocument(doc);
+    editor.selection = new vscode.Selection(2, 0, 2, doc.lineAt(2).text.length);
+    const asked: string[] = [];
+    const answers = [QUOTE_TASK, 'question -> answer: float'];
+    codeact.prompts = { ...defaultPrompts, input: async (options) => (asked.push(options.title ?? ''), answers.shift()) };
+    const started = (await vscode.commands.executeCommand('codeact-lsp.runTaskOnSelection')) as Json;
+    assert.deepEqual(asked, ['CodeAct: Run Task (1/2)', 'CodeAct: Run Task (2/2) — signature, optional']);
+    const runId = String(started.runId);
+    assert.equal(await codeact.waitForRun(runId), 'finished');
+    const run = (await codeact.server('codeact.getRun', { runId })) as Json;
+    assert.equal(run.signature, 'question -> answer: float');
+    assert.deepEqual((run.target as Json).range, { start: { line: 2, character: 0 }, end: { line: 2, character: doc.lineAt(2).text.length } });
+
+    // the person edits the file meanwhile: Accept must not overwrite it
+    const change = new vscode.WorkspaceEdit();
+    change.insert(file, new vscode.Position(0, 0), '# my own change\n');
+    assert.ok(await vscode.workspace.applyEdit(change));
+    const warnings: string[] = [];
+    let confirmations = 0;
+    codeact.prompts = {
+      ...defaultPrompts,
+      notify: async (_kind, message, ...buttons) => (warnings.push(message), buttons.includes('Insert at End') ? 'Insert at End' : undefined),
+      confirm: async () => (confirmations++, 'Accept'),
+    };
+    const accepted = (await vscode.commands.executeCommand('codeact-lsp.accept', { runId })) as Json;
+    assert.equal(accepted?.applied, true, JSON.stringify(accepted));
+    assert.ok(warnings.some((w) => /changed since the run started/.test(w)), warnings.join(' | '));
+    assert.equal(confirmations, 1, 'the diff for the alternative was confirmed once');
+    const text = doc.getText();
+    assert.ok(text.startsWith('# my own change\nimport math\n\n# TODO: compute the quote here\n'), text);
+    assert.ok(text.trimEnd().endsWith('final_answer(total)'), text);
+    assert.equal(text, codeact.lastDiff?.after);
+  });
+
+  it('cancels the run in front of the user', async function () {
+    const started = (await vscode.commands.executeCommand('codeact-lsp.runTask', {
+      task: 'Price of 3 units of SKU-42 in USD',
+      model: 'scripted:replies/review.json',
+      approval: 'review',
+    })) as Json;
+    const runId = String(started.runId);
+    await eventually('the run to wait for approval', () => codeact.server('codeact.getRun', { runId }) as Promise<Json>, (r) => r.status === 'awaiting_approval');
+    await eventually(
+      'its trajectory to be the active editor',
+      () => vscode.window.activeTextEditor?.document.uri.toString(),
+      (u) => u === String(started.trajectoryUri),
+    );
+    await vscode.commands.executeCommand('codeact-lsp.cancel'); // no argument: the run in front
+    assert.equal(await codeact.waitForRun(runId), 'cancelled');
+  });
+
+  it('follows up a finished run from its lens, asking for the task', async function () {
+    const runs = (await codeact.server('codeact.listRuns', {})) as { runs: Json[] };
+    const parent = runs.runs.filter((r) => r.status === 'finished').pop();
+    assert.ok(parent, 'a finished run to follow up');
+    const trajUri = vscode.Uri.parse(String(parent.trajectoryUri));
+    await vscode.window.showTextDocument(trajUri);
+    const lens = await eventually('the Follow up lens', async () => (await lensTitles(trajUri)).find((l) => l.command === 'codeact.followUp'), (l) => !!l);
+    codeact.prompts = { ...defaultPrompts, input: async () => 'And for 4 units?' };
+    const started = (await vscode.commands.executeCommand(lens?.command ?? '', ...(lens?.args ?? []))) as Json;
+    assert.ok(typeof started?.runId === 'string' && started.runId !== parent.runId, JSON.stringify(started));
+    await codeact.waitForRun(String(started.runId));
+    const child = (await codeact.server('codeact.getRun', { runId: started.runId })) as Json;
+    assert.equal(child.task, 'And for 4 units?');
+    assert.equal(child.parent, parent.runId);
+  });
+
+  it('runs the task suite and reports it', async function () {
+    const said: string[] = [];
+    codeact.prompts = { ...defaultPrompts, notify: async (_kind, message) => (said.push(message), undefined) };
+    const result = (await vscode.commands.executeCommand('codeact-lsp.runTasks')) as Json;
+    assert.equal(result?.total, 1, JSON.stringify(result));
+    assert.equal(result?.passed, 1, JSON.stringify(result));
+    assert.ok(said.includes('CodeAct task suite: 1/1 passed.'), said.join(' | '));
   });
 
   it('says which command installs the server when the interpreter lacks it', async function () {
