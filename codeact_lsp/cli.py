@@ -13,11 +13,15 @@ import json
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from codeact_lsp.config import CodeActConfig, load_config
+
+if TYPE_CHECKING:
+    from codeact_lsp.engine import Decision
 
 EXIT_OK, EXIT_NOT_FINISHED, EXIT_USAGE = 0, 1, 2
 
@@ -105,10 +109,13 @@ def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
 
 
-def _make_approver(yes: bool, out: TextIO) -> Any:
+def _make_approver(yes: bool, out: TextIO, *, progress: bool) -> Any:
+    """--yes approves; without a terminal nobody can approve (the model is told so); on a
+    terminal the progress printer asks (so the question comes after the lines before it), or
+    this hook asks when there is no progress output (--json, --quiet)."""
     from codeact_lsp.engine import Decision
 
-    async def approver(handle: Any, step: Any, confirm: list[str]) -> Decision:
+    async def approver(handle: Any, step: Any, confirm: list[str]) -> Decision | None:
         if yes:
             return Decision(action="approve")
         if not _interactive():
@@ -118,26 +125,64 @@ def _make_approver(yes: bool, out: TextIO) -> Any:
                 feedback=f"Not approved: this step {why} and nobody can approve it in this"
                 " non-interactive session. Solve the task without it.",
             )
-        why = f" (calls {', '.join(confirm)})" if confirm else ""
-        print(f"\n--- step {step.index} waits for approval{why} ---\n{step.code}\n---", file=out)
-        while True:
-            try:
-                answer = await asyncio.to_thread(input, "run it? [y]es / [e]dit / [n]o: ")
-            except EOFError:
-                return Decision(action="reject", feedback="Not approved (no answer).")
-            choice = answer.strip().lower()[:1]
-            if choice == "y":
-                return Decision(action="approve")
-            if choice == "e":
-                edited = await asyncio.to_thread(_edit, step.code)
-                if edited is not None:
-                    return Decision(action="approve", code=edited)
-                continue
-            if choice == "n":
-                feedback = await asyncio.to_thread(input, "feedback for the model (optional): ")
-                return Decision(action="reject", feedback=feedback.strip() or None)
+        if progress:
+            return None  # the progress printer asks, in order with what it printed
+        return await _prompt_decision(step, confirm, out)
 
     return approver
+
+
+async def _prompt_decision(step: Any, confirm: list[str], out: TextIO) -> Decision:
+    from codeact_lsp.engine import Decision
+
+    why = f" (calls {', '.join(confirm)})" if confirm else ""
+    print(f"--- step {step.index} waits for approval{why} ---\n{step.code}\n---", file=out)
+    while True:
+        try:
+            answer = await _ask("run it? [y]es / [e]dit / [n]o: ")
+        except EOFError:
+            return Decision(action="reject", feedback="Not approved (no answer).")
+        choice = answer.strip().lower()[:1]
+        if choice == "y":
+            return Decision(action="approve")
+        if choice == "e":
+            edited = await asyncio.to_thread(_edit, step.code)
+            if edited is not None:
+                return Decision(action="approve", code=edited)
+            continue
+        if choice == "n":
+            try:
+                feedback = await _ask("feedback for the model (optional): ")
+            except EOFError:
+                feedback = ""
+            return Decision(action="reject", feedback=feedback.strip() or None)
+
+
+async def _ask(prompt: str) -> str:
+    """input() on a daemon thread: Ctrl-C cancels the run without waiting for Enter."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def settle(result: str | None, error: BaseException | None) -> None:
+        if answer.done():
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(result or "")
+
+    def read() -> None:
+        # the question goes to stderr with the progress: stdout is kept for the answer
+        print(prompt, end="", file=sys.stderr, flush=True)
+        try:
+            line, problem = input(), None
+        except (EOFError, OSError) as exc:
+            line, problem = None, EOFError(str(exc))
+        with contextlib.suppress(RuntimeError):  # the loop may be gone by then
+            loop.call_soon_threadsafe(settle, line, problem)
+
+    threading.Thread(target=read, name="codeact-approval-input", daemon=True).start()
+    return await answer
 
 
 def _edit(code: str) -> str | None:
@@ -194,7 +239,7 @@ async def _run(args: argparse.Namespace) -> int:
         tools,
         workspace=ws,
         runs_dir=default_runs_dir(ws),
-        approver=_make_approver(args.yes, err),
+        approver=_make_approver(args.yes, err, progress=not quiet),
     )
     try:
         try:
@@ -248,6 +293,13 @@ async def _progress(handle: Any, engine: Any, out: TextIO) -> None:
         if line:
             await engine.flushed()
             print(line, file=out, flush=True)
+        step = handle.pending_step
+        if event.kind == "awaiting_approval" and step is not None and step.index == event.step:
+            decision = await _prompt_decision(step, event.data.get("confirm_tools") or [], out)
+            if decision.action == "approve":
+                handle.approve(decision.code)
+            else:
+                handle.reject(decision.feedback)
 
 
 def _event_line(event: Any, handle: Any) -> str | None:
@@ -331,7 +383,7 @@ async def _test(args: argparse.Namespace) -> int:
         tools,
         workspace=ws,
         runs_dir=default_runs_dir(ws),
-        approver=_make_approver(args.yes, err),
+        approver=_make_approver(args.yes, err, progress=False),
     )
     try:
         try:

@@ -18,6 +18,7 @@ from codeact_lsp.engine import Engine
 from codeact_lsp.trajectory import Trajectory
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "quickstart"
+CLI = [sys.executable, "-m", "codeact_lsp.cli"]
 QUOTE = "What does it cost in EUR to buy 3 units of SKU-42 and ship them to Germany (DE)?"
 
 
@@ -217,3 +218,40 @@ def test_confirm_tool_without_a_person_is_rejected_with_feedback(
     traj = Trajectory.model_validate_json(capsys.readouterr().out)
     assert traj.steps[0].status == "rejected"
     assert "non-interactive" in (traj.steps[0].feedback or "")
+
+
+def test_review_on_a_terminal_approve_then_edit(ws: Path) -> None:
+    """A person at a terminal (a pty): approves step 1, edits step 2 in $EDITOR."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    env = _env()
+    env["EDITOR"] = 'sh -c \'printf "final_answer(item[\\"usd\\"])" > "$1"\' sh'
+    proc = subprocess.Popen(
+        [*CLI, "run", QUOTE, "--approval", "review", "-m", "scripted:replies/quote.json"],
+        cwd=ws,
+        stdin=slave,
+        stderr=slave,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    os.close(slave)
+    seen, answers = "", ["y\n", "e\n"]
+    try:
+        while answers:
+            ready, _, _ = select.select([master], [], [], 60)
+            assert ready, f"no prompt; output so far:\n{seen}"
+            seen += os.read(master, 4096).decode(errors="replace")
+            if seen.count("run it?") > 2 - len(answers):
+                os.write(master, answers.pop(0).encode())
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        os.close(master)
+    assert proc.returncode == 0, seen
+    assert out.strip() == "25.0"
+    (run_file,) = (ws / ".codeact" / "runs").glob("*.json")
+    traj = Trajectory.model_validate_json(run_file.read_text())
+    assert traj.steps[1].edited and traj.steps[1].code == 'final_answer(item["usd"])'
