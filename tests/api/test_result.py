@@ -72,3 +72,27 @@ def test_constructor_errors_are_actionable(monkeypatch: pytest.MonkeyPatch) -> N
         CodeAct("n -> f", tools=[42], model="scripted:/x.json")  # type: ignore[list-item]
     with pytest.raises(ValueError, match="->"):
         CodeAct("n, f", tools=[factorial], model="scripted:/x.json")
+
+
+def test_runs_persist_like_the_editors(make_act: Callable[..., CodeAct], tmp_path: Path) -> None:
+    act = make_act("n: int -> factorial: int", [factorial], "factorial", runs_dir=tmp_path / "r")
+    result = act(n=4)
+    saved = Trajectory.model_validate_json((tmp_path / "r" / f"{result.run_id}.json").read_text())
+    assert saved.status == "finished" and saved.outputs == {"factorial": 24}
+    assert saved.steps[0].code == result.steps[0].code
+
+
+def test_workspace_configuration_applies_and_arguments_win(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.codeact]\nmax_iters = 7\nmodel = 'scripted:nowhere.json'\n"
+        "[tool.codeact.sandbox]\ntimeout = 12\n"
+    )
+    with CodeAct("n -> f", tools=[factorial], workspace=tmp_path) as act:
+        assert act.config.max_iters == 7
+        assert act.config.sandbox.timeout == 12
+        assert act.model == "scripted:nowhere.json"
+    with CodeAct("n -> f", tools=[factorial], workspace=tmp_path, max_iters=2, timeout=3) as act:
+        assert (act.config.max_iters, act.config.sandbox.timeout) == (2, 3)
+    (tmp_path / "codeact.toml").write_text("max_iters = 'many'\n")
+    with pytest.raises(ValueError, match="max_iters"):
+        CodeAct("n -> f", tools=[factorial], workspace=tmp_path)
