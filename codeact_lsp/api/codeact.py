@@ -207,6 +207,16 @@ class CodeAct:
         coro = self._run({}, follow_up_of=run_id, task=task)
         return await self._shared.loop.call(coro)
 
+    def rerun(self, previous: Result | str, step: int, code: str | None = None) -> Result:
+        """A new run that replays `previous` up to `step` in a fresh sandbox, then runs `code`
+        as that step (or asks the model again): try a fix without redoing the earlier work."""
+        run_id = previous.run_id if isinstance(previous, Result) else previous
+        return self._shared.loop.run(self._run({}, rerun_of=(run_id, step, code)))
+
+    async def arerun(self, previous: Result | str, step: int, code: str | None = None) -> Result:
+        run_id = previous.run_id if isinstance(previous, Result) else previous
+        return await self._shared.loop.call(self._run({}, rerun_of=(run_id, step, code)))
+
     def session(self) -> Session:
         """A conversation: the first call runs, each later call follows up in the same sandbox."""
         return Session(self)
@@ -241,6 +251,7 @@ class CodeAct:
         inputs: Mapping[str, Any],
         *,
         follow_up_of: str | None = None,
+        rerun_of: tuple[str, int, str | None] | None = None,
         task: str | None = None,
     ) -> Result:
         from codeact_lsp.engine import RunRequest
@@ -248,6 +259,8 @@ class CodeAct:
         engine = await self._engine()
         if follow_up_of is not None:
             handle = await engine.follow_up(follow_up_of, task or "")
+        elif rerun_of is not None:
+            handle = await engine.rerun(*rerun_of)
         else:
             request = RunRequest(
                 task=task or self._task(inputs),

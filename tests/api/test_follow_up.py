@@ -40,3 +40,17 @@ async def test_async_session_and_turn_rules(make_act: Callable[..., CodeAct]) ->
         await chat.acall("again", n=4)
     assert (await chat.acall("Triple it.")).answer == 18
     assert [r.answer for r in chat.results] == [6, 18]
+
+
+def test_rerun_from_a_step_with_edited_code(make_act: Callable[..., CodeAct]) -> None:
+    """Replays step 1 into a fresh sandbox (its variables come back), then runs the edit."""
+    from .test_tool_kinds import days_between
+
+    act = make_act("start: str, end: str -> days: int, weeks: int", [days_between], "days_between")
+    first = act(start="2024-01-01", end="2024-03-01")
+    assert (first.days, first.weeks) == (60, 8)
+    second = act.rerun(first, step=2, code="final_answer(days=days, weeks=round(days / 7))")
+    assert second.ok, second.error
+    assert (second.days, second.weeks) == (60, 9)
+    assert second.run_id != first.run_id and second.trajectory.parent == first.run_id
+    assert second.steps[0].code == first.steps[0].code
