@@ -21,6 +21,7 @@ import queue
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from codeact_lsp.config import SandboxSettings
@@ -31,6 +32,18 @@ T = TypeVar("T")
 READY_TIMEOUT = 15.0
 
 
+def _precompile() -> None:
+    """Write the worker's .pyc for our own interpreter (others write theirs on first start)."""
+    import py_compile
+
+    from codeact_lsp.sandbox import process
+
+    for name in ("worker.py", "confine.py"):
+        path = Path(process.WORKER_PATH).with_name(name)
+        with contextlib.suppress(OSError, py_compile.PyCompileError):
+            py_compile.compile(str(path), doraise=True)
+
+
 class _Spawner:
     def __init__(self) -> None:
         self._q: queue.SimpleQueue[tuple[Callable[[], Any], cf.Future[Any]]] = queue.SimpleQueue()
@@ -38,6 +51,7 @@ class _Spawner:
         self._thread.start()
 
     def _run(self) -> None:
+        _precompile()
         while True:
             fn, fut = self._q.get()
             if not fut.set_running_or_notify_cancel():
