@@ -1,7 +1,9 @@
 """The sandbox worker: runs untrusted snippets, one after another, in persistent globals.
 
-Launched by path as ``python -I -S worker.py IN_FD OUT_FD CTL_FD PARENT_PID`` with the tools'
-interpreter, so it is stdlib-only and imports as little as possible (cold start is a product
+Started with the tools' interpreter as ``python -I -S -c BOOT DIR IN_FD OUT_FD CTL_FD PARENT_PID
+[TMPFS_MB MAX_FILES]``, where BOOT imports this module from DIR (so it loads from its cached .pyc
+instead of being compiled as a script on every start) and calls `main`; ``python -I -S worker.py
+...`` works too. Stdlib-only, and it imports as little as possible (cold start is a product
 metric). Protocol: frames of a 4-byte little-endian length and a payload. Parent -> worker payloads
 are ``marshal`` (the parent is trusted, and marshal is built in and fast); worker -> parent payloads
 are JSON, because the parent must never unmarshal what untrusted code may have forged.
