@@ -304,6 +304,19 @@ describe('CodeAct in VS Code', function () {
     assert.ok(said.includes('CodeAct task suite: 1/1 passed.'), said.join(' | '));
   });
 
+  it('passes codeact.* settings to the server, and changes to them', async function () {
+    const config = vscode.workspace.getConfiguration('codeact');
+    await config.update('maxIters', 1, vscode.ConfigurationTarget.Global);
+    try {
+      const started = (await vscode.commands.executeCommand('codeact-lsp.runTask', { task: QUOTE_TASK })) as Json;
+      assert.equal(await codeact.waitForRun(String(started.runId)), 'max_iters', 'one step allowed by the setting');
+      const run = (await codeact.server('codeact.getRun', { runId: started.runId })) as Json;
+      assert.equal(run.model, 'scripted:replies/quote.json', 'the model came from the codeact.model setting');
+    } finally {
+      await config.update('maxIters', undefined, vscode.ConfigurationTarget.Global);
+    }
+  });
+
   it('says which command installs the server when the interpreter lacks it', async function () {
     const config = vscode.workspace.getConfiguration('codeact');
     const good = config.get<string>('server.python');
