@@ -9,6 +9,7 @@ threads alike, and several runs can share one engine.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import inspect
 import os
@@ -78,8 +79,15 @@ class CodeAct:
     """An agent that answers `signature` by writing Python that calls `tools`, run in a sandbox.
 
     `signature` is DESIGN.md's "inputs -> outputs" string, with optional types
-    (`"n: int -> factorial: int"`). `tools` may be functions, async functions, bound methods,
-    callable objects, builtins or a `{name: callable}` mapping; they run in this process.
+    (`"n: int -> factorial: int"`), or a pydantic model of the outputs. `tools` may be functions,
+    async functions, bound methods, callable objects, builtins or a `{name: callable}` mapping;
+    they run in this process, the model's code does not.
+
+    Settings default to `workspace`'s `[tool.codeact]` (when given), then to the built-in
+    defaults; the keyword arguments win. `approval` is a mode ("auto", "review",
+    "confirm-tools") or a review callback (short for "review"); `confirm` globs name tools whose
+    steps always wait for `reviewer`. `timeout` bounds one step in the sandbox, `tool_timeout` one
+    tool call. `model="scripted:PATH"` (or `scripted([...])`) replays replies, for tests only.
     """
 
     def __init__(
@@ -101,6 +109,7 @@ class CodeAct:
         workspace: str | os.PathLike[str] | None = None,
         runs_dir: str | os.PathLike[str] | None = None,
         config: CodeActConfig | None = None,
+        keep_history: int | None = 1000,
     ) -> None:
         from codeact_lsp.engine.signature import Signature
 
@@ -140,7 +149,8 @@ class CodeAct:
             )
         self.workspace = Path(workspace) if workspace is not None else None
         self.runs_dir = Path(runs_dir) if runs_dir is not None else None
-        self.history: list[Result] = []
+        # the last results (a long batch must not grow memory without bound; None keeps all)
+        self.history: collections.deque[Result] = collections.deque(maxlen=keep_history)
         self._review_errors: dict[str, BaseException] = {}
         self._usage = Usage()
         self._usage_lock = threading.Lock()
@@ -420,7 +430,8 @@ class CodeAct:
         """The last `n` runs as readable text: each step's code, output, errors and tool calls."""
         from codeact_lsp.api.render import render_trajectory
 
-        return "\n\n".join(render_trajectory(r.trajectory) for r in self.history[-n:])
+        recent = list(self.history)[-n:] if n > 0 else []
+        return "\n\n".join(render_trajectory(r.trajectory) for r in recent)
 
     # -- lifetime ------------------------------------------------------------------------------
     def close(self) -> None:

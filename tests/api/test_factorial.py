@@ -82,4 +82,11 @@ def test_bad_inputs_fail_before_any_run(make_act: Callable[..., CodeAct]) -> Non
             assert "n" in str(exc) or "m" in str(exc)
         else:
             raise AssertionError(f"{bad} was accepted")
-    assert act.history == []
+    assert not act.history
+
+
+def test_history_is_bounded(make_act: Callable[..., CodeAct]) -> None:
+    act = make_act("n: int -> factorial: int", [factorial], "factorial", keep_history=2)
+    results = act.batch([{"n": n} for n in (1, 2, 3)], concurrency=1)
+    assert [r.run_id for r in act.history] == [r.run_id for r in results[1:]]
+    assert act.usage.prompt_tokens == sum(r.usage.prompt_tokens for r in results)
