@@ -569,3 +569,26 @@ async def test_granting_the_whole_workspace_is_reported(pool: SandboxPool, tmp_p
         assert any(m.startswith("workspace:") for m in sb.info.not_enforced)
     finally:
         await sb.close()
+
+
+async def test_parallel_sandboxes_with_many_tool_calls(make_sandbox: Factory) -> None:
+    def handler(req: ToolRequest) -> ToolReply:
+        return ToolReply(result=[req.args[0], req.args[1] * 2])
+
+    boxes = await asyncio.gather(*(make_sandbox(handler) for _ in range(4)))
+    code = (
+        "out = [add({i}, n) for n in range(300)]\nall(o == [{i}, 2 * n] for n, o in enumerate(out))"
+    )
+    results = await asyncio.gather(*(b.execute(code.format(i=i)) for i, b in enumerate(boxes)))
+    assert [r.value for r in results] == ["True"] * 4
+
+
+async def test_large_code_arguments_and_results(make_sandbox: Factory) -> None:
+    def handler(req: ToolRequest) -> ToolReply:
+        return ToolReply(result="y" * (3 * 1024 * 1024) + str(len(req.args[0])))
+
+    sb = await make_sandbox(handler, memory_mb=1024)
+    big_code = "x = 1\n" + "# filler\n" * 200_000 + "x + 1"
+    assert (await sb.execute(big_code)).value == "2"
+    r = await sb.execute("r = add('z' * (5 * 1024 * 1024))\n(len(r), r[-7:])")
+    assert r.error is None and r.value == "(3145735, '5242880')"
