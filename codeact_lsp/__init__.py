@@ -7,13 +7,30 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from codeact_lsp.api import Approve, CodeAct, PendingStep, Reject, Result, Session, scripted
+    from codeact_lsp.api import (
+        Approve,
+        CodeAct,
+        PendingStep,
+        Reject,
+        Result,
+        RunError,
+        Session,
+        scripted,
+    )
 
 # The Python API loads on first use: `import codeact_lsp` (done by the language server at startup)
 # must stay cheap, and `from codeact_lsp import CodeAct` must not pull in litellm or pygls.
-_LAZY = {"CodeAct", "Session", "Result", "Approve", "Reject", "PendingStep", "scripted"}
-
-__all__ = ["Approve", "CodeAct", "PendingStep", "Reject", "Result", "Session", "scripted"]
+__all__ = [
+    "Approve",
+    "CodeAct",
+    "PendingStep",
+    "Reject",
+    "Result",
+    "RunError",
+    "Session",
+    "scripted",
+]
+_LAZY = frozenset(__all__)
 
 
 def __getattr__(name: str) -> Any:
