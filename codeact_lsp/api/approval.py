@@ -27,13 +27,13 @@ class PendingStep(BaseModel):
     code: str
     task: str = ""
     reply: str = ""
-    # e.g. ["reserve"] when the step waits because it calls a tool that needs confirmation
-    reason: str = ""
+    reason: str = ""  # why it waits: review mode, or a tool that needs confirmation
+    # e.g. ["reserve"] when the step waits because it calls a tool flagged by `confirm`
     confirm_tools: list[str] = Field(default_factory=list)
     # static checks of the code, as the editor shows them: syntax, unknown tools, argument names,
     # confirmation; each {"line", "col", "end_col", "severity", "message", "code"}
     checks: list[dict[str, Any]] = Field(default_factory=list)
-    step: Step | None = None
+    step: Step | None = None  # a copy of the live step (reply, usage, ...)
 
 
 class Approve(BaseModel):
