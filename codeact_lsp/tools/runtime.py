@@ -962,13 +962,20 @@ def load_targets(registry: Registry, targets: list[JSON]) -> None:
 
 
 def _die_with_parent() -> None:
-    try:
-        import ctypes
+    """Exit when the server goes away, even while a tool runs (an idle host sees EOF instead).
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+    Not PR_SET_PDEATHSIG: that fires when the *thread* that spawned us ends, and hosts are
+    (re)started from short-lived caller threads.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="codeact-parent-watch", daemon=True).start()
 
 
 def serve(argv: list[str]) -> int:

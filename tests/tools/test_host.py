@@ -318,3 +318,62 @@ def test_close_during_a_call_does_not_wait_for_it(own_host: ToolHost) -> None:
     worker.join(10)
     assert box and box[0].error is not None and not box[0].ok
     assert own_host.pid is None
+
+
+def test_concurrent_callers_while_one_hangs_never_hang(own_host: ToolHost) -> None:
+    own_host.grace = 0.2
+    outcomes: list[Any] = []
+    lock = threading.Lock()
+
+    def caller(name: str, args: list[Any], timeout: float | None) -> None:
+        out = own_host.call_sync(name, args, {}, timeout=timeout)
+        with lock:
+            outcomes.append((name, out))
+
+    threads = [threading.Thread(target=caller, args=("stubborn", [30], 0.2))]
+    threads += [threading.Thread(target=caller, args=("add", [i, 1], 5)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    assert len(outcomes) == 7
+    hung = next(out for name, out in outcomes if name == "stubborn")
+    assert hung.timed_out and hung.restarted
+    # the others ran before or after the restart: every one of them answered correctly
+    bad = [out for name, out in outcomes if name == "add" and not out.ok]
+    assert not bad, bad
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_host_exits_when_the_server_dies_even_mid_call(ws: Path) -> None:
+    import subprocess
+    import time
+
+    script = (
+        "import sys, threading\n"
+        "from codeact_lsp.config import CodeActConfig\n"
+        "from codeact_lsp.tools import ToolHost\n"
+        f"h = ToolHost.start({str(ws)!r}, CodeActConfig(tools=['kinds.py']), timeout=60)\n"
+        "print(h.pid, flush=True)\n"
+        "threading.Thread(target=h.call_sync, args=('nap', [60], {})).start()\n"
+        "sys.stdin.read()\n"
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdout is not None
+    host_pid = int(server.stdout.readline())
+    server.kill()
+    server.wait()
+    deadline = time.monotonic() + 15
+    while not _gone(host_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling a process we cannot wait for (not our child)
+    assert _gone(host_pid)
