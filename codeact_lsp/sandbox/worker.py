@@ -181,18 +181,20 @@ class Capture:
     def closed(self) -> bool:
         return False
 
-    def take(self) -> tuple[str, bool]:
+    def take(self, budget: int) -> tuple[str, bool]:
+        """The text (at most `budget` characters kept: head and tail, the cut marked); resets."""
         head = "".join(self.head)
-        keep = self.limit - self.limit // 2
         tail = "".join(self.tail)
-        if self.total <= self.limit:
-            text, cut = head + tail, False
-        else:
-            tail = tail[-keep:] if keep else ""
-            dropped = self.total - len(head) - len(tail)
-            text, cut = f"{head}\n… [{dropped} characters cut] …\n{tail}", True
+        total = self.total
         self.reset()
-        return text, cut
+        if total <= budget:
+            return head + tail, False
+        h = budget // 2
+        t = budget - h
+        if total == len(head) + len(tail):  # nothing was dropped yet: cut the whole text
+            head = tail = head + tail
+        first, last = head[:h], (tail[-t:] if t else "")
+        return f"{first}\n… [{total - len(first) - len(last)} characters cut] …\n{last}", True
 
 
 class _Bytes:
@@ -239,8 +241,9 @@ class Worker:
     def __init__(self, chan: Channel, ctl_fd: int) -> None:
         self.chan = chan
         self.ctl_fd = ctl_fd
-        self.out = Capture(256 * 1024)
-        self.err = Capture(256 * 1024)
+        self.output_limit = 256 * 1024
+        self.out = Capture(self.output_limit)
+        self.err = Capture(self.output_limit)
         self.value_limit = 20000
         self.globals: dict[str, object] = {"__name__": "__main__", "__builtins__": builtins}
         self.running = False
@@ -282,8 +285,9 @@ class Worker:
         applied: list[str] = []
         problems: list[str] = []
         scratch = cfg["scratch"]
-        self.out = Capture(cfg["output_limit"])
-        self.err = Capture(cfg["output_limit"])
+        self.output_limit = cfg["output_limit"]
+        self.out = Capture(self.output_limit)
+        self.err = Capture(self.output_limit)
         self.value_limit = cfg["value_limit"]
         for p in cfg["import_paths"]:
             if p not in sys.path:
@@ -443,8 +447,17 @@ class Worker:
             finally:
                 self.running = False
         sys.stdout, sys.stderr = out, err
-        stdout, cut_out = out.take()
-        stderr, cut_err = err.take()
+        # output_kb is the budget of stdout and stderr together: a short stream keeps all of it
+        limit = self.output_limit
+        n_out, n_err = out.total, err.total
+        if n_out + n_err <= limit:
+            b_out, b_err = n_out, n_err
+        elif min(n_out, n_err) <= limit // 2:
+            b_out, b_err = (n_out, limit - n_out) if n_out <= n_err else (limit - n_err, n_err)
+        else:
+            b_out = b_err = limit // 2
+        stdout, cut_out = out.take(b_out)
+        stderr, cut_err = err.take(b_err)
         result: dict[str, object] = {
             "t": "done",
             "duration_ms": (time.perf_counter() - t0) * 1000.0,

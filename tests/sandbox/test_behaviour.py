@@ -592,3 +592,15 @@ async def test_large_code_arguments_and_results(make_sandbox: Factory) -> None:
     assert (await sb.execute(big_code)).value == "2"
     r = await sb.execute("r = add('z' * (5 * 1024 * 1024))\n(len(r), r[-7:])")
     assert r.error is None and r.value == "(3145735, '5242880')"
+
+
+async def test_output_budget_is_shared_by_stdout_and_stderr(make_sandbox: Factory) -> None:
+    sb = await make_sandbox(output_kb=4)
+    r = await sb.execute("import sys\nprint('o' * 10000)\nprint('e' * 10000, file=sys.stderr)")
+    assert r.truncated
+    marker = len("\n… [00000 characters cut] …\n")
+    assert len(r.stdout) + len(r.stderr) <= 4096 + 2 * marker
+    assert r.stdout.startswith("ooo") and r.stderr.endswith("eee\n")
+    r = await sb.execute("import sys\nprint('o' * 10000)\nprint('short', file=sys.stderr)")
+    assert r.stderr == "short\n"  # a short stream keeps all of it; the long one gets the rest
+    assert len(r.stdout) <= 4096 - len("short\n") + marker
