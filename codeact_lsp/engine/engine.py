@@ -54,6 +54,7 @@ class Engine:
         model_factory: Any = None,
         stream: bool = False,
         extract_on_max_iters: bool = False,
+        model_params: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.tools = tools
@@ -66,6 +67,7 @@ class Engine:
         self._model_factory = model_factory or make_model
         self.stream = stream  # emit model_delta events while replies stream in
         self.extract_on_max_iters = extract_on_max_iters  # one extraction call when out of steps
+        self.model_params = dict(model_params or {})  # passed to litellm (temperature, api_base...)
         self._runs: dict[str, RunHandle] = {}
         self._sessions: dict[str, Session] = {}  # run id -> its session
         self._closed = False
@@ -258,7 +260,9 @@ class Engine:
             return scripted_from.model  # a follow-up continues the same script
         try:
             resolved = resolve_model_name(name, self.config.model)
-            model: ModelClient = self._model_factory(resolved, base=self.workspace)
+            model: ModelClient = self._model_factory(
+                resolved, base=self.workspace, **self.model_params
+            )
         except ModelError as exc:
             raise EngineError(str(exc)) from None
         return model

@@ -187,7 +187,8 @@ class LiteLLMModel:
     async def complete(
         self, messages: list[Message], *, on_delta: Callable[[str], None] | None = None
     ) -> ModelReply:
-        litellm = _import_litellm()
+        # the first import takes seconds: never on the event loop (the editor must stay live)
+        litellm = _LITELLM or await asyncio.to_thread(_import_litellm)
         stream = self.stream or on_delta is not None
         try:
             if stream:
@@ -220,14 +221,26 @@ class LiteLLMModel:
         return litellm.stream_chunk_builder(chunks, messages=messages)
 
 
+_LITELLM: Any = None
+
+
 def _import_litellm() -> Any:
+    global _LITELLM
     # The cost map would otherwise be fetched from the network at import (seconds, and no network
     # here); the copy bundled with litellm is what cost lookups use.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
     litellm.suppress_debug_info = True
+    _LITELLM = litellm
     return litellm
+
+
+async def preload_litellm() -> None:
+    """Import litellm on a worker thread ahead of the first real call (it takes seconds); a
+    server can start this in the background once it has answered `initialize`."""
+    if _LITELLM is None:
+        await asyncio.to_thread(_import_litellm)
 
 
 def _usage(litellm: Any, response: Any) -> Usage:
