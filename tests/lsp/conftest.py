@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -194,10 +195,12 @@ def make_client() -> EditorClient:
     return client
 
 
+# The servers' cache of `initialize` answers (fastinit) stays out of the user's home.
+INIT_CACHE = Path(tempfile.gettempdir()) / "codeact-lsp-test-init-cache"
 SERVER = ClientServerConfig(
     server_command=[sys.executable, "-m", "codeact_lsp"],
     client_factory=make_client,
-    server_env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    server_env={**os.environ, "PYTHONUNBUFFERED": "1", "CODEACT_LSP_CACHE_DIR": str(INIT_CACHE)},
 )
 
 
@@ -237,11 +240,15 @@ def initialize_params(
     )
 
 
-async def start_client(ws: Path | None, caps: lsp.ClientCapabilities | None = None) -> EditorClient:
+async def start_client(
+    ws: Path | None,
+    caps: lsp.ClientCapabilities | None = None,
+    env: dict[str, str] | None = None,
+) -> EditorClient:
     """A server outside the fixtures (for tests that start more than one); stop it yourself."""
     client = SERVER.client_factory()
     assert isinstance(client, EditorClient)
-    await client.start_io(*SERVER.server_command, env=SERVER.server_env)
+    await client.start_io(*SERVER.server_command, env={**(SERVER.server_env or {}), **(env or {})})
     if ws is not None:
         client.workspace = ws
     await client.initialize_session(initialize_params(ws, caps))

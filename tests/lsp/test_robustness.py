@@ -385,3 +385,31 @@ async def test_runs_outlive_the_server_and_can_be_accepted_after_a_restart(works
         await second.shutdown_session()
     finally:
         await second.stop()
+
+
+async def test_cached_initialize_answer_equals_pygls_answer(
+    workspace: Path, tmp_path: Path
+) -> None:
+    """The second start answers `initialize` from the cache; the answer and the server's state
+    are the same as without it."""
+    cache = tmp_path / "init-cache"
+    answers = []
+    for env in ({"CODEACT_LSP_INIT_CACHE": "0"}, {}, {}):
+        client = SERVER.client_factory()
+        assert isinstance(client, EditorClient)
+        await client.start_io(
+            *SERVER.server_command,
+            env={**(SERVER.server_env or {}), "CODEACT_LSP_CACHE_DIR": str(cache), **env},
+        )
+        try:
+            result = await client.initialize_session(initialize_params(workspace))
+            answers.append(client.protocol._converter.unstructure(result))
+            # the server knows the workspace and the client's capabilities as usual
+            listed = await client.command("codeact.listTools", {})
+            assert {t["name"] for t in listed["tools"]} >= {"price_of", "reserve"}
+            await client.shutdown_session()
+        finally:
+            await client.stop()
+        if not env:
+            assert len(list(cache.glob("init-*.json"))) == 1
+    assert answers[0] == answers[1] == answers[2]
