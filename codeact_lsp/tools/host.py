@@ -198,6 +198,15 @@ class ToolHost:
             self.restarts += 1
             self._spawn()
 
+    def cancel(self) -> None:
+        """Interrupt the tool running now, if any (e.g. its run was cancelled): that call returns
+        a CancelledError at the line it was at; the host and its state stay. Safe from any
+        thread; a no-op when nothing runs."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None and self._lock.locked():
+            with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+                os.kill(proc.pid, signal.SIGUSR2)
+
     def changed(self) -> bool:
         """True when a tool module file changed (or appeared/vanished) since the host loaded it:
         a cheap check before a run, to restart only when needed."""

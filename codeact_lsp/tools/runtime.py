@@ -378,6 +378,18 @@ def _on_alarm(signum: int, frame: Any) -> None:
     raise ToolTimeout()
 
 
+class ToolCancelled(BaseException):
+    """Raised inside a running tool when the caller cancels the call (the run was cancelled)."""
+
+
+_IN_CALL = threading.Event()  # a tool is running in the main thread: a cancel may interrupt it
+
+
+def _on_cancel(signum: int, frame: Any) -> None:
+    if _IN_CALL.is_set():
+        raise ToolCancelled()
+
+
 def _coroutine_location(coro: Any, workspace: str | None) -> tuple[str | None, int | None]:
     """Where a suspended coroutine waits: the innermost frame of its await chain in the workspace."""
     found: tuple[str | None, int | None] = (None, None)
@@ -718,6 +730,8 @@ class Registry:
             if signal.getsignal(signal.SIGALRM) is not _on_alarm:  # once (a tool may reset it)
                 signal.signal(signal.SIGALRM, _on_alarm)
             signal.setitimer(signal.ITIMER_REAL, float(timeout or 0))
+        if alarm:
+            _IN_CALL.set()
         try:
             if bound is None:
                 value = tool.obj(*args, **kwargs)
@@ -726,6 +740,7 @@ class Registry:
         finally:
             if alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
+                _IN_CALL.clear()
         if not inspect.isawaitable(value):
             return value
         coro = value
@@ -735,12 +750,19 @@ class Registry:
             return await coro
 
         future = asyncio.run_coroutine_threadsafe(_await(), self._event_loop())
+        if alarm:
+            _IN_CALL.set()
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             where = _coroutine_location(coro, self.workspace)
             future.cancel()
             raise _AsyncTimeout(*where) from None
+        except ToolCancelled:
+            future.cancel()
+            raise
+        finally:
+            _IN_CALL.clear()
 
     def call(self, name: str, args: list[Any], kwargs: JSON, timeout: float | None = None) -> JSON:
         started = time.perf_counter()
@@ -782,6 +804,13 @@ class Registry:
             out["ok"] = True
         except KeyboardInterrupt:
             raise
+        except ToolCancelled as exc:
+            loc = error_location(exc, self.workspace, tool.file)
+            loc["type"] = "CancelledError"
+            loc["message"] = f"the call of {name!r} was cancelled"
+            tb = str(loc["traceback"]).rsplit("\n", 2)[0]
+            loc["traceback"] = f"{tb}\nCancelledError: {loc['message']}\n"
+            out["error"] = loc
         except (ToolTimeout, _AsyncTimeout) as exc:
             loc = error_location(exc, self.workspace, tool.file)
             if isinstance(exc, _AsyncTimeout) and exc.file:
@@ -1013,6 +1042,8 @@ def serve(argv: list[str]) -> int:
             os.chdir(workspace)
     registry = Registry(spec.get("confirm", []), workspace)
     registry.json_args = True
+    if hasattr(signal, "SIGUSR2"):
+        signal.signal(signal.SIGUSR2, _on_cancel)  # ToolHost.cancel(): interrupt the running tool
     load_targets(registry, spec.get("targets", []))
 
     limit = int(spec.get("max_reply", 16 * 1024 * 1024))

@@ -377,3 +377,33 @@ def test_host_exits_when_the_server_dies_even_mid_call(ws: Path) -> None:
     while not _gone(host_pid) and time.monotonic() < deadline:
         time.sleep(0.05)  # polling a process we cannot wait for (not our child)
     assert _gone(host_pid)
+
+
+def test_cancel_interrupts_the_running_tool_and_keeps_the_host(
+    own_host: ToolHost, ws: Path
+) -> None:
+    base = call(own_host, "increment")
+    pid = own_host.pid
+    own_host.cancel()  # nothing running: a no-op
+    for name, args, line in (
+        ("nap", [30], "time.sleep(seconds)"),
+        ("fetch_async", ["k", 30], None),
+    ):
+        box: list[Any] = []
+        started = threading.Event()
+
+        def run(name: str, args: list[Any], box: list[Any], started: threading.Event) -> None:
+            started.set()
+            box.append(own_host.call_sync(name, args, {}, timeout=20))
+
+        worker = threading.Thread(target=run, args=(name, args, box, started))
+        worker.start()
+        started.wait()
+        while not box:  # cancel until the call is seen running (the request may still be in flight)
+            own_host.cancel()
+            worker.join(0.1)
+        out = box[0]
+        assert out.error is not None and out.error.type == "CancelledError", out.error
+        if line is not None:
+            assert out.error.line == line_of(ws / "kinds.py", line)
+    assert own_host.pid == pid and call(own_host, "increment") == base + 1
