@@ -87,5 +87,9 @@ class InProcessTools:
             )
         return ToolOutcome.model_validate(box[0])
 
+    def cancel(self) -> None:
+        """A Python thread cannot be interrupted from outside: calls in this process run to their
+        end (or their timeout). Here so the engine can treat both providers alike."""
+
     async def close(self) -> None:
         return None
