@@ -255,6 +255,7 @@ class Worker:
         self.loop: object = None
         self.main_ident = _thread.get_ident()
         self.tmpfs_done = False
+        self.call_lock = _thread.allocate_lock()
         self.tmpfs_problem: str | None = None
 
     # --- interrupts -------------------------------------------------------------------------
@@ -370,14 +371,17 @@ class Worker:
             raise TypeError(f"{name}(): arguments must be JSON-serialisable: {exc}") from None
         data = ("C" + body).encode("utf-8", "surrogatepass")
         data = len(data).to_bytes(_HEADER, "little") + data
-        wfd = self.chan.wfd
-        while data:
-            data = data[os.write(wfd, data) :]
-        recv = self.chan.recv
-        while True:  # replies are ("r", id, result, error, stop); stale ones are dropped
-            reply = recv()
-            if type(reply) is tuple and reply[1] == cid:
-                break
+        with self.call_lock:  # one call on the channel at a time, whichever thread makes it
+            if not self.running:  # a thread left running by an earlier step
+                raise RuntimeError(f"{name}(): tools can only be called while a step is running")
+            wfd = self.chan.wfd
+            while data:
+                data = data[os.write(wfd, data) :]
+            recv = self.chan.recv
+            while True:  # replies are ("r", id, result, error, stop); stale ones are dropped
+                reply = recv()
+                if type(reply) is tuple and reply[1] == cid:
+                    break
         if reply[4]:
             self.stopped = True
             raise Stop
@@ -559,9 +563,11 @@ class Worker:
 
     def serve(self) -> None:
         chan = self.chan
+        lock = self.call_lock
         while True:
             try:
-                msg = chan.recv()
+                with lock:  # no thread of an earlier step reads the channel meanwhile
+                    msg = chan.recv()
             except EOFError:
                 os._exit(0)
             if type(msg) is not dict:

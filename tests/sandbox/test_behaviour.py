@@ -604,3 +604,26 @@ async def test_output_budget_is_shared_by_stdout_and_stderr(make_sandbox: Factor
     r = await sb.execute("import sys\nprint('o' * 10000)\nprint('short', file=sys.stderr)")
     assert r.stderr == "short\n"  # a short stream keeps all of it; the long one gets the rest
     assert len(r.stdout) <= 4096 - len("short\n") + marker
+
+
+async def test_thread_left_running_cannot_steal_the_channel(make_sandbox: Factory) -> None:
+    sb = await make_sandbox(timeout=5)
+    code = (
+        "import threading\n"
+        "res = []\n"
+        "def f():\n"
+        "    for i in range(300):\n"
+        "        try:\n"
+        "            res.append(add(i))\n"
+        "        except RuntimeError as e:\n"
+        "            res.append('refused')\n"
+        "t = threading.Thread(target=f)\n"
+        "t.start()\n"
+        "add(1)"
+    )
+    assert (await sb.execute(code)).value == "1"
+    for _ in range(3):  # steps keep working while the thread is still calling
+        r = await sb.execute("len(res) >= 0")
+        assert (r.value, r.state_lost, r.timed_out) == ("True", False, False)
+    r = await sb.execute("t.join()\n(len(res), 'refused' in res or len(set(res)) > 1)")
+    assert r.value == "(300, True)"
