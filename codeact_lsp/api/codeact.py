@@ -115,6 +115,7 @@ class CodeAct:
 
         self.spec = Signature.parse(signature)
         self.signature = signature if isinstance(signature, str) else self.spec.text
+        self._instructions = instructions
         self.instructions = instructions or self.spec.instructions or None
         self._adapters = {
             f.name: TypeAdapter(f.annotation) for f in self.spec.outputs if f.type_text is not None
@@ -246,12 +247,19 @@ class CodeAct:
         return typed
 
     def _task(self, inputs: Mapping[str, Any]) -> str:
-        """The task line of the prompt; the input values themselves reach the model as variables."""
-        if self.instructions:
-            return self.instructions
+        """The task line of the prompt; the input values themselves reach the model as variables.
+
+        A `task` input is the task; `instructions=` go before it. Without either, the output
+        model's docstring (already in the system prompt) or a sentence naming the fields.
+        """
+        parts = [self._instructions] if self._instructions else []
         task = inputs.get("task")
         if isinstance(task, str) and task.strip():
-            return task
+            parts.append(task)
+        if parts:
+            return "\n\n".join(parts)
+        if self.spec.instructions:
+            return self.spec.instructions
         ins = ", ".join(f"`{n}`" for n in self.spec.input_names)
         outs = ", ".join(f"`{n}`" for n in self.spec.output_names)
         return f"Given {ins}, produce {outs}." if ins else f"Produce {outs}."

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from codeact_lsp.api import CodeAct, Result, RunError, scripted
 from codeact_lsp.trajectory import Trajectory
@@ -96,3 +97,39 @@ def test_workspace_configuration_applies_and_arguments_win(tmp_path: Path) -> No
     (tmp_path / "codeact.toml").write_text("max_iters = 'many'\n")
     with pytest.raises(ValueError, match="max_iters"):
         CodeAct("n -> f", tools=[factorial], workspace=tmp_path)
+
+
+class Line(BaseModel):
+    sku: str
+    units: int
+
+
+class Order(BaseModel):
+    """Build the order the customer asked for."""
+
+    lines: list[Line]
+    total: float
+
+
+def test_pydantic_output_model_gives_model_instances() -> None:
+    reply = "```python\nfinal_answer(lines=[{'sku': 'A', 'units': 2}], total=3)\n```"
+    with CodeAct(Order, tools=[factorial], model=scripted([reply])) as act:
+        result = act(task="two of A")
+    assert result.ok, result.error
+    assert result.lines == [Line(sku="A", units=2)]
+    assert isinstance(result.total, float)
+    assert result.trajectory.outputs == {"lines": [{"sku": "A", "units": 2}], "total": 3.0}
+    assert result.trajectory.task == "two of A"
+
+
+def test_task_text_from_instructions_task_input_or_fields(make_act: Callable[..., CodeAct]) -> None:
+    plain = make_act("n: int -> factorial: int", [factorial], "factorial")
+    assert plain(n=3).trajectory.task == "Given `n`, produce `factorial`."
+    told = make_act(
+        "n: int -> factorial: int", [factorial], "factorial", instructions="Use the tool."
+    )
+    assert told(n=3).trajectory.task == "Use the tool."
+    both = make_act(
+        "task, n: int -> answer: int", [factorial], "batch_factorial", instructions="Be brief."
+    )
+    assert both(task="n factorial", n=3).trajectory.task == "Be brief.\n\nn factorial"
