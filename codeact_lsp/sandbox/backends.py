@@ -167,7 +167,7 @@ def describe(plan: Plan, applied: list[str], problems: list[str]) -> SandboxInfo
     layer("signals", sec, "+".join(sig), "other processes of this user can be signalled or ptraced")
     layer("namespaces", sec, "seccomp", "namespaces and mounts can be created")
     layer("memory", "memory" in got, "rlimit", "no address-space limit")
-    enforced.append("cpu:watchdog")
+    enforced.append("cpu:watchdog+lifetime-rlimit" if "cpu-total" in got else "cpu:watchdog")
     enforced.append("timeout:interrupt+kill")
     enforced.append("output:head+tail cap")
     layer("file-size", "file-size" in got, "rlimit", "no per-file size limit")
@@ -207,6 +207,9 @@ def config_message(
         "output_limit": settings.output_kb * 1024,
         "value_limit": 20000,
         "memory_mb": settings.memory_mb,
+        # the per-step CPU limit is watched from outside; this lifetime cap (rlimit) also stops
+        # a thread left spinning between steps, when nobody is watching
+        "cpu_total": int((settings.cpu_seconds or settings.timeout) * 20 + 60),
         "disk_mb": settings.disk_mb,
         "max_files": MAX_FILES,
         "import_paths": [os.path.abspath(p) for p in extra_paths],

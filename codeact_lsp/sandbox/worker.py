@@ -679,6 +679,8 @@ def _limits(cfg: dict, applied: list[str], problems: list[str]) -> None:  # type
     setlim(resource.RLIMIT_FSIZE, cfg["disk_mb"] * 1024 * 1024, "file-size")
     setlim(resource.RLIMIT_CORE, 0, "no-core")
     setlim(resource.RLIMIT_NOFILE, 256, "open-files")
+    if cfg.get("cpu_total"):  # backstop for a thread left spinning between steps
+        setlim(resource.RLIMIT_CPU, int(cfg["cpu_total"]), "cpu-total")
 
 
 def main(argv: list[str]) -> None:
