@@ -19,8 +19,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from codeact_lsp.trajectory import Trajectory
+from codeact_lsp.trajectory import Step, Trajectory
 
+# step statuses after which the engine no longer changes a step
+_SETTLED = frozenset({"ok", "error", "rejected", "no_code", "cancelled"})
 _ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
 
 
@@ -40,6 +42,7 @@ class RunStore:
         self._pending: dict[str, str] = {}
         self._queued: dict[str, cf.Future[None]] = {}
         self._lock = threading.Lock()
+        self._steps_json: dict[str, dict[int, tuple[Step, str]]] = {}
 
     def path(self, run_id: str) -> Path:
         if not valid_run_id(run_id):
@@ -52,7 +55,7 @@ class RunStore:
 
     def save_async(self, trajectory: Trajectory) -> cf.Future[None]:
         """Queue a write of the trajectory as it is now; the future resolves once it is on disk."""
-        data = trajectory.model_dump_json()
+        data = self.serialise(trajectory)
         run_id = trajectory.id
         self.path(run_id)  # validate the id here, where the caller can see the error
         with self._lock:
@@ -63,6 +66,25 @@ class RunStore:
             fut = self._writer.submit(self._write_pending, run_id)
             self._queued[run_id] = fut
             return fut
+
+    def serialise(self, traj: Trajectory) -> str:
+        """The run as JSON, re-serialising only steps that can still change: a finished step's
+        JSON is kept, so a long run costs the same per write as a short one."""
+        cache = self._steps_json.setdefault(traj.id, {})
+        parts: list[str] = []
+        for step in traj.steps:
+            entry = cache.get(id(step))
+            if entry is not None and entry[0] is step:
+                parts.append(entry[1])
+                continue
+            text = step.model_dump_json()
+            if step.status in _SETTLED:
+                cache[id(step)] = (step, text)  # holding the step keeps its id unique
+            parts.append(text)
+        if traj.done:
+            self._steps_json.pop(traj.id, None)
+        head = traj.model_dump_json(exclude={"steps"})
+        return f'{head[:-1]},"steps":[{",".join(parts)}]}}'
 
     def barrier(self) -> cf.Future[None]:
         """Resolves once every write queued so far is on disk."""

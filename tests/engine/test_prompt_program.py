@@ -130,3 +130,20 @@ def test_run_store_is_atomic_and_validates_ids(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "runs").iterdir()] == [f"{traj.id}.json"]
     assert store.load("../../etc/passwd") is None
     assert store.list_ids() == [traj.id]
+
+
+def test_run_file_matches_the_trajectory_with_cached_steps(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    traj = Trajectory(id=new_run_id(), task="t")
+    for i in range(1, 4):
+        traj.steps.append(_step(i, f"out{i}"))
+        store.save(traj)
+    traj.steps.append(Step(index=4, code="x", status="running"))
+    store.save(traj)
+    traj.steps[-1].status = "ok"
+    traj.steps[-1].stdout = "late"
+    traj.status = "finished"
+    store.save(traj)
+    loaded = store.load(traj.id)
+    assert loaded is not None
+    assert loaded.model_dump() == traj.model_dump()
