@@ -410,6 +410,7 @@ async def test_info_reports_enforced_layers(make_sandbox: Factory) -> None:
         "memory",
         "disk",
     } <= layers
+    assert "cpu:watchdog+lifetime-rlimit" in info.isolation
     r = await sb.execute("1")
     assert r.sandbox == info
 
