@@ -37,7 +37,7 @@ from codeact_lsp.trajectory import Step, Trajectory, Usage
 
 if TYPE_CHECKING:
     from codeact_lsp.engine import Decision as EngineDecision
-    from codeact_lsp.engine import Engine, RunHandle
+    from codeact_lsp.engine import Engine, RunEvent, RunHandle
     from codeact_lsp.engine.run import Approver
     from codeact_lsp.tools import InProcessTools, ToolDiagnostic, ToolSchema
 
@@ -110,6 +110,7 @@ class CodeAct:
         runs_dir: str | os.PathLike[str] | None = None,
         config: CodeActConfig | None = None,
         keep_history: int | None = 1000,
+        on_event: Callable[[RunEvent], Any] | None = None,
     ) -> None:
         from codeact_lsp.engine.signature import Signature
 
@@ -153,6 +154,8 @@ class CodeAct:
         # the last results (a long batch must not grow memory without bound; None keeps all)
         self.history: collections.deque[Result] = collections.deque(maxlen=keep_history)
         self._review_errors: dict[str, BaseException] = {}
+        # sees each run's events as they happen (step proposed, executing, tool called, ...)
+        self.on_event = on_event
         self._usage = Usage()
         self._usage_lock = threading.Lock()
         from codeact_lsp.tools import InProcessTools
@@ -289,11 +292,20 @@ class CodeAct:
                 max_iters=self.config.max_iters,
             )
             handle = await engine.start(request)
+        watching = (
+            asyncio.ensure_future(self._forward_events(handle))
+            if self.on_event is not None
+            else None
+        )
         try:
             trajectory = await handle.wait()
+            if watching is not None:
+                await watching  # every event is delivered before the result
         except asyncio.CancelledError:
             # the caller gave up (Ctrl-C, task cancelled): stop the run too, and keep its record
             handle.cancel()
+            if watching is not None:
+                watching.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.shield(handle.wait())
             self._finish(handle.trajectory, handle)
@@ -302,6 +314,28 @@ class CodeAct:
         if review_error is not None:
             raise review_error
         return self._finish(trajectory, handle)
+
+    async def _forward_events(self, handle: RunHandle) -> None:
+        """Hand each event to `on_event`, in order, on the caller's thread for sync calls (so a
+        notebook can print progress); a failing callback stops the events, never the run."""
+        callback = self.on_event
+        if callback is None:
+            return
+        async for event in handle.subscribe():
+            try:
+                if inspect.iscoroutinefunction(callback):
+                    await callback(event)
+                else:
+                    await on_caller_thread(callback, event)
+            except Exception as exc:  # say it once, keep the run going
+                import warnings
+
+                warnings.warn(
+                    f"on_event callback failed, no more events for run {handle.id}: {exc!r}",
+                    RuntimeWarning,
+                    stacklevel=1,
+                )
+                return
 
     def _finish(self, trajectory: Trajectory, handle: RunHandle) -> Result:
         program: str | None = None

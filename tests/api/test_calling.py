@@ -208,3 +208,31 @@ def test_generated_code_cannot_read_the_callers_secrets(
     assert len(lines) == 3 and all(line.startswith("refused") for line in lines[1:]), lines
     assert result.trajectory.sandbox.backend != "none"
     assert result.trajectory.sandbox.isolation
+
+
+def test_on_event_sees_the_run_as_it_happens(make_act: Callable[..., CodeAct]) -> None:
+    from codeact_lsp.engine import RunEvent
+
+    seen: list[tuple[str, int | None]] = []
+    threads: set[int] = set()
+
+    def watch(event: RunEvent) -> None:
+        seen.append((event.kind, event.step))
+        threads.add(threading.get_ident())
+
+    act = make_act("n: int -> factorial: int", [factorial], "factorial", on_event=watch)
+    result = act(n=5)
+    assert result.ok
+    kinds = [k for k, _ in seen]
+    assert kinds[0] == "started" and kinds[-1] == "finished"
+    for kind in ("step_proposed", "executing", "tool_called", "step_finished"):
+        assert kind in kinds
+    assert kinds.index("step_proposed") < kinds.index("executing") < kinds.index("step_finished")
+    assert threads == {threading.get_ident()}, "sync calls deliver events on the caller's thread"
+
+    def broken(event: RunEvent) -> None:
+        raise RuntimeError("display crashed")
+
+    act.on_event = broken
+    with pytest.warns(RuntimeWarning, match="display crashed"):
+        assert act(n=3).factorial == 6
