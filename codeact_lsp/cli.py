@@ -317,8 +317,7 @@ def _event_line(event: Any, handle: Any) -> str | None:
     if k == "awaiting_approval":
         return f"  waiting for approval: {d.get('reason')}"
     if k == "tool_called":
-        err = f" ✗ {d['error']}" if d.get("error") else ""
-        return f"  → {d.get('name')}(){err}"
+        return "  → " + _call_text(handle, event.step, d)
     if k == "step_finished":
         status = d.get("status")
         problem: dict[str, Any] = d.get("error") or {}
@@ -336,6 +335,22 @@ def _event_line(event: Any, handle: Any) -> str | None:
     if k in ("finished", "failed", "cancelled", "max_iters"):
         return f"{k}" + (f": {d['error']}" if d.get("error") else "")
     return None
+
+
+def _call_text(handle: Any, index: int | None, d: dict[str, Any]) -> str:
+    """`price_of(sku='SKU-42') = {...}` from the recorded call, cut to fit a line."""
+    steps = handle.trajectory.steps
+    call = None
+    if index is not None and 0 < index <= len(steps):
+        calls = steps[index - 1].tool_calls
+        i = d.get("call")
+        call = calls[i] if isinstance(i, int) and 0 <= i < len(calls) else None
+    if call is None:
+        return f"{d.get('name')}()"
+    args = ", ".join(f"{k}={v!r}" for k, v in call.args.items())
+    outcome = f" ✗ {call.error}" if call.error else f" = {call.result!r}"
+    text = f"{call.name}({args}){outcome}"
+    return text if len(text) <= 100 else text[:97] + "..."
 
 
 def _prompt_tokens(handle: Any, index: int | None) -> str:
