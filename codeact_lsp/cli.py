@@ -349,6 +349,8 @@ def _call_text(handle: Any, index: int | None, d: dict[str, Any]) -> str:
         return f"{d.get('name')}()"
     args = ", ".join(f"{k}={v!r}" for k, v in call.args.items())
     outcome = f" ✗ {call.error}" if call.error else f" = {call.result!r}"
+    if call.name == "final_answer" and not call.error:
+        outcome = ""
     text = f"{call.name}({args}){outcome}"
     return text if len(text) <= 100 else text[:97] + "..."
 
