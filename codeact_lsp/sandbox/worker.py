@@ -335,6 +335,7 @@ class Worker:
         timings["seccomp"] = time.perf_counter() - t
         _thread.stack_size(256 * 1024)
         _thread.start_new_thread(self.control_loop, ())
+        _thread.stack_size(0)  # threads of generated code get the default stack again
         for tool in cfg["tools"]:
             self.globals[tool["name"]] = self.make_stub(tool["name"], tool.get("doc", ""))
         timings["total"] = time.perf_counter() - t

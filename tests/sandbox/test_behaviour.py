@@ -628,3 +628,20 @@ async def test_thread_left_running_cannot_steal_the_channel(make_sandbox: Factor
         assert (r.value, r.state_lost, r.timed_out) == ("True", False, False)
     r = await sb.execute("t.join()\n(len(res), 'refused' in res or len(set(res)) > 1)")
     assert r.value == "(300, True)"
+
+
+async def test_deep_nesting_in_a_thread_works(make_sandbox: Factory) -> None:
+    sb = await make_sandbox()
+    code = (
+        "import threading, json\n"
+        "out = []\n"
+        "def f():\n"
+        "    x = []\n"
+        "    for _ in range(900):\n"
+        "        x = [x]\n"
+        "    out.append(len(json.dumps(x)))\n"
+        "t = threading.Thread(target=f); t.start(); t.join()\n"
+        "out"
+    )
+    r = await sb.execute(code)
+    assert (r.value, r.state_lost) == ("[1802]", False)
