@@ -700,8 +700,7 @@ _cache: dict[str, tuple[_Key, list[DiscoveredTool], list[ToolDiagnostic]]] = {}
 _cache_lock = threading.Lock()
 
 
-def _analyse_file(file: Path, module: str) -> tuple[list[DiscoveredTool], list[ToolDiagnostic]]:
-    path = str(file)
+def _analyse_file(path: str, module: str) -> tuple[list[DiscoveredTool], list[ToolDiagnostic]]:
     try:
         st = os.stat(path)
     except OSError as exc:
@@ -795,7 +794,7 @@ def discover(
         if target.file in overrides:
             tools, diags = _analyse_text(target.file, overrides[target.file], target.module)
         else:
-            tools, diags = _analyse_file(Path(target.file), target.module)
+            tools, diags = _analyse_file(target.file, target.module)
         out.tools.extend(tools)
         out.diagnostics.extend(diags)
     _follow_reexports(out, ws)

@@ -12,9 +12,8 @@ import glob
 import importlib.machinery
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
-
-from pydantic import BaseModel
 
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 SKIP_DIRS = frozenset(
@@ -40,8 +39,10 @@ SKIP_DIRS = frozenset(
 )
 
 
-class ToolTarget(BaseModel):
-    """One tool module: how the host imports it, and where its source is."""
+@dataclass(frozen=True)
+class ToolTarget:
+    """One tool module: how the host imports it, and where its source is (internal: built for
+    thousands of files on every discovery, so a plain dataclass)."""
 
     entry: str  # the config entry it came from
     module: str  # dotted name the host imports
@@ -58,8 +59,11 @@ def module_name_for(
     path: Path, workspace: Path, _pkg_cache: dict[str, bool] | None = None
 ) -> tuple[str, Path, bool]:
     """(dotted name, sys.path root, by_path) for a file: climb while the parent is a package."""
-    cache = _pkg_cache if _pkg_cache is not None else {}
-    full = os.path.abspath(path)
+    name, root, by_path = _module_name(os.path.abspath(path), str(workspace), _pkg_cache or {})
+    return name, Path(root), by_path
+
+
+def _module_name(full: str, ws: str, cache: dict[str, bool]) -> tuple[str, str, bool]:
     base = os.path.basename(full)
     stem = base[:-3] if base.endswith(".py") else base
     parts = [stem] if base != "__init__.py" else []
@@ -76,12 +80,11 @@ def module_name_for(
         parent = up
     name = ".".join(parts)
     if name and all(p.isidentifier() for p in parts):
-        return name, Path(parent), False
+        return name, parent, False
     # Not importable by name (dashes, a bare __init__ at the root, ...): load it from its path.
-    ws = str(workspace)
     rel = os.path.relpath(full, ws) if full.startswith(ws + os.sep) else base
     synthetic = "codeact_tools_" + re.sub(r"\W", "_", rel[:-3] if rel.endswith(".py") else rel)
-    return synthetic, workspace, True
+    return synthetic, ws, True
 
 
 def expand_glob(workspace: Path, pattern: str) -> list[str]:
@@ -90,6 +93,7 @@ def expand_glob(workspace: Path, pattern: str) -> list[str]:
     base = str(workspace.resolve())
     full = pattern if os.path.isabs(pattern) else os.path.join(base, pattern)
     prefix = base + os.sep
+    clean = ".." not in pattern and "./" not in pattern and "//" not in pattern
     out: list[str] = []
     for hit in glob.iglob(full, recursive=True):
         if not hit.endswith(".py"):
@@ -101,9 +105,9 @@ def expand_glob(workspace: Path, pattern: str) -> list[str]:
         name = parts[-1]
         if name.startswith("_") and name != "__init__.py":
             continue
-        if not os.path.isfile(hit):
-            continue
-        out.append(os.path.normpath(hit))
+        out.append(
+            hit if clean else os.path.normpath(hit)
+        )  # a directory named *.py: unreadable later
     return sorted(out)
 
 
@@ -151,6 +155,7 @@ def resolve_targets(workspace: Path, entries: list[str]) -> tuple[list[ToolTarge
     seen: set[str] = set()
     paths: list[str] | None = None
     pkg_cache: dict[str, bool] = {}
+    ws_str = str(ws)
     for entry in entries:
         if is_module_name(entry):
             if paths is None:
@@ -164,7 +169,7 @@ def resolve_targets(workspace: Path, entries: list[str]) -> tuple[list[ToolTarge
                     f"tools entry {entry!r}: no module of that name in the workspace, src/ or "
                     "the virtualenv (use a file glob like 'tools.py' or 'pkg/**/*.py' for files)"
                 )
-            targets.append(ToolTarget(entry=entry, module=entry, file=file, root=root))
+            targets.append(ToolTarget(entry, entry, file, root))
             continue
         files = expand_glob(ws, entry)
         if not files and not any(ch in entry for ch in "*?["):
@@ -173,10 +178,6 @@ def resolve_targets(workspace: Path, entries: list[str]) -> tuple[list[ToolTarge
             if key in seen:
                 continue
             seen.add(key)
-            name, root_dir, by_path = module_name_for(Path(key), ws, pkg_cache)
-            targets.append(  # many files: skip re-validating values built right here
-                ToolTarget.model_construct(
-                    entry=entry, module=name, file=key, root=str(root_dir), by_path=by_path
-                )
-            )
+            name, root_dir, by_path = _module_name(key, ws_str, pkg_cache)
+            targets.append(ToolTarget(entry, name, key, root_dir, by_path))
     return targets, problems
