@@ -10,6 +10,7 @@ import datetime as dt
 import math
 from collections.abc import Callable
 
+import pytest
 from dateutil.relativedelta import relativedelta  # type: ignore[import-untyped]  # third-party
 
 from codeact_lsp.api import CodeAct
@@ -111,3 +112,28 @@ def test_tool_errors_are_validated_and_located(make_act: Callable[..., CodeAct])
     assert detail.file == conftest.__file__
     assert detail.line == raise_line
     assert final.status == "ok" and final.final
+
+
+def test_quickstart_tools_from_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example workspace's tools (bound methods, an async tool) driven from the API with the
+    same scripted replies as its task suite, reaching the suite's expected answer."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
+    spec = importlib.util.spec_from_file_location("quickstart_tools", example / "tools.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "quickstart_tools", module)  # dataclasses look it up
+    spec.loader.exec_module(module)
+    tools = {name: getattr(module, name) for name in module.__all__}
+    model = f"scripted:{example / 'replies' / 'quote.json'}"
+    with CodeAct(tools=tools, model=model) as act:
+        result = act(
+            task="What does it cost in EUR to buy 3 units of SKU-42 and ship them to Germany?"
+        )
+    assert result.ok, result.error
+    assert result.answer == 76.9
+    used = {c.name for s in result.steps for c in s.tool_calls}
+    assert {"price_of", "stock_level", "convert_currency", "shipping_quote"} <= used
