@@ -156,13 +156,15 @@ class WorkerProcess:
         return not self.dead
 
     def kill(self, why: str = "killed") -> None:
-        """SIGKILL the whole process group (bwrap and the worker in it); idempotent."""
+        """SIGKILL the whole process group (bwrap and the worker in it); idempotent. The scratch
+        directory goes too: at interpreter exit the reader thread may not get to remove it."""
         with self._lock:
             if self.proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
             if not self.death:
                 self.death = why
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     def interrupt(self) -> None:
         """Ask the worker to raise KeyboardInterrupt in the running snippet (keeps its globals)."""
