@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-__all__ = ["convert_currency", "price_of", "reserve", "shipping_quote", "stock_level"]
+__all__ = ["convert_currency", "shipping_quote", "stock_level", "reserve", "price_of"]  # noqa: RUF022 (the order the model sees them)
 
 # Module globals are fine: tools run in your own interpreter, not in the sandbox.
 _RATES_TO_EUR = {"EUR": 1.0, "USD": 0.92, "GBP": 1.17}
