@@ -88,6 +88,11 @@ class Controller implements CodeActApi {
     this.updateFocusContext(vscode.window.activeTextEditor);
   }
 
+  /** Why the server is not running, when a start failed (already shown to the person). */
+  get failureMessage(): string | undefined {
+    return this.failure;
+  }
+
   // ── server lifecycle ────────────────────────────────────────────────────────────────────────
 
   ready(): Promise<void> {
@@ -775,6 +780,9 @@ export function activate(context: vscode.ExtensionContext): CodeActApi {
         return await fn(arg);
       } catch (e) {
         const message = (e as Error).message ?? String(e);
+        if (message === c.failureMessage) {
+          return undefined; // already shown, with its fix
+        }
         void c.prompts.notify('error', message.startsWith('CodeAct') ? message : `CodeAct: ${message}`);
         return undefined;
       }

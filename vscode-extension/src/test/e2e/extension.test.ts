@@ -306,27 +306,37 @@ describe('CodeAct in VS Code', function () {
 
   it('passes codeact.* settings to the server, and changes to them', async function () {
     const config = vscode.workspace.getConfiguration('codeact');
-    await config.update('maxIters', 1, vscode.ConfigurationTarget.Global);
+    await config.update('maxIters', 1, vscode.ConfigurationTarget.Workspace);
     try {
-      const started = (await vscode.commands.executeCommand('codeact-lsp.runTask', { task: QUOTE_TASK })) as Json;
-      assert.equal(await codeact.waitForRun(String(started.runId)), 'max_iters', 'one step allowed by the setting');
-      const run = (await codeact.server('codeact.getRun', { runId: started.runId })) as Json;
+      // a settings change reaches the server shortly after (it pulls them when told they changed)
+      const run = await eventually(
+        'a run limited to one step by the changed setting',
+        async () => {
+          const started = (await vscode.commands.executeCommand('codeact-lsp.runTask', { task: QUOTE_TASK })) as Json;
+          await codeact.waitForRun(String(started.runId));
+          return (await codeact.server('codeact.getRun', { runId: started.runId })) as Json;
+        },
+        (r) => r.status === 'max_iters',
+        30000,
+      );
+      assert.equal((run.steps as Json[]).length, 1);
       assert.equal(run.model, 'scripted:replies/quote.json', 'the model came from the codeact.model setting');
     } finally {
-      await config.update('maxIters', undefined, vscode.ConfigurationTarget.Global);
+      await config.update('maxIters', undefined, vscode.ConfigurationTarget.Workspace);
     }
   });
 
   it('says which command installs the server when the interpreter lacks it', async function () {
     const config = vscode.workspace.getConfiguration('codeact');
     const good = config.get<string>('server.python');
+    assert.ok(good, 'the e2e settings name the server interpreter');
     const shown: string[] = [];
     codeact.prompts = { ...defaultPrompts, notify: async (_kind, message) => (shown.push(message), undefined) };
     try {
-      await config.update('server.python', '/usr/bin/python3', vscode.ConfigurationTarget.Global);
+      await config.update('server.python', '/usr/bin/python3', vscode.ConfigurationTarget.Workspace);
       await eventually('the missing-package message', () => shown, (s) => s.some((m) => m.includes('/usr/bin/python3 -m pip install codeact-lsp')));
     } finally {
-      await config.update('server.python', good, vscode.ConfigurationTarget.Global);
+      await config.update('server.python', undefined, vscode.ConfigurationTarget.Workspace);
     }
     await eventually('the server to start again', () => codeact.ready().then(() => true), (ok) => ok);
   });
