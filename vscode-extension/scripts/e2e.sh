@@ -25,6 +25,8 @@ cp -r "$REPO/examples/quickstart" "$WS"
 rm -rf "$WS/.codeact" "$WS/__pycache__"
 SETTINGS=$("$PY" -c 'import json,sys; print(json.dumps({"codeact.server.python": sys.argv[1], "codeact.model": "scripted:replies/quote.json", "editor.codeLens": True, "workbench.colorTheme": "Default Dark Modern", "window.commandCenter": False}))' "$PY")
 export E2E_SETTINGS="$SETTINGS"
+# the whole suite takes ~1 min here; leave room for slow CI machines (the runner's default is 3 min)
+export E2E_TIMEOUT_MS=${E2E_TIMEOUT_MS:-600000}
 if [ "${1:-}" = screenshot ]; then
   OUT=$(readlink -f "${2:?usage: e2e.sh screenshot OUT.png}")
   bash "$E2E/run-extension-tests.sh" "$EXT" "$WS" "$EXT/out/test/screenshot/index"

@@ -223,6 +223,21 @@ describe('planFromPreview', () => {
     );
     assert.equal(plan?.after, '# header\n\nx = 1\n');
   });
+  it('marks a new file, and reads a WorkspaceEdit', () => {
+    const plan = planFromPreview('r1', { targetUri: 'file:///ws/codeact_r1.py', createsFile: true, documentAfter: 'x = 1\n' }, current);
+    assert.equal(plan?.createsFile, true);
+    const edit = {
+      edit: {
+        changes: {
+          'file:///ws/q.py': [
+            { range: { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } }, newText: 'A\n' },
+            { range: { start: { line: 2, character: 0 }, end: { line: 2, character: 0 } }, newText: 'B\n' },
+          ],
+        },
+      },
+    };
+    assert.equal(planFromPreview('r1', edit, current)?.after, 'A\n# header\n\nB\n');
+  });
   it('falls back to the program, and to nothing', () => {
     assert.equal(planFromPreview('r1', { program: 'print(1)\n', uri: 'file:///ws/q.py' }, current)?.after, 'print(1)\n');
     assert.equal(planFromPreview('r1', {}, current), undefined);
