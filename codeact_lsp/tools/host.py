@@ -292,6 +292,8 @@ class ToolHost:
             # The host interrupts the tool itself at `limit`; the grace covers a tool that
             # does not let itself be interrupted (C code, swallowed interrupts): then kill.
             reply = self._read(limit + self.grace)
+            while reply.get("id") != req_id:  # a stale answer can never be taken for this one
+                reply = self._read(limit + self.grace)
         except HostError as exc:
             why = str(exc)
             if why.startswith("timed out"):
