@@ -76,10 +76,12 @@ def _client(settings: dict[str, Any]) -> LanguageClient:
     return client
 
 
-async def _spawn_to_initialize(cmd: list[str], ws: Path) -> float:
+async def _spawn_to_initialize(
+    cmd: list[str], ws: Path, env: dict[str, str] | None = None
+) -> float:
     client = _client({})
     started = time.perf_counter()
-    await client.start_io(*cmd)
+    await client.start_io(*cmd, env={**os.environ, **(env or {})})
     await client.initialize_async(
         lsp.InitializeParams(process_id=os.getpid(), root_uri=ws.as_uri(), capabilities=_caps())
     )
@@ -218,7 +220,11 @@ async def _main(spawns: int, requests: int) -> None:
         minimal = tmp / "minimal_server.py"
         minimal.write_text(MINIMAL_SERVER, encoding="utf-8")
 
-        ours = [await _spawn_to_initialize(SERVER, ws) for _ in range(spawns)]
+        cache = {"CODEACT_LSP_CACHE_DIR": str(tmp / "init-cache")}
+        no_cache = {"CODEACT_LSP_INIT_CACHE": "0"}
+        await _spawn_to_initialize(SERVER, ws, cache)  # fills the cache: the editor's first start
+        cached = [await _spawn_to_initialize(SERVER, ws, cache) for _ in range(spawns)]
+        cold = [await _spawn_to_initialize(SERVER, ws, no_cache) for _ in range(spawns)]
         bare = [
             await _spawn_to_initialize([sys.executable, str(minimal)], ws) for _ in range(spawns)
         ]
@@ -226,16 +232,16 @@ async def _main(spawns: int, requests: int) -> None:
             f"codeact-lsp benchmarks ({spawns} spawns, {requests} requests per phase, {os.cpu_count()} cores)"
         )
         _row(
-            "spawn → initialize answered (median)",
-            f"{statistics.median(ours):.0f} ms",
+            "spawn → initialize, usual start (median/p90)",
+            f"{statistics.median(cached):.0f} / {_pct(cached, 0.9):.0f} ms",
             "≤ 350 ms",
-            f"minimal pygls server here: {statistics.median(bare):.0f} ms",
+            f"minimal pygls server here: {statistics.median(bare):.0f} / {_pct(bare, 0.9):.0f} ms",
         )
         _row(
-            "spawn → initialize answered (p90)",
-            f"{_pct(ours, 0.9):.0f} ms",
-            "",
-            f"minimal: {_pct(bare, 0.9):.0f} ms",
+            "spawn → initialize, first start (median/p90)",
+            f"{statistics.median(cold):.0f} / {_pct(cold, 0.9):.0f} ms",
+            "≤ 350 ms",
+            "(no cached answer yet: pygls computes it)",
         )
 
         idle, busy, active, idle_srv, busy_srv = await _editor_latency(ws, requests)

@@ -204,7 +204,7 @@ def build_server() -> CodeActServer:
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: CodeActServer, params: lsp.DidOpenTextDocumentParams) -> None:
         ls.session.on_doc_changed(params.text_document.uri)
-        ls.session.schedule_refresh(params.text_document.uri)
+        ls.session.on_doc_opened(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: CodeActServer, params: lsp.DidChangeTextDocumentParams) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from lsprotocol import types as lsp
 
-from codeact_lsp.trajectory import Trajectory
+from codeact_lsp.trajectory import Step, Trajectory
 
 SOURCE = "codeact"
 _SEVERITY = {
@@ -54,18 +54,46 @@ def tool_stats(traj: Trajectory | None) -> dict[str, ToolStats]:
     if traj is None:
         return stats
     for step in traj.steps:
-        for call in step.tool_calls:
-            if call.name == "final_answer":
-                continue
-            entry = stats.setdefault(call.name, ToolStats())
-            entry.calls += 1
-            if call.error:
-                entry.errors += 1
-                detail = call.error_detail
-                if detail is not None and detail.file and detail.line:
-                    msg = f"{detail.type}: {detail.message}"
-                    entry.raised.append(Raised(detail.file, detail.line, msg, step.index))
+        _add_step(stats, step)
     return stats
+
+
+class ToolStatsCache:
+    """`tool_stats` of a growing run without re-reading finished steps on every request (a
+    step may hold thousands of calls, and editors ask for lenses after every change)."""
+
+    def __init__(self) -> None:
+        self._run: tuple[str, int] | None = None
+        self._counted = 0
+        self._base: dict[str, ToolStats] = {}
+
+    def get(self, traj: Trajectory | None) -> dict[str, ToolStats]:
+        if traj is None:
+            return {}
+        if self._run != (traj.id, id(traj)) or self._counted > len(traj.steps):
+            self._run, self._counted, self._base = (traj.id, id(traj)), 0, {}
+        settled = len(traj.steps) if traj.done else max(len(traj.steps) - 1, 0)
+        while self._counted < settled:
+            _add_step(self._base, traj.steps[self._counted])
+            self._counted += 1
+        out = {name: ToolStats(e.calls, e.errors, list(e.raised)) for name, e in self._base.items()}
+        for step in traj.steps[self._counted :]:
+            _add_step(out, step)
+        return out
+
+
+def _add_step(stats: dict[str, ToolStats], step: Step) -> None:
+    for call in step.tool_calls:
+        if call.name == "final_answer":
+            continue
+        entry = stats.setdefault(call.name, ToolStats())
+        entry.calls += 1
+        if call.error:
+            entry.errors += 1
+            detail = call.error_detail
+            if detail is not None and detail.file and detail.line:
+                msg = f"{detail.type}: {detail.message}"
+                entry.raised.append(Raised(detail.file, detail.line, msg, step.index))
 
 
 def _line(n: int) -> lsp.Range:
@@ -113,7 +141,10 @@ def bench_lenses(
 
 
 def bench_diagnostics(
-    file: str, reported: Iterable[Any], traj: Trajectory | None
+    file: str,
+    reported: Iterable[Any],
+    traj: Trajectory | None,
+    stats: dict[str, ToolStats] | None = None,
 ) -> list[lsp.Diagnostic]:
     """Discovery/host diagnostics for `file` (ToolDiagnostic-like) + what raised in the last run."""
     out: list[lsp.Diagnostic] = []
@@ -141,7 +172,7 @@ def bench_diagnostics(
             )
         )
     if traj is not None:
-        for name, entry in tool_stats(traj).items():
+        for name, entry in (stats if stats is not None else tool_stats(traj)).items():
             for raised in entry.raised:
                 if not same_file(raised.file, file):
                     continue

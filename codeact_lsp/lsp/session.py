@@ -40,7 +40,7 @@ from codeact_lsp.lsp.args import (
     parse_args,
 )
 from codeact_lsp.lsp.backend import Backend, BackendError
-from codeact_lsp.lsp.bench import bench_diagnostics, bench_lenses, tool_stats
+from codeact_lsp.lsp.bench import ToolStatsCache, bench_diagnostics, bench_lenses
 from codeact_lsp.lsp.checks import CheckContext, ToolSig, sig_from_schema
 from codeact_lsp.lsp.document import (
     RUNS_DIR,
@@ -112,6 +112,7 @@ class Session:
         self._dirty_runs: set[str] = set()
         self._view_cache: dict[str, tuple[Any, TrajectoryView]] = {}
         self._bench_cache: dict[str, tuple[Any, object]] = {}
+        self._stats = ToolStatsCache()
         self._tool_paths: tuple[int, frozenset[str]] = (0, frozenset())
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -333,6 +334,12 @@ class Session:
         if path is not None and path.suffix == ".py" and self.is_tool_file(path):
             self.refresh_discovery(delay=0.2)
 
+    def on_doc_opened(self, uri: str) -> None:
+        """Pull clients ask for what they show; the others get this document's diagnostics now."""
+        if self.pull_diagnostics or self._kind(uri)[0] == "other":
+            return
+        self.schedule_refresh(uri)
+
     def on_doc_saved(self, uri: str) -> None:
         path = uri_to_path(uri)
         if path is None:
@@ -457,7 +464,7 @@ class Session:
             if cached is not None and cached[0] == key:
                 return cached[1]  # type: ignore[return-value]
             lenses = bench_lenses(
-                self._discovery.tools, str(path), tool_stats(last), last.id if last else None
+                self._discovery.tools, str(path), self._stats.get(last), last.id if last else None
             )
             self._bench_cache[uri] = (key, lenses)
             return lenses
@@ -485,7 +492,7 @@ class Session:
             cached = self._bench_cache.get("diag:" + uri)
             if cached is not None and cached[0] == key:
                 return cached[1]  # type: ignore[return-value]
-            diags = bench_diagnostics(str(path), reported, last)
+            diags = bench_diagnostics(str(path), reported, last, self._stats.get(last))
             self._bench_cache["diag:" + uri] = (key, diags)
             return diags
         return []

@@ -234,3 +234,19 @@ def test_trajectory_uri_round_trip(tmp_path: Path) -> None:
     path = trajectory_path(tmp_path, "20260101-abc")
     assert run_id_from_uri(path.resolve().as_uri()) == "20260101-abc"
     assert run_id_from_uri((tmp_path / "tools.py").as_uri()) is None
+
+
+def test_tool_stats_cache_matches_a_full_count_as_the_run_grows() -> None:
+    from codeact_lsp.lsp.bench import ToolStatsCache
+
+    traj = _traj(status="running")
+    cache = ToolStatsCache()
+    full = tool_stats(traj)
+    assert {k: (v.calls, v.errors) for k, v in cache.get(traj).items()} == {
+        k: (v.calls, v.errors) for k, v in full.items()
+    }
+    traj.steps[-1].tool_calls.append(ToolCall(name="price_of", args={}))  # the last step grows
+    traj.steps.append(Step(index=3, code="x", tool_calls=[ToolCall(name="price_of")]))
+    traj.status = "finished"
+    assert cache.get(traj)["price_of"].calls == tool_stats(traj)["price_of"].calls == 3
+    assert cache.get(traj)["shipping_quote"].errors == 1
