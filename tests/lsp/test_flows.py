@@ -267,19 +267,37 @@ async def test_rerun_from_a_step_edited_in_the_trajectory_document(
 
 async def test_task_suite_lens_and_results(shared_client: EditorClient) -> None:
     client = shared_client
-    client.applied.clear()
-    tasks_uri = client.open(client.workspace / "tasks.toml")
-    assert [t.split(" · ")[0] for t in _titles(await client.lenses(tasks_uri))] == ["▷ Run task"]
-    result = await client.command("codeact.runTasks", {})
-    assert (result["passed"], result["total"]) == (1, 1)
-    (title,) = _titles(await client.lenses(tasks_uri))
-    assert title.startswith("▷ Run task · last ✓")
-    (suite,) = [
-        v for t, v in client.progress_reports.items() if str(t).startswith("codeact-tasks-")
+    suite_file = client.workspace / "tasks.toml"
+    suite_file.write_text(
+        suite_file.read_text()
+        + '\n[[task]]\nname = "wrong-expectation"\ntask = "same question"\n'
+        + 'model = "scripted:replies/quote.json"\nexpect = 1.0\n'
+    )
+    tasks_uri = client.open(suite_file)
+    lenses = await client.lenses(tasks_uri)
+    assert _titles(lenses) == ["▷ Run task", "▷ Run task"]
+    assert lenses[1].command is not None
+    assert list(lenses[1].command.arguments or []) == [
+        {"file": "tasks.toml", "names": ["wrong-expectation"]}
     ]
-    messages = [getattr(r, "message", None) for r in suite]
+
+    result = await client.command("codeact.runTasks", {})
+    assert (result["passed"], result["total"]) == (1, 2)
+    first, second = _titles(await client.lenses(tasks_uri))
+    assert first.startswith("▷ Run task · last ✓") and second.startswith("▷ Run task · last ✗")
+    messages = [getattr(r, "message", None) for r in client.progress_for("codeact-tasks-")]
     assert "quote-to-germany: passed" in messages and messages[-1] == "done"
-    assert await client.diagnostics_for(tasks_uri) == []
+    (diag,) = await client.diagnostics_for(tasks_uri)
+    header = (
+        suite_file.read_text()
+        .splitlines()
+        .index("[[task]]", 1 + suite_file.read_text().splitlines().index("[[task]]"))
+    )
+    assert diag.range.start.line == header and "wrong-expectation" in diag.message
+
+    # the lens runs one task
+    one = await client.command("codeact.runTasks", lenses[0].command.arguments[0])  # type: ignore[union-attr]
+    assert [r["name"] for r in one["results"]] == ["quote-to-germany"]
 
 
 async def test_try_tool_and_list_tools(shared_client: EditorClient) -> None:
