@@ -56,10 +56,46 @@ export function createClient(python: string, output: vscode.OutputChannel, middl
         // Unset settings (empty strings, nulls) are left out so the workspace file's value applies.
         configuration: async (params, token, next) => {
           const result = await next(params, token);
-          return Array.isArray(result) ? result.map((r, i) => (params.items[i]?.section === 'codeact' ? serverSettings(r) : r)) : result;
+          if (!Array.isArray(result)) {
+            return result;
+          }
+          const interpreter = params.items.some((item) => item.section === 'codeact') ? await pythonExtensionInterpreter() : undefined;
+          return result.map((r, i) => {
+            if (params.items[i]?.section !== 'codeact') {
+              return r;
+            }
+            const settings = serverSettings(r);
+            // the interpreter chosen in the Python extension: the tools' fallback (DESIGN §3 `python`)
+            return interpreter && settings && typeof settings === 'object' ? { ...settings, interpreter } : settings;
+          });
         },
       },
     },
   };
   return new LanguageClient(CLIENT_ID, 'CodeAct', serverOptions, clientOptions);
+}
+
+/**
+ * The interpreter selected in the Python extension, if it is installed — no hard dependency: the
+ * server uses it only when neither `python` nor a workspace venv says which one runs the tools.
+ */
+async function pythonExtensionInterpreter(): Promise<string | undefined> {
+  const ext = vscode.extensions.getExtension('ms-python.python');
+  if (!ext) {
+    return undefined;
+  }
+  try {
+    type PythonApi = {
+      environments?: { getActiveEnvironmentPath?: () => { path?: string } | undefined };
+      settings?: { getExecutionDetails?: (resource?: vscode.Uri) => { execCommand?: string[] } | undefined };
+    };
+    const api = (ext.isActive ? ext.exports : await Promise.race([ext.activate(), new Promise((r) => setTimeout(r, 2000))])) as PythonApi | undefined;
+    const fromEnv = api?.environments?.getActiveEnvironmentPath?.()?.path;
+    if (fromEnv) {
+      return fromEnv;
+    }
+    return api?.settings?.getExecutionDetails?.(vscode.workspace.workspaceFolders?.[0]?.uri)?.execCommand?.[0];
+  } catch {
+    return undefined;
+  }
 }

@@ -206,6 +206,7 @@ describe('CodeAct in VS Code', function () {
       () => codeact.server('codeact.getRun', { runId }) as Promise<Json>,
       (r) => r.status === 'awaiting_approval' && (r.steps as Json[]).length === 2,
     );
+    await eventually('the status bar to count the run waiting for the user', () => codeact.runs.active().map((r) => r.status), (s) => s.includes('awaiting_approval'));
     const reject = await lensFor('codeact.reject');
     codeact.prompts = { ...defaultPrompts, input: async () => 'do not reserve stock, just compute' };
     await vscode.commands.executeCommand(reject.command, ...reject.args);
