@@ -26,7 +26,11 @@ class RunError(AttributeError):
 
 
 class Result:
-    """Outputs of one run, typed per the signature, beside its trajectory, usage and program."""
+    """Outputs of one run, typed per the signature, beside its trajectory, usage and program.
+
+    An output named like one of the attributes below (`ok`, `status`, `error`, `usage`, ...)
+    is read as `result["error"]` or `result.outputs["error"]`: the run's own fields win.
+    """
 
     __slots__ = ("_outputs", "_program", "trajectory")
 
@@ -98,6 +102,8 @@ class Result:
         )
 
     def __getitem__(self, name: str) -> Any:
+        if self._outputs is not None and name in self._outputs:
+            return self._outputs[name]
         try:
             return self.__getattr__(name)
         except RunError:

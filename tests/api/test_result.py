@@ -133,3 +133,12 @@ def test_task_text_from_instructions_task_input_or_fields(make_act: Callable[...
         "task, n: int -> answer: int", [factorial], "batch_factorial", instructions="Be brief."
     )
     assert both(task="n factorial", n=3).trajectory.task == "Be brief.\n\nn factorial"
+
+
+def test_outputs_named_like_result_fields_stay_reachable() -> None:
+    traj = Trajectory(id="r", task="t", signature="q -> error, status", status="finished")
+    result = Result(traj, {"error": "none found", "status": "green"})
+    assert result.error is None and result.status == "finished"
+    assert result["error"] == "none found" and result["status"] == "green"
+    with pytest.raises(KeyError):
+        result["missing"]
