@@ -2,7 +2,7 @@
 
 Importing lsprotocol's types alone takes most of the ~300 ms an editor waits for `initialize`.
 The answer (server capabilities) depends only on the client's capabilities and this server's code,
-so it is cached per (client capabilities, code version) under `~/.cache/codeact-lsp/`: a second
+so it is cached per (client capabilities, code version) under `~/.cache/codeact-lsp/` (see `cache_dir`): a second
 start with the same editor answers in tens of milliseconds, then imports pygls and lets it handle
 the same `initialize` as usual (so its state is exactly as without the cache). If pygls computes a
 different answer — the key missed a change — the cache entry is replaced and a warning is logged.
@@ -60,11 +60,25 @@ def enabled() -> bool:
 
 
 def cache_dir() -> Path:
+    """Where answers are cached: never inside a project (HOME is sometimes pointed at one)."""
     configured = os.environ.get("CODEACT_LSP_CACHE_DIR")
     if configured:
         return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "codeact-lsp"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg) / "codeact-lsp"
+    home_cache = Path.home() / ".cache"
+    if home_cache.is_absolute() and home_cache.is_dir():
+        return home_cache / "codeact-lsp"
+    return Path(tempfile.gettempdir()) / f"codeact-lsp-{os.getuid()}"
+
+
+def _trusted(directory: Path) -> bool:
+    """A cache someone else owns could feed us a forged answer: ignore it."""
+    try:
+        return directory.stat().st_uid == os.getuid()
+    except OSError:
+        return True  # not there yet: created by us
 
 
 def _dist_info(package: str) -> str:
@@ -108,7 +122,7 @@ def read_first(stream: BinaryIO, out: BinaryIO) -> FirstMessage | None:
     params = message.get("params") if isinstance(message.get("params"), dict) else {}
     caps = json.dumps(params.get("capabilities"), sort_keys=True)  # type: ignore[union-attr]
     first.key = hashlib.sha256(f"{code_id()}\n{caps}".encode()).hexdigest()[:32]
-    if not enabled():
+    if not enabled() or not _trusted(cache_dir()):
         return first
     try:
         cached = json.loads((cache_dir() / f"init-{first.key}.json").read_text(encoding="utf-8"))
@@ -131,8 +145,10 @@ def remember(first: FirstMessage) -> None:
     if first.answered:
         log.warning("the cached initialize answer was stale; replaced for the next start")
     directory = cache_dir()
+    if not _trusted(directory):
+        return
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".init-")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(first.computed, fh)
