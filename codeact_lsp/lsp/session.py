@@ -95,6 +95,18 @@ class RunSession:
         return self.loaded
 
 
+@dataclass(frozen=True)
+class _Reported:
+    """A diagnostic on a tool module, shaped like the tools layer's ToolDiagnostic."""
+
+    file: str
+    line: int
+    message: str
+    code: str
+    severity: str = "warning"
+    column: int = 0
+
+
 class Session:
     def __init__(self, server: LanguageServer) -> None:
         self.server = server
@@ -113,6 +125,7 @@ class Session:
         self._view_cache: dict[str, tuple[Any, TrajectoryView]] = {}
         self._bench_cache: dict[str, tuple[Any, object]] = {}
         self._stats = ToolStatsCache()
+        self._tried: dict[str, _Reported] = {}  # tool -> where its last "Try" raised
         self._tool_paths: tuple[int, frozenset[str]] = (0, frozenset())
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -481,11 +494,12 @@ class Session:
             reported = list(self._discovery.diagnostics)
             if self.backend is not None:
                 reported += self.backend.host_diagnostics()
+            reported += list(self._tried.values())
             last = self.last_trajectory()
             key = (
                 "diag",
                 id(self._discovery),
-                len(reported),
+                tuple(id(r) for r in reported),
                 id(last),
                 last.updated_at if last else None,
             )
@@ -1021,9 +1035,24 @@ class Session:
         keywords = args.args if isinstance(args.args, dict) else {}
         outcome = await asyncio.to_thread(tools.call_sync, args.name, positional, keywords)
         base = {"stdout": outcome.stdout, "durationMs": outcome.duration_ms}
+        self._note_tried(args.name, outcome.error if not outcome.ok else None)
         if outcome.ok:
             return {"result": outcome.result, **base}
         return {"error": _dump(outcome.error), **base}
+
+    def _note_tried(self, name: str, error: Any) -> None:
+        """A "Try" that raised shows at the raising line of the tool, like a run's failure."""
+        before = self._tried.pop(name, None)
+        if error is not None and getattr(error, "file", None) and getattr(error, "line", None):
+            self._tried[name] = _Reported(
+                file=str(error.file),
+                line=int(error.line),
+                message=f"{error.type}: {error.message} (when you tried `{name}`)",
+                code="raised-when-tried",
+            )
+        for entry in (before, self._tried.get(name)):
+            if entry is not None:
+                self.schedule_refresh(path_to_uri(Path(entry.file)))
 
     async def cmd_run_tasks(self, raw: list[Any]) -> dict[str, Any]:
         args = parse("codeact.runTasks", RunTasksArgs, raw)

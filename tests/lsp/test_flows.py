@@ -315,6 +315,13 @@ async def test_try_tool_and_list_tools(shared_client: EditorClient) -> None:
         "codeact.tryTool", {"name": "shipping_quote", "args": {"weight_kg": 1, "country": "XX"}}
     )
     assert bad["error"]["type"] == "ValueError" and bad["error"]["line"]
+    tools_uri = client.open(client.workspace / "tools.py")
+    tried = [d for d in await client.diagnostics_for(tools_uri) if d.code == "raised-when-tried"]
+    assert [d.range.start.line for d in tried] == [bad["error"]["line"] - 1]
+    again = {"name": "shipping_quote", "args": {"weight_kg": 1, "country": "DE"}}
+    assert (await client.command("codeact.tryTool", again))["result"] == 6.15
+    tried = [d for d in await client.diagnostics_for(tools_uri) if d.code == "raised-when-tried"]
+    assert tried == []
     listed = await client.command("codeact.listTools", {})
     assert {t["name"] for t in listed["tools"]} == {
         "convert_currency",
