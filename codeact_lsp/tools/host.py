@@ -365,24 +365,31 @@ class ToolHost:
             os.kill(proc.pid, signal.SIGUSR1)
         except OSError:
             return None, None
-        deadline = time.monotonic() + 0.5
-        text = ""
+        ws = str(self.workspace) + os.sep
+
+        def tool_frame(text: str) -> tuple[str | None, int | None]:
+            # faulthandler prints each thread innermost frame first: the first workspace frame
+            for m in _STACK_RE.finditer(text):
+                f = m.group("file")
+                if f.startswith(ws) and "site-packages" not in f and f != RUNTIME_SCRIPT:
+                    return f, int(m.group("line"))
+            return None, None
+
+        # The dump is written while we read it: poll until a tool frame shows up, or the main
+        # thread's stack (dumped last, ending at the host's `<module>`) is complete.
+        deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
             try:
                 text = Path(path).read_text(errors="replace")
             except OSError:
                 break
-            if text.count("\n") >= 2 and "File" in text:
+            found = tool_frame(text)
+            if found[0] is not None:
+                return found
+            if "Current thread" in text and " in <module>\n" in text.split("Current thread")[-1]:
                 break
             time.sleep(0.005)
-        ws = str(self.workspace) + os.sep
-        best: tuple[str | None, int | None] = (None, None)
-        # faulthandler prints the innermost frame first; take the first frame in the workspace.
-        for m in _STACK_RE.finditer(text):
-            f = m.group("file")
-            if f.startswith(ws) and "site-packages" not in f and f != RUNTIME_SCRIPT:
-                return f, int(m.group("line"))
-        return best
+        return None, None
 
     @staticmethod
     def _failed(
