@@ -18,6 +18,9 @@ _SIGKILL = 9
 # --- syscall numbers (x86_64 only: a hand-written seccomp filter is architecture specific, and an
 # untested table for another architecture would be worse than reporting "not enforced") ----------
 _NR: dict[str, int] = {
+    "shmget": 29,
+    "shmat": 30,
+    "shmctl": 31,
     "socket": 41,
     "connect": 42,
     "socketpair": 53,
@@ -26,23 +29,39 @@ _NR: dict[str, int] = {
     "vfork": 58,
     "execve": 59,
     "kill": 62,
+    "semget": 64,
+    "semop": 65,
+    "semctl": 66,
+    "shmdt": 67,
+    "msgget": 68,
+    "msgsnd": 69,
+    "msgrcv": 70,
+    "msgctl": 71,
+    "fcntl": 72,
     "ptrace": 101,
     "syslog": 103,
     "rt_sigqueueinfo": 129,
     "uselib": 134,
     "personality": 135,
     "setpriority": 141,
+    "sched_setparam": 142,
+    "sched_setscheduler": 144,
     "vhangup": 153,
     "modify_ldt": 154,
     "pivot_root": 155,
+    "prctl": 157,
+    "adjtimex": 159,
     "setrlimit": 160,
     "chroot": 161,
     "acct": 163,
+    "settimeofday": 164,
     "mount": 165,
     "umount2": 166,
     "swapon": 167,
     "swapoff": 168,
     "reboot": 169,
+    "sethostname": 170,
+    "setdomainname": 171,
     "iopl": 172,
     "ioperm": 173,
     "init_module": 175,
@@ -50,25 +69,41 @@ _NR: dict[str, int] = {
     "quotactl": 179,
     "tkill": 200,
     "lookup_dcookie": 212,
+    "semtimedop": 220,
+    "clock_settime": 227,
     "tgkill": 234,
+    "mq_open": 240,
+    "mq_unlink": 241,
+    "mq_timedsend": 242,
+    "mq_timedreceive": 243,
+    "mq_notify": 244,
+    "mq_getsetattr": 245,
     "kexec_load": 246,
     "add_key": 248,
     "request_key": 249,
     "keyctl": 250,
     "ioprio_set": 251,
+    "inotify_init": 253,
+    "inotify_add_watch": 254,
     "migrate_pages": 256,
     "unshare": 272,
     "move_pages": 279,
+    "inotify_init1": 294,
     "rt_tgsigqueueinfo": 297,
     "perf_event_open": 298,
+    "fanotify_init": 300,
+    "fanotify_mark": 301,
     "prlimit64": 302,
     "name_to_handle_at": 303,
     "open_by_handle_at": 304,
+    "clock_adjtime": 305,
     "setns": 308,
     "process_vm_readv": 310,
     "process_vm_writev": 311,
     "kcmp": 312,
     "finit_module": 313,
+    "sched_setattr": 314,
+    "memfd_create": 319,
     "kexec_file_load": 320,
     "bpf": 321,
     "execveat": 322,
@@ -91,6 +126,7 @@ _NR: dict[str, int] = {
     "landlock_create_ruleset": 444,
     "landlock_add_rule": 445,
     "landlock_restrict_self": 446,
+    "memfd_secret": 447,
 }
 
 # Denied outright with EPERM: processes, exec, tracing, namespaces and mounts, kernel attack surface.
@@ -157,7 +193,50 @@ _DENY = [
     "name_to_handle_at",
     "open_by_handle_at",
     "personality",
+    # Memory the address-space limit does not see: a memfd is a file in RAM (240 of them held
+    # 1.9 GB in a 256 MB sandbox), and System V IPC objects also outlive the worker in the
+    # host's IPC namespace (a covert channel between runs). Python needs neither.
+    "memfd_create",
+    "memfd_secret",
+    "shmget",
+    "shmat",
+    "shmctl",
+    "shmdt",
+    "semget",
+    "semop",
+    "semtimedop",
+    "semctl",
+    "msgget",
+    "msgsnd",
+    "msgrcv",
+    "msgctl",
+    "mq_open",
+    "mq_unlink",
+    "mq_timedsend",
+    "mq_timedreceive",
+    "mq_notify",
+    "mq_getsetattr",
+    # watching files outside the sandbox (Landlock does not mediate inotify): a side channel
+    "inotify_init",
+    "inotify_init1",
+    "inotify_add_watch",
+    "fanotify_init",
+    "fanotify_mark",
+    # host-wide state a worker that kept root's capabilities (no user namespace) could change
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "sethostname",
+    "setdomainname",
+    "sched_setparam",
+    "sched_setscheduler",
+    "sched_setattr",
 ]
+
+F_SETOWN = 8
+F_SETSIG = 10
+F_SETOWN_EX = 15
 
 PR_SET_PDEATHSIG = 1
 PR_SET_SECCOMP = 22
@@ -451,6 +530,25 @@ def seccomp_program(pid: int) -> bytes:
             _NR[name],
             [_ins(_LD_ABS_W, _arg_lo(0)), _ins(_JEQ, pid, 0, 1), allow, eperm],
         )
+    # prctl: not PR_SET_PDEATHSIG — clearing it lets a worker outlive a SIGKILLed server (with its
+    # control pipe replaced by one of its own, nothing else would end it)
+    prog += _block(
+        _NR["prctl"],
+        [_ins(_LD_ABS_W, _arg_lo(0)), _ins(_JEQ, PR_SET_PDEATHSIG, 0, 1), eperm, allow],
+    )
+    # fcntl F_SETOWN/F_SETOWN_EX/F_SETSIG: SIGIO/SIGURG sent by the kernel to any pid of this user
+    # (Landlock's signal scope covers it from ABI 6 only)
+    prog += _block(
+        _NR["fcntl"],
+        [
+            _ins(_LD_ABS_W, _arg_lo(1)),
+            _ins(_JEQ, F_SETOWN, 2, 0),
+            _ins(_JEQ, F_SETOWN_EX, 1, 0),
+            _ins(_JEQ, F_SETSIG, 0, 1),
+            eperm,
+            allow,
+        ],
+    )
     # socketpair(AF_UNIX): an unconnected pair inside the process (asyncio's self-pipe); harmless
     prog += _block(
         _NR["socketpair"],

@@ -117,6 +117,12 @@ class WorkerProcess:
         self._gen = 0
         self._readers = 0
         self._in_call = False
+        # What the host itself saw during the current snippet. The worker's own report is written
+        # by the process that runs untrusted code, which can forge any frame on its channel: these
+        # are what `stopped` / `cancelled` and tool-call admission are decided from.
+        self.executing = False  # an "exec" is in flight: only then are tool calls answered
+        self.stop_replied = False  # a tool reply said stop (final_answer) during this snippet
+        self.interrupted = False  # we asked the worker to interrupt this snippet
         p2w_r, self._to = os.pipe()  # not inheritable (PEP 446): only pass_fds reach the child
         self._from, w2p_w = os.pipe()
         ctl_r, self._ctl = os.pipe()
@@ -171,6 +177,7 @@ class WorkerProcess:
         with self._lock:
             if self.dead:
                 return
+            self.interrupted = True
             if self._in_call:  # the reader is busy in a handler: let a fresh reader take over
                 self._in_call = False
                 self._start_reader()
@@ -207,6 +214,8 @@ class WorkerProcess:
                 fut.set_exception(WorkerDied(self.death or "the worker is not running"))
                 return fut
             self._pending = fut
+            self.executing = msg.get("t") == "exec"
+            self.stop_replied = self.interrupted = False
         try:
             self._send(marshal.dumps(msg))
         except OSError as exc:
@@ -271,7 +280,7 @@ class WorkerProcess:
                 buf = self._buf = buf[end:]
                 try:
                     msg, stop = scan(text, 1)
-                except StopIteration:
+                except (StopIteration, RecursionError):  # RecursionError: `[[[[...]]]]` forged
                     raise WorkerDied("the worker sent malformed JSON") from None
                 if stop != len(text):
                     raise WorkerDied("the worker broke the protocol")
@@ -303,6 +312,7 @@ class WorkerProcess:
                 elif kind in ("done", "configured", "fatal"):
                     with self._lock:
                         fut, self._pending = self._pending, None
+                        self.executing = False
                     if fut is not None and not fut.done():
                         fut.set_result(msg)
                 else:
@@ -326,6 +336,12 @@ class WorkerProcess:
             return marshal.dumps(("r", cid, None, ("TypeError", "malformed tool call"), False))
         if handler is None or name not in self.tool_names:
             return marshal.dumps(("r", cid, None, ("NameError", f"no tool named {name!r}"), False))
+        if not self.executing:
+            # A frame written straight to the channel by a thread left running, or after a forged
+            # "done": no step is running, so nobody would record the call in the trajectory.
+            return marshal.dumps(
+                ("r", cid, None, ("RuntimeError", "tools can only be called during a step"), False)
+            )
         try:
             reply = handler(ToolRequest.checked(name, args, kwargs, line))
             if not isinstance(reply, ToolReply):
@@ -333,6 +349,8 @@ class WorkerProcess:
         except BaseException as exc:  # even SystemExit: this thread must answer the worker
             reply = ToolReply(error=ErrorLocation(type=type(exc).__name__, message=str(exc)))
         err = reply.error
+        if reply.stop:
+            self.stop_replied = True
         out = ("r", cid, reply.result, None if err is None else (err.type, err.message), reply.stop)
         try:
             return marshal.dumps(out)

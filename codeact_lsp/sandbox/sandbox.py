@@ -204,7 +204,7 @@ class Sandbox:
                 state_lost=True,
                 sandbox=self.info,
             )
-        return self._result(msg, reason, limit, cpu_limit, elapsed)
+        return self._result(msg, reason, limit, cpu_limit, elapsed, worker)
 
     async def _wait(
         self,
@@ -273,7 +273,10 @@ class Sandbox:
         limit: float,
         cpu_limit: float,
         elapsed: float,
+        worker: WorkerProcess,
     ) -> ExecResult:
+        """`msg` comes from the worker, i.e. from a process that ran untrusted code: everything is
+        clipped, and `stopped` / `cancelled` are what the host saw, not what the worker claims."""
         cap = self.settings.output_kb * 1024 * 2
         error = None
         raw = msg.get("error")
@@ -281,12 +284,12 @@ class Sandbox:
         cancelled = False
         if isinstance(raw, dict):
             error = StepError(
-                type=str(raw.get("type", "Error")),
-                message=str(raw.get("message", "")),
+                type=str(raw.get("type", "Error"))[:200],
+                message=str(raw.get("message", ""))[:cap],
                 line=raw.get("line") if isinstance(raw.get("line"), int) else None,
                 traceback=str(raw.get("traceback", ""))[:cap],
             )
-            if error.type == "KeyboardInterrupt" and msg.get("interrupted"):
+            if error.type == "KeyboardInterrupt" and worker.interrupted:
                 if reason is not None:
                     timed_out = True
                     what = (
@@ -312,7 +315,7 @@ class Sandbox:
             value=value[:cap] if isinstance(value, str) else None,
             error=error,
             duration_ms=elapsed,
-            stopped=bool(msg.get("stopped")),
+            stopped=worker.stop_replied,
             timed_out=timed_out,
             truncated=bool(msg.get("truncated")),
             cancelled=cancelled,

@@ -534,8 +534,9 @@ class Worker:
                 if src:
                     frames.append(f"    {src}")
             tb = tb.tb_next
-        name = type(exc).__name__
-        message = _safe_str(exc)
+        # clipped: `raise ValueError("x" * 50_000_000)` must not bypass the output limit
+        name = _clip(type(exc).__name__, 200)
+        message = _clip(_safe_str(exc), self.value_limit)
         head = "Traceback (most recent call last):\n" if frames else ""
         text = (
             head + "".join(f + "\n" for f in frames) + (f"{name}: {message}" if message else name)
@@ -545,10 +546,10 @@ class Worker:
 
     def syntax_error(self, exc: SyntaxError) -> dict:  # type: ignore[type-arg]
         line = exc.lineno if exc.filename == FILENAME else None
-        msg = exc.msg or _safe_str(exc)
+        msg = _clip(exc.msg or _safe_str(exc), self.value_limit)
         parts = [f'  File "{FILENAME}", line {line}']
         if exc.text is not None:
-            text = exc.text.rstrip("\n")
+            text = _clip(exc.text.rstrip("\n"), self.value_limit)
             stripped = text.lstrip()
             parts.append(f"    {stripped}")
             if exc.offset:
