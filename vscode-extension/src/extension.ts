@@ -219,6 +219,16 @@ class Controller implements CodeActApi {
         await this.showPlan(String(arg.runId ?? ''), preview as Json);
         return preview;
       }
+      case 'codeact.showStep': {
+        // the step lens: the server's markdown account of the step (output, tool calls, error), beside
+        const shown = (await next([arg])) as Json | undefined;
+        if (typeof shown?.markdown === 'string') {
+          const uri = vscode.Uri.from({ scheme: PREVIEW_SCHEME, path: `/${String(arg.runId)}/step-${String(arg.step)}.md` });
+          this.previews.set(uri, shown.markdown);
+          await vscode.window.showTextDocument(uri, { viewColumn: vscode.ViewColumn.Beside, preview: true, preserveFocus: true });
+        }
+        return shown;
+      }
       case 'codeact.followUp':
         if (typeof arg.task !== 'string') {
           const task = await this.prompts.input({
@@ -582,7 +592,9 @@ class Controller implements CodeActApi {
     let task = typeof given.task === 'string' ? given.task : undefined;
     let signature = typeof given.signature === 'string' ? given.signature : undefined;
     const editor = vscode.window.activeTextEditor;
-    const hasTarget = !!editor && editor.document.uri.scheme !== PREVIEW_SCHEME && !runIdFromPath(editor.document.uri.fsPath);
+    // a file or an unsaved buffer can receive the program; output panes, diffs and trajectories cannot
+    const hasTarget =
+      !!editor && ['file', 'untitled'].includes(editor.document.uri.scheme) && !runIdFromPath(editor.document.uri.fsPath);
     if (task === undefined) {
       const where = hasTarget ? vscode.workspace.asRelativePath(editor.document.uri) : undefined;
       task = await this.prompts.input({

@@ -119,6 +119,11 @@ describe('CodeAct in VS Code', function () {
     const step2 = lineOf(trajDoc, '# ━━ step 2');
     assert.ok(lenses.some((l) => l.line === step2 && l.command === 'codeact.showStep' && /✓/.test(l.title)), JSON.stringify(lenses));
     assert.ok(lenses.some((l) => l.command === 'codeact.discard') && lenses.some((l) => l.command === 'codeact.followUp'));
+    // the step lens opens the server's account of the step beside the trajectory
+    const stepLens = lenses.find((l) => l.line === step2 && l.command === 'codeact.showStep');
+    await vscode.commands.executeCommand(stepLens?.command ?? '', ...(stepLens?.args ?? []));
+    const stepDoc = vscode.window.visibleTextEditors.map((e) => e.document).find((d) => d.uri.path.endsWith(`/${runId}/step-2.md`));
+    assert.ok(stepDoc && stepDoc.getText().includes('convert_currency'), stepDoc?.getText());
     assert.deepEqual(
       vscode.languages.getDiagnostics(trajUri).filter((d) => d.severity === vscode.DiagnosticSeverity.Error),
       [],
