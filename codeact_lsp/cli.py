@@ -231,6 +231,7 @@ async def _run(args: argparse.Namespace) -> int:
     inputs = _inputs(args.inputs)
     if config.approval == "review" and not args.yes and not _interactive():
         raise UsageProblem("approval 'review' needs a terminal to approve steps (or pass --yes)")
+    await _check_model(args.model or config.model or os.environ.get("CODEACT_MODEL"))
     err = sys.stderr
     quiet = args.quiet or args.json
     tools = await _start_tools(ws, config, err, quiet)
@@ -271,6 +272,19 @@ async def _run(args: argparse.Namespace) -> int:
     else:
         _print_outcome(traj, sys.stdout)
     return EXIT_OK if traj.status == "finished" else EXIT_NOT_FINISHED
+
+
+async def _check_model(name: str | None) -> None:
+    """A real model that cannot work (no key, unknown provider) is a configuration error: say so
+    before starting anything, rather than fail the run at its first call. (No name at all is
+    reported by the engine, with how to set one.)"""
+    if not name:
+        return
+    from codeact_lsp.engine.model import check_model
+
+    problem = await check_model(name)
+    if problem:
+        raise UsageProblem(problem)
 
 
 def _inputs(raw: str | None) -> dict[str, Any]:
@@ -390,9 +404,13 @@ async def _test(args: argparse.Namespace) -> int:
     config = _config(ws, {"model": args.model})
     path = suite_path(ws, args.file, config.tasks)
     try:
-        load_suite(path)
+        tasks = load_suite(path)
     except SuiteError as exc:
         raise UsageProblem(str(exc)) from None
+    fallback = config.model or os.environ.get("CODEACT_MODEL")
+    chosen = [t for t in tasks if not args.names or t.name in args.names]
+    for name in sorted({m for t in chosen if (m := t.model or fallback)}):
+        await _check_model(name)
     err = sys.stderr
     tools = await _start_tools(ws, config, err, args.json)
     engine = Engine(

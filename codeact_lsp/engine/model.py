@@ -182,7 +182,15 @@ class LiteLLMModel:
     def __init__(self, name: str, *, stream: bool = False, **params: Any) -> None:
         self.name = name
         self.stream = stream
+        # One retry layer: ours (RetryPolicy), so every retry is a `model_retry` event and the
+        # per-call timeout covers one attempt. The provider SDKs would otherwise retry 429s
+        # silently inside a call. An explicit `max_retries` in the params still wins.
+        params.setdefault("max_retries", 0)
         self.params = params
+        self._secrets = _secrets(params)
+
+    def __repr__(self) -> str:  # never the key: params may hold `api_key`
+        return f"LiteLLMModel({self.name!r})"
 
     async def complete(
         self, messages: list[Message], *, on_delta: Callable[[str], None] | None = None
@@ -198,7 +206,9 @@ class LiteLLMModel:
                     model=self.name, messages=messages, **self.params
                 )
         except Exception as exc:
-            raise _classify(litellm, exc) from exc
+            error = _classify(self.name, litellm, exc, self.params)
+            error.args = (_redact(str(error), self._secrets),)
+            raise error from None  # the chained exception's text may hold the key
         text = response.choices[0].message.content or ""
         return ModelReply(text=text, usage=_usage(litellm, response))
 
@@ -255,13 +265,35 @@ def _usage(litellm: Any, response: Any) -> Usage:
     return Usage(prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost)
 
 
-def _classify(litellm: Any, exc: Exception) -> ModelError:
+_SECRET_ENV = ("KEY", "TOKEN", "SECRET", "PASSWORD")
+
+
+def _secrets(params: dict[str, Any]) -> list[str]:
+    """Values that must never reach a message (and so a run file): keys passed as parameters and
+    the credentials in this process's environment (providers echo a rejected key back)."""
+    found = [str(v) for k, v in params.items() if "key" in k.lower() or "token" in k.lower()]
+    found += [v for k, v in os.environ.items() if any(m in k.upper() for m in _SECRET_ENV)]
+    return sorted({s for s in found if len(s) >= 8}, key=len, reverse=True)
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _classify(model: str, litellm: Any, exc: Exception, params: dict[str, Any]) -> ModelError:
     name = type(exc).__name__
     message = f"{name}: {exc}"
+    if name == "AuthenticationError":
+        return ModelError("config", f"{message} ({_key_hint(model, litellm, params)})")
     if name == "RateLimitError":
         retry_after: float | None = None
-        headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-        raw = headers.get("retry-after")
+        # litellm keeps the provider's headers here; its `response` is a stand-in without them
+        headers = getattr(exc, "litellm_response_headers", None) or getattr(
+            getattr(exc, "response", None), "headers", None
+        )
+        raw = headers.get("retry-after") if headers else None
         try:
             retry_after = float(raw) if raw else None
         except (TypeError, ValueError):
@@ -277,6 +309,48 @@ def _classify(litellm: Any, exc: Exception) -> ModelError:
     ):
         return ModelError("transient", message)
     return ModelError("fatal", message)
+
+
+def _key_hint(model: str, litellm: Any, params: dict[str, Any]) -> str:
+    if params.get("api_key"):
+        return "the api_key passed in model_params was refused"
+    try:
+        missing = litellm.validate_environment(model=model).get("missing_keys") or []
+    except Exception:
+        missing = []
+    if missing:
+        return f"set {' and '.join(missing)} in the environment, or pass api_key in model_params"
+    return "check the API key for this model"
+
+
+async def check_model(name: str, **params: Any) -> str | None:
+    """What stops `name` from working before any call is made (unknown provider, missing key),
+    as a sentence a person can act on; None when nothing is known to be wrong. Imports litellm
+    (seconds, on a thread), so callers that must answer quickly run it in the background."""
+    if name.startswith(SCRIPTED_PREFIX):
+        return None
+    litellm = _LITELLM or await asyncio.to_thread(_import_litellm)
+    try:
+        _, provider, _, _ = litellm.get_llm_provider(model=name, api_base=params.get("api_base"))
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return (
+            f"model {name!r}: litellm does not know which provider serves it ({first[:160]});"
+            " use provider/model, e.g. openai/gpt-4o-mini, or scripted:PATH for the stand-in"
+        )
+    if params.get("api_key"):
+        return None
+    try:
+        env = litellm.validate_environment(model=name, api_base=params.get("api_base"))
+    except Exception:
+        return None
+    missing = [str(k) for k in env.get("missing_keys") or []]
+    if missing and not env.get("keys_in_environment"):
+        return (
+            f"model {name!r} ({provider}) needs {' and '.join(missing)} in the environment"
+            " (or api_key in model_params)"
+        )
+    return None
 
 
 def resolve_model_name(request_model: str | None, config_model: str | None) -> str:

@@ -98,7 +98,11 @@ def test_litellm_errors_are_classified_by_kind() -> None:
     class AuthenticationError(Exception):
         pass
 
-    assert _classify(None, RateLimitError("slow down")).kind == "rate_limit"
-    assert _classify(None, APIConnectionError("reset")).kind == "transient"
-    assert _classify(None, TimeoutError()).kind == "timeout"
-    assert _classify(None, AuthenticationError("bad key")).kind == "fatal"
+    def kind(exc: Exception) -> str:
+        return _classify("openai/gpt-4o-mini", None, exc, {}).kind
+
+    assert kind(RateLimitError("slow down")) == "rate_limit"
+    assert kind(APIConnectionError("reset")) == "transient"
+    assert kind(TimeoutError()) == "timeout"
+    assert kind(AuthenticationError("bad key")) == "config"  # fix the key; retrying cannot help
+    assert kind(ValueError("bad request")) == "fatal"
