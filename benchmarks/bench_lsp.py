@@ -29,10 +29,20 @@ ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "examples" / "quickstart"
 SERVER = [sys.executable, "-m", "codeact_lsp"]
 
+_CAPS_JSON: Any = None
+
 MINIMAL_SERVER = """
 from pygls.lsp.server import LanguageServer
 LanguageServer("minimal", "0").start_io()
 """
+
+
+def _interpreter_start() -> float:
+    import subprocess
+
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    return (time.perf_counter() - started) * 1000
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -58,6 +68,12 @@ def _caps() -> lsp.ClientCapabilities:
     )
 
 
+def _caps_json() -> Any:
+    from pygls.protocol import default_converter
+
+    return default_converter().unstructure(_caps())  # type: ignore[no-untyped-call]
+
+
 def _client(settings: dict[str, Any]) -> LanguageClient:
     client = LanguageClient("bench", "0")
 
@@ -79,17 +95,30 @@ def _client(settings: dict[str, Any]) -> LanguageClient:
 async def _spawn_to_initialize(
     cmd: list[str], ws: Path, env: dict[str, str] | None = None
 ) -> float:
-    client = _client({})
+    """Spawn → the whole `initialize` answer read, over raw stdio (what an editor waits for,
+    whatever its client library); the process is then ended."""
+    params = {"processId": os.getpid(), "rootUri": ws.as_uri(), "capabilities": _CAPS_JSON}
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params})
     started = time.perf_counter()
-    await client.start_io(*cmd, env={**os.environ, **(env or {})})
-    await client.initialize_async(
-        lsp.InitializeParams(process_id=os.getpid(), root_uri=ws.as_uri(), capabilities=_caps())
+    proc = await asyncio.create_subprocess_exec(
+        *cmd,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body.encode()))
+    await proc.stdin.drain()
+    length = 0
+    while (line := await proc.stdout.readline()).strip():
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    answer = json.loads(await proc.stdout.readexactly(length))
     elapsed = (time.perf_counter() - started) * 1000
-    client.initialized(lsp.InitializedParams())
-    await client.shutdown_async(None)
-    client.exit(None)
-    await client.stop()  # type: ignore[no-untyped-call]
+    assert answer.get("id") == 1 and "capabilities" in answer["result"], answer
+    proc.kill()
+    await proc.wait()
     return elapsed
 
 
@@ -213,6 +242,8 @@ def _row(name: str, value: str, target: str, anchor: str) -> None:
 
 
 async def _main(spawns: int, requests: int) -> None:
+    global _CAPS_JSON
+    _CAPS_JSON = _caps_json()
     tmp = Path(tempfile.mkdtemp(prefix="bench-lsp-"))
     try:
         ws = tmp / "quickstart"
@@ -228,6 +259,7 @@ async def _main(spawns: int, requests: int) -> None:
         bare = [
             await _spawn_to_initialize([sys.executable, str(minimal)], ws) for _ in range(spawns)
         ]
+        floor = [_interpreter_start() for _ in range(spawns)]
         print(
             f"codeact-lsp benchmarks ({spawns} spawns, {requests} requests per phase, {os.cpu_count()} cores)"
         )
@@ -236,6 +268,12 @@ async def _main(spawns: int, requests: int) -> None:
             f"{statistics.median(cached):.0f} / {_pct(cached, 0.9):.0f} ms",
             "≤ 350 ms",
             f"minimal pygls server here: {statistics.median(bare):.0f} / {_pct(bare, 0.9):.0f} ms",
+        )
+        _row(
+            "  floor: bare interpreter start (median)",
+            f"{statistics.median(floor):.0f} ms",
+            "",
+            "python -c pass with this venv's site-packages",
         )
         _row(
             "spawn → initialize, first start (median/p90)",

@@ -119,7 +119,9 @@ class CodeActServer(LanguageServer):
             message = json.loads(first.body, object_hook=self.protocol.structure_message)
             self.protocol.handle_message(message)  # `initialize` completes synchronously
             first.computed = capture.result
-            fastinit.remember(first)
+            fastinit.remember(first)  # before the client sees the answer and may stop us
+            if capture.held is not None:
+                writer.write(capture.held)
         self.protocol.set_writer(writer)
         reader = StdinAsyncReader(sys.stdin.buffer, self.thread_pool)
         try:
@@ -136,13 +138,14 @@ class CodeActServer(LanguageServer):
 
 
 class _InitCapture:
-    """Writer for the first message: keeps pygls' `initialize` answer, and forwards it unless
-    the client already got the same answer from the cache."""
+    """Writer for the first message: keeps pygls' `initialize` answer (sent by `serve_io` after
+    caching it, unless the client already got the cached answer)."""
 
     def __init__(self, writer: Any, first: FirstMessage) -> None:
         self.writer = writer
         self.first = first
         self.result: Any = None
+        self.held: bytes | None = None  # pygls' answer, sent once it is cached
 
     def write(self, data: bytes) -> None:
         _, _, body = data.partition(b"\r\n\r\n")
@@ -152,8 +155,9 @@ class _InitCapture:
             message = {}
         if isinstance(message, dict) and message.get("id") == self.first.id and "result" in message:
             self.result = message["result"]
-            if self.first.answered:
-                return
+            if not self.first.answered:
+                self.held = data
+            return
         self.writer.write(data)
 
     def close(self) -> None:
