@@ -1,6 +1,7 @@
 """The language server (`codeact-lsp`, `python -m codeact_lsp`): what an editor client relies on.
 
-Modules: `server` (pygls wiring, `main`), `session` (state and commands), `args` (command
+Modules: `server` (entry point `main`, no pygls import), `fastinit` (answers `initialize` from a
+cache before pygls loads), `app` (pygls wiring), `session` (state and commands), `args` (command
 arguments), `document` (the trajectory file), `view` (trajectory → lenses/diagnostics/hovers),
 `checks` (static checks of a step), `bench` (tool-module lenses/diagnostics), `tasks_view`
 (task-suite lenses), `accept` (the Accept edit), `settings`, `backend` (engine + tool host).
@@ -22,4 +23,9 @@ Client contract, beyond DESIGN.md §3:
 - Progress tokens are `codeact-run-<runId>-<n>`; cancelling one cancels that run.
 - Settings: section `codeact` (camelCase or snake_case keys) overrides the workspace file.
 - Diagnostics are pulled (`textDocument/diagnostic`) when the client can, published otherwise.
+- Tool modules: lenses "▷ Try" + "used N× in last run · K errors"; diagnostics from discovery
+  (unsaved buffers included), the tool host (import errors), the last run and the last failing
+  Try (at the raising line). Task-suite file: "▷ Run task · last ✓ 1.2 s" per `[[task]]`.
+- Environment: `CODEACT_LSP_INIT_CACHE=0` disables the initialize cache,
+  `CODEACT_LSP_CACHE_DIR` moves it, `CODEACT_LSP_PROFILE=FILE` writes a cProfile of the server.
 """
