@@ -116,6 +116,7 @@ class Session:
         self.last_run_id: str | None = None
         self.task_results: dict[str, TaskResult] = {}
         self.backend: Backend | None = None
+        self._shown_problems: list[str] = []
         self._retired: list[Backend] = []  # replaced by a config change while runs used them
         self._discovery: Any = None
         self._discovery_task: asyncio.Task[None] | None = None
@@ -221,10 +222,16 @@ class Session:
         if root is None:
             return
         self.loaded = load_config(root, settings_to_overrides(self.settings))
-        for problem in self.loaded.problems:
-            self.server.window_log_message(
-                lsp.LogMessageParams(type=lsp.MessageType.Warning, message=f"codeact: {problem}")
+        problems = [str(p) for p in self.loaded.problems]
+        if problems and problems != self._shown_problems:
+            # Once per distinct set: a bad value is ignored (the default applies), say which.
+            self.server.window_show_message(
+                lsp.ShowMessageParams(
+                    type=lsp.MessageType.Warning,
+                    message="CodeAct configuration: " + "; ".join(problems) + " (ignored)",
+                )
             )
+        self._shown_problems = problems
         if self.backend is not None and self.loaded.config != self.backend.config:
             # New runs get a backend with the new settings; running ones keep theirs.
             old, self.backend = self.backend, None
@@ -232,6 +239,8 @@ class Session:
                 self._retired.append(old)
             else:
                 self.spawn(old.close(), "close-old-backend")
+            if self._configured.is_set():
+                self.spawn(self._warm_up(), "warm-up")  # tool diagnostics for the new config
         self.refresh_discovery()
 
     async def get_backend(self) -> Backend:

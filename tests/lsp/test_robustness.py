@@ -36,6 +36,16 @@ async def test_settings_from_the_editor_override_the_workspace_file(client: Edit
     assert run["approval"] == "review" and run["max_iters"] == 2
     await client.command("codeact.cancel", {"runId": started["runId"]})
 
+    client.set_configuration({"approval": "sometimes", "maxIters": 3}, section="codeact")
+    client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(settings=None))
+    await client.until(lambda: client.messages, "a message about the bad setting")
+    assert "approval" in client.messages[-1].message and "ignored" in client.messages[-1].message
+    started = await client.command(
+        "codeact.run", {"task": "t", "model": "scripted:replies/quote.json"}
+    )
+    run = await client.run_until(started["runId"], {"finished"})
+    assert run["approval"] == "auto" and run["max_iters"] == 3  # the file's value, the good setting
+
 
 @pytest.fixture
 def bare_workspace(tmp_path: Path) -> Path:
