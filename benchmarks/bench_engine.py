@@ -10,6 +10,7 @@ Run alone: `.venv/bin/python benchmarks/bench_engine.py`.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import statistics
@@ -174,7 +175,90 @@ def _token_counter() -> Any:
     return lambda msgs: litellm.token_counter(model="gpt-4o", messages=msgs)
 
 
+_IMPORT_PROBE = """
+import sys, time
+t = time.perf_counter()
+import codeact_lsp.engine
+engine_ms = (time.perf_counter() - t) * 1000
+loaded = "litellm" in sys.modules
+t = time.perf_counter()
+from codeact_lsp.engine.model import _import_litellm
+_import_litellm()
+print(engine_ms, (time.perf_counter() - t) * 1000, loaded)
+"""
+
+
+def _import_times(repeat: int = 3) -> tuple[float, float, bool]:
+    """Fresh interpreters: (engine import ms, litellm import ms afterwards, litellm loaded by the
+    engine import). Best of `repeat`: load on a shared machine only ever adds."""
+    import subprocess
+
+    samples = []
+    for _ in range(repeat):
+        out = subprocess.run(
+            [sys.executable, "-c", _IMPORT_PROBE], capture_output=True, text=True, check=True
+        ).stdout.split()
+        samples.append((float(out[0]), float(out[1]), out[2] == "True"))
+    return (
+        min(s[0] for s in samples),
+        min(s[1] for s in samples),
+        any(s[2] for s in samples),
+    )
+
+
+async def _litellm_calls(n: int = 20) -> tuple[float, float]:
+    """Median ms per call through the real adapter (litellm + openai client + HTTP) against a
+    local OpenAI-compatible server, and the same request as a bare HTTP round trip."""
+    import urllib.request
+
+    sys.path.insert(0, str(ROOT / "tests" / "engine"))
+    # the tests' local OpenAI-compatible server (not a package: found by path)
+    stub_server: Any = importlib.import_module("openai_stub").OpenAIStub
+
+    from codeact_lsp.engine.model import LiteLLMModel, preload_litellm
+
+    await preload_litellm()
+    stub = stub_server()
+    stub.replies["bench"] = ["ok"]
+    try:
+        model = LiteLLMModel("openai/gpt-4o-mini", api_base=stub.base("reply-bench"), api_key="k")
+        msgs = [{"role": "user", "content": "hi"}]
+        await model.complete(msgs)  # first call: litellm's own lazy setup
+        adapter = []
+        for _ in range(n):
+            t = time.perf_counter()
+            await model.complete(msgs)
+            adapter.append((time.perf_counter() - t) * 1000)
+        body = json.dumps({"model": "gpt-4o-mini", "messages": msgs}).encode()
+        bare = []
+        for _ in range(n):
+            req = urllib.request.Request(
+                stub.base("reply-bench") + "/chat/completions",
+                data=body,
+                headers={"content-type": "application/json"},
+            )
+            t = time.perf_counter()
+            with urllib.request.urlopen(req) as resp:
+                resp.read()
+            bare.append((time.perf_counter() - t) * 1000)
+    finally:
+        stub.close()
+    return statistics.median(adapter), statistics.median(bare)
+
+
 def main() -> None:
+    engine_ms, litellm_ms, eager = _import_times()
+    print("import cost (fresh interpreter, best of 3)")
+    print(
+        f"  import codeact_lsp.engine   {engine_ms:8.0f} ms   litellm imported: {eager} (must be False)"
+    )
+    print(
+        f"  litellm, at the first call  {litellm_ms:8.0f} ms   (on a worker thread; preload_litellm)"
+    )
+    adapter_ms, bare_ms = asyncio.run(_litellm_calls())
+    print("real model adapter against a local OpenAI-compatible server (median of 20)")
+    print(f"  litellm call {adapter_ms:.2f} ms · bare HTTP {bare_ms:.2f} ms")
+    print()
     rows = []
     for label, persist in (("in memory", False), ("persisted run file", True)):
         samples = []

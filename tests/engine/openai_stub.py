@@ -6,6 +6,7 @@ Behaviour is chosen by the first path segment, so each test gets its own scenari
 
 - `reply`: answers `replies[tag]` in order (the last one repeats), streamed when asked to;
 - `ratelimit`: a 429 (with `retry-after: 0`) on the first call of the tag, then like `reply`;
+- `flaky`: a 500 on the first call of the tag, then like `reply`;
 - `slow`: holds the request until the server closes (a model that never answers in time);
 - `unauthorized`: a 401 whose message echoes the key it got (as some providers do).
 """
@@ -29,11 +30,13 @@ class OpenAIStub:
         self.requests: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         self.headers: defaultdict[str, list[dict[str, str]]] = defaultdict(list)
         self.closing = threading.Event()
+        self.slow_arrived = threading.Event()  # set when a `slow` request is being held
         self._lock = threading.Lock()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms stalls
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -52,7 +55,10 @@ class OpenAIStub:
                 elif kind == "ratelimit" and n == 1:
                     error = {"message": "Rate limit reached", "type": "rate_limit_error"}
                     self._json(429, {"error": error}, {"retry-after": "0"})
+                elif kind == "flaky" and n == 1:
+                    self._json(500, {"error": {"message": "upstream hiccup", "type": "server"}})
                 elif kind == "slow":
+                    stub.slow_arrived.set()
                     stub.closing.wait(60)
                     self._json(503, {"error": {"message": "shutting down"}})
                 elif kind == "unauthorized":

@@ -106,6 +106,14 @@ async def test_429_is_retried_by_our_policy_honouring_retry_after(stub: OpenAISt
     assert retries == [(1, 0.0, "rate_limit")]
     assert stub.calls["ratelimit-429"] == 2
 
+    stub.replies["500"] = ["after the hiccup"]
+    model = make_model("openai/gpt-4o-mini", api_base=stub.base("flaky-500"), api_key=KEY)
+    kinds: list[str] = []
+    reply = await complete_with_retries(
+        model, MESSAGES, FAST, on_retry=lambda attempt, delay, err: kinds.append(err.kind)
+    )
+    assert reply.text == "after the hiccup" and kinds == ["transient"]
+
 
 async def test_model_timeout_fails_the_run_with_a_clear_error(
     stub: OpenAIStub, make_engine: Any
@@ -121,6 +129,15 @@ async def test_model_timeout_fails_the_run_with_a_clear_error(
     retry = [e for e in events if e.kind == "model_retry"]
     assert len(retry) == 1 and retry[0].data["error_kind"] == "timeout"
     assert events[-1].kind == "failed" and events[-1].data["error"] == traj.error
+
+    # cancelling while the HTTP request is in flight ends the run at once
+    eng.retry = RetryPolicy(timeout=60, retries=0)
+    stub.slow_arrived.clear()
+    handle = await eng.start(RunRequest(task="t", model="openai/gpt-4o-mini"))
+    assert await asyncio.to_thread(stub.slow_arrived.wait, 30)  # the request is at the server
+    assert handle.cancel()
+    traj = await asyncio.wait_for(handle.wait(), timeout=10)
+    assert traj.status == "cancelled"
 
 
 async def test_streamed_reply_arrives_as_model_delta_events(
