@@ -767,8 +767,8 @@ class Session:
     async def cmd_run(self, raw: list[Any]) -> dict[str, Any]:
         args = parse(("codeact.run"), RunArgs, raw)
         self.require_root()
+        target, start_text = self._snapshot_target(args)  # as the user sees it now
         engine = await self._engine()
-        target, start_text = self._snapshot_target(args)
         request = _engine_mod().RunRequest(
             task=args.task,
             signature=args.signature,
@@ -891,14 +891,16 @@ class Session:
         return {"status": handle.trajectory.status, "step": pending}
 
     def _program(self, rs: RunSession) -> str:
+        program: str = ""
         if rs.handle is not None:
-            program: str = rs.handle.program()
+            program = rs.handle.program()
+        else:
+            traj = rs.trajectory()
+            program = (traj.program or "") if traj is not None else ""
+        if program.strip():
             return program
-        traj = rs.trajectory()
-        if traj is not None and traj.program:
-            return traj.program
         raise CommandError(
-            f"run {rs.id} has no program to accept (it was loaded from disk without one)"
+            f"run {rs.id} has no program to accept: none of its steps ran successfully"
         )
 
     def _plan(self, rs: RunSession, mode: str, new_file_uri: str | None) -> acc.Plan:
@@ -913,6 +915,13 @@ class Session:
         target = rs.target or traj.target
         if mode == "newFile" or target is None:
             return acc.plan_new_file(program, new_file_uri or self._new_file_uri(rs))
+        target_path = uri_to_path(target.uri)
+        if (
+            self.open_doc(target.uri) is None
+            and target_path is not None
+            and not target_path.exists()
+        ):
+            return acc.plan_new_file(program, target.uri)  # the target was never saved
         current = self.doc_state(target.uri)
         if mode == "insertAtEnd":
             return acc.plan_insert_at_end(program, current)

@@ -332,3 +332,18 @@ async def test_try_tool_and_list_tools(shared_client: EditorClient) -> None:
     }
     with pytest.raises(Exception, match="did you mean 'price_of'"):
         await client.command("codeact.tryTool", {"name": "price_off"})
+
+
+async def test_accept_into_a_target_that_was_never_saved_creates_it(
+    shared_client: EditorClient,
+) -> None:
+    client = shared_client
+    client.applied.clear()
+    uri = (client.workspace / "not_saved_yet.py").as_uri()
+    started = await client.command("codeact.run", {"task": "t", "model": QUOTE, "uri": uri})
+    await client.run_until(started["runId"], {"finished"})
+    result = await client.command("codeact.accept", {"runId": started["runId"]})
+    assert result["applied"] is True
+    create, edit = client.applied[0].edit.document_changes or []
+    assert isinstance(create, lsp.CreateFile) and create.uri == uri
+    assert isinstance(edit, lsp.TextDocumentEdit) and edit.text_document.version is None
