@@ -1,5 +1,9 @@
 """A stand-in server for the orphan test: starts a sandbox and a warm spare, prints their pids,
-then waits to be killed."""
+then waits to be killed.
+
+With `hostile`, the sandbox first runs a snippet that tries to outlive the server: it clears its
+parent-death signal, patches the `os._exit` the worker calls when its pipes reach EOF, forges a
+"done" so this server believes the step ended, and sleeps."""
 
 from __future__ import annotations
 
@@ -14,11 +18,25 @@ def handler(req: ToolRequest) -> ToolReply:
     return ToolReply()
 
 
-async def main(backend: str) -> None:
+HOSTILE = """
+import ctypes, json, os, sys, time
+IN, OUT, CTL = map(int, sys.argv[1:4])
+u = ctypes.c_ulong
+print(ctypes.CDLL(None).prctl(1, u(0), u(0), u(0), u(0)))  # PR_SET_PDEATHSIG = 0
+os._exit = lambda code: time.sleep(60)  # what the worker calls when its pipes reach EOF
+data = ('J' + json.dumps({'t': 'done'})).encode()
+os.write(OUT, len(data).to_bytes(4, 'little') + data)
+time.sleep(60)
+"""
+
+
+async def main(backend: str, hostile: bool) -> None:
     pool = SandboxPool(spares=1)
     sb = await Sandbox.start(
         SandboxSettings.model_validate({"backend": backend}), [], handler, pool=pool
     )
+    if hostile:
+        await sb.execute(HOSTILE)
     spares = await pool.warmed()
     assert sb._worker is not None
     pids = {sb._worker.proc.pid, sb.pid}
@@ -29,4 +47,4 @@ async def main(backend: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1]))
+    asyncio.run(main(sys.argv[1], sys.argv[2:] == ["hostile"]))

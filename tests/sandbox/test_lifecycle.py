@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -29,10 +30,17 @@ def _wait_exit(pid: int, timeout: float) -> bool:
         os.close(fd)
 
 
+@pytest.mark.parametrize("hostile", [False, True], ids=["idle", "hostile"])
 @pytest.mark.parametrize("backend", ["landlock", "bwrap"])
-def test_workers_die_when_the_server_is_killed(backend: str) -> None:
+def test_workers_die_when_the_server_is_killed(backend: str, hostile: bool) -> None:
+    """`hostile`: the running snippet clears its PDEATHSIG and patches its exit first."""
     server = subprocess.Popen(
-        [sys.executable, str(HERE / "orphan_server.py"), backend],
+        [
+            sys.executable,
+            str(HERE / "orphan_server.py"),
+            backend,
+            *(["hostile"] if hostile else []),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -48,6 +56,8 @@ def test_workers_die_when_the_server_is_killed(backend: str) -> None:
             assert select.select([fd], [], [], 10)[0] == [fd], f"worker {pid} outlived the server"
     finally:
         for fd in fds:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(fd, signal.SIGKILL)  # a survivor of a failed run
             os.close(fd)
 
 

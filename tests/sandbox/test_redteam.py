@@ -311,7 +311,9 @@ async def sigio_to_the_server(sb: Sandbox, e: Env) -> bool:
 @attack
 async def clear_parent_death_signal(sb: Sandbox, e: Env) -> bool:
     """Without PDEATHSIG (and with its control pipe replaced) a worker outlives a killed server."""
-    r = await sb.execute(SC + "libc.prctl(1, 0, 0, 0, 0), ctypes.get_errno()")
+    r = await sb.execute(
+        SC + "u = ctypes.c_ulong\nlibc.prctl(1, u(0), u(0), u(0), u(0)), ctypes.get_errno()"
+    )
     return r.error is None and r.value == "(-1, 1)"
 
 
