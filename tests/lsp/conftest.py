@@ -173,14 +173,14 @@ def splice(text: str, rng: lsp.Range, new: str) -> str:
 def plain(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool | list | dict):
         return value
-    return default_converter().unstructure(value)
+    return default_converter().unstructure(value)  # type: ignore[no-untyped-call]
 
 
 def make_client() -> EditorClient:
     client = EditorClient(converter_factory=default_converter)
     register_lsp_features(client)
 
-    @client.feature(lsp.WORKSPACE_APPLY_EDIT)
+    @client.feature(lsp.WORKSPACE_APPLY_EDIT)  # type: ignore[untyped-decorator]
     def apply_edit(params: lsp.ApplyWorkspaceEditParams) -> lsp.ApplyWorkspaceEditResult:
         client.applied.append(params)
         problem = client._apply(params.edit)
@@ -188,7 +188,7 @@ def make_client() -> EditorClient:
             return lsp.ApplyWorkspaceEditResult(applied=False, failure_reason=problem)
         return lsp.ApplyWorkspaceEditResult(applied=True)
 
-    @client.feature(lsp.WORKSPACE_CODE_LENS_REFRESH)
+    @client.feature(lsp.WORKSPACE_CODE_LENS_REFRESH)  # type: ignore[untyped-decorator]
     def lens_refresh(params: None) -> None:
         client.lens_refreshes += 1
 
@@ -255,7 +255,7 @@ async def start_client(
     return client
 
 
-@pytest_lsp.fixture(config=SERVER)
+@pytest_lsp.fixture(config=SERVER)  # type: ignore[untyped-decorator]
 async def client(lsp_client: EditorClient, workspace: Path) -> AsyncIterator[None]:
     """A server of its own, for tests that change settings or need a pristine server."""
     lsp_client.workspace = workspace
@@ -265,7 +265,7 @@ async def client(lsp_client: EditorClient, workspace: Path) -> AsyncIterator[Non
     await lsp_client.shutdown_session()
 
 
-@pytest_lsp.fixture(config=SERVER, scope="module")
+@pytest_lsp.fixture(config=SERVER, scope="module")  # type: ignore[untyped-decorator]
 async def shared_client(lsp_client: EditorClient, shared_workspace: Path) -> AsyncIterator[None]:
     """One server for a module's flows (spawning one per test would dominate the suite's time);
     every test uses its own runs and target files, so they do not depend on each other."""

@@ -92,7 +92,8 @@ async def test_run_reports_progress_shows_lenses_and_accept_applies_versioned_ed
     (change,) = params.edit.document_changes or []
     assert isinstance(change, lsp.TextDocumentEdit)
     assert change.text_document.uri == target_uri and change.text_document.version == 1
-    assert "final_answer(total)" in change.edits[0].new_text
+    (text_edit,) = change.edits
+    assert isinstance(text_edit, lsp.TextEdit) and "final_answer(total)" in text_edit.new_text
     version, text = client.docs[target_uri]
     assert version == 2 and text.startswith('"""Shipping quotes."""') and "shipping_quote" in text
 
@@ -296,7 +297,8 @@ async def test_task_suite_lens_and_results(shared_client: EditorClient) -> None:
     assert diag.range.start.line == header and "wrong-expectation" in diag.message
 
     # the lens runs one task
-    one = await client.command("codeact.runTasks", lenses[0].command.arguments[0])  # type: ignore[union-attr]
+    assert lenses[0].command is not None
+    one = await client.command("codeact.runTasks", next(iter(lenses[0].command.arguments or [])))
     assert [r["name"] for r in one["results"]] == ["quote-to-germany"]
 
 

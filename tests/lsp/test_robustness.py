@@ -54,7 +54,7 @@ def bare_workspace(tmp_path: Path) -> Path:
     return ws
 
 
-@pytest_lsp.fixture(config=SERVER)
+@pytest_lsp.fixture(config=SERVER)  # type: ignore[untyped-decorator]
 async def bare_client(lsp_client: EditorClient, bare_workspace: Path) -> AsyncIterator[None]:
     lsp_client.workspace = bare_workspace
     await lsp_client.initialize_session(initialize_params(bare_workspace))
@@ -111,7 +111,7 @@ async def test_no_workspace_folder(tmp_path: Path) -> None:
         assert "no workspace folder is open" in msg
         await client.shutdown_session()
     finally:
-        await client.stop()
+        await client.stop()  # type: ignore[no-untyped-call]
 
 
 def _descendants(pid: int) -> set[int]:
@@ -222,7 +222,7 @@ PUBLISH_ONLY = lsp.ClientCapabilities(
 )
 
 
-@pytest_lsp.fixture(config=SERVER)
+@pytest_lsp.fixture(config=SERVER)  # type: ignore[untyped-decorator]
 async def publish_client(lsp_client: EditorClient, workspace: Path) -> AsyncIterator[None]:
     lsp_client.workspace = workspace
     await lsp_client.initialize_session(initialize_params(workspace, PUBLISH_ONLY))
@@ -283,7 +283,7 @@ async def test_runs_outlive_the_server_and_can_be_accepted_after_a_restart(works
         await first.run_until(started["runId"], {"finished"})
         await first.shutdown_session()
     finally:
-        await first.stop()
+        await first.stop()  # type: ignore[no-untyped-call]
 
     second = await start_client(workspace)
     try:
@@ -302,7 +302,7 @@ async def test_runs_outlive_the_server_and_can_be_accepted_after_a_restart(works
         assert "not live in this server" in msg
         await second.shutdown_session()
     finally:
-        await second.stop()
+        await second.stop()  # type: ignore[no-untyped-call]
 
 
 async def test_cached_initialize_answer_equals_pygls_answer(
@@ -327,6 +327,6 @@ async def test_cached_initialize_answer_equals_pygls_answer(
             assert {t["name"] for t in listed["tools"]} >= {"price_of", "reserve"}
             await client.shutdown_session()
         finally:
-            await client.stop()
+            await client.stop()  # type: ignore[no-untyped-call]
         assert len(list(cache.glob("init-*.json"))) == 1, start
     assert answers[0] == answers[1]

@@ -96,7 +96,7 @@ def test_error_diagnostic_sits_on_the_failing_line_with_traceback() -> None:
     assert errors[0].related_information
     warnings = [d for d in view.diagnostics if d.code == "tool-error"]
     assert warnings[0].severity == lsp.DiagnosticSeverity.Warning
-    assert warnings[0].related_information[0].location.range.start.line == 32
+    assert (warnings[0].related_information or [])[0].location.range.start.line == 32
     run_level = [d for d in view.diagnostics if d.code == "run-failed"]
     assert not run_level  # no run error text in this trajectory
 
@@ -128,7 +128,7 @@ def test_edited_step_keeps_lenses_on_shifted_lines_and_drops_stale_errors() -> N
     rerun = [
         lens for lens in view.lenses if lens.command and lens.command.command == "codeact.rerun"
     ]
-    assert "(your edit)" in rerun[1].command.title
+    assert rerun[1].command is not None and "(your edit)" in rerun[1].command.title
     assert rerun[1].range.start.line == view.sections[1].header_line
     assert not [d for d in view.diagnostics if d.code == "step-error"]
 
@@ -210,7 +210,7 @@ def test_accept_refuses_when_the_document_changed() -> None:
     )
     assert not changed.ok and "newFile" in (changed.reason or "")
     edit = acc.workspace_edit(acc.plan_new_file("x = 1\n", "file:///new.py"))
-    assert isinstance(edit.document_changes[0], lsp.CreateFile)
+    assert isinstance((edit.document_changes or [])[0], lsp.CreateFile)
 
 
 def test_arguments_are_validated_with_actionable_messages() -> None:
