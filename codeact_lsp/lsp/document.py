@@ -106,6 +106,7 @@ def render(traj: Trajectory, overrides: dict[int, str] | None = None) -> str:
     lines = [
         f"# CodeAct run {traj.id} · {traj.status} · {model}",
         *_comment(traj.task, "# task: "),
+        *_lineage(traj),
         '# Edit a step\'s code, then use its "Re-run from here" (or "Run step") lens.',
         "# This file is regenerated as the run goes; edited steps keep your text.",
         "# pyright: reportUndefinedVariable=false",
@@ -127,6 +128,18 @@ def render(traj: Trajectory, overrides: dict[int, str] | None = None) -> str:
         else:
             lines += _comment(traj.error or traj.status, OUTPUT_PREFIX)
     return "\n".join(lines) + "\n"
+
+
+def _lineage(traj: Trajectory) -> list[str]:
+    """Where a follow-up or re-run came from (the engine's `relation` / `rerun_from` fields)."""
+    if not traj.parent:
+        return []
+    extra = traj.model_extra or {}
+    if extra.get("relation") == "rerun":
+        return [f"# re-run of {traj.parent} from step {extra.get('rerun_from', '?')}"]
+    if extra.get("relation") == "follow_up":
+        return [f"# follows up run {traj.parent} (same sandbox state)"]
+    return [f"# from run {traj.parent}"]
 
 
 def _short_json(value: object) -> str:

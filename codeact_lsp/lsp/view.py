@@ -131,6 +131,8 @@ def step_summary(step: Step) -> str:
         parts.append("waiting for you")
     if step.edited:
         parts.append("edited")
+    if (step.model_extra or {}).get("replayed"):
+        parts.append("replayed from the earlier run")
     if step.state_lost:
         parts.append("sandbox restarted")
     return " · ".join(parts)
