@@ -10,6 +10,7 @@ from codeact_lsp.engine.model import (
     ModelReply,
     RetryPolicy,
     ScriptedModel,
+    check_model,
     make_model,
     resolve_model_name,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "ScriptedModel",
     "Signature",
     "SignatureError",
+    "check_model",
     "default_runs_dir",
     "make_model",
     "resolve_model_name",

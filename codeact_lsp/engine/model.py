@@ -8,6 +8,7 @@ through the explicit `scripted:` prefix, so a typo in a model name can never sil
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -242,6 +243,10 @@ def _import_litellm() -> Any:
     import litellm
 
     litellm.suppress_debug_info = True
+    # The openai client imports its resource modules at its first request (over a second
+    # here), which would block the event loop the first call runs on; do it on this thread.
+    with contextlib.suppress(ImportError):
+        import openai.resources  # noqa: F401
     _LITELLM = litellm
     return litellm
 

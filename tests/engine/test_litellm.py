@@ -16,13 +16,16 @@ from openai_stub import COMPLETION_TOKENS, PROMPT_TOKENS, OpenAIStub
 
 from codeact_lsp.cli import main
 from codeact_lsp.config import CodeActConfig
-from codeact_lsp.engine import Engine, ModelError, RetryPolicy, RunEvent, RunRequest, make_model
-from codeact_lsp.engine.model import (
-    LiteLLMModel,
-    _import_litellm,
+from codeact_lsp.engine import (
+    Engine,
+    ModelError,
+    RetryPolicy,
+    RunEvent,
+    RunRequest,
     check_model,
-    complete_with_retries,
+    make_model,
 )
+from codeact_lsp.engine.model import LiteLLMModel, _import_litellm, complete_with_retries
 from codeact_lsp.tools import ToolHost
 from codeact_lsp.trajectory import Trajectory
 
@@ -252,3 +255,8 @@ def test_cli_run_through_litellm_and_without_a_key(
     assert "needs OPENAI_API_KEY" in err and "Traceback" not in err
     assert main(["run", QUOTE_TASK, "-w", str(workspace), "-m", "gpt-made-up"]) == 2
     assert "provider" in capsys.readouterr().err
+    # a suite whose tasks fall back to --model is checked the same way
+    suite = workspace / "real-model-tasks.toml"
+    suite.write_text('[[task]]\nname = "q"\ntask = "x"\nexpect = 1\n')
+    assert main(["test", str(suite), "-w", str(workspace), "-m", "openai/gpt-4o-mini"]) == 2
+    assert "needs OPENAI_API_KEY" in capsys.readouterr().err
