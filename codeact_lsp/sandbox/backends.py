@@ -25,6 +25,7 @@ from codeact_lsp.sandbox.models import IsolationUnavailable, SandboxInfo
 from codeact_lsp.sandbox.process import SpawnSpec
 
 MAX_FILES = 4096  # inodes in the scratch tmpfs: "many small files" stops here
+MAX_THREADS = 256  # tasks of one worker (RLIMIT_NPROC in its private user namespace; not root)
 
 # what each layer means, as reported in SandboxInfo (stable identifiers: "<layer>:<mechanism>")
 CORE_LAYERS = ("filesystem", "environment", "network", "processes", "signals", "namespaces")
@@ -173,6 +174,8 @@ def describe(plan: Plan, applied: list[str], problems: list[str]) -> SandboxInfo
     layer("file-size", "file-size" in got, "rlimit", "no per-file size limit")
     disk = [m for m, ok in (("bwrap-tmpfs", bw), ("tmpfs", "disk" in got)) if ok]
     layer("disk", bool(disk), "+".join(disk), "scratch shares the host disk (per-file limit only)")
+    if "threads" in got:  # not for a root server: RLIMIT_NPROC does not apply to root
+        enforced.append("threads:rlimit")
     enforced.append("orphans:pdeathsig+process-group")
     for p in problems:
         if p not in missing:
@@ -212,6 +215,7 @@ def config_message(
         "cpu_total": int((settings.cpu_seconds or settings.timeout) * 20 + 60),
         "disk_mb": settings.disk_mb,
         "max_files": MAX_FILES,
+        "max_threads": MAX_THREADS,
         "import_paths": [os.path.abspath(p) for p in extra_paths],
         "read_paths": [os.path.abspath(os.path.expanduser(p)) for p in settings.read_paths],
         "site_packages": settings.allow_site_packages,

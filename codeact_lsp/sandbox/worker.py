@@ -317,7 +317,7 @@ class Worker:
         elif cfg["tmpfs"]:
             problems.append("disk: no private tmpfs; only the per-file size limit")
         timings["tmpfs"] = time.perf_counter() - t
-        _limits(cfg, applied, problems)
+        _limits(cfg, applied, problems, self.tmpfs_done)
         timings["rlimits"] = time.perf_counter() - t
         if cfg["landlock"]:
             reads = _read_paths(cfg, site)
@@ -667,7 +667,7 @@ def _read_paths(cfg: dict, site: list[str]) -> list[str]:  # type: ignore[type-a
     return list(dict.fromkeys(paths))
 
 
-def _limits(cfg: dict, applied: list[str], problems: list[str]) -> None:  # type: ignore[type-arg]
+def _limits(cfg: dict, applied: list[str], problems: list[str], own_userns: bool) -> None:  # type: ignore[type-arg]
     import resource  # already imported by main(), while the spare was idle
 
     def setlim(res: int, value: int, name: str) -> None:
@@ -681,6 +681,12 @@ def _limits(cfg: dict, applied: list[str], problems: list[str]) -> None:  # type
     setlim(resource.RLIMIT_FSIZE, cfg["disk_mb"] * 1024 * 1024, "file-size")
     setlim(resource.RLIMIT_CORE, 0, "no-core")
     setlim(resource.RLIMIT_NOFILE, 256, "open-files")
+    # Threads: each is a pid of the whole machine (pid_max is often 32768), and 4000 threads with
+    # 16 KB stacks fit in any address-space limit. RLIMIT_NPROC counts per user *per user
+    # namespace*: in our private one it counts only this worker's own threads. Outside one it
+    # would count all the user's processes, and for root it does not apply at all (not claimed).
+    if cfg.get("max_threads") and own_userns and os.getuid() != 0:
+        setlim(resource.RLIMIT_NPROC, int(cfg["max_threads"]), "threads")
     if cfg.get("cpu_total"):  # backstop for a thread left spinning between steps
         setlim(resource.RLIMIT_CPU, int(cfg["cpu_total"]), "cpu-total")
 
