@@ -178,15 +178,57 @@ async def _until(client: LanguageClient, run_id: str, want: set[str], limit: flo
     raise RuntimeError(f"run {run_id} stayed {status}")
 
 
-async def _editor_latency(
-    ws: Path, requests: int
-) -> tuple[dict[str, list[float]], dict[str, list[float]], int, dict[str, Any], dict[str, Any]]:
-    stress = [
-        "Loop.\n\n```python\nfor i in range(300):\n    convert_currency(1.0, 'EUR', 'USD')\nprint(i)\n```"
-    ] * 150
-    (ws / "replies" / "stress.json").write_text(json.dumps(stress), encoding="utf-8")
+Phase = tuple[str, dict[str, list[float]], dict[str, Any], int]
+
+# Four runs at once, two ways: "typical" runs wait for the model (0.3 s per reply, as a fast real
+# model would) and call a few tools per step; "tight loops" call a tool 300 times per step with no
+# model wait at all — every core busy with sandbox workers and the tool host (a worst case).
+WORKLOADS = {
+    "typical": [
+        {
+            "reply": "Look up.\n\n```python\nfor sku in ['SKU-42', 'SKU-7']:\n"
+            "    print(price_of(sku), stock_level(sku))\n"
+            "print(convert_currency(10.0, 'USD', 'EUR'))\n```",
+            "delay": 0.3,
+        }
+    ]
+    * 150,
+    "tight loops": [
+        "Loop.\n\n```python\nfor i in range(300):\n    convert_currency(1.0, 'EUR', 'USD')\n"
+        "print(i)\n```"
+    ]
+    * 150,
+}
+
+
+async def _phase(
+    client: LanguageClient, ws: Path, uris: list[str], requests: int, name: str
+) -> Phase:
+    replies = ws / "replies" / f"bench-{name.replace(' ', '-')}.json"
+    replies.write_text(json.dumps(WORKLOADS[name]), encoding="utf-8")
+    runs = []
+    for k in range(4):
+        started = await _command(
+            client,
+            "codeact.run",
+            {"task": f"{name} {k}", "model": f"scripted:replies/{replies.name}", "maxIters": 150},
+        )
+        runs.append(_get(started, "runId"))
+    for run_id in runs:
+        await _until(client, run_id, {"running"})
+    await _command(client, "codeact.serverStats", {"reset": True})
+    data = await _latency(client, uris, requests)
+    server = _plain(await _command(client, "codeact.serverStats", {"reset": True}))
+    active = sum([await _status(client, r) == "running" for r in runs])
+    for run_id in runs:
+        await _command(client, "codeact.cancel", {"runId": run_id})
+    return f"4 runs, {name}", data, server, active
+
+
+async def _editor_latency(ws: Path, requests: int) -> list[Phase]:
     client = _client({})
     await client.start_io(*SERVER)
+    phases: list[Phase] = []
     try:
         await client.initialize_async(
             lsp.InitializeParams(process_id=os.getpid(), root_uri=ws.as_uri(), capabilities=_caps())
@@ -203,29 +245,15 @@ async def _editor_latency(
         await _latency(client, uris, 20)  # warm-up
         await _command(client, "codeact.serverStats", {"reset": True})
         idle = await _latency(client, uris, requests)
-        idle_server = await _command(client, "codeact.serverStats", {"reset": True})
-
-        runs = []
-        for k in range(4):
-            started = await _command(
-                client,
-                "codeact.run",
-                {"task": f"stress {k}", "model": "scripted:replies/stress.json", "maxIters": 150},
-            )
-            runs.append(_get(started, "runId"))
-        for run_id in runs:
-            await _until(client, run_id, {"running"})
-        await _command(client, "codeact.serverStats", {"reset": True})
-        busy = await _latency(client, uris, requests)
-        busy_server = await _command(client, "codeact.serverStats", {"reset": True})
-        active = sum([await _status(client, r) == "running" for r in runs])
-        for run_id in runs:
-            await _command(client, "codeact.cancel", {"runId": run_id})
+        idle_server = _plain(await _command(client, "codeact.serverStats", {"reset": True}))
+        phases.append(("idle", idle, idle_server, 0))
+        for name in WORKLOADS:
+            phases.append(await _phase(client, ws, uris, requests, name))
         await client.shutdown_async(None)
         client.exit(None)
     finally:
         await client.stop()  # type: ignore[no-untyped-call]
-    return idle, busy, active, _plain(idle_server), _plain(busy_server)
+    return phases
 
 
 def _plain(value: Any) -> dict[str, Any]:
@@ -282,11 +310,9 @@ async def _main(spawns: int, requests: int) -> None:
             "(no cached answer yet: pygls computes it)",
         )
 
-        idle, busy, active, idle_srv, busy_srv = await _editor_latency(ws, requests)
-        for label, data, srv in (
-            ("idle", idle, idle_srv),
-            (f"{active} active runs", busy, busy_srv),
-        ):
+        for label, data, srv, active in await _editor_latency(ws, requests):
+            if label != "idle" and active < 4:
+                label += f" ({active} still active at the end)"
             for kind, values in data.items():
                 _row(
                     f"{kind} round trip, {label} (p50 / p99)",
