@@ -336,6 +336,12 @@ class WorkerProcess:
             return marshal.dumps(("r", cid, None, ("TypeError", "malformed tool call"), False))
         if handler is None or name not in self.tool_names:
             return marshal.dumps(("r", cid, None, ("NameError", f"no tool named {name!r}"), False))
+        if self.stop_replied:
+            # final_answer's reply said stop; the stub refuses further calls itself, but the
+            # snippet can swallow `Stop`, reset the worker's flag, or write frames directly
+            return marshal.dumps(
+                ("r", cid, None, ("RuntimeError", "final_answer() has ended the run"), True)
+            )
         if not self.executing:
             # A frame written straight to the channel by a thread left running, or after a forged
             # "done": no step is running, so nobody would record the call in the trajectory.

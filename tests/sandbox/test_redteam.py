@@ -449,6 +449,29 @@ async def forged_stop_and_interrupt_flags(sb: Sandbox, e: Env) -> bool:
 
 
 @attack
+async def tool_calls_after_final_answer(sb: Sandbox, e: Env) -> bool:
+    """final_answer ends the run: swallowing its `Stop` and resetting the worker's own flag must
+    not let the snippet go on calling tools."""
+    assert isinstance(sb.handler, Recorder)
+    code = (
+        "import sys\n"
+        "worker = sys._getframe().f_back.f_locals['self']\n"
+        "try:\n"
+        "    final_answer(1)\n"
+        "except BaseException:\n"
+        "    pass\n"
+        "worker.stopped = False\n"
+        "try:\n"
+        "    add(1, 2)\n"
+        "except BaseException as exc:\n"
+        "    refused = type(exc).__name__\n"
+        "refused"
+    )
+    r = await sb.execute(code)
+    return r.stopped and [c.name for c in sb.handler.calls] == ["final_answer"]
+
+
+@attack
 async def patched_stub_fakes_a_result(sb: Sandbox, e: Env) -> bool:
     """Generated code can lie to itself (patch a stub), but the trajectory records calls where
     the host answered them: a faked call is not recorded, a real one is."""
