@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--inputs", help="JSON object of input values for the signature")
     run.add_argument("--max-iters", type=int, help="step budget")
     run.add_argument("--timeout", type=float, help="seconds per sandbox step")
+    run.add_argument(
+        "--model-timeout",
+        type=float,
+        help="seconds per model call attempt before retrying (default 120)",
+    )
     run.add_argument("--approval", choices=["auto", "review", "confirm-tools"])
     run.add_argument("--yes", "-y", action="store_true", help="approve every waiting step")
     run.add_argument("--json", action="store_true", help="print the trajectory as JSON")
@@ -221,7 +226,7 @@ async def _start_tools(ws: Path, config: CodeActConfig, out: TextIO, quiet: bool
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from codeact_lsp.engine import Engine, EngineError, RunRequest, default_runs_dir
+    from codeact_lsp.engine import Engine, EngineError, RetryPolicy, RunRequest, default_runs_dir
 
     ws = _workspace(args.workspace)
     overrides: dict[str, Any] = {"max_iters": args.max_iters, "approval": args.approval}
@@ -229,6 +234,8 @@ async def _run(args: argparse.Namespace) -> int:
         overrides["sandbox"] = {"timeout": args.timeout}
     config = _config(ws, overrides)
     inputs = _inputs(args.inputs)
+    if args.model_timeout is not None and args.model_timeout <= 0:
+        raise UsageProblem("--model-timeout must be a positive number of seconds")
     if config.approval == "review" and not args.yes and not _interactive():
         raise UsageProblem("approval 'review' needs a terminal to approve steps (or pass --yes)")
     await _check_model(args.model or config.model or os.environ.get("CODEACT_MODEL"))
@@ -241,6 +248,7 @@ async def _run(args: argparse.Namespace) -> int:
         workspace=ws,
         runs_dir=default_runs_dir(ws),
         approver=_make_approver(args.yes, err, progress=not quiet),
+        retry=RetryPolicy(timeout=args.model_timeout) if args.model_timeout else None,
     )
     try:
         try:
@@ -347,8 +355,25 @@ def _event_line(event: Any, handle: Any) -> str | None:
             " · final answer" if d.get("final") else ""
         )
     if k in ("finished", "failed", "cancelled", "max_iters"):
-        return f"{k}" + (f": {d['error']}" if d.get("error") else "")
+        return f"{k}" + (f": {d['error']}" if d.get("error") else "") + _usage_text(handle)
     return None
+
+
+def _usage_text(handle: Any) -> str:
+    """` · 3 steps · 1 234 tokens · $0.0012`; the cost only when the model's price is known
+    (a stand-in or an unpriced model says so instead of claiming the run was free)."""
+    traj = handle.trajectory
+    usage = traj.usage
+    tokens = usage.prompt_tokens + usage.completion_tokens
+    if not traj.steps and not tokens:
+        return ""
+    text = f" · {len(traj.steps)} step{'s' if len(traj.steps) != 1 else ''} · {tokens} tokens"
+    if traj.scripted:
+        return text
+    cost = usage.cost_usd
+    if cost is None:
+        return text + " · cost unknown"
+    return text + (f" · ${cost:.4f}" if cost >= 0.01 else f" · ${cost:.6f}")
 
 
 def _call_text(handle: Any, index: int | None, d: dict[str, Any]) -> str:

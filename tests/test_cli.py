@@ -56,6 +56,7 @@ def test_run_finishes_with_the_answer_and_labels_the_stand_in(ws: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "76.9"
     assert "scripted stand-in" in out.stderr
+    assert out.stderr.rstrip().splitlines()[-1].startswith("finished · 2 steps · ")
     runs = list((ws / ".codeact" / "runs").glob("*.json"))
     assert len(runs) == 1
     assert Trajectory.model_validate_json(runs[0].read_text()).status == "finished"
@@ -86,6 +87,7 @@ def test_run_not_finished_exits_1(ws: Path) -> None:
         (["run", "t", "-m", "scripted:nowhere.json"], "not found"),
         (["run", "t", "-m", "scripted:replies/quote.json", "--inputs", "[1]"], "JSON object"),
         (["test", "missing.toml"], "not found"),
+        (["run", "t", "-m", "scripted:replies/quote.json", "--model-timeout", "0"], "positive"),
     ],
 )
 def test_usage_and_config_errors_exit_2(

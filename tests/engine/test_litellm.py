@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,14 @@ async def test_429_is_retried_by_our_policy_honouring_retry_after(stub: OpenAISt
         model, MESSAGES, FAST, on_retry=lambda attempt, delay, err: kinds.append(err.kind)
     )
     assert reply.text == "after the hiccup" and kinds == ["transient"]
+
+    with socket.socket() as probe:  # a port nobody listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    down = make_model("openai/gpt-4o-mini", api_base=f"http://127.0.0.1:{port}/v1", api_key=KEY)
+    with pytest.raises(ModelError, match="gave up after 3 attempts") as info:
+        await complete_with_retries(down, MESSAGES, FAST)
+    assert info.value.kind == "transient" and KEY not in str(info.value)
 
 
 async def test_model_timeout_fails_the_run_with_a_clear_error(
@@ -248,6 +257,7 @@ def test_cli_run_through_litellm_and_without_a_key(
     out = capsys.readouterr()
     assert out.out.strip() == "76.9"
     assert "model openai/gpt-4o-mini" in out.err and "scripted" not in out.err
+    assert out.err.rstrip().splitlines()[-1].startswith("finished · 2 steps · 60 tokens · $0.0000")
 
     monkeypatch.delenv("OPENAI_API_KEY")
     assert main(["run", QUOTE_TASK, "-w", str(workspace), "-m", "openai/gpt-4o-mini"]) == 2
