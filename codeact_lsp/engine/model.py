@@ -270,6 +270,8 @@ def _usage(litellm: Any, response: Any) -> Usage:
     return Usage(prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost)
 
 
+# What the openai client says when it has no key at all; litellm reports it as a server error.
+_NO_KEY_MESSAGES = ("Missing credentials", "api_key client option must be set")
 _SECRET_ENV = ("KEY", "TOKEN", "SECRET", "PASSWORD")
 
 
@@ -290,20 +292,15 @@ def _redact(text: str, secrets: list[str]) -> str:
 def _classify(model: str, litellm: Any, exc: Exception, params: dict[str, Any]) -> ModelError:
     name = type(exc).__name__
     message = f"{name}: {exc}"
-    if name == "AuthenticationError":
+    if name == "AuthenticationError" or any(m in str(exc) for m in _NO_KEY_MESSAGES):
+        # no key, or a refused one: retrying cannot help, and the fix is in the configuration
         return ModelError("config", f"{message} ({_key_hint(model, litellm, params)})")
     if name == "RateLimitError":
-        retry_after: float | None = None
         # litellm keeps the provider's headers here; its `response` is a stand-in without them
         headers = getattr(exc, "litellm_response_headers", None) or getattr(
             getattr(exc, "response", None), "headers", None
         )
-        raw = headers.get("retry-after") if headers else None
-        try:
-            retry_after = float(raw) if raw else None
-        except (TypeError, ValueError):
-            retry_after = None
-        return ModelError("rate_limit", message, retry_after)
+        return ModelError("rate_limit", message, _retry_after(headers))
     if name in ("Timeout", "APITimeoutError") or isinstance(exc, TimeoutError):
         return ModelError("timeout", message)
     if name in (
@@ -316,6 +313,22 @@ def _classify(model: str, litellm: Any, exc: Exception, params: dict[str, Any]) 
     return ModelError("fatal", message)
 
 
+def _retry_after(headers: Any) -> float | None:
+    """Seconds the provider asked us to wait: `retry-after-ms` (OpenAI), else `retry-after` in
+    seconds (an HTTP date is left to the backoff)."""
+    if not headers:
+        return None
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            return max(0.0, float(raw) / scale)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
 def _key_hint(model: str, litellm: Any, params: dict[str, Any]) -> str:
     if params.get("api_key"):
         return "the api_key passed in model_params was refused"
@@ -323,6 +336,7 @@ def _key_hint(model: str, litellm: Any, params: dict[str, Any]) -> str:
         missing = litellm.validate_environment(model=model).get("missing_keys") or []
     except Exception:
         missing = []
+    missing = [str(k) for k in missing if not _is_address(str(k))]
     if missing:
         return f"set {' and '.join(missing)} in the environment, or pass api_key in model_params"
     return "check the API key for this model"
@@ -349,13 +363,18 @@ async def check_model(name: str, **params: Any) -> str | None:
         env = litellm.validate_environment(model=name, api_base=params.get("api_base"))
     except Exception:
         return None
-    missing = [str(k) for k in env.get("missing_keys") or []]
+    # only credentials block a run: a missing *_API_BASE has a default (ollama: localhost)
+    missing = [str(k) for k in env.get("missing_keys") or [] if not _is_address(str(k))]
     if missing and not env.get("keys_in_environment"):
         return (
             f"model {name!r} ({provider}) needs {' and '.join(missing)} in the environment"
             " (or api_key in model_params)"
         )
     return None
+
+
+def _is_address(variable: str) -> bool:
+    return variable.upper().endswith(("_API_BASE", "_BASE_URL", "_API_VERSION", "_ENDPOINT"))
 
 
 def resolve_model_name(request_model: str | None, config_model: str | None) -> str:

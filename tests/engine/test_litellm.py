@@ -237,8 +237,22 @@ async def test_check_model_names_the_missing_key_or_provider(
     assert await check_model("scripted:anything.json") is None
     problem = await check_model("replies/quote.json")
     assert problem is not None and "provider/model" in problem
+    assert await check_model("ollama/llama3") is None  # no key, and a default address
     monkeypatch.setenv("OPENAI_API_KEY", ENV_KEY)
     assert await check_model("openai/gpt-4o-mini") is None
+
+
+async def test_no_key_at_all_fails_at_once_with_the_variable_to_set(
+    stub: OpenAIStub, make_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine path (editor, Python API) has no CLI pre-check: the first call says it."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    eng = make_engine(model_params={"api_base": stub.base("reply-nokey")})
+    traj, events = await _run(eng, "t", "openai/gpt-4o-mini")
+    assert traj.status == "failed" and traj.error is not None
+    assert traj.error.startswith("model error (config)") and "set OPENAI_API_KEY" in traj.error
+    assert not [e for e in events if e.kind == "model_retry"]  # retrying cannot help
+    assert stub.calls["reply-nokey"] == 0
 
 
 def test_cli_run_through_litellm_and_without_a_key(

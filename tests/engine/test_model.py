@@ -90,3 +90,12 @@ def test_backoff_grows_and_honours_retry_after() -> None:
     assert 2 <= policy.delay(3, err) <= 4
     assert policy.delay(9, err) <= 10
     assert policy.delay(1, ModelError("rate_limit", "x", retry_after=3)) == 3
+
+
+def test_retry_after_headers() -> None:
+    from codeact_lsp.engine.model import _retry_after
+
+    assert _retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert _retry_after({"retry-after": "2"}) == 2.0
+    assert _retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None
+    assert _retry_after(None) is None
