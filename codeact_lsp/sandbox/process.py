@@ -123,6 +123,7 @@ class WorkerProcess:
         self.executing = False  # an "exec" is in flight: only then are tool calls answered
         self.stop_replied = False  # a tool reply said stop (final_answer) during this snippet
         self.interrupted = False  # we asked the worker to interrupt this snippet
+        self._seq = 0  # number of the snippet in flight
         p2w_r, self._to = os.pipe()  # not inheritable (PEP 446): only pass_fds reach the child
         self._from, w2p_w = os.pipe()
         ctl_r, self._ctl = os.pipe()
@@ -216,6 +217,11 @@ class WorkerProcess:
             self._pending = fut
             self.executing = msg.get("t") == "exec"
             self.stop_replied = self.interrupted = False
+            if self.executing:
+                # each snippet's "done" must echo its number: after a forged early "done", the
+                # real one of that snippet would otherwise be taken as the next snippet's result
+                self._seq += 1
+                msg = {**msg, "seq": self._seq}
         try:
             self._send(marshal.dumps(msg))
         except OSError as exc:
@@ -310,6 +316,8 @@ class WorkerProcess:
                     if not self.ready.done():
                         self.ready.set_result(msg)
                 elif kind in ("done", "configured", "fatal"):
+                    if kind == "done" and msg.get("seq") != self._seq:
+                        continue  # the late "done" of a snippet that forged an early one
                     with self._lock:
                         fut, self._pending = self._pending, None
                         self.executing = False

@@ -577,6 +577,7 @@ class Worker:
             kind = msg.get("t")
             if kind == "exec":
                 result = self.execute(msg["code"])
+                result["seq"] = msg.get("seq")
                 try:
                     text = _dumps(result)
                 except (TypeError, ValueError):

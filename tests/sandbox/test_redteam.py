@@ -9,7 +9,6 @@ Counted with the basic suite in the per-backend summary at the end of the sessio
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Awaitable, Callable
 
@@ -402,7 +401,8 @@ async def tool_call_after_a_forged_done(sb: Sandbox, e: Env) -> bool:
         "    data = (tag + json.dumps(obj)).encode()\n"
         "    return len(data).to_bytes(4, 'little') + data\n"
         # one write: the host reads both frames at once, before the test can start another step
-        "os.write(OUT, raw('J', {'t': 'done', 'value': \"'forged'\"})"
+        "seq = sys._getframe(2).f_locals['msg'].get('seq')\n"  # serve() -> execute() -> here
+        "os.write(OUT, raw('J', {'t': 'done', 'value': \"'forged'\", 'seq': seq})"
         " + raw('C', [999, 'add', 1, [1, 2], {}]))\n"
         "answer = reply()"
     )
@@ -441,11 +441,33 @@ async def forged_stop_and_interrupt_flags(sb: Sandbox, e: Env) -> bool:
         "interrupted": True,
         "error": {"type": "KeyboardInterrupt", "message": "", "line": 1, "traceback": ""},
     }
-    r1 = await sb.execute(CHAN + f"frame('J', {json.dumps(forged)})\nimport time\ntime.sleep(0.2)")
+    r1 = await sb.execute(
+        CHAN + f"forged = {forged!r}\n"
+        "forged['seq'] = sys._getframe(2).f_locals['msg'].get('seq')\n"
+        "frame('J', forged)\n"
+        "import time\n"
+        "time.sleep(0.2)"
+    )
     await sb.execute("1")
     # the worker's own flag, set from inside through its frame
     r2 = await sb.execute("import sys\nsys._getframe(1).f_locals['self'].stopped = True")
     return not r1.stopped and not r1.cancelled and not r2.stopped
+
+
+@attack
+async def forged_done_shifts_later_results(sb: Sandbox, e: Env) -> bool:
+    """A snippet can end its own step early with a forged "done" (it runs in the process that
+    speaks the protocol), but its real "done" must not become the next step's result."""
+    code = CHAN + (
+        "import time\n"
+        "seq = sys._getframe(2).f_locals['msg'].get('seq')\n"  # serve() -> execute() -> here
+        "frame('J', {'t': 'done', 'value': \"'forged'\", 'seq': seq})\n"
+        "time.sleep(0.3)\n"
+        "'real'"
+    )
+    await sb.execute(code)
+    results = [(await sb.execute(f"{n} * 10")).value for n in range(3)]
+    return results == ["0", "10", "20"]
 
 
 @attack
