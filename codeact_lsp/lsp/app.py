@@ -205,6 +205,13 @@ def build_server() -> CodeActServer:
         pushed = params.settings.get("codeact") if isinstance(params.settings, dict) else None
         await ls.session.reload_settings(pushed)
 
+    @server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched_files(
+        ls: CodeActServer, params: lsp.DidChangeWatchedFilesParams
+    ) -> None:
+        for change in params.changes:
+            ls.session.on_file_changed_on_disk(change.uri)
+
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: CodeActServer, params: lsp.DidOpenTextDocumentParams) -> None:
         ls.session.on_doc_changed(params.text_document.uri)

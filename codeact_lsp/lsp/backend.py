@@ -45,6 +45,10 @@ class Backend:
             engine_mod = await asyncio.to_thread(importlib.import_module, "codeact_lsp.engine")
             if self.tools is None:
                 self.tools = await self._start_tools()
+            if self._closed:  # replaced while starting: do not leave a tool host behind
+                tools, self.tools = self.tools, None
+                await tools.close()
+                raise BackendError("the server is shutting down")
             self.engine = engine_mod.Engine(
                 self.config,
                 self.tools,
@@ -60,6 +64,10 @@ class Backend:
                 raise BackendError("the server is shutting down")
             if self.tools is None:
                 self.tools = await self._start_tools()
+            if self._closed:
+                tools, self.tools = self.tools, None
+                await tools.close()
+                raise BackendError("the server is shutting down")
             return self.tools
 
     async def _start_tools(self) -> Any:
@@ -77,6 +85,10 @@ class Backend:
     def host_diagnostics(self) -> list[Any]:
         diags = getattr(self.tools, "diagnostics", None) if self.tools is not None else None
         return list(diags or [])
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     async def close(self) -> None:
         """End every run's worker and the tool host (client gone, shutdown, or config change)."""

@@ -189,11 +189,50 @@ class Session:
         await self.reload_settings()
         if self.root is not None:
             self.spawn(self._warm_up(), "warm-up")
+            self.spawn(self._watch_files(), "watch-files")
+
+    async def _watch_files(self) -> None:
+        """Config and tool files changed outside the editor (git checkout, another tool) count too."""
+        if not self._supports("workspace", "did_change_watched_files", "dynamic_registration"):
+            return
+        patterns = [
+            "**/pyproject.toml",
+            "**/codeact.toml",
+            f"**/{self.config.tasks or 'tasks.toml'}",
+        ]
+        # Tool globs that name files (not importable modules); a "**/" prefix as VS Code matches
+        # string globs against absolute paths.
+        patterns += [f"**/{g}" for g in self.config.tools if g.endswith(".py") or "/" in g]
+        watchers = [lsp.FileSystemWatcher(glob_pattern=pattern) for pattern in patterns]
+        options = lsp.DidChangeWatchedFilesRegistrationOptions(watchers=watchers)
+        registration = lsp.Registration(
+            id="codeact-watch",
+            method=lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+            register_options=options,
+        )
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                self.server.client_register_capability_async(
+                    lsp.RegistrationParams(registrations=[registration])
+                ),
+                10,
+            )
+
+    def on_file_changed_on_disk(self, uri: str) -> None:
+        path = uri_to_path(uri)
+        if path is None or run_id_from_uri(uri) is not None or self.open_doc(uri) is not None:
+            return  # open documents are followed through didChange/didSave
+        if path.name in {"pyproject.toml", "codeact.toml"} and path.parent == self.root:
+            self.reload_config()
+        elif path.suffix == ".py" and self.is_tool_file(path):
+            self.on_doc_saved(uri)
+        elif path.suffix == ".toml":
+            self.schedule_refresh(uri)
 
     async def _warm_up(self) -> None:
         """Start the tool host early: its import diagnostics show without running anything."""
         with contextlib.suppress(Exception):
-            await (await self.get_backend()).tool_provider()
+            await self._with_backend(lambda b: b.tool_provider())
             self.schedule_refresh(*self.tool_file_uris())
 
     async def reload_settings(self, pushed: Any = None) -> None:
@@ -242,6 +281,17 @@ class Session:
             if self._configured.is_set():
                 self.spawn(self._warm_up(), "warm-up")  # tool diagnostics for the new config
         self.refresh_discovery()
+
+    async def _with_backend(self, use: Callable[[Backend], Any]) -> Any:
+        """`use` the current backend; if a config change replaced it meanwhile, use the new one."""
+        for _ in range(3):
+            backend = await self.get_backend()
+            try:
+                return await use(backend)
+            except BackendError:
+                if self._closing or not backend.closed or backend is self.backend:
+                    raise
+        raise BackendError("the configuration kept changing while starting; try again")
 
     async def get_backend(self) -> Backend:
         with contextlib.suppress(asyncio.TimeoutError):
@@ -639,7 +689,7 @@ class Session:
 
     async def _engine(self) -> Any:
         try:
-            return await (await self.get_backend()).ready()
+            return await self._with_backend(lambda b: b.ready())
         except BackendError as exc:
             raise JsonRpcInternalError(message=str(exc)) from None
         except ImportError as exc:
@@ -1021,7 +1071,7 @@ class Session:
         schemas: list[Any] = []
         error: str | None = None
         try:
-            tools = await (await self.get_backend()).tool_provider()
+            tools = await self._with_backend(lambda b: b.tool_provider())
             schemas = list(tools.schemas())
             diagnostics += self.backend.host_diagnostics() if self.backend else []
         except (BackendError, ImportError) as exc:
@@ -1036,7 +1086,7 @@ class Session:
         args = parse("codeact.tryTool", TryToolArgs, raw)
         self.require_root()
         try:
-            tools = await (await self.get_backend()).tool_provider()
+            tools = await self._with_backend(lambda b: b.tool_provider())
         except (BackendError, ImportError) as exc:
             raise JsonRpcInternalError(message=str(exc)) from None
         names = [s.name for s in tools.schemas()]

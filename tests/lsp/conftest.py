@@ -40,6 +40,7 @@ class EditorClient(LanguageClient):
         self.docs: dict[str, tuple[int, str]] = {}
         self.applied: list[lsp.ApplyWorkspaceEditParams] = []
         self.lens_refreshes = 0
+        self.registrations: list[lsp.Registration] = []
         self.workspace: Path = Path()
 
     # -- documents ----------------------------------------------------------------------------
@@ -187,6 +188,10 @@ def make_client() -> EditorClient:
         if problem:
             return lsp.ApplyWorkspaceEditResult(applied=False, failure_reason=problem)
         return lsp.ApplyWorkspaceEditResult(applied=True)
+
+    @client.feature(lsp.CLIENT_REGISTER_CAPABILITY)  # type: ignore[untyped-decorator]
+    def register(params: lsp.RegistrationParams) -> None:
+        client.registrations.extend(params.registrations)
 
     @client.feature(lsp.WORKSPACE_CODE_LENS_REFRESH)  # type: ignore[untyped-decorator]
     def lens_refresh(params: None) -> None:

@@ -330,3 +330,23 @@ async def test_cached_initialize_answer_equals_pygls_answer(
             await client.stop()  # type: ignore[no-untyped-call]
         assert len(list(cache.glob("init-*.json"))) == 1, start
     assert answers[0] == answers[1]
+
+
+async def test_config_changed_outside_the_editor_is_picked_up(client: EditorClient) -> None:
+    await client.until(lambda: client.registrations, "the file watchers' registration")
+    (watch,) = client.registrations
+    assert watch.method == lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES
+    pyproject = client.workspace / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("max_iters = 6", "max_iters = 4"))
+    client.set_configuration({}, section="codeact")  # the file's value, not a setting
+    client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(settings=None))
+    client.workspace_did_change_watched_files(
+        lsp.DidChangeWatchedFilesParams(
+            changes=[lsp.FileEvent(uri=pyproject.as_uri(), type=lsp.FileChangeType.Changed)]
+        )
+    )
+    started = await client.command(
+        "codeact.run", {"task": "t", "model": "scripted:replies/quote.json"}
+    )
+    run = await client.run_until(started["runId"], {"finished"})
+    assert run["max_iters"] == 4
