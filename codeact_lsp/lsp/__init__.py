@@ -21,7 +21,9 @@ Client contract, beyond DESIGN.md §3:
 - Lens commands leave out what only the user can type (`task` of followUp, `feedback` of reject,
   `args` of tryTool); a client fills them in its executeCommand middleware.
 - Progress tokens are `codeact-run-<runId>-<n>`; cancelling one cancels that run.
-- Settings: section `codeact` (camelCase or snake_case keys) overrides the workspace file.
+- Settings: section `codeact` (camelCase or snake_case keys) overrides the workspace file; the
+  server re-reads them on `workspace/didChangeConfiguration`, and registers file watchers for
+  the config, task-suite and tool files (changes made outside the editor count too).
 - Diagnostics are pulled (`textDocument/diagnostic`) when the client can, published otherwise.
 - Tool modules: lenses "▷ Try" + "used N× in last run · K errors"; diagnostics from discovery
   (unsaved buffers included), the tool host (import errors), the last run and the last failing

@@ -187,7 +187,7 @@ class Session:
 
     async def on_initialized(self) -> None:
         await self.reload_settings()
-        if self.root is not None:
+        if self.root is not None and not self._closing:
             self.spawn(self._warm_up(), "warm-up")
             self.spawn(self._watch_files(), "watch-files")
 
