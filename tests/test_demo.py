@@ -9,13 +9,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_demo_runs_the_example_through_the_language_server() -> None:
+def test_demo_runs_the_example_through_the_language_server(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "codeact_lsp.demo", str(ROOT / "examples" / "quickstart")],
         capture_output=True,
         text=True,
         timeout=150,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT)},  # no CODEACT_MODEL: the scripted stand-in
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},  # no CODEACT_MODEL: the scripted stand-in
     )
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
