@@ -210,7 +210,11 @@ class LiteLLMModel:
             error = _classify(self.name, litellm, exc, self.params)
             error.args = (_redact(str(error), self._secrets),)
             raise error from None  # the chained exception's text may hold the key
-        text = response.choices[0].message.content or ""
+        # no choices (a provider's content filter) or no content: an empty reply, which the
+        # loop turns into a step telling the model how to act
+        choices = getattr(response, "choices", None) or []
+        message = getattr(choices[0], "message", None) if choices else None
+        text = str(getattr(message, "content", None) or "")
         return ModelReply(text=text, usage=_usage(litellm, response))
 
     async def _streamed(

@@ -281,7 +281,10 @@ class RunHandle:
         index = len(traj.steps) + 1
         self._emit("model_call", index, messages=len(messages))
 
+        attempts = [1]  # deltas name their attempt: after a retry a view starts the text over
+
         def on_retry(attempt: int, delay: float, error: ModelError) -> None:
+            attempts[0] = attempt + 1
             self._emit(
                 "model_retry",
                 index,
@@ -292,7 +295,7 @@ class RunHandle:
             )
 
         def on_delta(text: str) -> None:
-            self._emit("model_delta", index, text=text)
+            self._emit("model_delta", index, text=text, attempt=attempts[0])
 
         reply = await complete_with_retries(
             self.model,

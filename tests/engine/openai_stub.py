@@ -7,6 +7,7 @@ Behaviour is chosen by the first path segment, so each test gets its own scenari
 - `reply`: answers `replies[tag]` in order (the last one repeats), streamed when asked to;
 - `ratelimit`: a 429 (with `retry-after: 0`) on the first call of the tag, then like `reply`;
 - `flaky`: a 500 on the first call of the tag, then like `reply`;
+- `filtered`: a completion without choices (what a content filter can return);
 - `slow`: holds the request until the server closes (a model that never answers in time);
 - `unauthorized`: a 401 whose message echoes the key it got (as some providers do).
 """
@@ -57,6 +58,8 @@ class OpenAIStub:
                     self._json(429, {"error": error}, {"retry-after": "0"})
                 elif kind == "flaky" and n == 1:
                     self._json(500, {"error": {"message": "upstream hiccup", "type": "server"}})
+                elif kind == "filtered":  # a content filter: no choices at all
+                    self._json(200, {**_completion(body["model"], ""), "choices": []})
                 elif kind == "slow":
                     stub.slow_arrived.set()
                     stub.closing.wait(60)

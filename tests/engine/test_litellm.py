@@ -157,13 +157,15 @@ async def test_streamed_reply_arrives_as_model_delta_events(
 ) -> None:
     reply = "Doubling it.\n" + code("final_answer(2 * 21)")
     stub.replies["stream"] = [reply]
-    eng = make_engine(stream=True, model_params={"api_base": stub.base("reply-stream")})
+    # the first attempt is refused (429): deltas say which attempt they belong to
+    eng = make_engine(stream=True, model_params={"api_base": stub.base("ratelimit-stream")})
     eng.model_params["api_key"] = KEY
     traj, events = await _run(eng, "double 21", "openai/gpt-4o-mini")
     assert traj.status == "finished" and traj.outputs == {"answer": 42}, traj.error
     deltas = [e.data["text"] for e in events if e.kind == "model_delta"]
     assert len(deltas) > 3 and "".join(deltas) == reply
-    assert stub.requests["reply-stream"][-1]["stream"] is True
+    assert {e.data["attempt"] for e in events if e.kind == "model_delta"} == {2}
+    assert stub.requests["ratelimit-stream"][-1]["stream"] is True
     assert traj.steps[0].usage.prompt_tokens == PROMPT_TOKENS
     assert traj.steps[0].usage.cost_usd is not None
 
@@ -284,3 +286,14 @@ def test_cli_run_through_litellm_and_without_a_key(
     suite.write_text('[[task]]\nname = "q"\ntask = "x"\nexpect = 1\n')
     assert main(["test", str(suite), "-w", str(workspace), "-m", "openai/gpt-4o-mini"]) == 2
     assert "needs OPENAI_API_KEY" in capsys.readouterr().err
+
+
+async def test_reply_without_choices_is_a_step_without_code(
+    stub: OpenAIStub, make_engine: Any
+) -> None:
+    """A content filter's empty completion: the model is told how to act, the run goes on."""
+    eng = make_engine(model_params={"api_base": stub.base("filtered-f"), "api_key": KEY})
+    handle = await eng.start(RunRequest(task="t", model="openai/gpt-4o-mini", max_iters=2))
+    traj = await asyncio.wait_for(handle.wait(), timeout=60)
+    assert traj.status == "max_iters"
+    assert [s.status for s in traj.steps] == ["no_code", "no_code"]
