@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-iters", type=int, help="step budget")
     run.add_argument("--timeout", type=float, help="seconds per sandbox step")
     run.add_argument(
+        "--api-base",
+        help="the model server's URL (an OpenAI-compatible or local server); keys come from the"
+        " environment (e.g. OPENAI_API_KEY), never from flags",
+    )
+    run.add_argument(
         "--model-timeout",
         type=float,
         help="seconds per model call attempt before retrying (default 120)",
@@ -238,7 +243,8 @@ async def _run(args: argparse.Namespace) -> int:
         raise UsageProblem("--model-timeout must be a positive number of seconds")
     if config.approval == "review" and not args.yes and not _interactive():
         raise UsageProblem("approval 'review' needs a terminal to approve steps (or pass --yes)")
-    await _check_model(args.model or config.model or os.environ.get("CODEACT_MODEL"))
+    params = {"api_base": args.api_base} if args.api_base else {}
+    await _check_model(args.model or config.model or os.environ.get("CODEACT_MODEL"), params)
     err = sys.stderr
     quiet = args.quiet or args.json
     tools = await _start_tools(ws, config, err, quiet)
@@ -249,6 +255,7 @@ async def _run(args: argparse.Namespace) -> int:
         runs_dir=default_runs_dir(ws),
         approver=_make_approver(args.yes, err, progress=not quiet),
         retry=RetryPolicy(timeout=args.model_timeout) if args.model_timeout else None,
+        model_params=params,
     )
     try:
         try:
@@ -282,7 +289,7 @@ async def _run(args: argparse.Namespace) -> int:
     return EXIT_OK if traj.status == "finished" else EXIT_NOT_FINISHED
 
 
-async def _check_model(name: str | None) -> None:
+async def _check_model(name: str | None, params: dict[str, Any] | None = None) -> None:
     """A real model that cannot work (no key, unknown provider) is a configuration error: say so
     before starting anything, rather than fail the run at its first call. (No name at all is
     reported by the engine, with how to set one.)"""
@@ -290,7 +297,7 @@ async def _check_model(name: str | None) -> None:
         return
     from codeact_lsp.engine.model import check_model
 
-    problem = await check_model(name)
+    problem = await check_model(name, **(params or {}))
     if problem:
         raise UsageProblem(problem)
 

@@ -263,13 +263,14 @@ def test_cli_run_through_litellm_and_without_a_key(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """`codeact run` on the real model path, configured as a user would: litellm's environment
-    variables. Without a key it is a configuration error (exit 2), before anything starts."""
+    """`codeact run` on the real model path, configured as a user would: the key in the
+    environment, the server by --api-base. Without a key it is a configuration error (exit 2),
+    before anything starts."""
     stub.replies["cli"] = json.loads((EXAMPLE / "replies" / "quote.json").read_text())
     monkeypatch.delenv("CODEACT_MODEL", raising=False)
-    monkeypatch.setenv("OPENAI_API_BASE", stub.base("reply-cli"))
     monkeypatch.setenv("OPENAI_API_KEY", ENV_KEY)
-    assert main(["run", QUOTE_TASK, "-w", str(workspace), "-m", "openai/gpt-4o-mini"]) == 0
+    base = ["--api-base", stub.base("reply-cli")]
+    assert main(["run", QUOTE_TASK, "-w", str(workspace), "-m", "openai/gpt-4o-mini", *base]) == 0
     out = capsys.readouterr()
     assert out.out.strip() == "76.9"
     assert "model openai/gpt-4o-mini" in out.err and "scripted" not in out.err
