@@ -24,7 +24,8 @@ IN, OUT, CTL = map(int, sys.argv[1:4])
 u = ctypes.c_ulong
 print(ctypes.CDLL(None).prctl(1, u(0), u(0), u(0), u(0)))  # PR_SET_PDEATHSIG = 0
 os._exit = lambda code: time.sleep(60)  # what the worker calls when its pipes reach EOF
-data = ('J' + json.dumps({'t': 'done'})).encode()
+seq = sys._getframe(2).f_locals['msg'].get('seq')  # the number our "done" must carry
+data = ('J' + json.dumps({'t': 'done', 'seq': seq})).encode()
 os.write(OUT, len(data).to_bytes(4, 'little') + data)
 time.sleep(60)
 """
@@ -36,7 +37,8 @@ async def main(backend: str, hostile: bool) -> None:
         SandboxSettings.model_validate({"backend": backend}), [], handler, pool=pool
     )
     if hostile:
-        await sb.execute(HOSTILE)
+        r = await sb.execute(HOSTILE)
+        assert not r.timed_out, "the forged 'done' was not taken: the test would prove nothing"
     spares = await pool.warmed()
     assert sb._worker is not None
     pids = {sb._worker.proc.pid, sb.pid}
