@@ -245,9 +245,13 @@ async def test_check_model_names_the_missing_key_or_provider(
 
 
 async def test_no_key_at_all_fails_at_once_with_the_variable_to_set(
-    stub: OpenAIStub, make_engine: Any, monkeypatch: pytest.MonkeyPatch
+    stub: OpenAIStub,
+    make_engine: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
-    """The engine path (editor, Python API) has no CLI pre-check: the first call says it."""
+    """The engine path (editor, Python API) has no CLI pre-check: the first call says it. And
+    litellm prints nothing on stdout, which is the language server's JSON-RPC channel."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     eng = make_engine(model_params={"api_base": stub.base("reply-nokey")})
     traj, events = await _run(eng, "t", "openai/gpt-4o-mini")
@@ -255,6 +259,9 @@ async def test_no_key_at_all_fails_at_once_with_the_variable_to_set(
     assert traj.error.startswith("model error (config)") and "set OPENAI_API_KEY" in traj.error
     assert not [e for e in events if e.kind == "model_retry"]  # retrying cannot help
     assert stub.calls["reply-nokey"] == 0
+    traj, _ = await _run(eng, "t", "made-up-model")  # unknown provider: litellm's error path
+    assert traj.error is not None and traj.error.startswith("model error (fatal)")
+    assert capfd.readouterr().out == ""
 
 
 def test_cli_run_through_litellm_and_without_a_key(
