@@ -9,6 +9,7 @@ Counted with the basic suite in the per-backend summary at the end of the sessio
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Awaitable, Callable
 
@@ -367,6 +368,30 @@ async def huge_exception_message(sb: Sandbox, e: Env) -> bool:
         and r2.error is not None
         and len(r2.error.type) <= 1000
     )
+
+
+@attack
+async def unencodable_text_breaks_the_trajectory(sb: Sandbox, e: Env) -> bool:
+    """A lone surrogate cannot be encoded as UTF-8: in stdout, an exception or a tool argument it
+    would make every JSON encoding of the trajectory (and of LSP messages) fail afterwards."""
+    assert isinstance(sb.handler, Recorder)
+    code = (
+        "import sys\n"
+        "bad = '\\ud800'\n"
+        "print('out' + bad)\n"
+        "print('err' + bad, file=sys.stderr)\n"
+        "echo('arg' + bad, **{'key' + bad: ['v' + bad]})\n"
+        "raise type('E' + bad, (Exception,), {})('msg' + bad)"
+    )
+    r = await sb.execute(code)
+    v = await sb.execute("'\\udfff' + '\\U0001F600'")
+    try:
+        r.model_dump_json()
+        v.model_dump_json()
+        json.dumps([c.model_dump() for c in sb.handler.calls], ensure_ascii=False).encode()
+    except ValueError:
+        return False
+    return "out" in r.stdout and r.error is not None and v.value is not None and "😀" in v.value
 
 
 @attack
