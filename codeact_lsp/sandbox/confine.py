@@ -38,9 +38,15 @@ _NR: dict[str, int] = {
     "msgrcv": 70,
     "msgctl": 71,
     "fcntl": 72,
+    "chmod": 90,
+    "fchmod": 91,
+    "chown": 92,
+    "fchown": 93,
+    "lchown": 94,
     "ptrace": 101,
     "syslog": 103,
     "rt_sigqueueinfo": 129,
+    "utime": 132,
     "uselib": 134,
     "personality": 135,
     "setpriority": 141,
@@ -67,11 +73,18 @@ _NR: dict[str, int] = {
     "init_module": 175,
     "delete_module": 176,
     "quotactl": 179,
+    "setxattr": 188,
+    "lsetxattr": 189,
+    "fsetxattr": 190,
+    "removexattr": 197,
+    "lremovexattr": 198,
+    "fremovexattr": 199,
     "tkill": 200,
     "lookup_dcookie": 212,
     "semtimedop": 220,
     "clock_settime": 227,
     "tgkill": 234,
+    "utimes": 235,
     "mq_open": 240,
     "mq_unlink": 241,
     "mq_timedsend": 242,
@@ -86,8 +99,12 @@ _NR: dict[str, int] = {
     "inotify_init": 253,
     "inotify_add_watch": 254,
     "migrate_pages": 256,
+    "fchownat": 260,
+    "futimesat": 261,
+    "fchmodat": 268,
     "unshare": 272,
     "move_pages": 279,
+    "utimensat": 280,
     "inotify_init1": 294,
     "rt_tgsigqueueinfo": 297,
     "perf_event_open": 298,
@@ -127,6 +144,9 @@ _NR: dict[str, int] = {
     "landlock_add_rule": 445,
     "landlock_restrict_self": 446,
     "memfd_secret": 447,
+    "fchmodat2": 452,
+    "setxattrat": 463,
+    "removexattrat": 466,
 }
 
 # Denied outright with EPERM: processes, exec, tracing, namespaces and mounts, kernel attack surface.
@@ -237,6 +257,37 @@ _DENY = [
 F_SETOWN = 8
 F_SETSIG = 10
 F_SETOWN_EX = 15
+
+# Metadata of files outside scratch: Landlock does not mediate chmod/chown/utime/xattrs, so a
+# sandboxed process could `chmod 0777` any file its user (or, for root, anyone) owns, anywhere.
+# Made no-ops (success, nothing done) rather than errors: modes and times in scratch do not matter
+# (noexec, nothing can be executed) and shutil.copy/copy2, tarfile... keep working.
+_NOOP = [
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+    "chown",
+    "fchown",
+    "lchown",
+    "fchownat",
+    "utime",
+    "utimes",
+    "futimesat",
+    "utimensat",
+]
+# ENOTSUP, which shutil.copystat and others treat as "this filesystem has no xattrs"
+_NOTSUP = [
+    "setxattr",
+    "lsetxattr",
+    "fsetxattr",
+    "removexattr",
+    "lremovexattr",
+    "fremovexattr",
+    "setxattrat",
+    "removexattrat",
+]
+EOPNOTSUPP = 95
 
 PR_SET_PDEATHSIG = 1
 PR_SET_SECCOMP = 22
@@ -510,6 +561,10 @@ def seccomp_program(pid: int) -> bytes:
     ]
     for name in _DENY:
         prog += _block(_NR[name], [eperm])
+    for name in _NOOP:
+        prog += _block(_NR[name], [_ins(_RET, _RET_ERRNO | 0)])
+    for name in _NOTSUP:
+        prog += _block(_NR[name], [_ins(_RET, _RET_ERRNO | EOPNOTSUPP)])
     # clone: threads only, and no namespace flags
     prog += _block(
         _NR["clone"],

@@ -178,6 +178,41 @@ async def hardlink_and_rename_out_of_scratch(sb: Sandbox, e: Env) -> bool:
     )
 
 
+@attack
+async def metadata_of_files_outside_scratch(sb: Sandbox, e: Env) -> bool:
+    """Landlock does not mediate chmod/chown/utime/xattrs: `chmod 0777` of a secret, `chmod 000`
+    of the workspace, or a forged mtime would work on any file the server's user owns."""
+    import pydantic
+
+    lib = pydantic.__file__
+    before = (os.stat(e.canary), os.stat(lib))
+    code = (
+        "import os, pydantic\n"
+        f"p = {str(e.canary)!r}\n"
+        "for op in (lambda: os.chmod(p, 0o777), lambda: os.utime(p, (0, 0)),"
+        " lambda: os.chown(p, os.getuid(), os.getgid()),"
+        " lambda: os.setxattr(p, 'user.pwned', b'1'),"
+        " lambda: os.fchmod(os.open(pydantic.__file__, os.O_RDONLY), 0o600)):\n"
+        "    try:\n"
+        "        op()\n"
+        "    except OSError:\n"
+        "        pass\n"
+    )
+    try:
+        await sb.execute(code)
+        after = (os.stat(e.canary), os.stat(lib))
+        xattrs = os.listxattr(e.canary)
+    finally:
+        os.chmod(lib, before[1].st_mode)  # only changes anything if the attack worked
+    return (
+        all(
+            (a.st_mode, a.st_mtime_ns, a.st_uid) == (b.st_mode, b.st_mtime_ns, b.st_uid)
+            for a, b in zip(after, before, strict=True)
+        )
+        and "user.pwned" not in xattrs
+    )
+
+
 # --- raw syscalls ----------------------------------------------------------------------------
 
 
