@@ -217,8 +217,10 @@ async def _phase(
     for run_id in runs:
         await _until(client, run_id, {"running"})
     await _command(client, "codeact.serverStats", {"reset": True})
+    started = time.perf_counter()
     data = await _latency(client, uris, requests)
     server = _plain(await _command(client, "codeact.serverStats", {"reset": True}))
+    server["windowS"] = time.perf_counter() - started
     active = sum([await _status(client, r) == "running" for r in runs])
     for run_id in runs:
         await _command(client, "codeact.cancel", {"runId": run_id})
@@ -263,6 +265,32 @@ def _plain(value: Any) -> dict[str, Any]:
 
     out = default_converter().unstructure(value)  # type: ignore[no-untyped-call]
     return out if isinstance(out, dict) else {}
+
+
+def _doc_rows(label: str, srv: dict[str, Any]) -> None:
+    """How often the server re-rendered and rewrote trajectory files for the run events it got
+    (coalescing: at most ~10 renders per second per run however many events arrive)."""
+    window = float(srv.get("windowS") or 0.0)
+    events = (srv.get("runEvent") or {}).get("count", 0)
+    if not window or not events:
+        return
+    renders = srv.get("docRender") or {}
+    writes = srv.get("docWrite") or {}
+    per_run = 4.0 * window
+    _row(
+        f"  run events / renders / writes, {label}",
+        f"{events / per_run:.0f} / {renders.get('count', 0) / per_run:.1f} / "
+        f"{writes.get('count', 0) / per_run:.1f} per s·run",
+        "renders ≤ 10",
+        "(one render per ~100 ms per run, one more at the end)",
+    )
+    if renders:
+        _row(
+            f"  trajectory render+write, {label} (p50 / p99)",
+            f"{renders['p50']:.2f} / {renders['p99']:.2f} ms",
+            "",
+            "",
+        )
 
 
 def _row(name: str, value: str, target: str, anchor: str) -> None:
@@ -328,6 +356,7 @@ async def _main(spawns: int, requests: int) -> None:
                         "",
                         "",
                     )
+            _doc_rows(label, srv)
             lag = srv.get("loopLag")
             if lag:
                 _row(

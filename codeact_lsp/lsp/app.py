@@ -58,10 +58,12 @@ class Stats:
 
     def __init__(self) -> None:
         self.samples: dict[str, deque[float]] = {}
+        self.counts: dict[str, int] = {}  # every record, beyond the bounded samples
         self._lag_task: asyncio.Task[None] | None = None
 
     def record(self, kind: str, seconds: float) -> None:
         self.samples.setdefault(kind, deque(maxlen=5000)).append(seconds * 1000)
+        self.counts[kind] = self.counts.get(kind, 0) + 1
 
     async def _watch_lag(self) -> None:
         while True:
@@ -81,9 +83,11 @@ class Stats:
                     "p50": ordered[len(ordered) // 2],
                     "p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
                     "max": ordered[-1],
+                    "count": self.counts.get(kind, len(ordered)),
                 }
         if reset:
             self.samples.clear()
+            self.counts.clear()
         return out
 
 
@@ -135,6 +139,58 @@ class CodeActServer(LanguageServer):
         finally:
             if self._session is not None:
                 await self._session.close()
+
+    def serve_tcp(self, host: str, port: int) -> None:
+        """Like `start_tcp`, but a client that disconnects ends every run and tool host, as on
+        stdio; the server then exits (one client per server, like the stock one). Port 0 picks
+        a free port; the address is printed on stderr ("codeact-lsp: listening on HOST:PORT")."""
+        from threading import Event
+
+        from pygls.io_ import run_async
+
+        self._stop_event = stop_event = Event()
+
+        async def serve() -> None:
+            done = asyncio.Event()
+            busy = False
+
+            async def connection(
+                reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+            ) -> None:
+                nonlocal busy
+                if busy:  # one editor per server: a second connection is refused
+                    writer.close()
+                    return
+                busy = True
+                self.protocol.set_writer(writer)
+                try:
+                    await run_async(
+                        stop_event=stop_event,
+                        reader=reader,
+                        protocol=self.protocol,
+                        logger=log,
+                        error_handler=self.report_server_error,
+                    )
+                except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                    log.info("client connection lost: %s", exc)
+                finally:
+                    if self._session is not None:
+                        await self._session.close()
+                    writer.close()
+                    done.set()
+
+            server = await asyncio.start_server(connection, host, port)
+            bound = server.sockets[0].getsockname()
+            print(f"codeact-lsp: listening on {bound[0]}:{bound[1]}", file=sys.stderr, flush=True)
+            async with server:
+                await done.wait()
+
+        try:
+            asyncio.run(serve())
+        finally:
+            stop_event.set()
+            if self._thread_pool:
+                self._thread_pool.shutdown(wait=False)
 
 
 class _InitCapture:
@@ -220,6 +276,10 @@ def build_server() -> CodeActServer:
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: CodeActServer, params: lsp.DidChangeTextDocumentParams) -> None:
         ls.session.on_doc_changed(params.text_document.uri)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: CodeActServer, params: lsp.DidCloseTextDocumentParams) -> None:
+        ls.session.on_doc_closed(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: CodeActServer, params: lsp.DidSaveTextDocumentParams) -> None:

@@ -195,18 +195,42 @@ def section_for(sections: list[StepSection], index: int) -> StepSection | None:
 
 def write_atomic(path: Path, text: str) -> bool:
     """Replace `path` with `text` unless it already holds it; True when the file changed."""
+    return replace_file(path, text) is not None
+
+
+def replace_file(path: Path, text: str) -> str | None:
+    """Replace `path` with `text` unless it already holds it; the text as written, or None.
+
+    Editors decide whether a file changed on disk from its mtime (VS Code: in whole
+    milliseconds, plus the size; vim: seconds and size) and reload an open document only then.
+    Two rewrites within one timestamp tick with equal sizes — a run's last two states often are —
+    would look like no change, and the editor would keep showing the older one. So every
+    replacement gets a size and a millisecond mtime different from the file it replaces (a
+    trailing newline is added when the sizes would be equal; the mtime is nudged forward), and
+    it goes through a temporary file and `os.replace`, so a reader never sees half a file.
+    """
     try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
+        before = path.stat()
+        old = path.read_text(encoding="utf-8")
     except OSError:
-        pass
+        before, old = None, None
+    if old is not None and old.rstrip("\n") == text.rstrip("\n"):
+        return None
+    data = text.encode("utf-8")
+    if before is not None and len(data) == before.st_size:
+        data += b"\n"  # a blank line at the end: harmless in the view, visible to a watcher
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return True
+    if before is not None:
+        after = path.stat()
+        floor = (before.st_mtime_ns // 1_000_000 + 1) * 1_000_000  # the next whole millisecond
+        if after.st_mtime_ns < floor:
+            os.utime(path, ns=(after.st_atime_ns, floor))
+    return data.decode("utf-8")

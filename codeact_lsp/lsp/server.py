@@ -46,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="codeact-lsp", description="CodeAct language server (stdio by default)"
     )
-    parser.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    parser.add_argument(
+        "--tcp",
+        metavar="HOST:PORT",
+        help="listen on TCP instead of stdio (port 0: any free port, printed on stderr); "
+        "the server ends when its client disconnects",
+    )
     parser.add_argument("--log-level", default="WARNING", help="logging level (stderr)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
@@ -57,7 +62,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--tcp expects HOST:PORT, e.g. 127.0.0.1:2087")
         from codeact_lsp.lsp.app import build_server
 
-        build_server().start_tcp(host or "127.0.0.1", int(port))
+        try:
+            build_server().serve_tcp(host or "127.0.0.1", int(port))
+        except SystemExit as exc:  # `exit`: 0 after `shutdown`, 1 without
+            return exc.code if isinstance(exc.code, int) else 0
+        except KeyboardInterrupt:
+            return 1
         return 0
 
     from codeact_lsp.lsp import fastinit

@@ -14,6 +14,7 @@ import fnmatch
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,10 +48,10 @@ from codeact_lsp.lsp.document import (
     parse_sections,
     path_to_uri,
     render,
+    replace_file,
     run_id_from_uri,
     trajectory_path,
     uri_to_path,
-    write_atomic,
 )
 from codeact_lsp.lsp.settings import client_python, settings_to_overrides
 from codeact_lsp.lsp.tasks_view import TaskResult, task_diagnostics, task_lenses
@@ -87,6 +88,10 @@ class RunSession:
     pump: asyncio.Task[None] | None = None
     loaded: Trajectory | None = None  # read from disk (no live handle)
     progress_token: str | None = None
+    # Texts this document had on disk lately (hashes): an open document holding one of them has
+    # no unsaved edits, even if the editor has not reloaded the newest one yet.
+    disk_texts: deque[int] = field(default_factory=lambda: deque(maxlen=16))
+    paused: bool = False  # the user has unsaved edits in the open document: not rewritten
 
     def trajectory(self) -> Trajectory | None:
         if self.handle is not None:
@@ -400,6 +405,7 @@ class Session:
         rs = self.runs.get(run_id) if run_id else None
         if rs is not None:
             self._capture_overrides(rs)
+            self._check_paused(rs)
             self.schedule_refresh(uri)
             return
         path = uri_to_path(uri)
@@ -412,9 +418,26 @@ class Session:
             return
         self.schedule_refresh(uri)
 
+    def on_doc_closed(self, uri: str) -> None:
+        """A trajectory document closed with unsaved edits: they are gone, the view resumes."""
+        run_id = run_id_from_uri(uri)
+        rs = self.runs.get(run_id) if run_id else None
+        if rs is not None:
+            self._capture_overrides(rs)
+            self._check_paused(rs)
+
     def on_doc_saved(self, uri: str) -> None:
         path = uri_to_path(uri)
         if path is None:
+            return
+        run_id = run_id_from_uri(uri)
+        rs = self.runs.get(run_id) if run_id else None
+        if rs is not None:
+            doc = self.open_doc(uri)
+            if doc is not None:
+                rs.disk_texts.append(hash(doc.source))  # the user's text is the file now
+            self._check_paused(rs)
+            self.schedule_refresh(uri)
             return
         if path.name in {"pyproject.toml", "codeact.toml"} and path.parent == self.root:
             self.reload_config()
@@ -436,12 +459,56 @@ class Session:
         await asyncio.to_thread(backend.tools.restart)
         self.schedule_refresh(*self.tool_file_uris())
 
+    def _doc_dirty(self, rs: RunSession) -> bool:
+        """Does the open trajectory document hold edits the user has not saved?
+
+        Then rewriting the file would make the editor report a conflict on their next save (or
+        lose their edits); the server leaves the file alone until they save, revert or close.
+        The document's text is compared with what the file held lately rather than trusting
+        versions: an editor reloading the server's write also sends a didChange.
+        """
+        doc = self.open_doc(rs.uri)
+        if doc is None:
+            return False
+        text = doc.source
+        if hash(text) in rs.disk_texts:
+            return False
+        try:
+            on_disk = rs.path.read_text(encoding="utf-8")
+        except OSError:
+            on_disk = None
+        if on_disk == text:
+            rs.disk_texts.append(hash(text))
+            return False
+        return True
+
+    def _check_paused(self, rs: RunSession) -> None:
+        """Pause the rewriting of a run's document while it has unsaved edits; resume after."""
+        dirty = self._doc_dirty(rs)
+        traj = rs.trajectory()
+        if dirty and not rs.paused and traj is not None:
+            rs.paused = self._active(rs) or render(traj, rs.overrides).rstrip(
+                "\n"
+            ) != self._disk_text(rs).rstrip("\n")
+        elif not dirty and rs.paused:
+            rs.paused = False
+            self._dirty_runs.add(rs.id)  # the state it missed, with the user's kept edits
+            self.schedule_refresh(rs.uri)
+
+    def _disk_text(self, rs: RunSession) -> str:
+        try:
+            return rs.path.read_text(encoding="utf-8")
+        except OSError:
+            return ""
+
     def _capture_overrides(self, rs: RunSession) -> None:
         traj = rs.trajectory()
         doc = self.open_doc(rs.uri)
-        if traj is None or doc is None:
+        if traj is None:
             return
-        sections = {s.index: s for s in parse_sections(doc.source)}
+        # A closed document: what the user kept is what the file holds.
+        text = doc.source if doc is not None else self._disk_text(rs)
+        sections = {s.index: s for s in parse_sections(text)}
         for step in traj.steps:
             section = sections.get(step.index)
             if section is None:
@@ -485,6 +552,7 @@ class Session:
             len(last.tool_calls) if last else 0,
             doc.version if doc is not None else None,
             rs.accepted,
+            rs.paused,
             self._checks_key(),
         )
         cached = self._view_cache.get(uri)
@@ -496,6 +564,7 @@ class Session:
             self.check_context(),
             uri=uri,
             accepted=rs.accepted,
+            paused=rs.paused,
         )
         self._view_cache[uri] = (key, view)
         return view
@@ -735,14 +804,32 @@ class Session:
                 10,
             )
 
+    def _record(self, kind: str, seconds: float) -> None:
+        stats = getattr(self.server, "stats", None)
+        if stats is not None:
+            stats.record(kind, seconds)
+
     def _write_doc(self, rs: RunSession) -> None:
+        if rs.discarded:
+            return
+        if self._doc_dirty(rs):
+            if not rs.paused:
+                rs.paused = True  # the lens says so; the state is written once they save
+                self.schedule_refresh(rs.uri)
+            return
+        started = time.perf_counter()
         text = self.trajectory_view_text(rs)
-        if text is None or rs.discarded:
+        if text is None:
             return
         try:
-            write_atomic(rs.path, text)
+            written = replace_file(rs.path, text)
         except OSError as exc:
             log.warning("cannot write %s: %s", rs.path, exc)
+            return
+        self._record("docRender", time.perf_counter() - started)
+        if written is not None:
+            rs.disk_texts.append(hash(written))
+            self._record("docWrite", time.perf_counter() - started)
 
     def _changed(self, rs: RunSession, *, now: bool = False) -> None:
         """The run moved on: rewrite its document (batched with the refresh, or `now`)."""
@@ -801,6 +888,7 @@ class Session:
         last_report = 0.0
         try:
             async for event in handle.subscribe():
+                self._record("runEvent", 0.0)
                 self._changed(rs)
                 now = time.monotonic()
                 # A loop of tool calls emits thousands of events: report at most ~4 per second.

@@ -161,13 +161,22 @@ def build_view(
     *,
     uri: str = "",
     accepted: bool = False,
+    paused: bool = False,
 ) -> TrajectoryView:
-    """Everything the editor shows for `traj`; `text` is the open document's text if any."""
+    """Everything the editor shows for `traj`; `text` is the open document's text if any.
+
+    `paused`: the user has unsaved edits in the document, so the server stopped rewriting it;
+    the lenses and diagnostics still follow the run, placed on the user's text.
+    """
     doc = render(traj) if text is None else text
     sections = parse_sections(doc)
     view = TrajectoryView(text=doc, sections=sections)
     by_index = {s.index: s for s in sections}
     view.lenses += _run_lenses(traj, accepted)
+    if paused:
+        view.lenses.append(
+            _paused_lens(traj, sum(1 for s in traj.steps if s.index not in by_index))
+        )
     if traj.error and traj.status in {"failed", "max_iters"}:
         severity = (
             lsp.DiagnosticSeverity.Error
@@ -191,6 +200,15 @@ def build_view(
         if step.status == "ok":
             known |= defined_names(step.code)
     return view
+
+
+def _paused_lens(traj: Trajectory, unseen: int) -> lsp.CodeLens:
+    title = "⏸ live view paused: you have unsaved edits here — save or revert to resume"
+    if unseen:
+        title += f" ({unseen} newer step{'s' if unseen != 1 else ''} not shown yet)"
+    return lsp.CodeLens(
+        range=_line_range(0, 0, 0), command=_cmd(title, "codeact.getRun", runId=traj.id)
+    )
 
 
 def _run_lenses(traj: Trajectory, accepted: bool) -> list[lsp.CodeLens]:

@@ -69,6 +69,17 @@ class EditorClient(LanguageClient):
         )
         return version
 
+    def save(self, uri: str) -> None:
+        """Save an open document as an editor does: write the file, then didSave."""
+        Path(lsp_path(uri)).write_text(self.docs[uri][1], encoding="utf-8")
+        self.text_document_did_save(
+            lsp.DidSaveTextDocumentParams(text_document=lsp.TextDocumentIdentifier(uri=uri))
+        )
+
+    def reload(self, uri: str) -> None:
+        """The editor noticed the file changed on disk and reloads the (unmodified) document."""
+        self.edit(uri, Path(lsp_path(uri)).read_text(encoding="utf-8"))
+
     def _apply(self, edit: lsp.WorkspaceEdit) -> str | None:
         for change in edit.document_changes or []:
             if isinstance(change, lsp.CreateFile):

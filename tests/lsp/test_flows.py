@@ -155,7 +155,12 @@ async def test_review_mode_edit_approve_and_reject_with_feedback(
     assert run["steps"][0]["edited"] is True and "edited {'usd'" in run["steps"][0]["stdout"]
 
     # Step 2 is checked before it runs: a wrong argument name, and a tool that needs confirmation.
-    client.edit(doc_uri, doc_path.read_text())  # the editor reloads the rewritten file
+    # The document still holds the user's unsaved edit, so the server left the file alone; once
+    # they save, it is rewritten (getRun writes at once) and the editor reloads it.
+    assert "step 2" not in doc_path.read_text()
+    client.save(doc_uri)
+    await client.command("codeact.getRun", {"runId": run_id})
+    client.reload(doc_uri)
     diags = await client.diagnostics_for(doc_uri)
     codes = sorted(str(d.code) for d in diags)
     assert codes == ["confirm-tool", "tool-args", "tool-args"], [d.message for d in diags]

@@ -143,6 +143,57 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+class _RawClient:
+    """A bare JSON-RPC client on any byte stream (stdio pipes or a TCP socket)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: Any) -> None:
+        self.reader, self.writer, self.next_id = reader, writer, 1
+
+    async def send(self, msg: dict[str, Any]) -> None:
+        body = json.dumps(msg).encode()
+        self.writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        await self.writer.drain()
+
+    async def request(self, method: str, params: Any) -> Any:
+        want, self.next_id = self.next_id, self.next_id + 1
+        await self.send({"jsonrpc": "2.0", "id": want, "method": method, "params": params})
+        while True:
+            length = 0
+            while (header := await self.reader.readline()).strip():
+                if header.lower().startswith(b"content-length:"):
+                    length = int(header.split(b":")[1])
+            msg = json.loads(await self.reader.readexactly(length))
+            if msg.get("id") == want and "method" not in msg:
+                return msg.get("result")
+            if "method" in msg and "id" in msg:  # a request from the server: answer it
+                await self.send({"jsonrpc": "2.0", "id": msg["id"], "result": None})
+
+    async def command(self, name: str, arg: dict[str, Any]) -> Any:
+        return await self.request("workspace/executeCommand", {"command": name, "arguments": [arg]})
+
+
+async def _start_review_run(client: _RawClient, workspace: Path) -> None:
+    """Initialize, and leave a run waiting for approval (its sandbox worker and the tool host up)."""
+    params: dict[str, Any] = {"processId": None, "rootUri": workspace.as_uri(), "capabilities": {}}
+    await client.request("initialize", params)
+    await client.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+    run = {"task": "t", "model": "scripted:replies/quote.json", "approval": "review"}
+    run_id = (await client.command("codeact.run", run))["runId"]
+    deadline = time.monotonic() + 60
+    status = ""
+    while status != "awaiting_approval" and time.monotonic() < deadline:
+        status = (await client.command("codeact.getRun", {"runId": run_id}))["status"]
+    assert status == "awaiting_approval"
+
+
+async def _all_end(proc: asyncio.subprocess.Process, children: set[int]) -> None:
+    assert await asyncio.wait_for(proc.wait(), 30) is not None
+    deadline = time.monotonic() + 15
+    while any(_alive(p) for p in children) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not [p for p in children if _alive(p)]
+
+
 async def test_client_disconnect_ends_workers_and_tool_host(workspace: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -152,68 +203,34 @@ async def test_client_disconnect_ends_workers_and_tool_host(workspace: Path) -> 
         stdout=asyncio.subprocess.PIPE,
     )
     assert proc.stdin is not None and proc.stdout is not None
-
-    async def send(msg: dict[str, Any]) -> None:
-        body = json.dumps(msg).encode()
-        proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)  # type: ignore[union-attr]
-        await proc.stdin.drain()  # type: ignore[union-attr]
-
-    async def reply(want_id: int) -> dict[str, Any]:
-        while True:
-            length = 0
-            while (header := await proc.stdout.readline()).strip():  # type: ignore[union-attr]
-                if header.lower().startswith(b"content-length:"):
-                    length = int(header.split(b":")[1])
-            msg = json.loads(await proc.stdout.readexactly(length))  # type: ignore[union-attr]
-            if msg.get("id") == want_id and "method" not in msg:
-                return dict(msg)
-            if "method" in msg and "id" in msg:  # a request from the server: answer it
-                await send({"jsonrpc": "2.0", "id": msg["id"], "result": None})
-
-    await send(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {"processId": None, "rootUri": workspace.as_uri(), "capabilities": {}},
-        }
-    )
-    await reply(1)
-    await send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
-    run = {"task": "t", "model": "scripted:replies/quote.json", "approval": "review"}
-    await send(
-        {
-            "jsonrpc": "2.0",
-            "id": 2,
-            "method": "workspace/executeCommand",
-            "params": {"command": "codeact.run", "arguments": [run]},
-        }
-    )
-    run_id = (await reply(2))["result"]["runId"]
-    deadline = time.monotonic() + 60
-    status = ""
-    n = 3
-    while status != "awaiting_approval" and time.monotonic() < deadline:
-        await send(
-            {
-                "jsonrpc": "2.0",
-                "id": n,
-                "method": "workspace/executeCommand",
-                "params": {"command": "codeact.getRun", "arguments": [{"runId": run_id}]},
-            }
-        )
-        status = (await reply(n))["result"]["status"]
-        n += 1
-    assert status == "awaiting_approval"
+    await _start_review_run(_RawClient(proc.stdout, proc.stdin), workspace)
     children = _descendants(proc.pid)
     assert len(children) >= 2  # the tool host and the run's sandbox worker (at least)
 
     proc.stdin.close()  # the editor is gone
-    assert await asyncio.wait_for(proc.wait(), 30) is not None
-    deadline = time.monotonic() + 15
-    while any(_alive(p) for p in children) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    assert not [p for p in children if _alive(p)]
+    await _all_end(proc, children)
+
+
+async def test_tcp_client_disconnect_ends_workers_and_tool_host(workspace: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "codeact_lsp",
+        "--tcp",
+        "127.0.0.1:0",
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+    assert line.startswith("codeact-lsp: listening on "), line
+    host, _, port = line.split()[-1].rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    await _start_review_run(_RawClient(reader, writer), workspace)
+    children = _descendants(proc.pid)
+    assert len(children) >= 2
+
+    writer.close()  # the editor is gone (no shutdown, no exit)
+    await _all_end(proc, children)
 
 
 PUBLISH_ONLY = lsp.ClientCapabilities(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,13 @@ from codeact_lsp.lsp import accept as acc
 from codeact_lsp.lsp.args import CommandArgumentError, RunArgs, TryToolArgs, parse_args
 from codeact_lsp.lsp.bench import bench_diagnostics, bench_lenses, tool_stats
 from codeact_lsp.lsp.checks import CheckContext, ToolSig, check_code
-from codeact_lsp.lsp.document import parse_sections, render, run_id_from_uri, trajectory_path
+from codeact_lsp.lsp.document import (
+    parse_sections,
+    render,
+    replace_file,
+    run_id_from_uri,
+    trajectory_path,
+)
 from codeact_lsp.lsp.settings import settings_to_overrides
 from codeact_lsp.lsp.tasks_view import TaskResult, find_tasks, task_diagnostics, task_lenses
 from codeact_lsp.lsp.view import build_view
@@ -250,3 +258,23 @@ def test_tool_stats_cache_matches_a_full_count_as_the_run_grows() -> None:
     traj.status = "finished"
     assert cache.get(traj)["price_of"].calls == tool_stats(traj)["price_of"].calls == 3
     assert cache.get(traj)["shipping_quote"].errors == 1
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """What an editor compares to decide that a file changed: mtime in ms (VS Code) and size."""
+    st = path.stat()
+    return st.st_mtime_ns // 1_000_000, st.st_size
+
+
+def test_back_to_back_rewrites_of_equal_size_are_all_visible(tmp_path: Path) -> None:
+    path = tmp_path / ".codeact" / "runs" / "r1.py"
+    stamps = []
+    for status in ["running", "waiting", "running", "stopped", "stopped"]:
+        # Same length every time, as fast as possible: within one timestamp tick.
+        if replace_file(path, f"# run r1 · {status}\n") is not None:
+            stamps.append(_stamp(path))
+    assert len(stamps) == 4  # the last write repeated the text: no rewrite at all
+    for before, after in itertools.pairwise(stamps):
+        assert after[0] > before[0] and after[1] != before[1]
+    assert path.read_text().rstrip("\n") == "# run r1 · stopped"
+    assert os.listdir(path.parent) == ["r1.py"]  # no temporary file left behind

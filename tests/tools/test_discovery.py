@@ -203,3 +203,27 @@ def test_reexported_tools_follow_the_import_to_their_definition(ws: Path) -> Non
     missing = [d for d in found.diagnostics if d.tool == "stock_count"]
     assert {d.code for d in missing} == {"tool-no-annotation", "tool-no-return-annotation"}
     assert all(d.file == str(ws / "shop" / "ops.py") for d in missing)
+
+
+def test_broad_globs_never_pick_up_trajectories_virtualenvs_or_vcs_dirs(tmp_path: Path) -> None:
+    """`**/*.py` would otherwise find the server's own `.codeact/runs/<id>.py` trajectory views
+    (and vendored code) and offer them as tools."""
+    ws = tmp_path / "ws"
+    (ws / "pkg").mkdir(parents=True)
+    (ws / "pkg" / "real.py").write_text("def real(x: int) -> int:\n    '''R.'''\n    return x\n")
+    fake = "def {name}(x: int) -> int:\n    '''F.'''\n    return x\n"
+    for where in (
+        ".codeact/runs/r1",
+        "node_modules/lib/mod",
+        "venv/lib/mod",
+        ".venv/lib/mod",
+        ".git/hooks/mod",
+        "pkg/__pycache__/mod",
+    ):
+        path = ws / f"{where}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(fake.format(name=path.parent.name.replace(".", "_") + "_tool"))
+    for globs in (["**/*.py"], ["*/**/*.py", ".codeact/runs/*.py", "venv/**/*.py"]):
+        found = discover(ws, CodeActConfig(tools=globs))
+        assert [t.name for t in found.tools] == ["real"], globs
+        assert not any(".codeact" in f or "venv" in f for f in found.files)
