@@ -18,6 +18,7 @@ _SIGKILL = 9
 # --- syscall numbers (x86_64 only: a hand-written seccomp filter is architecture specific, and an
 # untested table for another architecture would be worse than reporting "not enforced") ----------
 _NR: dict[str, int] = {
+    "ioctl": 16,
     "shmget": 29,
     "shmat": 30,
     "shmctl": 31,
@@ -288,6 +289,16 @@ _NOTSUP = [
     "removexattrat",
 ]
 EOPNOTSUPP = 95
+# ioctls that change a file's metadata through a descriptor opened *read-only* (Landlock checks
+# only device ioctls): inode flags (nodump, sync, noatime...), fsxattr, generation, fs-verity
+_FILE_IOCTLS = (
+    0x40086602,  # FS_IOC_SETFLAGS
+    0x40046602,  # FS_IOC32_SETFLAGS
+    0x401C5820,  # FS_IOC_FSSETXATTR
+    0x40087602,  # FS_IOC_SETVERSION
+    0x40047602,  # FS_IOC32_SETVERSION
+    0x40806685,  # FS_IOC_ENABLE_VERITY
+)
 
 PR_SET_PDEATHSIG = 1
 PR_SET_SECCOMP = 22
@@ -602,6 +613,16 @@ def seccomp_program(pid: int) -> bytes:
             _ins(_JEQ, F_SETSIG, 0, 1),
             eperm,
             allow,
+        ],
+    )
+    n = len(_FILE_IOCTLS)
+    prog += _block(
+        _NR["ioctl"],
+        [
+            _ins(_LD_ABS_W, _arg_lo(1)),  # the kernel takes `unsigned int cmd`: low half only
+            *(_ins(_JEQ, cmd, n - i, 0) for i, cmd in enumerate(_FILE_IOCTLS)),
+            allow,
+            eperm,
         ],
     )
     # socketpair(AF_UNIX): an unconnected pair inside the process (asyncio's self-pipe); harmless

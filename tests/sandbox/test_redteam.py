@@ -9,8 +9,10 @@ Counted with the basic suite in the per-backend summary at the end of the sessio
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import select
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -197,9 +199,20 @@ async def metadata_of_files_outside_scratch(sb: Sandbox, e: Env) -> bool:
         "        op()\n"
         "    except OSError:\n"
         "        pass\n"
+        # inode flags through a read-only descriptor (set nodump, and put them back at once)
+        "import fcntl, struct\n"
+        "fd = os.open(pydantic.__file__, os.O_RDONLY)\n"
+        "flags = struct.unpack('q', fcntl.ioctl(fd, 0x80086601, bytes(8)))[0]\n"
+        "try:\n"
+        "    fcntl.ioctl(fd, 0x40086602, struct.pack('q', flags | 0x40))\n"
+        "    fcntl.ioctl(fd, 0x40086602, struct.pack('q', flags))\n"
+        "    setflags = True\n"
+        "except OSError:\n"
+        "    setflags = False\n"
+        "setflags"
     )
     try:
-        await sb.execute(code)
+        r = await sb.execute(code)
         after = (os.stat(e.canary), os.stat(lib))
         xattrs = os.listxattr(e.canary)
     finally:
@@ -210,6 +223,7 @@ async def metadata_of_files_outside_scratch(sb: Sandbox, e: Env) -> bool:
             for a, b in zip(after, before, strict=True)
         )
         and "user.pwned" not in xattrs
+        and r.value == "False"
     )
 
 
@@ -454,21 +468,27 @@ async def forged_call_to_unexposed_tool(sb: Sandbox, e: Env) -> bool:
 @attack
 async def tool_call_after_a_forged_done(sb: Sandbox, e: Env) -> bool:
     """A forged "done" ends the step early; calls the snippet makes after it would run with no
-    step to record them in the trajectory, so the host must refuse them."""
+    step to record them in the trajectory, so the host must refuse them. (The test starts no
+    other step meanwhile: it waits for the worker to exit, which it does after the answer.)"""
     assert isinstance(sb.handler, Recorder)
     code = CHAN + (
-        "def raw(tag, obj):\n"
-        "    data = (tag + json.dumps(obj)).encode()\n"
-        "    return len(data).to_bytes(4, 'little') + data\n"
-        # one write: the host reads both frames at once, before the test can start another step
         "seq = sys._getframe(2).f_locals['msg'].get('seq')\n"  # serve() -> execute() -> here
-        "os.write(OUT, raw('J', {'t': 'done', 'value': \"'forged'\", 'seq': seq})"
-        " + raw('C', [999, 'add', 1, [1, 2], {}]))\n"
-        "answer = reply()"
+        "frame('J', {'t': 'done', 'value': \"'forged'\", 'seq': seq})\n"
+        "frame('C', [999, 'add', 1, [1, 2], {}])\n"
+        "answer = reply()\n"
+        "os._exit(0)"
     )
-    await sb.execute(code)
-    await sb.execute("1")  # frames are handled in order: the call has been answered by now
-    return [c.name for c in sb.handler.calls] == []
+    pid = sb.pid
+    assert pid is not None
+    pidfd = os.pidfd_open(pid)
+    try:
+        r = await sb.execute(code)
+        exited: tuple[list[int], list[int], list[int]] = await asyncio.to_thread(
+            select.select, [pidfd], [], [], 10
+        )
+    finally:
+        os.close(pidfd)
+    return r.value == "'forged'" and bool(exited[0]) and sb.handler.calls == []
 
 
 @attack
