@@ -13,6 +13,19 @@ private tmpfs, PDEATHSIG via ctypes) on the worker's side; `process.py` (one wor
 thread that answers tool calls), `pool.py` (warm spares), `backends.py` (what to enforce and how to
 report it), `sandbox.py` (timeouts, cancel, crash) on the server's side.
 
+Trust: once a snippet has run, the worker process is the attacker's (it can patch the worker,
+read and write its protocol pipes, forge any frame). So the host decides from what it saw itself:
+a tool call is answered only while one of its "exec" requests is in flight, for an exposed tool,
+and not after final_answer's reply said stop; `stopped` / `cancelled` come from the host's own
+replies and interrupts; each snippet's "done" carries its number; everything received is size
+capped, clipped and stripped of lone surrogates. Kernel side, seccomp covers what Landlock does
+not mediate: metadata of files outside scratch (chmod/chown/utime are no-ops, xattr writes and
+inode-flag ioctls fail), memory outside RLIMIT_AS (memfd, System V IPC), PDEATHSIG clearing,
+F_SETOWN, inotify, AIO; and `tests/sandbox/test_redteam.py` shows each attack blocked. Known
+gaps: `stat`/`access` outside scratch still answer (existence and size of files, Landlock
+backend only: bubblewrap mounts hide them), and a root server gets no thread cap (RLIMIT_NPROC
+does not apply to root; a user's server gets 256 tasks per worker).
+
 Default of `SandboxSettings.allow_site_packages` (True): generated code may import the libraries
 of the tools' own environment, read-only. Models routinely post-process tool results with the same
 libraries the tools use (numpy, pandas...), and refusing them makes the model waste steps

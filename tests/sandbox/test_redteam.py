@@ -329,6 +329,18 @@ async def sysv_ipc_outlives_the_worker(sb: Sandbox, e: Env) -> bool:
 
 
 @attack
+async def host_wide_aio_contexts_and_mount_table(sb: Sandbox, e: Env) -> bool:
+    code = SC + (
+        "ctx = ctypes.c_ulong(0)\n"
+        "buf = ctypes.create_string_buffer(4096)\n"
+        "(sc(206, 65536, ctypes.byref(ctx)),"  # io_setup: host-wide aio-max-nr
+        " sc(458, buf, buf, 16, 0))"  # listmount
+    )
+    r = await sb.execute(code)
+    return r.error is None and all_denied(r.value)
+
+
+@attack
 async def watch_files_outside_with_inotify(sb: Sandbox, e: Env) -> bool:
     code = SC + f"fd = sc(294, 0)\n(fd, sc(254, fd[0], {str(e.canary).encode()!r}, 0xFFF))"
     r = await sb.execute(code)
