@@ -54,7 +54,13 @@ from codeact_lsp.lsp.document import (
     uri_to_path,
 )
 from codeact_lsp.lsp.settings import client_python, settings_to_overrides
-from codeact_lsp.lsp.tasks_view import TaskResult, task_diagnostics, task_lenses
+from codeact_lsp.lsp.tasks_view import (
+    TaskResult,
+    load_results,
+    save_results,
+    task_diagnostics,
+    task_lenses,
+)
 from codeact_lsp.lsp.view import TrajectoryView, build_view, normalise_code, step_markdown
 from codeact_lsp.trajectory import Target, Trajectory
 
@@ -119,7 +125,7 @@ class Session:
         self.loaded = LoadedConfig(config=CodeActConfig())
         self.runs: dict[str, RunSession] = {}
         self.last_run_id: str | None = None
-        self.task_results: dict[str, TaskResult] = {}
+        self._task_results: dict[str, TaskResult] | None = None
         self.backend: Backend | None = None
         self._shown_problems: list[str] = []
         self._retired: list[Backend] = []  # replaced by a config change while runs used them
@@ -156,6 +162,17 @@ class Session:
                 "(and its pyproject.toml or codeact.toml) and try again"
             )
         return root
+
+    @property
+    def task_results(self) -> dict[str, TaskResult]:
+        """Each task's last result: read from `.codeact/` once (a previous session's), then
+        kept here and saved after every suite run."""
+        if self._task_results is None:
+            root = self.root
+            if root is None:
+                return {}
+            self._task_results = load_results(root)
+        return self._task_results
 
     @property
     def config(self) -> CodeActConfig:
@@ -1263,6 +1280,7 @@ class Session:
                 run_id=item.run_id,
             )
             out.append(data)
+        await asyncio.to_thread(save_results, root, dict(self.task_results))
         self.schedule_refresh(path_to_uri(file))
         return {
             "file": str(file),

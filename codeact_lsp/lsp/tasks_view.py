@@ -6,11 +6,20 @@ line scan; the lens sits on the header, where a reader looks for "which task is 
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from lsprotocol import types as lsp
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+
+from codeact_lsp.lsp.document import write_atomic
+
+log = logging.getLogger(__name__)
+# The last result of each task, kept across server restarts (the lens "last ✓ 1.2 s" is what a
+# user looks at when they reopen the project).
+RESULTS_FILE = Path(".codeact") / "task_results.json"
 
 _HEADER = re.compile(r"^\s*\[\[\s*task\s*\]\]")
 _NAME = re.compile(r"""^\s*name\s*=\s*(?:"([^"]*)"|'([^']*)')""")
@@ -25,6 +34,33 @@ class TaskResult(BaseModel):
     duration_s: float = 0.0
     message: str = ""
     run_id: str | None = None
+
+
+class StoredResults(BaseModel):
+    """`.codeact/task_results.json`: task name → its last result."""
+
+    version: int = 1
+    results: dict[str, TaskResult] = {}
+
+
+def load_results(workspace: Path) -> dict[str, TaskResult]:
+    """The stored results; a missing or unreadable file is no results (logged), never an error."""
+    path = workspace / RESULTS_FILE
+    try:
+        return StoredResults.model_validate_json(path.read_bytes()).results
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValidationError) as exc:
+        log.warning("ignoring %s: %s", path, exc)
+        return {}
+
+
+def save_results(workspace: Path, results: dict[str, TaskResult]) -> None:
+    text = StoredResults(results=results).model_dump_json(indent=1)
+    try:
+        write_atomic(workspace / RESULTS_FILE, text + "\n")
+    except OSError as exc:
+        log.warning("cannot save task results: %s", exc)
 
 
 @dataclass(frozen=True)

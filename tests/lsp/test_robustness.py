@@ -367,3 +367,24 @@ async def test_config_changed_outside_the_editor_is_picked_up(client: EditorClie
     )
     run = await client.run_until(started["runId"], {"finished"})
     assert run["max_iters"] == 4
+
+
+async def test_task_results_survive_a_server_restart(workspace: Path) -> None:
+    suite = workspace / "tasks.toml"
+    first = await start_client(workspace)
+    try:
+        result = await first.command("codeact.runTasks", {})
+        assert (result["passed"], result["total"]) == (1, 1)
+        await first.shutdown_session()
+    finally:
+        await first.stop()  # type: ignore[no-untyped-call]
+    assert (workspace / ".codeact" / "task_results.json").is_file()
+
+    second = await start_client(workspace)
+    try:
+        uri = second.open(suite)
+        titles = [lens.command.title for lens in await second.lenses(uri) if lens.command]
+        assert len(titles) == 1 and titles[0].startswith("▷ Run task · last ✓"), titles
+        await second.shutdown_session()
+    finally:
+        await second.stop()  # type: ignore[no-untyped-call]
