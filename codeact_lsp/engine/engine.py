@@ -333,7 +333,8 @@ class Engine:
         python = self._python
         if python is None and self.workspace is not None:
             python = resolve_python(self.workspace, self.config)
-        return Session(self.tools, schemas, self.config.sandbox, python=python)
+        workspace = str(self.workspace) if self.workspace is not None else None
+        return Session(self.tools, schemas, self.config.sandbox, python=python, workspace=workspace)
 
     def _handle(
         self,

@@ -28,8 +28,12 @@ class Session:
         *,
         python: str | None = None,
         extra_paths: list[str] | None = None,
+        workspace: str | None = None,
     ) -> None:
         self.tools = tools
+        # relative `read_paths` resolve against the workspace, and a grant that would expose the
+        # whole workspace (its .env) is reported as not enforced
+        self.workspace = workspace
         self.schemas = schemas
         self.settings = settings
         self.python = python
@@ -60,6 +64,8 @@ class Session:
         kwargs: dict[str, Any] = {"python": self.python}
         if self.extra_paths:
             kwargs["extra_paths"] = self.extra_paths
+        if self.workspace:
+            kwargs["workspace"] = self.workspace
         return await Sandbox.start(self.settings, stubs, self.handle_tool, **kwargs)
 
     def handle_tool(self, request: ToolRequest) -> ToolReply:
