@@ -98,6 +98,7 @@ class RunSession:
     # no unsaved edits, even if the editor has not reloaded the newest one yet.
     disk_texts: deque[int] = field(default_factory=lambda: deque(maxlen=16))
     paused: bool = False  # the user has unsaved edits in the open document: not rewritten
+    rendered: tuple[Any, ...] | None = None  # `_text_key` of the last text written
 
     def trajectory(self) -> Trajectory | None:
         if self.handle is not None:
@@ -453,6 +454,7 @@ class Session:
             doc = self.open_doc(uri)
             if doc is not None:
                 rs.disk_texts.append(hash(doc.source))  # the user's text is the file now
+            rs.rendered = None
             self._check_paused(rs)
             self.schedule_refresh(uri)
             return
@@ -509,6 +511,7 @@ class Session:
             ) != self._disk_text(rs).rstrip("\n")
         elif not dirty and rs.paused:
             rs.paused = False
+            rs.rendered = None  # the file may hold the user's saved text: rewrite it
             self._dirty_runs.add(rs.id)  # the state it missed, with the user's kept edits
             self.schedule_refresh(rs.uri)
 
@@ -826,7 +829,13 @@ class Session:
         if stats is not None:
             stats.record(kind, seconds)
 
-    def _write_doc(self, rs: RunSession) -> None:
+    def _write_doc(self, rs: RunSession, *, force: bool = False) -> None:
+        """Bring the run's document up to date (at most once per refresh, ~100 ms, per run).
+
+        A loop of tool calls changes the trajectory thousands of times a second but not its
+        text (tool calls show in lenses and hovers, not in the document): rendering is skipped
+        unless something the text shows changed, or `force` (the run's final state).
+        """
         if rs.discarded:
             return
         if self._doc_dirty(rs):
@@ -834,16 +843,21 @@ class Session:
                 rs.paused = True  # the lens says so; the state is written once they save
                 self.schedule_refresh(rs.uri)
             return
-        started = time.perf_counter()
-        text = self.trajectory_view_text(rs)
-        if text is None:
+        traj = rs.trajectory()
+        if traj is None:
             return
+        key = _text_key(traj, rs.overrides)
+        if key == rs.rendered and not force:
+            return
+        started = time.perf_counter()
+        text = render(traj, rs.overrides)
         try:
             written = replace_file(rs.path, text)
         except OSError as exc:
             log.warning("cannot write %s: %s", rs.path, exc)
             return
         self._record("docRender", time.perf_counter() - started)
+        rs.rendered = key
         if written is not None:
             rs.disk_texts.append(hash(written))
             self._record("docWrite", time.perf_counter() - started)
@@ -851,7 +865,7 @@ class Session:
     def _changed(self, rs: RunSession, *, now: bool = False) -> None:
         """The run moved on: rewrite its document (batched with the refresh, or `now`)."""
         if now:
-            self._write_doc(rs)
+            self._write_doc(rs, force=True)
         else:
             self._dirty_runs.add(rs.id)
         uris = [rs.uri]
@@ -1315,6 +1329,31 @@ def parse(command: str, model: Any, raw: list[Any]) -> Any:
         return parse_args(command, model, raw)
     except CommandArgumentError as exc:
         raise CommandError(str(exc)) from None
+
+
+def _text_key(traj: Trajectory, overrides: dict[int, str]) -> tuple[Any, ...]:
+    """What `render` shows that can still change: the run's status and answer, the number of
+    steps, and the last step (earlier steps are settled once a later one exists)."""
+    last = traj.steps[-1] if traj.steps else None
+    return (
+        traj.id,
+        traj.status,
+        traj.model,
+        traj.error,
+        repr(traj.outputs) if traj.done else None,
+        len(traj.steps),
+        None
+        if last is None
+        else (
+            last.status,
+            last.code,
+            len(last.stdout),
+            last.value,
+            last.error is not None,
+            last.feedback,
+        ),
+        tuple(sorted(overrides.items())),
+    )
 
 
 def _load_stored(stored: Path) -> Trajectory | None:

@@ -71,3 +71,33 @@ async def test_unsaved_edits_pause_the_rewrites_until_saved(shared_client: Edito
 
 def _title(lens: lsp.CodeLens) -> str:
     return lens.command.title if lens.command else ""
+
+
+async def test_tool_call_loops_do_not_rewrite_the_document_per_call(
+    shared_client: EditorClient,
+) -> None:
+    client = shared_client
+    loop = "for i in range(300):\n    convert_currency(1.0, 'EUR', 'USD')\nprint(i)"
+    model = write_replies(
+        client.workspace,
+        "loops",
+        [code_reply(loop), code_reply(loop), code_reply("final_answer(1)")],
+    )
+    await client.command("codeact.serverStats", {"reset": True})
+    started = await client.command("codeact.run", {"task": "t", "model": model})
+    await client.run_until(started["runId"], {"finished"})
+    await client.until(
+        lambda: (
+            bool(client.progress_for(f"codeact-run-{started['runId']}-"))
+            and isinstance(
+                client.progress_for(f"codeact-run-{started['runId']}-")[-1], lsp.WorkDoneProgressEnd
+            )
+        ),
+        "the end of the run",
+    )
+    stats = await client.command("codeact.serverStats", {})
+    assert stats["runEvent"]["count"] >= 600  # every tool call reached the server...
+    # ...but the text only changes with the steps' states: a bounded number of renders.
+    assert stats["docRender"]["count"] <= 20, stats["docRender"]
+    text = Path(lsp_path(started["trajectoryUri"])).read_text()
+    assert "# ━━ answer" in text and "#> 299" in text  # the final state, written last
