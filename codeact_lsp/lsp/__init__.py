@@ -9,7 +9,16 @@ arguments), `document` (the trajectory file), `view` (trajectory → lenses/diag
 Client contract, beyond DESIGN.md §3:
 
 - Trajectory documents are files, `<workspace>/.codeact/runs/<runId>.py` (see `document`); the
-  server sends `window/showDocument` for each new run and rewrites the file as the run goes.
+  server sends `window/showDocument` for each new run and rewrites the file as the run goes:
+  atomically (temp file + `os.replace`), at most once per ~100 ms refresh and only when the text
+  changes, the final state always last, and every rewrite with a size and a millisecond mtime
+  different from the file it replaces (a file watcher never misses one; no polling needed).
+  While the open document has unsaved edits (its text is none the file held lately) the file is
+  not rewritten (no save conflict): lenses/diagnostics follow the run on the user's text and a
+  top lens says "⏸ live view paused…"; saving, reverting or closing the document resumes it.
+- Task-suite results persist in `<workspace>/.codeact/task_results.json` (lenses after restart).
+- `--tcp HOST:PORT` (port 0: any free port, printed on stderr as "codeact-lsp: listening on
+  HOST:PORT") serves one client; its disconnect ends every run and tool host, as on stdio.
 - Extra commands: `codeact.acceptPreview {runId, mode?, newFileUri?}` → `{ok, reason,
   alternatives, targetUri, range, version, createsFile, newText, documentAfter, program}` (what
   a diff needs); `codeact.accept` also takes `mode` ("target" | "newFile" | "insertAtEnd") and

@@ -96,7 +96,7 @@ class RunSession:
     progress_token: str | None = None
     # Texts this document had on disk lately (hashes): an open document holding one of them has
     # no unsaved edits, even if the editor has not reloaded the newest one yet.
-    disk_texts: deque[int] = field(default_factory=lambda: deque(maxlen=16))
+    disk_texts: deque[int] = field(default_factory=lambda: deque(maxlen=64))
     paused: bool = False  # the user has unsaved edits in the open document: not rewritten
     rendered: tuple[Any, ...] | None = None  # `_text_key` of the last text written
 
