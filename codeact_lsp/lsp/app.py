@@ -149,6 +149,7 @@ class CodeActServer(LanguageServer):
         from pygls.io_ import run_async
 
         self._stop_event = stop_event = Event()
+        exit_code: list[object] = []  # from the client's `exit` (pygls raises SystemExit)
 
         async def serve() -> None:
             done = asyncio.Event()
@@ -173,6 +174,8 @@ class CodeActServer(LanguageServer):
                     )
                 except (ConnectionError, asyncio.IncompleteReadError) as exc:
                     log.info("client connection lost: %s", exc)
+                except SystemExit as exc:
+                    exit_code.append(exc.code)
                 finally:
                     if self._session is not None:
                         await self._session.close()
@@ -191,6 +194,8 @@ class CodeActServer(LanguageServer):
             stop_event.set()
             if self._thread_pool:
                 self._thread_pool.shutdown(wait=False)
+        if exit_code:
+            raise SystemExit(exit_code[0])
 
 
 class _InitCapture:
