@@ -108,7 +108,8 @@ def render(traj: Trajectory, overrides: dict[int, str] | None = None) -> str:
         *_comment(traj.task, "# task: "),
         *_lineage(traj),
         '# Edit a step\'s code, then use its "Re-run from here" (or "Run step") lens.',
-        "# This file is regenerated as the run goes; edited steps keep your text.",
+        "# This file is regenerated as the run goes; edited steps keep your text. While you",
+        "# have unsaved edits here it is left alone (no save conflict): save to see the rest.",
         "# pyright: reportUndefinedVariable=false",
         "",
     ]
