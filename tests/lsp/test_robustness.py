@@ -388,3 +388,34 @@ async def test_task_results_survive_a_server_restart(workspace: Path) -> None:
         await second.shutdown_session()
     finally:
         await second.stop()  # type: ignore[no-untyped-call]
+
+
+async def test_broad_tool_globs_leave_trajectory_files_alone(client: EditorClient) -> None:
+    """`**/*.py` also matches `.codeact/runs/<id>.py`: those are views, never tool modules (the
+    tool host would import, i.e. run, an agent's code)."""
+    first = await client.command(
+        "codeact.run", {"task": "t", "model": "scripted:replies/quote.json"}
+    )
+    await client.run_until(first["runId"], {"finished"})
+    extra = client.workspace / "more" / "extra.py"
+    extra.parent.mkdir()
+    extra.write_text('def extra_tool(x: int) -> int:\n    """Twice x."""\n    return 2 * x\n')
+    client.set_configuration({"maxIters": 6, "tools": ["**/*.py"]}, section="codeact")
+    client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(settings=None))
+    names: list[str] = []
+    deadline = time.monotonic() + 30
+    while "extra_tool" not in names and time.monotonic() < deadline:  # the new globs apply
+        listed = await client.command("codeact.listTools", {})
+        names = sorted(t["name"] for t in listed["tools"])
+    assert names == [
+        "convert_currency",
+        "extra_tool",
+        "price_of",
+        "reserve",
+        "shipping_quote",
+        "stock_level",
+    ]
+    assert not [d for d in listed["diagnostics"] if ".codeact" in str(d.get("file"))]
+    doc = client.open(Path(first["trajectoryUri"].removeprefix("file://")))
+    titles = [lens.command.title for lens in await client.lenses(doc) if lens.command]
+    assert titles[0].startswith("✓ finished") and "▷ Try" not in titles
