@@ -271,6 +271,21 @@ async def start_client(
     return client
 
 
+async def stop_client(client: EditorClient) -> None:
+    """Stop a `start_client` server even when the test failed before `shutdown`: the editor goes
+    away (stdin closed, which ends the server), then pygls' own stop; a server that does not
+    end within 15 s is killed, so a failure is reported instead of hanging the suite."""
+    proc = client._server
+    if proc is not None and proc.returncode is None:
+        if proc.stdin is not None and not proc.stdin.is_closing():
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 15)
+        except TimeoutError:
+            proc.kill()
+    await client.stop()  # type: ignore[no-untyped-call]
+
+
 @pytest_lsp.fixture(config=SERVER)  # type: ignore[untyped-decorator]
 async def client(lsp_client: EditorClient, workspace: Path) -> AsyncIterator[None]:
     """A server of its own, for tests that change settings or need a pristine server."""

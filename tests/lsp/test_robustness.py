@@ -17,7 +17,7 @@ import pytest_lsp
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 
-from .conftest import SERVER, EditorClient, initialize_params, start_client
+from .conftest import SERVER, EditorClient, initialize_params, start_client, stop_client
 
 
 async def _error(client: EditorClient, name: str, raw: list[Any]) -> str:
@@ -111,7 +111,7 @@ async def test_no_workspace_folder(tmp_path: Path) -> None:
         assert "no workspace folder is open" in msg
         await client.shutdown_session()
     finally:
-        await client.stop()  # type: ignore[no-untyped-call]
+        await stop_client(client)
 
 
 def _descendants(pid: int) -> set[int]:
@@ -300,7 +300,7 @@ async def test_runs_outlive_the_server_and_can_be_accepted_after_a_restart(works
         await first.run_until(started["runId"], {"finished"})
         await first.shutdown_session()
     finally:
-        await first.stop()  # type: ignore[no-untyped-call]
+        await stop_client(first)
 
     second = await start_client(workspace)
     try:
@@ -319,7 +319,7 @@ async def test_runs_outlive_the_server_and_can_be_accepted_after_a_restart(works
         assert "not live in this server" in msg
         await second.shutdown_session()
     finally:
-        await second.stop()  # type: ignore[no-untyped-call]
+        await stop_client(second)
 
 
 async def test_cached_initialize_answer_equals_pygls_answer(
@@ -344,7 +344,7 @@ async def test_cached_initialize_answer_equals_pygls_answer(
             assert {t["name"] for t in listed["tools"]} >= {"price_of", "reserve"}
             await client.shutdown_session()
         finally:
-            await client.stop()  # type: ignore[no-untyped-call]
+            await stop_client(client)
         assert len(list(cache.glob("init-*.json"))) == 1, start
     assert answers[0] == answers[1]
 
@@ -377,7 +377,7 @@ async def test_task_results_survive_a_server_restart(workspace: Path) -> None:
         assert (result["passed"], result["total"]) == (1, 1)
         await first.shutdown_session()
     finally:
-        await first.stop()  # type: ignore[no-untyped-call]
+        await stop_client(first)
     assert (workspace / ".codeact" / "task_results.json").is_file()
 
     second = await start_client(workspace)
@@ -387,7 +387,7 @@ async def test_task_results_survive_a_server_restart(workspace: Path) -> None:
         assert len(titles) == 1 and titles[0].startswith("▷ Run task · last ✓"), titles
         await second.shutdown_session()
     finally:
-        await second.stop()  # type: ignore[no-untyped-call]
+        await stop_client(second)
 
 
 async def test_broad_tool_globs_leave_trajectory_files_alone(client: EditorClient) -> None:
