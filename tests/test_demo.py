@@ -15,7 +15,10 @@ def test_demo_runs_the_example_through_the_language_server(tmp_path: Path) -> No
         capture_output=True,
         text=True,
         timeout=150,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},  # no CODEACT_MODEL: the scripted stand-in
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+        },  # no CODEACT_MODEL: the scripted stand-in
     )
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
