@@ -506,9 +506,10 @@ class Session:
         dirty = self._doc_dirty(rs)
         traj = rs.trajectory()
         if dirty and not rs.paused and traj is not None:
-            rs.paused = self._active(rs) or render(traj, rs.overrides).rstrip(
-                "\n"
-            ) != self._disk_text(rs).rstrip("\n")
+            # Paused when a rewrite is due: the run goes on, or the file lags behind its state.
+            rs.paused = self._active(rs) or (
+                rs.rendered is not None and rs.rendered[0] != _state_key(traj)
+            )
         elif not dirty and rs.paused:
             rs.paused = False
             rs.rendered = None  # the file may hold the user's saved text: rewrite it
@@ -1332,8 +1333,13 @@ def parse(command: str, model: Any, raw: list[Any]) -> Any:
 
 
 def _text_key(traj: Trajectory, overrides: dict[int, str]) -> tuple[Any, ...]:
-    """What `render` shows that can still change: the run's status and answer, the number of
-    steps, and the last step (earlier steps are settled once a later one exists)."""
+    """What `render` shows that can still change: the run's state and the user's edits."""
+    return (_state_key(traj), tuple(sorted(overrides.items())))
+
+
+def _state_key(traj: Trajectory) -> tuple[Any, ...]:
+    """The run's status and answer, the number of steps, and the last step (earlier steps are
+    settled once a later one exists)."""
     last = traj.steps[-1] if traj.steps else None
     return (
         traj.id,
@@ -1352,7 +1358,6 @@ def _text_key(traj: Trajectory, overrides: dict[int, str]) -> tuple[Any, ...]:
             last.error is not None,
             last.feedback,
         ),
-        tuple(sorted(overrides.items())),
     )
 
 

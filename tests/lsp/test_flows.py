@@ -264,6 +264,7 @@ async def test_rerun_from_a_step_edited_in_the_trajectory_document(
     client.edit(doc_uri, client.docs[doc_uri][1].replace("units = 3", "units = 1"))
     titles = _titles(await client.lenses(doc_uri))
     assert "↻ Re-run from here (your edit)" in titles
+    assert not [t for t in titles if "paused" in t]  # a finished run's file owes nothing
     rerun = await client.command("codeact.rerun", {"runId": run["id"], "step": 2})
     new = await client.run_until(rerun["runId"], {"finished"})
     assert "units = 1" in new["steps"][1]["code"]
