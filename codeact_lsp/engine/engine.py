@@ -138,17 +138,7 @@ class Engine:
         traj.parent = parent.id
         traj.target = parent.target
         setattr(traj, "relation", "follow_up")  # noqa: B010 - an extension field
-        prior_code, prior_inputs = _prior(chain)
-        handle = self._handle(
-            traj,
-            signature,
-            model,
-            schemas,
-            session,
-            previous=chain,
-            prior_code=prior_code,
-            prior_inputs=prior_inputs,
-        )
+        handle = self._continuing(traj, signature, model, schemas, session, chain)
         self._sessions.pop(run_id, None)
         handle.launch(replay=replay)
         return handle
@@ -187,17 +177,7 @@ class Engine:
         setattr(traj, "rerun_from", step)  # noqa: B010
         schemas = self._schemas()
         session = self._new_session(schemas)
-        prior_code, prior_inputs = _prior(chain)
-        handle = self._handle(
-            traj,
-            signature,
-            model,
-            schemas,
-            session,
-            previous=chain,
-            prior_code=prior_code,
-            prior_inputs=prior_inputs,
-        )
+        handle = self._continuing(traj, signature, model, schemas, session, chain)
         replay = _replay_chain(chain)
         if parent.inputs:
             replay.append((_prelude(parent.inputs), True))
@@ -335,6 +315,28 @@ class Engine:
             python = resolve_python(self.workspace, self.config)
         workspace = str(self.workspace) if self.workspace is not None else None
         return Session(self.tools, schemas, self.config.sandbox, python=python, workspace=workspace)
+
+    def _continuing(
+        self,
+        traj: Trajectory,
+        signature: Signature,
+        model: ModelClient,
+        schemas: list[ToolSchema],
+        session: Session,
+        chain: list[Trajectory],
+    ) -> RunHandle:
+        """A handle for a run that continues `chain` (follow-up or re-run): the model sees its code."""
+        prior_code, prior_inputs = _prior(chain)
+        return self._handle(
+            traj,
+            signature,
+            model,
+            schemas,
+            session,
+            previous=chain,
+            prior_code=prior_code,
+            prior_inputs=prior_inputs,
+        )
 
     def _handle(
         self,
