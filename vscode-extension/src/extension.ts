@@ -1,6 +1,7 @@
 // The thin client: starts `python -m codeact_lsp`, forwards commands, shows what the server returns.
 // Runs, trajectories, code lenses, diagnostics, edits and progress all come from the server; this
-// file only asks the person for what they must type, and shows a diff before Accept writes.
+// file only asks the person for what they must type, shows a diff before Accept writes, and saves
+// an edited trajectory before its step runs (the server's live view waits while it is unsaved).
 
 import * as fs from 'fs';
 import * as path from 'path';
@@ -24,6 +25,7 @@ import {
   resolveRunId,
   runIdFromPath,
   statusBarText,
+  trajectoriesToSave,
   truncate,
   validateSignature,
   validateTask,
@@ -267,12 +269,27 @@ class Controller implements CodeActApi {
         }
         break;
     }
+    await this.saveTrajectoryOf(command, arg);
     const result = await next([arg]);
     this.observeResult(command, arg, result);
     if (command === 'codeact.tryTool') {
       this.showToolResult(String(arg.name), result);
     }
     return result;
+  }
+
+  /** Save the run's edited trajectory first, so the live view goes on with the step (see logic). */
+  private async saveTrajectoryOf(command: string, arg: Json): Promise<void> {
+    const open = vscode.workspace.textDocuments.map((doc) => ({
+      doc,
+      fsPath: doc.uri.scheme === 'file' ? doc.uri.fsPath : undefined,
+      isDirty: doc.isDirty,
+    }));
+    for (const { doc } of trajectoriesToSave(command, arg, open)) {
+      if (!(await doc.save())) {
+        this.output.appendLine(`[client] could not save ${vscode.workspace.asRelativePath(doc.uri)} before ${command}; the live view stays paused until it is saved`);
+      }
+    }
   }
 
   private observeResult(command: string, arg: Json, result: unknown): void {

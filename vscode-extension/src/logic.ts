@@ -430,3 +430,25 @@ export function describeTaskResults(result: unknown): { lines: string[]; passed:
   });
   return { lines, passed, total: list.length };
 }
+
+/** Commands that run or replace a run's pending step: the server takes edited steps from its document. */
+export const STEP_COMMANDS: ReadonlySet<string> = new Set(['codeact.approve', 'codeact.rerun', 'codeact.reject']);
+
+export interface OpenDocument {
+  /** File path, or undefined for a document that is not a file. */
+  fsPath: string | undefined;
+  isDirty: boolean;
+}
+
+/**
+ * The open documents to save before forwarding `command`: the run's trajectory, when it has unsaved
+ * edits. The server does not rewrite a dirty trajectory (no save conflict), so a step approved from
+ * an edited document would otherwise leave the live view paused until the person saves.
+ */
+export function trajectoriesToSave<T extends OpenDocument>(command: string, arg: Record<string, unknown>, docs: readonly T[]): T[] {
+  const runId = arg.runId;
+  if (!STEP_COMMANDS.has(command) || typeof runId !== 'string' || !runId) {
+    return [];
+  }
+  return docs.filter((d) => d.isDirty && d.fsPath !== undefined && runIdFromPath(d.fsPath) === runId);
+}

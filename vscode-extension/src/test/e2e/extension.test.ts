@@ -205,12 +205,27 @@ describe('CodeAct in VS Code', function () {
     };
 
     const approve1 = await lensFor('codeact.approve');
+    // the person edits the pending step in the trajectory, then runs it from its lens: the client
+    // saves the document first, so the live view goes on without a manual save
+    const trajDoc = await vscode.workspace.openTextDocument(trajUri);
+    await vscode.window.showTextDocument(trajDoc, { preview: false });
+    await eventually('the pending step in the trajectory', () => trajDoc.getText(), (t) => t.includes('print(item)'));
+    const edit = new vscode.WorkspaceEdit();
+    edit.replace(trajUri, trajDoc.lineAt(lineOf(trajDoc, 'print(item)')).range, 'print("edited", item)');
+    assert.ok(await vscode.workspace.applyEdit(edit));
+    assert.ok(trajDoc.isDirty, 'the edit is unsaved');
     await vscode.commands.executeCommand(approve1.command, ...approve1.args);
+    assert.equal(trajDoc.isDirty, false, 'Run step saved the edited trajectory');
     await eventually(
       'step 2 to wait',
       () => codeact.server('codeact.getRun', { runId }) as Promise<Json>,
       (r) => r.status === 'awaiting_approval' && (r.steps as Json[]).length === 2,
     );
+    const ran = (await codeact.server('codeact.getRun', { runId })) as Json;
+    assert.match(String((ran.steps as Json[])[0].code), /print\("edited", item\)/, 'the edited step ran');
+    const onDisk = async (): Promise<string> => Buffer.from(await vscode.workspace.fs.readFile(trajUri)).toString('utf8');
+    await eventually('the trajectory file to show step 2 (the live view went on)', onDisk, (t) => t.includes('reserve("SKU-42", 3)') && t.includes('print("edited", item)'));
+    await eventually('the editor to show step 2', () => trajDoc.getText(), (t) => t.includes('reserve("SKU-42", 3)') && !trajDoc.isDirty);
     await eventually('the status bar to count the run waiting for the user', () => codeact.runs.active().map((r) => r.status), (s) => s.includes('awaiting_approval'));
     const reject = await lensFor('codeact.reject');
     codeact.prompts = { ...defaultPrompts, input: async () => 'do not reserve stock, just compute' };

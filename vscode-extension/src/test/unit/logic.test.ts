@@ -19,6 +19,7 @@ import {
   runIdFromPath,
   serverSettings,
   statusBarText,
+  trajectoriesToSave,
   validateSignature,
   validateTask,
 } from '../../logic';
@@ -252,5 +253,27 @@ describe('describeTaskResults', () => {
     assert.deepEqual(r.lines, ['✓ quote · answer 76.9', '✗ bad · expected 1, got 2']);
     assert.equal(describeTaskResults([{ ok: true }]).lines[0], '✓ task 1');
     assert.equal(describeTaskResults(undefined).total, 0);
+  });
+});
+
+describe('trajectoriesToSave', () => {
+  const docs = [
+    { fsPath: '/ws/.codeact/runs/r1.py', isDirty: true },
+    { fsPath: '/ws/.codeact/runs/r2.py', isDirty: true },
+    { fsPath: '/ws/.codeact/runs/r3.py', isDirty: false },
+    { fsPath: '/ws/r1.py', isDirty: true },
+    { fsPath: undefined, isDirty: true },
+  ];
+  it('saves the dirty trajectory of the run a step command is about', () => {
+    for (const command of ['codeact.approve', 'codeact.rerun', 'codeact.reject']) {
+      assert.deepEqual(trajectoriesToSave(command, { runId: 'r1', step: 2 }, docs), [docs[0]], command);
+    }
+  });
+  it('leaves clean documents, other runs and other commands alone', () => {
+    assert.deepEqual(trajectoriesToSave('codeact.approve', { runId: 'r3' }, docs), []);
+    assert.deepEqual(trajectoriesToSave('codeact.approve', { runId: 'r9' }, docs), []);
+    assert.deepEqual(trajectoriesToSave('codeact.approve', {}, docs), []);
+    assert.deepEqual(trajectoriesToSave('codeact.cancel', { runId: 'r1' }, docs), []);
+    assert.deepEqual(trajectoriesToSave('codeact.accept', { runId: 'r1' }, docs), []);
   });
 });
