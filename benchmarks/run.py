@@ -33,11 +33,15 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"\n=== {area} ({path.name})", flush=True)
         started = time.perf_counter()
+        argv_before = sys.argv
+        sys.argv = [str(path)]  # each benchmark parses its own arguments: give it none
         try:
             _load(path).main()  # type: ignore[attr-defined]
         except Exception:
             failures += 1
             traceback.print_exc()
+        finally:
+            sys.argv = argv_before
         print(f"--- {area}: {time.perf_counter() - started:.1f} s", flush=True)
     return 1 if failures else 0
 
