@@ -1,9 +1,9 @@
 """Static checks shown to a Python reviewer, the same ones the editor shows on a pending step.
 
-The checks themselves (syntax, unknown tools, argument names, confirmation) live with the language
-server as pure `ast` code; this adapter feeds them what a run knows: the tools' schemas and the
-names earlier steps and inputs defined. If the checks are unavailable the reviewer gets none
-rather than a failure: they inform a decision, they never make it.
+The checks themselves (syntax, unknown tools, argument names, confirmation) live in the engine as
+pure `ast` code, shared with the language server; this adapter feeds them what a run knows: the
+tools' schemas and the names earlier steps and inputs defined. A bug in a check gives the reviewer
+no checks rather than a failure: they inform a decision, they never make it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from codeact_lsp.engine.checks import CheckContext, check_code, defined_names, sig_from_schema
 from codeact_lsp.trajectory import Step, Trajectory
 
 if TYPE_CHECKING:
@@ -25,10 +26,6 @@ def static_checks(
     schemas: list[ToolSchema],
     confirm_globs: list[str],
 ) -> list[dict[str, Any]]:
-    try:
-        from codeact_lsp.lsp.checks import CheckContext, check_code, defined_names, sig_from_schema
-    except ImportError:
-        return []
     known: set[str] = set()
     for traj in [*earlier_runs, run]:
         known.update(traj.inputs)

@@ -3,7 +3,7 @@
 Modules: `server` (entry point `main`, no pygls import), `fastinit` (answers `initialize` from a
 cache before pygls loads), `app` (pygls wiring), `session` (state and commands), `args` (command
 arguments), `document` (the trajectory file), `view` (trajectory → lenses/diagnostics/hovers),
-`checks` (static checks of a step), `bench` (tool-module lenses/diagnostics), `tasks_view`
+`bench` (tool-module lenses/diagnostics), `tasks_view`
 (task-suite lenses), `accept` (the Accept edit), `settings`, `backend` (engine + tool host).
 
 Client contract, beyond DESIGN.md §3:

@@ -25,6 +25,7 @@ from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 
 from codeact_lsp.config import CodeActConfig, LoadedConfig, load_config
+from codeact_lsp.engine.checks import CheckContext, ToolSig, sig_from_schema
 from codeact_lsp.lsp import accept as acc
 from codeact_lsp.lsp.args import (
     AcceptArgs,
@@ -42,7 +43,6 @@ from codeact_lsp.lsp.args import (
 )
 from codeact_lsp.lsp.backend import Backend, BackendError
 from codeact_lsp.lsp.bench import ToolStatsCache, bench_diagnostics, bench_lenses
-from codeact_lsp.lsp.checks import CheckContext, ToolSig, sig_from_schema
 from codeact_lsp.lsp.document import (
     RUNS_DIR,
     parse_sections,

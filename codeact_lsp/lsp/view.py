@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lsprotocol import types as lsp
 
-from codeact_lsp.lsp.checks import CheckContext, check_code, defined_names
+from codeact_lsp.engine.checks import CheckContext, check_code, defined_names
 from codeact_lsp.lsp.document import StepSection, parse_sections, path_to_uri, render
 from codeact_lsp.trajectory import Step, ToolCall, Trajectory
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from lsprotocol import types as lsp
 
+from codeact_lsp.engine.checks import CheckContext, ToolSig, check_code
 from codeact_lsp.lsp import accept as acc
 from codeact_lsp.lsp.args import CommandArgumentError, RunArgs, TryToolArgs, parse_args
 from codeact_lsp.lsp.bench import bench_diagnostics, bench_lenses, tool_stats
-from codeact_lsp.lsp.checks import CheckContext, ToolSig, check_code
 from codeact_lsp.lsp.document import (
     parse_sections,
     render,
