@@ -593,6 +593,8 @@ class RunHandle:
         step.value = result.value
         step.duration_ms = result.duration_ms
         step.state_lost = result.state_lost
+        if result.state_lost:  # a fresh worker: bind the stubs' typing names again
+            await sandbox.execute(self.session.prelude, timeout=self.step_timeout)
         step.error = result.error
         if result.timed_out and step.error is None:
             step.error = StepError(
