@@ -66,8 +66,12 @@ class McpServerConfig(BaseModel):
         description="HTTP headers; values must come from the environment: ${env:NAME}",
     )
     tools: list[str] = Field(default_factory=lambda: ["*"], description="tool-name globs to expose")
-    confirm: list[str] = Field(default_factory=list, description="tool-name globs that need approval")
-    startup_timeout: float = Field(default=30.0, gt=0, description="seconds to start and list tools")
+    confirm: list[str] = Field(
+        default_factory=list, description="tool-name globs that need approval"
+    )
+    startup_timeout: float = Field(
+        default=30.0, gt=0, description="seconds to start and list tools"
+    )
     call_timeout: float = Field(default=60.0, gt=0, description="seconds per tool call")
 
     @field_validator("headers")

@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable
-from typing import IO, Any, TypeVar
+from typing import Any, TextIO, TypeVar, cast
 
 from codeact_lsp.mcp.servers import ServerSpec
 
@@ -93,9 +93,11 @@ class ServerConnection:
         self._client: Any = None
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
-        self._errlog: IO[str] | None = None
+        self._errlog: TextIO | None = None
         self.tools: list[Any] = []  # mcp Tool objects from the last successful listing
-        self.problem: str | None = spec.problem
+        self.problem: str | None = (
+            f"MCP server {spec.name!r} cannot start: {spec.problem}" if spec.problem else None
+        )
         self.starts = 0
         self.crashes = 0
         self.failures = 0
@@ -114,7 +116,9 @@ class ServerConnection:
             if self._client is not None:
                 return self.tools
             if self.closed:
-                raise McpCallError(f"MCP server {self.spec.name!r} is closed", kind="McpServerError")
+                raise McpCallError(
+                    f"MCP server {self.spec.name!r} is closed", kind="McpServerError"
+                )
             if self.spec.problem:
                 raise McpCallError(
                     f"MCP server {self.spec.name!r} cannot start: {self.spec.problem}",
@@ -235,7 +239,11 @@ class ServerConnection:
         from mcp.client.stdio import StdioServerParameters, stdio_client
 
         if self._errlog is None:
-            self._errlog = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+            # kept open for the server's lifetime (closed in close()): its stderr goes here
+            self._errlog = cast(
+                TextIO,
+                tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace"),  # noqa: SIM115
+            )
         else:
             self._errlog.seek(0)
             self._errlog.truncate()
@@ -322,7 +330,9 @@ async def _list_tools(client: Any) -> list[Any]:
 def _connection_lost(exc: Any) -> bool:
     from mcp_types import CONNECTION_CLOSED
 
-    return getattr(exc, "code", None) == CONNECTION_CLOSED or "connection closed" in str(exc).lower()
+    return (
+        getattr(exc, "code", None) == CONNECTION_CLOSED or "connection closed" in str(exc).lower()
+    )
 
 
 def _timed_out(exc: Any) -> bool:

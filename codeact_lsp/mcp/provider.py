@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import contextlib
 import fnmatch
 import time
 from collections.abc import Iterable
@@ -50,9 +51,11 @@ def _wrapped(output: Any) -> Any:
     if not isinstance(output, dict):
         return None
     props = output.get("properties")
-    if isinstance(props, dict) and list(props) == ["result"] and output.get("required") == [
-        "result"
-    ]:
+    if (
+        isinstance(props, dict)
+        and list(props) == ["result"]
+        and output.get("required") == ["result"]
+    ):
         return props["result"]
     return None
 
@@ -210,7 +213,7 @@ class McpTools:
             return out
         value = convert(result)
         if value.error is not None:
-            return _failed("McpToolError", f"{name}: {value.error}", began, bound=arguments)
+            return _failed("McpToolError", value.error, began, bound=arguments)
         result_value = value.value
         if tool.unwrap and isinstance(result_value, dict) and set(result_value) == {"result"}:
             result_value = result_value["result"]
@@ -252,10 +255,8 @@ class McpTools:
 
 
 def _try_start(conn: ServerConnection) -> None:
-    try:
+    with contextlib.suppress(McpCallError):  # kept in conn.problem, reported as a diagnostic
         conn.ensure()
-    except McpCallError:
-        pass  # kept in conn.problem, reported as a diagnostic
 
 
 def _diag(spec: ServerSpec, message: str, code: str, severity: str = "warning") -> ToolDiagnostic:

@@ -8,6 +8,7 @@ entry can be copied either way). A reference that cannot be resolved (an unset v
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -155,6 +156,11 @@ def _vscode_specs(workspace: Path) -> list[ServerSpec]:
             raw = {k: entry[k] for k in ("url", "headers") if k in entry}
         else:
             out.append(_broken(str(name), str(path), f"unknown server type {kind!r}", line))
+            continue
+        prompt = re.search(r"\$\{input:[^}]*\}", json.dumps(raw))
+        if prompt:
+            why = f"{prompt.group(0)} is a VS Code prompt; give the value through ${{env:NAME}}"
+            out.append(_broken(str(name), str(path), why, line))
             continue
         try:
             server = McpServerConfig.model_validate(raw)
