@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import PY_SERVER, server_pids
+from mcp_helpers import PY_SERVER, server_pids
 
 CODEACT = [sys.executable, "-m", "codeact_lsp.cli"]
 

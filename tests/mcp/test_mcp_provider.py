@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EVERYTHING, PY_SERVER, server_pids
+from mcp_helpers import EVERYTHING, PY_SERVER, server_pids
 
 from codeact_lsp.config import load_config
 from codeact_lsp.mcp import McpTools
