@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "tools":
-            from codeact_lsp.tools.report import tools_command
+            from codeact_lsp.mcp.report import tools_command
 
             return tools_command(_workspace(args.workspace), args.json, sys.stdout)
         if args.command == "run":
@@ -224,9 +224,10 @@ def _edit(code: str) -> str | None:
 
 
 async def _start_tools(ws: Path, config: CodeActConfig, out: TextIO, quiet: bool) -> Any:
+    from codeact_lsp.mcp.provider import with_mcp
     from codeact_lsp.tools import ToolHost
 
-    host = await ToolHost.astart(ws, config)
+    host = await with_mcp(await ToolHost.astart(ws, config), ws, config)
     if not quiet:
         if host.problem:
             print(f"warning: tools unavailable: {host.problem}", file=out)
