@@ -44,6 +44,20 @@ class SandboxSettings(BaseModel):
     )
 
 
+class AcceptSettings(BaseModel):
+    """How the accepted program is written (`[tool.codeact.accept]`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(
+        default=None, description="the function's name; default: a few words of the task"
+    )
+    form: Literal["function", "script"] = Field(
+        default="function",
+        description='"script" adds an `if __name__ == "__main__":` block that calls the function',
+    )
+
+
 class CodeActConfig(BaseModel):
     """The keys of DESIGN.md §3; everything optional with defaults a new workspace can live with."""
 
@@ -57,6 +71,7 @@ class CodeActConfig(BaseModel):
     confirm: list[str] = Field(default_factory=list)
     tasks: str | None = None
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    accept: AcceptSettings = Field(default_factory=AcceptSettings)
 
 
 class ConfigProblem(BaseModel):
