@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Approval = Literal["auto", "review", "confirm-tools"]
 Backend = Literal["auto", "landlock", "bwrap", "none"]
@@ -58,6 +58,80 @@ class AcceptSettings(BaseModel):
     )
 
 
+_ENV_REF = re.compile(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+class McpServerConfig(BaseModel):
+    """One MCP server whose tools become tools (`[tool.codeact.mcp.<name>]`): `command` + `args`
+    for a stdio server, or `url` for streamable HTTP. Like the tool host, the server is trusted
+    user configuration; generated code only ever reaches it through the tool boundary."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(
+        default_factory=dict, description="extra environment; ${env:NAME} is expanded"
+    )
+    cwd: str | None = Field(default=None, description="working directory (default: workspace)")
+    url: str | None = None
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="HTTP headers; values must come from the environment: ${env:NAME}",
+    )
+    tools: list[str] = Field(default_factory=lambda: ["*"], description="tool-name globs to expose")
+    confirm: list[str] = Field(
+        default_factory=list, description="tool-name globs that need approval"
+    )
+    startup_timeout: float = Field(
+        default=30.0, gt=0, description="seconds to start and list tools"
+    )
+    call_timeout: float = Field(default=60.0, gt=0, description="seconds per tool call")
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_from_env(cls, value: dict[str, str]) -> dict[str, str]:
+        # a header is where a token goes: keep tokens out of files that get committed
+        for key, text in value.items():
+            if not _ENV_REF.search(text):
+                raise ValueError(
+                    f"header {key!r} must take its value from the environment, e.g."
+                    f' {key} = "Bearer ${{env:MY_TOKEN}}"'
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if bool(self.command) == bool(self.url):
+            raise ValueError(
+                "give either `command` (+ `args`) for a stdio server or `url` for streamable HTTP"
+            )
+        return self
+
+
+class SessionSettings(BaseModel):
+    """Idle sandboxes kept for follow-ups (`[tool.codeact.sessions]`). A follow-up of an evicted
+    run rebuilds the state from the record and says so."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    idle_limit: int = Field(default=4, ge=0, description="ended runs whose sandbox stays open")
+    idle_seconds: float = Field(
+        default=900.0, ge=0, description="an idle sandbox closes after this long (0: never)"
+    )
+
+
+class SuiteSettings(BaseModel):
+    """Task suites (`[tool.codeact.suite]`, `codeact test`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: int = Field(default=1, ge=1, le=64, description="tasks run at the same time")
+    # fresh: each task gets its own tool host process; shared: one for the whole suite, tasks
+    # one after another in file order (for suites whose tasks build on each other's state)
+    isolation: Literal["fresh", "shared"] = "fresh"
+
+
 class CodeActConfig(BaseModel):
     """The keys of DESIGN.md §3; everything optional with defaults a new workspace can live with."""
 
@@ -72,6 +146,12 @@ class CodeActConfig(BaseModel):
     tasks: str | None = None
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     accept: AcceptSettings = Field(default_factory=AcceptSettings)
+    sessions: SessionSettings = Field(default_factory=SessionSettings)
+    suite: SuiteSettings = Field(default_factory=SuiteSettings)
+    mcp: dict[str, McpServerConfig] = Field(default_factory=dict)
+    mcp_vscode: bool = Field(
+        default=False, description="also serve the servers of the workspace's .vscode/mcp.json"
+    )
 
 
 class ConfigProblem(BaseModel):
@@ -161,7 +241,15 @@ def _explain(err: Any, loc: list[str]) -> str:
     kind = str(err.get("type", ""))
     key = ".".join(loc)
     if kind == "extra_forbidden":
-        model: type[BaseModel] = SandboxSettings if len(loc) > 1 else CodeActConfig
+        tables: dict[str, type[BaseModel]] = {
+            "sandbox": SandboxSettings,
+            "sessions": SessionSettings,
+            "suite": SuiteSettings,
+            "mcp": McpServerConfig,  # mcp.<name>.<key>
+        }
+        model: type[BaseModel] = (
+            tables.get(loc[0], CodeActConfig) if len(loc) > 1 else CodeActConfig
+        )
         known = list(model.model_fields)
         close = difflib.get_close_matches(loc[-1], known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
