@@ -78,6 +78,22 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--model", "-m", help="model for tasks that do not name one")
     test.add_argument("--yes", "-y", action="store_true", help="approve steps that wait")
     test.add_argument("--json", action="store_true", help="print results as JSON")
+    test.add_argument(
+        "--jobs", "-j", type=int, help="tasks run at the same time (default: config suite.jobs, 1)"
+    )
+    test.add_argument(
+        "--shared-state",
+        action="store_true",
+        help="one tool host for the whole suite, tasks in file order (default: each task gets"
+        " fresh tool state)",
+    )
+
+    runs = sub.add_parser("runs", help="list the workspace's runs; discard or restore one")
+    runs.add_argument("--workspace", "-w", default=".")
+    runs.add_argument("--all", action="store_true", help="include discarded runs")
+    runs.add_argument("--discard", metavar="RUN_ID", help="discard this run (undo: --restore)")
+    runs.add_argument("--restore", metavar="RUN_ID", help="bring a discarded run back")
+    runs.add_argument("--json", action="store_true")
     return parser
 
 
@@ -85,11 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "tools":
-            from codeact_lsp.tools.report import tools_command
+            from codeact_lsp.mcp.report import tools_command
 
             return tools_command(_workspace(args.workspace), args.json, sys.stdout)
         if args.command == "run":
             return asyncio.run(_run(args))
+        if args.command == "runs":
+            return asyncio.run(_runs(args))
         return asyncio.run(_test(args))
     except UsageProblem as exc:
         print(f"codeact: {exc}", file=sys.stderr)
@@ -215,9 +233,10 @@ def _edit(code: str) -> str | None:
 
 
 async def _start_tools(ws: Path, config: CodeActConfig, out: TextIO, quiet: bool) -> Any:
+    from codeact_lsp.mcp.provider import with_mcp
     from codeact_lsp.tools import ToolHost
 
-    host = await ToolHost.astart(ws, config)
+    host = await with_mcp(await ToolHost.astart(ws, config), ws, config)
     if not quiet:
         if host.problem:
             print(f"warning: tools unavailable: {host.problem}", file=out)
@@ -425,6 +444,43 @@ def _show(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+# -- codeact runs -------------------------------------------------------------------------------
+
+
+async def _runs(args: argparse.Namespace) -> int:
+    """The run files' listing, honouring discard (kept in each file, so it survives restarts)."""
+    from codeact_lsp.engine import Engine, EngineError, default_runs_dir
+    from codeact_lsp.tools import InProcessTools
+
+    ws = _workspace(args.workspace)
+    config = _config(ws, {})
+    # listing needs no tools: an empty provider, so no tool host process is started
+    engine = Engine(config, InProcessTools([]), workspace=ws, runs_dir=default_runs_dir(ws))
+    try:
+        for run_id, action in ((args.discard, engine.discard), (args.restore, engine.restore)):
+            if run_id:
+                try:
+                    action(run_id)
+                except EngineError as exc:
+                    raise UsageProblem(str(exc)) from None
+        await engine.flushed()
+        listing = engine.list_runs(include_discarded=args.all)
+    finally:
+        await engine.close()
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in listing], indent=2))
+        return EXIT_OK
+    for r in listing:
+        marks = " ".join(
+            m for m, on in (("discarded", r.discarded), ("accepted", r.accepted)) if on
+        )
+        task = r.task if len(r.task) <= 60 else r.task[:57] + "..."
+        print(f"{r.id}  {r.status:<10} {marks:<9} {task}".rstrip())
+    if not listing:
+        print("no runs" + ("" if args.all else " (discarded ones: --all)"))
+    return EXIT_OK
+
+
 # -- codeact test -------------------------------------------------------------------------------
 
 
@@ -433,7 +489,12 @@ async def _test(args: argparse.Namespace) -> int:
     from codeact_lsp.engine.suite import SuiteError, junit_xml, load_suite, run_suite, suite_path
 
     ws = _workspace(args.workspace)
-    config = _config(ws, {"model": args.model})
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageProblem(f"--jobs must be at least 1, not {args.jobs}")
+    suite_over: dict[str, Any] = {"jobs": args.jobs} if args.jobs is not None else {}
+    if args.shared_state:
+        suite_over["isolation"] = "shared"
+    config = _config(ws, {"model": args.model, "suite": suite_over or None})
     path = suite_path(ws, args.file, config.tasks)
     try:
         tasks = load_suite(path)

@@ -27,8 +27,8 @@ from codeact_lsp.lsp.settings import client_python, settings_to_overrides
 from codeact_lsp.lsp.tasks_view import TaskResult, load_results
 
 if TYPE_CHECKING:
+    from codeact_lsp.lsp.backend import ServedTools
     from codeact_lsp.lsp.state import ServerState
-    from codeact_lsp.tools import ToolHost
     from codeact_lsp.tools.models import Discovery
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,7 @@ class WorkspaceState:
         if backend is not None and backend.tools is not None:
             self.state.spawn(self._restart_tools(backend.tools), "restart-tool-host")
 
-    async def _restart_tools(self, tools: ToolHost) -> None:
+    async def _restart_tools(self, tools: ServedTools) -> None:
         if self.state.runs.any_active():
             return  # a run is using the tools' state; the next save after it restarts them
         await asyncio.to_thread(tools.restart)

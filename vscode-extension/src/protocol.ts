@@ -30,6 +30,16 @@ export interface AcceptReply {
   version?: number | null;
 }
 
+/** Where and what Accept applied, so the views can tell whether it is still there. */
+export interface Acceptance {
+  uri: string;
+  range?: (Record<string, unknown>) | null;
+  text: string;
+  version?: number | null;
+  at?: number;
+  mode?: string | null;
+}
+
 export interface ApproveArgs {
   runId: string;
   /** your edited version of the pending step */
@@ -116,6 +126,18 @@ export interface RerunArgs {
   runId: string;
   step: number;
   code?: string | null;
+}
+
+/** The first thing that went wrong in a task's run: a tool's exception or a step's error. */
+export interface RootError {
+  kind: "tool" | "step";
+  type: string;
+  message: string;
+  step: number;
+  line?: number | null;
+  tool?: string | null;
+  file?: string | null;
+  file_line?: number | null;
 }
 
 export interface RunArgs {
@@ -233,6 +255,10 @@ export interface TaskResult {
   steps?: number;
   duration_s?: number;
   scripted?: boolean;
+  root_error?: RootError | null;
+  consequence?: string;
+  isolation?: "fresh" | "shared";
+  tool_host_pid?: number | null;
 }
 
 export interface ToolCall {
@@ -307,6 +333,8 @@ export interface Trajectory {
   rebuild?: Rebuild | null;
   pid?: number | null;
   extracted?: boolean;
+  discarded_at?: number | null;
+  accepted?: Acceptance | null;
 }
 
 export interface TryResult {
