@@ -72,7 +72,16 @@ class Session:
         exceptions = getattr(self.tools, "exceptions", None)  # the tool modules' own classes
         if isinstance(exceptions, list):
             kwargs["exceptions"] = exceptions
-        return await Sandbox.start(self.settings, stubs, self.handle_tool, **kwargs)
+        sandbox = await Sandbox.start(self.settings, stubs, self.handle_tool, **kwargs)
+        await sandbox.execute(self.prelude)
+        return sandbox
+
+    @property
+    def prelude(self) -> str:
+        """Binds the typing names the prompt's stubs use (`Any`...), so a copied stub is valid."""
+        from codeact_lsp.engine.contract import session_prelude
+
+        return session_prelude(t.signature for t in self.schemas)
 
     def handle_tool(self, request: ToolRequest) -> ToolReply:
         """Called on a sandbox thread for every stub call."""
@@ -84,6 +93,13 @@ class Session:
                 error=ErrorLocation(type="RuntimeError", message="no run is active in this session")
             )
         return run.on_tool(request)
+
+    async def reset(self) -> Sandbox:
+        """A new sandbox in place of the current one (its state is thrown away)."""
+        sandbox, self.sandbox, self._opening = self.sandbox, None, None
+        if sandbox is not None:
+            await sandbox.close()
+        return await self.ensure_open()
 
     @property
     def busy(self) -> bool:

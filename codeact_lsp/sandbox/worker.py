@@ -262,6 +262,7 @@ class Worker:
         self.err = Capture(self.output_limit)
         self.value_limit = 20000
         self.globals: dict[str, object] = {"__name__": "__main__", "__builtins__": builtins}
+        self.bound: dict[str, object] = {}  # the tool stubs, bound again before every snippet
         self.running = False
         self.interrupt_requested = False
         self.stopped = False
@@ -360,9 +361,10 @@ class Worker:
                 self.globals.setdefault(name, self.exc_types.build(tree))
         for tool in cfg["tools"]:
             local = _codec.local_callable(tool.get("local"))  # min, sorted...: run here
-            self.globals[tool["name"]] = (
+            self.bound[tool["name"]] = (
                 local if local is not None else self.make_stub(tool["name"], tool.get("doc", ""))
             )
+        self.globals.update(self.bound)
         timings["total"] = time.perf_counter() - t
         return {
             "t": "configured",
@@ -448,6 +450,7 @@ class Worker:
         value = None
         error = None
         g = self.globals
+        g.update(self.bound)  # a snippet that redefined a tool (or final_answer) cannot keep it
         try:
             first, last = self.compile(code)
         except SyntaxError as exc:
