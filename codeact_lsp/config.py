@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Approval = Literal["auto", "review", "confirm-tools"]
 Backend = Literal["auto", "landlock", "bwrap", "none"]
@@ -42,6 +42,57 @@ class SandboxSettings(BaseModel):
     require_isolation: bool = Field(
         default=False, description="refuse to run when a requested isolation layer is unavailable"
     )
+
+
+_ENV_REF = re.compile(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+class McpServerConfig(BaseModel):
+    """One MCP server whose tools become tools (`[tool.codeact.mcp.<name>]`): `command` + `args`
+    for a stdio server, or `url` for streamable HTTP. Like the tool host, the server is trusted
+    user configuration; generated code only ever reaches it through the tool boundary."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(
+        default_factory=dict, description="extra environment; ${env:NAME} is expanded"
+    )
+    cwd: str | None = Field(default=None, description="working directory (default: workspace)")
+    url: str | None = None
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="HTTP headers; values must come from the environment: ${env:NAME}",
+    )
+    tools: list[str] = Field(default_factory=lambda: ["*"], description="tool-name globs to expose")
+    confirm: list[str] = Field(
+        default_factory=list, description="tool-name globs that need approval"
+    )
+    startup_timeout: float = Field(
+        default=30.0, gt=0, description="seconds to start and list tools"
+    )
+    call_timeout: float = Field(default=60.0, gt=0, description="seconds per tool call")
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_from_env(cls, value: dict[str, str]) -> dict[str, str]:
+        # a header is where a token goes: keep tokens out of files that get committed
+        for key, text in value.items():
+            if not _ENV_REF.search(text):
+                raise ValueError(
+                    f"header {key!r} must take its value from the environment, e.g."
+                    f' {key} = "Bearer ${{env:MY_TOKEN}}"'
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if bool(self.command) == bool(self.url):
+            raise ValueError(
+                "give either `command` (+ `args`) for a stdio server or `url` for streamable HTTP"
+            )
+        return self
 
 
 class SessionSettings(BaseModel):
@@ -82,6 +133,10 @@ class CodeActConfig(BaseModel):
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     suite: SuiteSettings = Field(default_factory=SuiteSettings)
+    mcp: dict[str, McpServerConfig] = Field(default_factory=dict)
+    mcp_vscode: bool = Field(
+        default=False, description="also serve the servers of the workspace's .vscode/mcp.json"
+    )
     model_params: dict[str, Any] = Field(
         default_factory=dict,
         description="passed to litellm (api_base, temperature, max_tokens, timeout, ...)",
@@ -211,6 +266,7 @@ def _explain(err: Any, loc: list[str]) -> str:
             "sandbox": SandboxSettings,
             "sessions": SessionSettings,
             "suite": SuiteSettings,
+            "mcp": McpServerConfig,  # mcp.<name>.<key>
         }
         model: type[BaseModel] = (
             tables.get(loc[0], CodeActConfig) if len(loc) > 1 else CodeActConfig
