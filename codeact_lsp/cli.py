@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="one tool host for the whole suite, tasks in file order (default: each task gets"
         " fresh tool state)",
     )
+
+    runs = sub.add_parser("runs", help="list the workspace's runs; discard or restore one")
+    runs.add_argument("--workspace", "-w", default=".")
+    runs.add_argument("--all", action="store_true", help="include discarded runs")
+    runs.add_argument("--discard", metavar="RUN_ID", help="discard this run (undo: --restore)")
+    runs.add_argument("--restore", metavar="RUN_ID", help="bring a discarded run back")
+    runs.add_argument("--json", action="store_true")
     return parser
 
 
@@ -132,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return tools_command(_workspace(args.workspace), args.json, sys.stdout)
         if args.command == "run":
             return asyncio.run(_run(args))
+        if args.command == "runs":
+            return asyncio.run(_runs(args))
         return asyncio.run(_test(args))
     except UsageProblem as exc:
         print(f"codeact: {exc}", file=sys.stderr)
@@ -469,6 +478,43 @@ def _print_outcome(traj: Any, out: TextIO) -> None:
 
 def _show(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
+
+
+# -- codeact runs -------------------------------------------------------------------------------
+
+
+async def _runs(args: argparse.Namespace) -> int:
+    """The run files' listing, honouring discard (kept in each file, so it survives restarts)."""
+    from codeact_lsp.engine import Engine, EngineError, default_runs_dir
+    from codeact_lsp.tools import InProcessTools
+
+    ws = _workspace(args.workspace)
+    config = _config(ws, {})
+    # listing needs no tools: an empty provider, so no tool host process is started
+    engine = Engine(config, InProcessTools([]), workspace=ws, runs_dir=default_runs_dir(ws))
+    try:
+        for run_id, action in ((args.discard, engine.discard), (args.restore, engine.restore)):
+            if run_id:
+                try:
+                    action(run_id)
+                except EngineError as exc:
+                    raise UsageProblem(str(exc)) from None
+        await engine.flushed()
+        listing = engine.list_runs(include_discarded=args.all)
+    finally:
+        await engine.close()
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in listing], indent=2))
+        return EXIT_OK
+    for r in listing:
+        marks = " ".join(
+            m for m, on in (("discarded", r.discarded), ("accepted", r.accepted)) if on
+        )
+        task = r.task if len(r.task) <= 60 else r.task[:57] + "..."
+        print(f"{r.id}  {r.status:<10} {marks:<9} {task}".rstrip())
+    if not listing:
+        print("no runs" + ("" if args.all else " (discarded ones: --all)"))
+    return EXIT_OK
 
 
 # -- codeact test -------------------------------------------------------------------------------

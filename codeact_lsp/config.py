@@ -44,6 +44,20 @@ class SandboxSettings(BaseModel):
     )
 
 
+class AcceptSettings(BaseModel):
+    """How the accepted program is written (`[tool.codeact.accept]`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(
+        default=None, description="the function's name; default: a few words of the task"
+    )
+    form: Literal["function", "script"] = Field(
+        default="function",
+        description='"script" adds an `if __name__ == "__main__":` block that calls the function',
+    )
+
+
 _ENV_REF = re.compile(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}")
 
 
@@ -131,6 +145,7 @@ class CodeActConfig(BaseModel):
     confirm: list[str] = Field(default_factory=list)
     tasks: str | None = None
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    accept: AcceptSettings = Field(default_factory=AcceptSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     suite: SuiteSettings = Field(default_factory=SuiteSettings)
     mcp: dict[str, McpServerConfig] = Field(default_factory=dict)

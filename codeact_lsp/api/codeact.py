@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from codeact_lsp.engine import Engine, RunEvent, RunHandle
     from codeact_lsp.engine.replay import ReplayMode
     from codeact_lsp.engine.run import Approver
+    from codeact_lsp.engine.runstate import RunSummary
     from codeact_lsp.tools import InProcessTools, ToolDiagnostic, ToolSchema
 
 _MODES: tuple[str, ...] = get_args(Approval)
@@ -496,6 +497,36 @@ class CodeAct:
             updated_at=now,
         )
         return Result(traj, None)
+
+    # -- run listing and review state ---------------------------------------------------------
+    def runs(self, *, include_discarded: bool = False) -> list[RunSummary]:
+        """The runs this engine knows (in memory, and in `runs_dir` across restarts); discarded
+        ones only when asked for."""
+
+        async def listing() -> list[RunSummary]:
+            return (await self._engine()).list_runs(include_discarded=include_discarded)
+
+        return self._shared.loop.run(listing())
+
+    def discard(self, run: Result | str) -> None:
+        """Leave a run out of `runs()` from now on, also after a restart; `restore` undoes it."""
+        self._set_state(run, discard=True)
+
+    def restore(self, run: Result | str) -> None:
+        self._set_state(run, discard=False)
+
+    def _set_state(self, run: Result | str, *, discard: bool) -> None:
+        run_id = run.run_id if isinstance(run, Result) else run
+
+        async def change() -> None:
+            engine = await self._engine()
+            if discard:
+                engine.discard(run_id)  # EngineError (a ValueError) names a missing run
+            else:
+                engine.restore(run_id)
+            await engine.flushed()
+
+        self._shared.loop.run(change())
 
     # -- totals and history --------------------------------------------------------------------
     @property
