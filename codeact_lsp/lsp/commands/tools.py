@@ -60,6 +60,8 @@ async def try_tool(state: ServerState, args: TryToolArgs) -> TryResult:
     state.views.note_tried(args.name, outcome.error if not outcome.ok else None)
     if outcome.ok:
         return TryResult(
-            result=outcome.result, stdout=outcome.stdout, durationMs=outcome.duration_ms
+            result=outcome.shown,  # readable JSON (a tuple as a list)
+            stdout=outcome.stdout,
+            durationMs=outcome.duration_ms,
         )
     return TryResult(error=outcome.error, stdout=outcome.stdout, durationMs=outcome.duration_ms)
