@@ -63,6 +63,7 @@ export interface ErrorLocation {
   file?: string | null;
   line?: number | null;
   traceback?: string;
+  exception?: (Record<string, unknown>) | null;
 }
 
 export interface FollowUpArgs {
@@ -270,6 +271,7 @@ export interface ToolCall {
   error_detail?: ErrorLocation | null;
   stdout?: string;
   line?: number | null;
+  wire?: unknown;
 }
 
 /** Something about a tool module that leaves the model guessing or stops tools from loading. */
@@ -305,6 +307,7 @@ export interface ToolSchema {
   file?: string | null;
   line?: number | null;
   validated?: boolean;
+  local?: string | null;
 }
 
 export interface Trajectory {
