@@ -42,6 +42,12 @@ class SandboxSettings(BaseModel):
     require_isolation: bool = Field(
         default=False, description="refuse to run when a requested isolation layer is unavailable"
     )
+    idle_timeout: float | None = Field(
+        default=600.0,
+        gt=0,
+        description="seconds a sandbox may sit idle between steps before its worker is ended"
+        " (its variables are then lost, and the next step says so); null keeps it",
+    )
 
 
 class CodeActConfig(BaseModel):
