@@ -102,7 +102,7 @@ def hierarchies() -> tuple[Hierarchy, ...]:
                 break
             continue
         for ctl in names.split(","):
-            if ctl not in ("memory", "pids") or ctl in found and not found[ctl].v2:
+            if ctl not in ("memory", "pids") or (ctl in found and not found[ctl].v2):
                 continue
             for root, point, fstype, opts in mounts:
                 if fstype == "cgroup" and ctl in opts:
