@@ -100,10 +100,19 @@ def make_plan(
         backend = "landlock" if (kernel.landlock_abi or kernel.seccomp) else "none"
     use_landlock = backend != "none" and kernel.landlock_abi > 0
     use_seccomp = backend != "none" and kernel.seccomp
+    machine = os.uname().machine
     if backend != "none" and not use_landlock:
-        notes.append("filesystem: Landlock is not available on this kernel")
+        notes.append(
+            "filesystem: Landlock is not available on this kernel"
+            if confine.seccomp_supported() or not sys.platform.startswith("linux")
+            else f"filesystem: Landlock is not used on {machine} (the worker's syscall table is "
+            "x86_64-only)"
+        )
     if backend != "none" and not use_seccomp:
-        notes.append(f"seccomp: no filter for this platform ({sys.platform}/{os.uname().machine})")
+        notes.append(
+            f"seccomp: no filter for this platform ({sys.platform}/{machine}): fork/exec, "
+            "sockets, signals, file metadata and other processes' scheduling are not blocked"
+        )
     if backend == "none":
         notes.append("isolation: backend 'none' — generated code runs with the server's rights")
     binds: tuple[str, ...] = ()

@@ -11,16 +11,15 @@ the snippet made failed *and* nothing changed on the host.
 from __future__ import annotations
 
 import ast
-import re
 import contextlib
 import ctypes
 import fcntl
 import os
+import re
 import resource
 import socket
 import struct
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -13,11 +13,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from confinement_cases import CASES, make_env, run_case  # noqa: E402
-from sandbox_helpers import TOOLS, Recorder  # noqa: E402
+from confinement_cases import CASES, make_env, run_case
+from sandbox_helpers import TOOLS, Recorder
 
-from codeact_lsp.config import SandboxSettings  # noqa: E402
-from codeact_lsp.sandbox import Sandbox, SandboxPool  # noqa: E402
+from codeact_lsp.config import SandboxSettings
+from codeact_lsp.sandbox import Sandbox, SandboxPool
 
 
 async def main(tmp: Path) -> dict[str, object]:

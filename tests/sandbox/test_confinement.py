@@ -61,7 +61,9 @@ async def test_the_reported_memory_limit_is_the_one_in_force(make_sandbox: Facto
         assert cg is not None and cg.memory_mb == 100 + 10 + 32
         assert f"{cg.memory_mb} MB" in entry
         mem = next(d for d in cg.dirs if (d / "cgroup.procs").exists() and "memory" in str(d))
-        limit_file = mem / ("memory.max" if (mem / "memory.max").exists() else "memory.limit_in_bytes")
+        limit_file = mem / (
+            "memory.max" if (mem / "memory.max").exists() else "memory.limit_in_bytes"
+        )
         assert int(limit_file.read_text()) == cg.memory_mb << 20
         assert str(sb.pid) in (mem / "cgroup.procs").read_text().split()
     else:
@@ -182,11 +184,19 @@ def _unprivileged_argv() -> tuple[list[str], str, dict[str, str]]:
     drop = [setpriv, f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
     extra = {"PYTHONPATH": os.pathsep.join(_site_dirs())}
     version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    for python in dict.fromkeys([sys.executable, f"/usr/bin/{version}", f"/usr/local/bin/{version}"]):
+    for python in dict.fromkeys(
+        [sys.executable, f"/usr/bin/{version}", f"/usr/local/bin/{version}"]
+    ):
         probe = subprocess.run(
             # the runner starts workers with its own sys.executable: that must work too
-            [*drop, "--", python, "-c", "import codeact_lsp.sandbox, subprocess, sys; "
-             "subprocess.run([sys.executable, '-I', '-c', ''], check=True)"],  # fmt: skip
+            [
+                *drop,
+                "--",
+                python,
+                "-c",
+                "import codeact_lsp.sandbox, subprocess, sys; "
+                "subprocess.run([sys.executable, '-I', '-c', ''], check=True)",
+            ],
             capture_output=True,
             env={"PATH": "/usr/bin:/bin", **extra},
             cwd="/",
