@@ -85,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--model", "-m", help="model for tasks that do not name one")
     test.add_argument("--yes", "-y", action="store_true", help="approve steps that wait")
     test.add_argument("--json", action="store_true", help="print results as JSON")
+    test.add_argument(
+        "--jobs", "-j", type=int, help="tasks run at the same time (default: config suite.jobs, 1)"
+    )
+    test.add_argument(
+        "--shared-state",
+        action="store_true",
+        help="one tool host for the whole suite, tasks in file order (default: each task gets"
+        " fresh tool state)",
+    )
     return parser
 
 
@@ -92,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "tools":
-            from codeact_lsp.tools.report import tools_command
+            from codeact_lsp.mcp.report import tools_command
 
             return tools_command(_workspace(args.workspace), args.json, sys.stdout)
         if args.command == "run":
@@ -222,9 +231,10 @@ def _edit(code: str) -> str | None:
 
 
 async def _start_tools(ws: Path, config: CodeActConfig, out: TextIO, quiet: bool) -> Any:
+    from codeact_lsp.mcp.provider import with_mcp
     from codeact_lsp.tools import ToolHost
 
-    host = await ToolHost.astart(ws, config)
+    host = await with_mcp(await ToolHost.astart(ws, config), ws, config)
     if not quiet:
         if host.problem:
             _say(f"warning: tools unavailable: {host.problem}", out)
@@ -440,7 +450,12 @@ async def _test(args: argparse.Namespace) -> int:
     from codeact_lsp.engine.suite import SuiteError, junit_xml, load_suite, run_suite, suite_path
 
     ws = _workspace(args.workspace)
-    config = _config(ws, {"model": args.model})
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageProblem(f"--jobs must be at least 1, not {args.jobs}")
+    suite_over: dict[str, Any] = {"jobs": args.jobs} if args.jobs is not None else {}
+    if args.shared_state:
+        suite_over["isolation"] = "shared"
+    config = _config(ws, {"model": args.model, "suite": suite_over or None})
     path = suite_path(ws, args.file, config.tasks)
     try:
         tasks = load_suite(path)

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Approval = Literal["auto", "review", "confirm-tools"]
 Backend = Literal["auto", "landlock", "bwrap", "none"]
@@ -49,6 +49,71 @@ class SandboxSettings(BaseModel):
         " worker is ended, also mid-run (e.g. a step waiting for approval): its variables are then"
         " lost and the next step says so; null keeps it (ended runs: see sessions.idle_seconds)",
     )
+
+
+class AcceptSettings(BaseModel):
+    """How the accepted program is written (`[tool.codeact.accept]`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(
+        default=None, description="the function's name; default: a few words of the task"
+    )
+    form: Literal["function", "script"] = Field(
+        default="function",
+        description='"script" adds an `if __name__ == "__main__":` block that calls the function',
+    )
+
+
+_ENV_REF = re.compile(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+class McpServerConfig(BaseModel):
+    """One MCP server whose tools become tools (`[tool.codeact.mcp.<name>]`): `command` + `args`
+    for a stdio server, or `url` for streamable HTTP. Like the tool host, the server is trusted
+    user configuration; generated code only ever reaches it through the tool boundary."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(
+        default_factory=dict, description="extra environment; ${env:NAME} is expanded"
+    )
+    cwd: str | None = Field(default=None, description="working directory (default: workspace)")
+    url: str | None = None
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="HTTP headers; values must come from the environment: ${env:NAME}",
+    )
+    tools: list[str] = Field(default_factory=lambda: ["*"], description="tool-name globs to expose")
+    confirm: list[str] = Field(
+        default_factory=list, description="tool-name globs that need approval"
+    )
+    startup_timeout: float = Field(
+        default=30.0, gt=0, description="seconds to start and list tools"
+    )
+    call_timeout: float = Field(default=60.0, gt=0, description="seconds per tool call")
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_from_env(cls, value: dict[str, str]) -> dict[str, str]:
+        # a header is where a token goes: keep tokens out of files that get committed
+        for key, text in value.items():
+            if not _ENV_REF.search(text):
+                raise ValueError(
+                    f"header {key!r} must take its value from the environment, e.g."
+                    f' {key} = "Bearer ${{env:MY_TOKEN}}"'
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if bool(self.command) == bool(self.url):
+            raise ValueError(
+                "give either `command` (+ `args`) for a stdio server or `url` for streamable HTTP"
+            )
+        return self
 
 
 class SessionSettings(BaseModel):
@@ -87,8 +152,13 @@ class CodeActConfig(BaseModel):
     confirm: list[str] = Field(default_factory=list)
     tasks: str | None = None
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    accept: AcceptSettings = Field(default_factory=AcceptSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     suite: SuiteSettings = Field(default_factory=SuiteSettings)
+    mcp: dict[str, McpServerConfig] = Field(default_factory=dict)
+    mcp_vscode: bool = Field(
+        default=False, description="also serve the servers of the workspace's .vscode/mcp.json"
+    )
 
 
 class ConfigProblem(BaseModel):
@@ -182,6 +252,7 @@ def _explain(err: Any, loc: list[str]) -> str:
             "sandbox": SandboxSettings,
             "sessions": SessionSettings,
             "suite": SuiteSettings,
+            "mcp": McpServerConfig,  # mcp.<name>.<key>
         }
         model: type[BaseModel] = (
             tables.get(loc[0], CodeActConfig) if len(loc) > 1 else CodeActConfig

@@ -413,6 +413,7 @@ class Engine:
             approver=self.approver,
             stream=self.stream,
             extract=self.extract_on_max_iters,
+            accept=self.config.accept,
             **extra,
         )
         self._runs[traj.id] = handle

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from codeact_lsp.config import AcceptSettings
 from codeact_lsp.engine.approval import Decision, confirm_tools, needs_approval
 from codeact_lsp.engine.events import EventKind, EventLog, RunEvent
 from codeact_lsp.engine.model import (
@@ -24,7 +25,7 @@ from codeact_lsp.engine.model import (
     complete_with_retries,
 )
 from codeact_lsp.engine.parsing import extract_code
-from codeact_lsp.engine.program import build_program
+from codeact_lsp.engine.program import as_script, build_program
 from codeact_lsp.engine.prompt import build_messages
 from codeact_lsp.engine.replay import ReplayItem, ReplayPlayer
 from codeact_lsp.engine.signature import Signature, SignatureError
@@ -90,6 +91,7 @@ class RunHandle:
         previous: list[Trajectory] | None = None,
         prior_code: list[str] | None = None,
         prior_inputs: dict[str, Any] | None = None,
+        accept: AcceptSettings | None = None,
     ) -> None:
         self.id = trajectory.id
         self.trajectory = trajectory
@@ -106,6 +108,7 @@ class RunHandle:
         self.previous = previous or []
         self.prior_code = prior_code or []
         self.prior_inputs = prior_inputs or {}
+        self.accept = accept or AcceptSettings()
         self._on_change = on_change
         self._events = EventLog()
         self._task: asyncio.Task[None] | None = None
@@ -173,10 +176,24 @@ class RunHandle:
         self._decision.set_result(decision)
         return True
 
-    def program(self) -> str:
-        """The successful steps (with those of earlier runs in the session) + tool imports."""
-        inputs = {**self.prior_inputs, **self.trajectory.inputs}
-        return build_program(self.trajectory.steps, self.tools, inputs, extra_code=self.prior_code)
+    def program(self, name: str | None = None, form: str | None = None) -> str:
+        """The accepted program (DESIGN.md §3): one typed function from the successful steps
+        (those of earlier runs in the session first), as a module with its imports."""
+        traj = self.trajectory
+        inputs = {**self.prior_inputs, **traj.inputs}
+        text = build_program(
+            traj.steps,
+            self.tools,
+            inputs,
+            extra_code=self.prior_code,
+            signature=self.signature,
+            task=traj.task,
+            outputs=traj.outputs,
+            name=name or self.accept.name,
+        )
+        if text and (form or self.accept.form) == "script":
+            text = as_script(text, traj.inputs)
+        return text
 
     # -- events and persistence ---------------------------------------------------------------
 
@@ -593,6 +610,8 @@ class RunHandle:
         step.value = result.value
         step.duration_ms = result.duration_ms
         step.state_lost = result.state_lost
+        if result.state_lost:  # a fresh worker: bind the stubs' typing names again
+            await sandbox.execute(self.session.prelude, timeout=self.step_timeout)
         step.error = result.error
         if result.timed_out and step.error is None:
             step.error = StepError(

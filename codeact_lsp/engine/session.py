@@ -66,7 +66,16 @@ class Session:
             kwargs["extra_paths"] = self.extra_paths
         if self.workspace:
             kwargs["workspace"] = self.workspace
-        return await Sandbox.start(self.settings, stubs, self.handle_tool, **kwargs)
+        sandbox = await Sandbox.start(self.settings, stubs, self.handle_tool, **kwargs)
+        await sandbox.execute(self.prelude)
+        return sandbox
+
+    @property
+    def prelude(self) -> str:
+        """Binds the typing names the prompt's stubs use (`Any`...), so a copied stub is valid."""
+        from codeact_lsp.engine.contract import session_prelude
+
+        return session_prelude(t.signature for t in self.schemas)
 
     def handle_tool(self, request: ToolRequest) -> ToolReply:
         """Called on a sandbox thread for every stub call."""

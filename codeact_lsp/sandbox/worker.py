@@ -246,6 +246,7 @@ class Worker:
         self.err = Capture(self.output_limit)
         self.value_limit = 20000
         self.globals: dict[str, object] = {"__name__": "__main__", "__builtins__": builtins}
+        self.bound: dict[str, object] = {}  # the tool stubs, bound again before every snippet
         self.running = False
         self.interrupt_requested = False
         self.stopped = False
@@ -337,7 +338,8 @@ class Worker:
         _thread.start_new_thread(self.control_loop, ())
         _thread.stack_size(0)  # threads of generated code get the default stack again
         for tool in cfg["tools"]:
-            self.globals[tool["name"]] = self.make_stub(tool["name"], tool.get("doc", ""))
+            self.bound[tool["name"]] = self.make_stub(tool["name"], tool.get("doc", ""))
+        self.globals.update(self.bound)
         timings["total"] = time.perf_counter() - t
         return {
             "t": "configured",
@@ -422,6 +424,7 @@ class Worker:
         value = None
         error = None
         g = self.globals
+        g.update(self.bound)  # a snippet that redefined a tool (or final_answer) cannot keep it
         try:
             first, last = self.compile(code)
         except SyntaxError as exc:
