@@ -42,10 +42,11 @@ def _record(sb: Sandbox, name: str, blocked: bool) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("backend", ["auto", "bwrap"])
 async def test_confinement_attack_is_blocked(
-    case: Case, make_sandbox: Factory, cenv: ConfEnv
+    backend: str, case: Case, make_sandbox: Factory, cenv: ConfEnv
 ) -> None:
-    sb = await make_sandbox(timeout=30, memory_mb=case.memory_mb, disk_mb=8)
+    sb = await make_sandbox(backend=backend, timeout=30, memory_mb=case.memory_mb, disk_mb=8)
     blocked, detail = await run_case(case, sb, cenv)
     _record(sb, case.id, blocked)
     assert blocked, f"{case.id} got through: {detail}"

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import select
+import signal
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -504,6 +505,9 @@ async def tool_call_after_a_forged_done(sb: Sandbox, e: Env) -> bool:
     pidfd = os.pidfd_open(pid)
     try:
         r = await sb.execute(code)
+        # the idle worker is stopped as soon as the (forged) result is in; continue it here, as
+        # if it had got past that, to see the host refuse what it sends after its step
+        os.kill(pid, signal.SIGCONT)
         exited: tuple[list[int], list[int], list[int]] = await asyncio.to_thread(
             select.select, [pidfd], [], [], 10
         )
