@@ -124,18 +124,47 @@ async def cancel(state: ServerState, args: RunIdArgs) -> dict[str, Any]:
 
 @command("codeact.discard")
 async def discard(state: ServerState, args: RunIdArgs) -> dict[str, Any]:
+    """Discard a run: cancelled if live, marked in its run file (so a restart, `codeact runs`
+    and the API agree), its document deleted and its diagnostics cleared. `codeact.restore`
+    undoes it; the answer carries that command for an "Undo" button."""
     runs = state.runs
     rs = runs.need(args.runId)
-    if runs.active(rs):
-        rs.handle.cancel()
-    rs.discarded = True
-    for path in (rs.path, rs.path.with_suffix(".json")):
-        with contextlib.suppress(OSError):
-            path.unlink()
+    eng = await engine(state)
+    rs.updated(await engine_call(_sync(eng.discard, rs.id)))
+    with contextlib.suppress(OSError):
+        rs.path.unlink()  # the rendered document; the run file stays, marked, for restore
+    rs.rendered = None
     if runs.last_run_id == rs.id:
         runs.last_run_id = None
     state.refresh.schedule(rs.uri, *state.workspace.tool_file_uris())
-    return {"discarded": True}
+    return {
+        "discarded": True,
+        "closeDocument": rs.uri,
+        "undo": {
+            "title": "Undo discard",
+            "command": "codeact.restore",
+            "arguments": [{"runId": rs.id}],
+        },
+    }
+
+
+@command("codeact.restore")
+async def restore(state: ServerState, args: RunIdArgs) -> dict[str, Any]:
+    """Bring a discarded run back: listed again, its document written again."""
+    runs = state.runs
+    rs = runs.find(args.runId)
+    if rs is None:
+        runs.need(args.runId)  # raises the usual "no run" error
+        raise AssertionError("unreachable")
+    eng = await engine(state)
+    rs.updated(await engine_call(_sync(eng.restore, rs.id)))
+    runs.write_doc(rs, force=True)
+    state.refresh.schedule(rs.uri, *state.workspace.tool_file_uris())
+    return {"restored": True, "runId": rs.id, "trajectoryUri": rs.uri}
+
+
+async def _sync(fn: Any, *args: Any) -> Any:
+    return fn(*args)
 
 
 def _derived(state: ServerState, rs: EditorRun, handle: Any) -> dict[str, Any]:
