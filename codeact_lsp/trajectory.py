@@ -59,6 +59,9 @@ class ErrorLocation(BaseModel):
     file: str | None = None
     line: int | None = None
     traceback: str = ""
+    # the exception class and its bases ({"name", "module", "qualname", "bases"}): the snippet's
+    # side rebuilds a look-alike so `except InsufficientFunds` / `except ValueError` both work
+    exception: dict[str, Any] | None = None
 
 
 class ToolCall(BaseModel):
@@ -70,6 +73,9 @@ class ToolCall(BaseModel):
     error_detail: ErrorLocation | None = None
     stdout: str = ""  # what the tool printed / logged while it ran
     line: int | None = None  # line of the call in the step's code, when known
+    # the result exactly (the typed codec's wire form), when `result` is only a readable preview
+    # of it (a tuple shown as a list, a datetime as text ...): what a replay answers with
+    wire: Any = None
 
 
 class Step(BaseModel):

@@ -90,6 +90,8 @@ class CodeAct:
     "confirm-tools") or a review callback (short for "review": every step); `confirm` globs name
     tools whose steps always wait for `reviewer`, and with `reviewer=` only those steps wait. `timeout` bounds one step in the sandbox, `tool_timeout` one
     tool call. `model="scripted:PATH"` (or `scripted([...])`) replays replies, for tests only.
+    `model_params` go to litellm over the workspace's: e.g. a local server with
+    `model="openai/qwen2.5", model_params={"api_base": "http://127.0.0.1:8080/v1"}` (no key).
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class CodeAct:
         config: CodeActConfig | None = None,
         keep_history: int | None = 1000,
         on_event: Callable[[RunEvent], Any] | None = None,
+        model_params: Mapping[str, Any] | None = None,
     ) -> None:
         from codeact_lsp.engine.signature import Signature
 
@@ -157,6 +160,9 @@ class CodeAct:
             )
         self.workspace = Path(workspace) if workspace is not None else None
         self.runs_dir = Path(runs_dir) if runs_dir is not None else None
+        # litellm options over the workspace's model_params (api_base, temperature, max_tokens,
+        # timeout...); code may pass api_key, files may not
+        self.model_params = dict(model_params or {})
         # the last results (a long batch must not grow memory without bound; None keeps all)
         self.history: collections.deque[Result] = collections.deque(maxlen=keep_history)
         self._review_errors: dict[str, BaseException] = {}
@@ -203,6 +209,7 @@ class CodeAct:
                     workspace=self.workspace,
                     runs_dir=self.runs_dir,
                     approver=_weak_approver(self) if self.reviewer is not None else None,
+                    model_params=self.model_params,
                 )
             return shared.engine
 

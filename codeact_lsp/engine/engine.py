@@ -64,6 +64,11 @@ class Engine:
         self.workspace = Path(workspace) if workspace is not None else None
         self.store = RunStore(Path(runs_dir)) if runs_dir is not None else None
         self.approver = approver
+        # litellm options: the workspace's model_params, then the caller's (which win)
+        self.model_params = {**config.model_params, **(model_params or {})}
+        timeout = self.model_params.get("timeout")
+        if retry is None and isinstance(timeout, int | float) and timeout > 0:
+            retry = RetryPolicy(timeout=float(timeout))  # one model call's budget, as configured
         self.retry = retry or RetryPolicy()
         sessions = config.sessions
         # idle sandboxes kept for follow-ups, and how long each may wait (settings, see config)
@@ -77,7 +82,6 @@ class Engine:
         self._model_factory = model_factory or make_model
         self.stream = stream  # emit model_delta events while replies stream in
         self.extract_on_max_iters = extract_on_max_iters  # one extraction call when out of steps
-        self.model_params = dict(model_params or {})  # passed to litellm (temperature, api_base...)
         self._runs: dict[str, RunHandle] = {}
         self._sessions: dict[str, Session] = {}  # run id -> its session
         self._closed = False
