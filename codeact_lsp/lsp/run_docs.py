@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
 
+from codeact_lsp.engine.store import RunStore, runs_dir
 from codeact_lsp.lsp.document import (
-    RUNS_DIR,
     parse_sections,
     path_to_uri,
     render,
@@ -95,6 +95,14 @@ class RunDocuments:
         self.last_run_id: str | None = None
         # accepted target files not open in the editor: (mtime, text) -> applied / missing
         self._disk_checks: dict[str, tuple[tuple[int | None, str], str]] = {}
+        self._store: RunStore | None = None
+
+    def store(self, root: Path) -> RunStore:
+        """The workspace's run files, read through the engine's store (its paths, its rules:
+        a run left `running` by a dead process reads as failed)."""
+        if self._store is None or self._store.directory != runs_dir(root):
+            self._store = RunStore(runs_dir(root))
+        return self._store
 
     # ------------------------------------------------------------------ lookup
 
@@ -113,9 +121,9 @@ class RunDocuments:
         if rs is not None:
             return rs
         root = self.state.workspace.root
-        if root is None or not run_id or "/" in run_id or run_id.startswith("."):
+        if root is None:
             return None
-        traj = load_stored(root / RUNS_DIR / f"{run_id}.json")
+        traj = self.store(root).load(run_id)  # None for an id that is not a valid one
         return self.adopt(root, run_id, traj) if traj is not None else None
 
     def adopt(self, root: Path, run_id: str, traj: Trajectory) -> EditorRun:
@@ -391,16 +399,6 @@ def state_key(traj: Trajectory) -> tuple[Any, ...]:
             last.feedback,
         ),
     )
-
-
-def load_stored(stored: Path) -> Trajectory | None:
-    if not stored.is_file():
-        return None
-    try:
-        return Trajectory.model_validate_json(stored.read_text(encoding="utf-8"))
-    except Exception as exc:
-        log.warning("cannot read %s: %s", stored, exc)
-        return None
 
 
 def describe(event: RunEvent) -> str:

@@ -11,7 +11,6 @@ from codeact_lsp.lsp import accept as acc
 from codeact_lsp.lsp.args import FollowUpArgs, NoArgs, RerunArgs, RunArgs, RunIdArgs
 from codeact_lsp.lsp.commands.common import CommandError, engine, engine_call, engine_mod
 from codeact_lsp.lsp.commands.registry import command
-from codeact_lsp.lsp.document import RUNS_DIR
 from codeact_lsp.lsp.replies import (
     CommandRef,
     DiscardReply,
@@ -22,7 +21,7 @@ from codeact_lsp.lsp.replies import (
     StatusReply,
     StepReply,
 )
-from codeact_lsp.lsp.run_docs import EditorRun, load_stored
+from codeact_lsp.lsp.run_docs import EditorRun
 from codeact_lsp.lsp.trajectory_view import step_markdown
 from codeact_lsp.trajectory import Target, Trajectory
 
@@ -92,10 +91,11 @@ def show_step(state: ServerState, args: RerunArgs) -> StepReply:
 async def list_runs(state: ServerState, args: NoArgs) -> RunList:
     known = state.runs
     root = state.workspace.root
-    if root is not None and (root / RUNS_DIR).is_dir():
+    if root is not None:
+        store = known.store(root)
         # Reading and validating many stored runs is slow: off the event loop.
-        stored = [p for p in sorted((root / RUNS_DIR).glob("*.json")) if p.stem not in known.runs]
-        loaded = await asyncio.to_thread(lambda: [(p.stem, load_stored(p)) for p in stored])
+        stored = [i for i in store.list_ids() if i not in known.runs]
+        loaded = await asyncio.to_thread(lambda: [(i, store.load(i)) for i in stored])
         for run_id, traj in loaded:
             if traj is not None:
                 known.adopt(root, run_id, traj)
