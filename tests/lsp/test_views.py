@@ -302,3 +302,16 @@ def test_a_replayed_step_says_so_in_its_lens() -> None:
     traj.steps[0].replayed = True
     assert "replayed: tool calls answered from the record" in step_summary(traj.steps[0])
     assert "replayed" not in step_summary(traj.steps[1])
+
+
+def test_the_suite_and_its_lenses_locate_tasks_the_same_way(tmp_path: Path) -> None:
+    from codeact_lsp.engine.suite import load_suite
+
+    text = (
+        '[[task]]  # first\nname = "a"\ntask = "x"\nexpect = 1\n\n'
+        '[[ task ]]\nname = "b"\ntask = "y"\nexpect = 2\n'
+    )
+    (tmp_path / "tasks.toml").write_text(text, encoding="utf-8")
+    suite_lines = [(t.name, t.line) for t in load_suite(tmp_path / "tasks.toml")]
+    lens_lines = [(t.name, t.line + 1) for t in find_tasks(text)]
+    assert suite_lines == lens_lines == [("a", 1), ("b", 6)]
