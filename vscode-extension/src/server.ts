@@ -4,7 +4,7 @@
 import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as vscode from 'vscode';
-import { LanguageClient, LanguageClientOptions, Middleware, ServerOptions } from 'vscode-languageclient/node';
+import { LanguageClient, LanguageClientOptions, Middleware, RevealOutputChannelOn, ServerOptions } from 'vscode-languageclient/node';
 import { PROBE_SCRIPT, PythonChoice, ProbeOutcome, chooseServerPython, interpretProbe, serverSettings } from './logic';
 
 export const CLIENT_ID = 'codeact';
@@ -49,6 +49,11 @@ export function createClient(python: string, output: vscode.OutputChannel, middl
     },
     outputChannel: output,
     traceOutputChannel: output,
+    // The client shows run state from `codeact/runState` notifications (Runs view, progress with
+    // Cancel, status bar) instead of the server's work-done progress for each run.
+    initializationOptions: { runStateNotifications: true },
+    // A failed request is shown by the client itself, with the server's message (connection.ts).
+    revealOutputChannelOn: RevealOutputChannelOn.Never,
     middleware: {
       ...middleware,
       workspace: {
