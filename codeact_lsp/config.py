@@ -44,6 +44,29 @@ class SandboxSettings(BaseModel):
     )
 
 
+class SessionSettings(BaseModel):
+    """Idle sandboxes kept for follow-ups (`[tool.codeact.sessions]`). A follow-up of an evicted
+    run rebuilds the state from the record and says so."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    idle_limit: int = Field(default=4, ge=0, description="ended runs whose sandbox stays open")
+    idle_seconds: float = Field(
+        default=900.0, ge=0, description="an idle sandbox closes after this long (0: never)"
+    )
+
+
+class SuiteSettings(BaseModel):
+    """Task suites (`[tool.codeact.suite]`, `codeact test`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: int = Field(default=1, ge=1, le=64, description="tasks run at the same time")
+    # fresh: each task gets its own tool host process; shared: one for the whole suite, tasks
+    # one after another in file order (for suites whose tasks build on each other's state)
+    isolation: Literal["fresh", "shared"] = "fresh"
+
+
 class CodeActConfig(BaseModel):
     """The keys of DESIGN.md §3; everything optional with defaults a new workspace can live with."""
 
@@ -57,6 +80,8 @@ class CodeActConfig(BaseModel):
     confirm: list[str] = Field(default_factory=list)
     tasks: str | None = None
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    sessions: SessionSettings = Field(default_factory=SessionSettings)
+    suite: SuiteSettings = Field(default_factory=SuiteSettings)
 
 
 class ConfigProblem(BaseModel):
@@ -146,7 +171,14 @@ def _explain(err: Any, loc: list[str]) -> str:
     kind = str(err.get("type", ""))
     key = ".".join(loc)
     if kind == "extra_forbidden":
-        model: type[BaseModel] = SandboxSettings if len(loc) > 1 else CodeActConfig
+        tables: dict[str, type[BaseModel]] = {
+            "sandbox": SandboxSettings,
+            "sessions": SessionSettings,
+            "suite": SuiteSettings,
+        }
+        model: type[BaseModel] = (
+            tables.get(loc[0], CodeActConfig) if len(loc) > 1 else CodeActConfig
+        )
         known = list(model.model_fields)
         close = difflib.get_close_matches(loc[-1], known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""

@@ -93,6 +93,47 @@ class Step(BaseModel):
     final: bool = False  # this step called final_answer successfully
     model_duration_ms: float = 0.0
     started_at: float | None = None
+    # copied from the run this one re-runs; its tool calls were answered from the record while the
+    # session state was rebuilt (no real tool ran), unless `reexecuted`
+    replayed: bool = False
+    reexecuted: bool = False  # rebuilt by running it again for real (explicit choice, approved)
+    extracted: bool = False  # the one extra call after the step budget (asks only for the answer)
+
+
+class ReplayDivergence(BaseModel):
+    """Where replayed code stopped matching its record: the state from there on is not rebuilt."""
+
+    run_id: str  # the run the replayed step comes from
+    step: int  # its index in that run
+    call: int | None = None  # 1-based tool call of that step; None when the step's outcome differed
+    expected: str | None = None  # the recorded call, "name(args)", or the recorded outcome
+    got: str | None = None  # what the replayed code asked for instead
+    message: str = ""  # one sentence for a person and for the model
+
+
+class RebuiltStep(BaseModel):
+    """One earlier step run again to rebuild a session's state."""
+
+    run_id: str
+    index: int
+    mode: Literal["recorded", "real"] = "recorded"  # recorded: calls answered from the record
+    status: Literal["matched", "diverged", "ran", "rejected", "failed"] = "matched"
+    calls: int = 0  # tool calls answered from the record (mode "recorded")
+    tool_calls: list[ToolCall] = Field(default_factory=list)  # real calls made (mode "real")
+
+
+class Rebuild(BaseModel):
+    """How a re-run or follow-up got the earlier steps' state (shown by every view)."""
+
+    # live: the parent's sandbox was still open; rebuilt: earlier steps replayed into a new one;
+    # fresh: nothing to rebuild
+    session: Literal["live", "rebuilt", "fresh"] = "fresh"
+    mode: Literal["recorded", "real"] = "recorded"  # how the earlier steps were run again
+    reason: str = ""  # why the state had to be rebuilt (evicted, server restarted, re-run...)
+    steps: list[RebuiltStep] = Field(default_factory=list)
+    divergence: ReplayDivergence | None = None
+    # after a divergence: what the person chose (None while nobody has been asked)
+    choice: Literal["pending", "real", "stop"] | None = None
 
 
 class SandboxInfo(BaseModel):
@@ -134,6 +175,11 @@ class Trajectory(BaseModel):
     created_at: float = 0.0
     updated_at: float = 0.0
     program: str | None = None  # what Accept would insert
+    relation: Literal["follow_up", "rerun"] | None = None  # how this run continues `parent`
+    rerun_from: int | None = None  # relation "rerun": the step it starts again from
+    rebuild: Rebuild | None = None  # relation set: how the earlier state was obtained
+    pid: int | None = None  # the process running it (a file left `running` by a dead one failed)
+    extracted: bool = False  # finished by the extraction call after the step budget
 
     @property
     def done(self) -> bool:

@@ -38,6 +38,7 @@ from codeact_lsp.trajectory import Step, Trajectory, Usage
 if TYPE_CHECKING:
     from codeact_lsp.engine import Decision as EngineDecision
     from codeact_lsp.engine import Engine, RunEvent, RunHandle
+    from codeact_lsp.engine.replay import ReplayMode
     from codeact_lsp.engine.run import Approver
     from codeact_lsp.tools import InProcessTools, ToolDiagnostic, ToolSchema
 
@@ -85,8 +86,8 @@ class CodeAct:
 
     Settings default to `workspace`'s `[tool.codeact]` (when given), then to the built-in
     defaults; the keyword arguments win. `approval` is a mode ("auto", "review",
-    "confirm-tools") or a review callback (short for "review"); `confirm` globs name tools whose
-    steps always wait for `reviewer`. `timeout` bounds one step in the sandbox, `tool_timeout` one
+    "confirm-tools") or a review callback (short for "review": every step); `confirm` globs name
+    tools whose steps always wait for `reviewer`, and with `reviewer=` only those steps wait. `timeout` bounds one step in the sandbox, `tool_timeout` one
     tool call. `model="scripted:PATH"` (or `scripted([...])`) replays replies, for tests only.
     """
 
@@ -127,10 +128,14 @@ class CodeAct:
             if self.reviewer is not None:
                 raise TypeError("pass the review callback once: approval=callback or reviewer=...")
             self.reviewer = reviewer
-            mode = mode or "review"
         self.config = _build_config(
             config, workspace, model, max_iters, mode, confirm, sandbox, timeout
         )
+        # README: `confirm=[...], reviewer=fn` reviews only the steps calling those tools (they
+        # wait in every mode); with nothing flagged, the reviewer reviews every step
+        unflagged = self.config.approval == "auto" and not self.config.confirm
+        if reviewer is not None and mode is None and unflagged:
+            self.config = self.config.model_copy(update={"approval": "review"})
         waits = self.config.approval != "auto" or bool(self.config.confirm)
         if waits and self.reviewer is None:
             raise ValueError(
@@ -211,25 +216,48 @@ class CodeAct:
         self._check_inputs(inputs)
         return await self._shared.loop.call(self._run(inputs))
 
-    def follow_up(self, previous: Result | str, task: str) -> Result:
-        """Continue `previous` with a new instruction in the same sandbox (variables survive)."""
+    def follow_up(
+        self, previous: Result | str, task: str, *, replay: ReplayMode = "recorded"
+    ) -> Result:
+        """Continue `previous` with a new instruction in the same sandbox (variables survive).
+        If that sandbox is gone, its steps are replayed with their recorded tool results (no
+        tool runs again); `replay="real"` runs them for real, each step reviewed as usual."""
         run_id = previous.run_id if isinstance(previous, Result) else previous
-        return self._shared.loop.run(self._run({}, follow_up_of=run_id, task=task))
+        return self._shared.loop.run(self._run({}, follow_up_of=run_id, task=task, replay=replay))
 
-    async def afollow_up(self, previous: Result | str, task: str) -> Result:
+    async def afollow_up(
+        self, previous: Result | str, task: str, *, replay: ReplayMode = "recorded"
+    ) -> Result:
         run_id = previous.run_id if isinstance(previous, Result) else previous
-        coro = self._run({}, follow_up_of=run_id, task=task)
+        coro = self._run({}, follow_up_of=run_id, task=task, replay=replay)
         return await self._shared.loop.call(coro)
 
-    def rerun(self, previous: Result | str, step: int, code: str | None = None) -> Result:
-        """A new run that replays `previous` up to `step` in a fresh sandbox, then runs `code`
-        as that step (or asks the model again): try a fix without redoing the earlier work."""
+    def rerun(
+        self,
+        previous: Result | str,
+        step: int,
+        code: str | None = None,
+        *,
+        replay: ReplayMode = "recorded",
+    ) -> Result:
+        """A new run that rebuilds `previous` up to `step` in a fresh sandbox, then runs `code`
+        as that step (or asks the model again): try a fix without redoing the earlier work. The
+        earlier steps' tool calls are answered from their record; `replay="real"` calls the real
+        tools again (each step reviewed as usual, confirm tools always)."""
         run_id = previous.run_id if isinstance(previous, Result) else previous
-        return self._shared.loop.run(self._run({}, rerun_of=(run_id, step, code)))
+        return self._shared.loop.run(self._run({}, rerun_of=(run_id, step, code), replay=replay))
 
-    async def arerun(self, previous: Result | str, step: int, code: str | None = None) -> Result:
+    async def arerun(
+        self,
+        previous: Result | str,
+        step: int,
+        code: str | None = None,
+        *,
+        replay: ReplayMode = "recorded",
+    ) -> Result:
         run_id = previous.run_id if isinstance(previous, Result) else previous
-        return await self._shared.loop.call(self._run({}, rerun_of=(run_id, step, code)))
+        coro = self._run({}, rerun_of=(run_id, step, code), replay=replay)
+        return await self._shared.loop.call(coro)
 
     def session(self) -> Session:
         """A conversation: the first call runs, each later call follows up in the same sandbox."""
@@ -274,14 +302,15 @@ class CodeAct:
         follow_up_of: str | None = None,
         rerun_of: tuple[str, int, str | None] | None = None,
         task: str | None = None,
+        replay: ReplayMode = "recorded",
     ) -> Result:
         from codeact_lsp.engine import RunRequest
 
         engine = await self._engine()
         if follow_up_of is not None:
-            handle = await engine.follow_up(follow_up_of, task or "")
+            handle = await engine.follow_up(follow_up_of, task or "", replay=replay)
         elif rerun_of is not None:
-            handle = await engine.rerun(*rerun_of)
+            handle = await engine.rerun(*rerun_of, replay=replay)
         else:
             request = RunRequest(
                 task=task or self._task(inputs),
@@ -366,7 +395,7 @@ class CodeAct:
         reviewer = self.reviewer
         if reviewer is None:
             return None
-        pending = _pending(handle.trajectory, step, confirm_tools)
+        pending = _pending(handle.trajectory, step, confirm_tools, handle.pending_reason)
         pending.checks = static_checks(
             step,
             handle.trajectory,
@@ -559,9 +588,11 @@ def _weak_approver(act: CodeAct) -> Approver:
     return approve
 
 
-def _pending(traj: Trajectory, step: Step, confirm_tools: list[str]) -> PendingStep:
+def _pending(
+    traj: Trajectory, step: Step, confirm_tools: list[str], reason: str = ""
+) -> PendingStep:
     """What the reviewer needs to decide, copied so that it cannot alter the live run."""
-    reason = (
+    reason = reason or (
         f"calls {', '.join(confirm_tools)}, which needs confirmation"
         if confirm_tools
         else "review mode: every step waits for approval"

@@ -23,12 +23,13 @@ from codeact_lsp.engine.model import (
     make_model,
     resolve_model_name,
 )
+from codeact_lsp.engine.replay import REPLAY_MODES, ReplayItem, ReplayMode
 from codeact_lsp.engine.run import Approver, RunHandle, RunRequest
 from codeact_lsp.engine.session import Session
 from codeact_lsp.engine.signature import Signature, SignatureError
 from codeact_lsp.engine.store import RunStore, new_run_id, valid_run_id
 from codeact_lsp.tools.models import ToolProvider, ToolSchema
-from codeact_lsp.trajectory import Step, Trajectory
+from codeact_lsp.trajectory import Rebuild, Step, Trajectory
 
 _APPROVALS = ("auto", "review", "confirm-tools")
 _RAN = ("ok", "error")  # step statuses whose code ran (and so shaped the session state)
@@ -50,7 +51,8 @@ class Engine:
         approver: Approver | None = None,
         retry: RetryPolicy | None = None,
         python: str | None = None,
-        max_idle_sessions: int = 4,
+        max_idle_sessions: int | None = None,
+        idle_seconds: float | None = None,
         model_factory: Any = None,
         stream: bool = False,
         extract_on_max_iters: bool = False,
@@ -62,7 +64,14 @@ class Engine:
         self.store = RunStore(Path(runs_dir)) if runs_dir is not None else None
         self.approver = approver
         self.retry = retry or RetryPolicy()
-        self.max_idle_sessions = max_idle_sessions
+        sessions = config.sessions
+        # idle sandboxes kept for follow-ups, and how long each may wait (settings, see config)
+        self.max_idle_sessions = (
+            max_idle_sessions if max_idle_sessions is not None else sessions.idle_limit
+        )
+        self.idle_seconds = idle_seconds if idle_seconds is not None else sessions.idle_seconds
+        self._evicted: dict[str, str] = {}  # run id -> why its sandbox was closed
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._python = python
         self._model_factory = model_factory or make_model
         self.stream = stream  # emit model_delta events while replies stream in
@@ -75,8 +84,11 @@ class Engine:
 
     # -- starting runs ------------------------------------------------------------------------
 
-    async def start(self, request: RunRequest) -> RunHandle:
-        """Start a run in the background; errors in the request raise EngineError at once."""
+    async def start(self, request: RunRequest, *, tools: ToolProvider | None = None) -> RunHandle:
+        """Start a run in the background; errors in the request raise EngineError at once.
+
+        `tools` serves this run's tool calls instead of the engine's (a task suite gives each
+        task a fresh tool host); its follow-ups and re-runs go back to the engine's tools."""
         self._check_open()
         try:
             signature = Signature.parse(request.signature)
@@ -90,7 +102,7 @@ class Engine:
         max_iters = request.max_iters or self.config.max_iters
         if max_iters < 1:
             raise EngineError("max_iters must be at least 1")
-        schemas = self._schemas()
+        schemas = self._schemas(tools)
         traj = self._new_trajectory(
             task=request.task,
             signature=signature,
@@ -100,14 +112,21 @@ class Engine:
             max_iters=max_iters,
         )
         traj.target = request.target
-        session = self._new_session(schemas)
+        session = self._new_session(schemas, tools)
         handle = self._handle(traj, signature, model, schemas, session)
-        handle.launch(replay=[(_prelude(inputs), True)] if inputs else [])
+        handle.launch(replay=[ReplayItem(code=_prelude(inputs))] if inputs else [])
         return handle
 
-    async def follow_up(self, run_id: str, task: str) -> RunHandle:
-        """A new run that continues `run_id` in the same sandbox (its variables are still there)."""
+    async def follow_up(
+        self, run_id: str, task: str, *, replay: ReplayMode = "recorded"
+    ) -> RunHandle:
+        """A new run that continues `run_id` in the same sandbox (its variables are still there).
+
+        When that sandbox is gone (evicted, or the run is only on disk), the chain's steps are
+        replayed into a new one with their recorded tool results; `replay="real"` runs them for
+        real instead (each gated like a new step). `trajectory.rebuild` says which happened."""
         self._check_open()
+        _check_replay(replay)
         parent = self._trajectory(run_id)
         live = self._runs.get(run_id)
         if live is not None and not live.done:
@@ -122,10 +141,14 @@ class Engine:
             model.skip(sum(len(t.steps) for t in chain))
         schemas = self._schemas()
         session = self._sessions.get(run_id)
-        replay: list[tuple[str, bool]] = []
+        items: list[ReplayItem] = []
         if session is None or session.closed or session.busy:
+            reason = self._gone_reason(run_id, live, session)
             session = self._new_session(schemas)
-            replay = _replay_chain(chain)
+            items = _replay_chain(chain)
+            rebuild = Rebuild(session="rebuilt", mode=replay, reason=reason)
+        else:
+            rebuild = Rebuild(session="live", mode=replay, reason="the parent's sandbox is open")
         inputs = dict(parent.inputs)
         traj = self._new_trajectory(
             task=task,
@@ -137,15 +160,23 @@ class Engine:
         )
         traj.parent = parent.id
         traj.target = parent.target
-        setattr(traj, "relation", "follow_up")  # noqa: B010 - an extension field
+        traj.relation = "follow_up"
+        traj.rebuild = rebuild
         handle = self._continuing(traj, signature, model, schemas, session, chain)
         self._sessions.pop(run_id, None)
-        handle.launch(replay=replay)
+        self._evicted.pop(run_id, None)
+        handle.launch(replay=items)
         return handle
 
-    async def rerun(self, run_id: str, step: int, code: str | None = None) -> RunHandle:
-        """A new run: steps before `step` replayed into a fresh sandbox, then `code` (or the model)."""
+    async def rerun(
+        self, run_id: str, step: int, code: str | None = None, *, replay: ReplayMode = "recorded"
+    ) -> RunHandle:
+        """A new run: steps before `step` rebuilt in a fresh sandbox, then `code` (or the model).
+
+        The earlier steps' tool calls are answered from their record (no tool runs twice);
+        `replay="real"` runs them for real instead, each gated like a new step."""
         self._check_open()
+        _check_replay(replay)
         parent = self._trajectory(run_id)
         if not 1 <= step <= len(parent.steps) + 1:
             raise EngineError(
@@ -160,7 +191,8 @@ class Engine:
         chain = self._chain(parent)[:-1]  # what the parent itself continued from
         kept = [s.model_copy(deep=True) for s in parent.steps[: step - 1]]
         for s in kept:
-            setattr(s, "replayed", True)  # noqa: B010 - an extension field
+            s.replayed = True
+            s.reexecuted = False
         traj = self._new_trajectory(
             task=parent.task,
             signature=signature,
@@ -173,17 +205,32 @@ class Engine:
         traj.target = parent.target
         traj.steps = kept
         traj.usage = _sum_usage(kept)
-        setattr(traj, "relation", "rerun")  # noqa: B010
-        setattr(traj, "rerun_from", step)  # noqa: B010
+        traj.relation = "rerun"
+        traj.rerun_from = step
         schemas = self._schemas()
         session = self._new_session(schemas)
         handle = self._continuing(traj, signature, model, schemas, session, chain)
-        replay = _replay_chain(chain)
+        items = _replay_chain(chain)
         if parent.inputs:
-            replay.append((_prelude(parent.inputs), True))
-        replay += [(s.code, s.status == "ok") for s in kept if s.code and s.status in _RAN]
-        handle.launch(replay=replay, first_code=code)
+            items.append(ReplayItem(code=_prelude(parent.inputs)))
+        items += [_item(parent.id, s, kept=s.index) for s in kept if s.code and s.status in _RAN]
+        traj.rebuild = Rebuild(
+            session="rebuilt" if any(i.is_step for i in items) else "fresh",
+            mode=replay,
+            reason=f"re-run from step {step}: a new sandbox gets the state of the steps before it",
+        )
+        handle.launch(replay=items, first_code=code)
         return handle
+
+    def evict(self, run_id: str, reason: str = "evicted on request") -> bool:
+        """Close the idle sandbox a follow-up of `run_id` would continue (False: there is none);
+        a later follow-up rebuilds it and says so."""
+        session = self._sessions.get(run_id)
+        handle = self._runs.get(run_id)
+        if session is None or (handle is not None and not handle.done) or session.current:
+            return False
+        self._drop_session(run_id, session, reason)
+        return True
 
     # -- lookup -------------------------------------------------------------------------------
 
@@ -215,6 +262,9 @@ class Engine:
     async def close(self) -> None:
         """Cancel live runs, close every sandbox, write every run file."""
         self._closed = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         live = [h for h in self._runs.values() if not h.done]
         for handle in live:
             handle.cancel()
@@ -247,9 +297,9 @@ class Engine:
             raise EngineError(str(exc)) from None
         return model
 
-    def _schemas(self) -> list[ToolSchema]:
+    def _schemas(self, tools: ToolProvider | None = None) -> list[ToolSchema]:
         try:
-            return list(self.tools.schemas())
+            return list((tools or self.tools).schemas())
         except Exception as exc:
             raise EngineError(f"the tools are not available: {exc}") from exc
 
@@ -272,7 +322,7 @@ class Engine:
         chain = [traj]
         seen = {traj.id}
         current = traj
-        while getattr(current, "relation", None) == "follow_up" and current.parent:
+        while current.relation == "follow_up" and current.parent:
             prev = self.load(current.parent)
             if prev is None or prev.id in seen:
                 break
@@ -306,15 +356,17 @@ class Engine:
             created_at=now,
             updated_at=now,
         )
-        setattr(traj, "pid", os.getpid())  # noqa: B010 - who runs it (see `load`)
+        traj.pid = os.getpid()  # who runs it (see `load`)
         return traj
 
-    def _new_session(self, schemas: list[ToolSchema]) -> Session:
+    def _new_session(self, schemas: list[ToolSchema], tools: ToolProvider | None = None) -> Session:
         python = self._python
         if python is None and self.workspace is not None:
             python = resolve_python(self.workspace, self.config)
         workspace = str(self.workspace) if self.workspace is not None else None
-        return Session(self.tools, schemas, self.config.sandbox, python=python, workspace=workspace)
+        return Session(
+            tools or self.tools, schemas, self.config.sandbox, python=python, workspace=workspace
+        )
 
     def _continuing(
         self,
@@ -388,25 +440,69 @@ class Engine:
             await asyncio.wrap_future(self.store.barrier())
 
     def _after_end(self, handle: RunHandle) -> None:
-        """Keep the last few ended sessions open for follow-ups; close the oldest beyond that."""
+        """Keep the last few ended sessions open for follow-ups; close the oldest beyond that,
+        and any left idle longer than `idle_seconds`."""
+        idle = self._idle()
+        excess = len(idle) - self.max_idle_sessions
+        for _, rid, session in idle[: max(0, excess)]:
+            self._drop_session(
+                rid, session, f"evicted: more than {self.max_idle_sessions} idle sessions"
+            )
+        self._schedule_idle_check()
+
+    def _idle(self) -> list[tuple[float, str, Session]]:
         idle = [
             (s.last_used, rid, s)
             for rid, s in self._sessions.items()
-            if (h := self._runs.get(rid)) is not None and h.done and s.current is None
+            if (h := self._runs.get(rid)) is not None
+            and h.done
+            and (s.current is None or s.current.done)  # the run that just ended counts as idle
         ]
         idle.sort(key=lambda item: item[0])
-        excess = len(idle) - self.max_idle_sessions
-        for _, rid, session in idle[: max(0, excess)]:
-            self._sessions.pop(rid, None)
-            if not any(s is session for s in self._sessions.values()):
-                task = asyncio.ensure_future(session.close())
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
+        return idle
+
+    def _drop_session(self, run_id: str, session: Session, reason: str) -> None:
+        self._sessions.pop(run_id, None)
+        self._evicted[run_id] = reason
+        if not any(s is session for s in self._sessions.values()):
+            task = asyncio.ensure_future(session.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    def _schedule_idle_check(self) -> None:
+        if self._idle_timer is not None or self._closed or self.idle_seconds <= 0:
+            return
+        idle = self._idle()
+        if not idle:
+            return
+        due = idle[0][0] + self.idle_seconds - time.monotonic()
+        loop = asyncio.get_running_loop()
+        self._idle_timer = loop.call_later(max(0.0, due), self._evict_idle)
+
+    def _evict_idle(self) -> None:
+        self._idle_timer = None
+        now = time.monotonic()
+        for last_used, rid, session in self._idle():
+            if now - last_used >= self.idle_seconds:
+                self._drop_session(
+                    rid, session, f"evicted: idle for more than {self.idle_seconds:g}s"
+                )
+        self._schedule_idle_check()
+
+    def _gone_reason(self, run_id: str, live: RunHandle | None, session: Session | None) -> str:
+        """Why a follow-up cannot continue the parent's sandbox (for the views and the model)."""
+        if run_id in self._evicted:
+            return self._evicted[run_id]
+        if session is not None and session.busy:
+            return "the parent's sandbox is busy with another run"
+        if live is None:
+            return "the run is only on disk (its sandbox ended with the process that ran it)"
+        return "the parent's sandbox was closed"
 
 
 def _owner_alive(traj: Trajectory) -> bool:
     """Is the process that wrote this unfinished run still running (and not us)?"""
-    pid = getattr(traj, "pid", None)
+    pid = traj.pid
     if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
         return False
     try:
@@ -423,14 +519,31 @@ def _prelude(inputs: dict[str, Any]) -> str:
     return "\n".join(f"{name} = {value!r}" for name, value in inputs.items())
 
 
-def _replay_chain(chain: list[Trajectory]) -> list[tuple[str, bool]]:
-    """(code, ran without error originally) for everything that shaped the chain's session."""
-    codes: list[tuple[str, bool]] = []
+def _item(run_id: str, step: Step, kept: int | None = None) -> ReplayItem:
+    return ReplayItem(
+        code=step.code,
+        ok=step.status == "ok",
+        run_id=run_id,
+        index=step.index,
+        calls=[c.model_copy() for c in step.tool_calls],
+        error=step.error,
+        kept=kept,
+    )
+
+
+def _replay_chain(chain: list[Trajectory]) -> list[ReplayItem]:
+    """Everything that shaped the chain's session, with each step's recorded tool calls."""
+    items: list[ReplayItem] = []
     for traj in chain:
         if traj.inputs:
-            codes.append((_prelude(traj.inputs), True))
-        codes += [(s.code, s.status == "ok") for s in traj.steps if s.code and s.status in _RAN]
-    return codes
+            items.append(ReplayItem(code=_prelude(traj.inputs)))
+        items += [_item(traj.id, s) for s in traj.steps if s.code and s.status in _RAN]
+    return items
+
+
+def _check_replay(mode: str) -> None:
+    if mode not in REPLAY_MODES:
+        raise EngineError(f"replay must be one of {', '.join(REPLAY_MODES)}, not {mode!r}")
 
 
 def _prior(chain: list[Trajectory]) -> tuple[list[str], dict[str, Any]]:

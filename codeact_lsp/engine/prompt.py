@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from codeact_lsp.engine.model import Message
-from codeact_lsp.engine.parsing import NO_CODE_HINT, reply_thought
+from codeact_lsp.engine.parsing import NO_CODE_HINT, SKIPPED_HINT, parse_reply, reply_thought
 from codeact_lsp.engine.signature import Signature
 from codeact_lsp.tools.models import ToolSchema
 from codeact_lsp.trajectory import Step, Trajectory
@@ -99,8 +99,9 @@ def history_message(previous: Sequence[Trajectory]) -> str:
 
 def observation(step: Step) -> str:
     """What the model sees after a step ran."""
+    skipped = sorted(set(parse_reply(step.reply).skipped)) if step.reply else []
     if step.status == "no_code":
-        return NO_CODE_HINT
+        return f"{NO_CODE_HINT} {SKIPPED_HINT}" if skipped else NO_CODE_HINT
     if step.status == "rejected":
         why = step.feedback or "no reason given"
         return f"The user rejected this step before it ran. Their feedback: {why}\nRevise your approach."
@@ -126,6 +127,8 @@ def observation(step: Step) -> str:
         )
     if not parts:
         parts.append("(no output; print what you want to see)")
+    if skipped:
+        parts.append("Not run: " + "; ".join(skipped) + ".")
     return f"Observation (step {step.index}):\n" + "\n".join(parts)
 
 

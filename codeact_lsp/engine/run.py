@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from codeact_lsp.engine.approval import Decision, needs_approval
+from codeact_lsp.engine.approval import Decision, confirm_tools, needs_approval
 from codeact_lsp.engine.events import EventKind, EventLog, RunEvent
 from codeact_lsp.engine.model import (
     ModelClient,
@@ -26,12 +26,17 @@ from codeact_lsp.engine.model import (
 from codeact_lsp.engine.parsing import extract_code
 from codeact_lsp.engine.program import build_program
 from codeact_lsp.engine.prompt import build_messages
+from codeact_lsp.engine.replay import ReplayItem, ReplayPlayer
 from codeact_lsp.engine.signature import Signature, SignatureError
 from codeact_lsp.tools.models import ToolSchema
 from codeact_lsp.trajectory import (
     ErrorLocation,
+    Rebuild,
+    RebuiltStep,
+    ReplayDivergence,
     Step,
     StepError,
+    StepStatus,
     Target,
     ToolCall,
     Trajectory,
@@ -109,6 +114,12 @@ class RunHandle:
         self._answer: dict[str, Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._first_code: str | None = None  # a re-run's edited step k
+        self._player: ReplayPlayer | None = None  # set while a step is replayed from its record
+        self._scratch: Step | None = None  # an earlier run's step being run again for real
+        self._pending: Step | None = None  # a waiting decision that is not one of this run's steps
+        self._pending_reason = ""
+        self._held_status: StepStatus = "proposed"  # a kept step's own status while it waits
+        self._notes: list[str] = []  # told to the model with the task (how the state was rebuilt)
         self.saved: concurrent.futures.Future[None] | None = None  # the final run-file write
 
     # -- public controls ----------------------------------------------------------------------
@@ -139,7 +150,14 @@ class RunHandle:
     def pending_step(self) -> Step | None:
         if self._decision is None or self._decision.done():
             return None
+        if self._pending is not None:
+            return self._pending
         return next((s for s in self.trajectory.steps if s.status == "awaiting_approval"), None)
+
+    @property
+    def pending_reason(self) -> str:
+        """Why the pending step waits (review mode, a confirm tool, a rebuild that diverged...)."""
+        return self._pending_reason if self.pending_step is not None else ""
 
     def approve(self, code: str | None = None) -> bool:
         """Run the waiting step, as proposed or as edited by the user. False if nothing waits."""
@@ -170,8 +188,8 @@ class RunHandle:
 
     # -- the loop -----------------------------------------------------------------------------
 
-    def launch(self, replay: list[tuple[str, bool]], first_code: str | None = None) -> None:
-        """Start the loop; `replay` (code, should succeed) restores a session's state first."""
+    def launch(self, replay: list[ReplayItem], first_code: str | None = None) -> None:
+        """Start the loop; `replay` restores a session's state first (see `_rebuild`)."""
         self._loop = asyncio.get_running_loop()
         self._first_code = first_code
         self._task = asyncio.create_task(self._main(replay), name=f"codeact-run-{self.id}")
@@ -187,7 +205,7 @@ class RunHandle:
             exc = task.exception()
             self._end("failed", f"internal error: {type(exc).__name__}: {exc}")
 
-    async def _main(self, replay: list[tuple[str, bool]]) -> None:
+    async def _main(self, replay: list[ReplayItem]) -> None:
         traj = self.trajectory
         self._emit(
             "started",
@@ -216,19 +234,203 @@ class RunHandle:
         except Exception as exc:  # the sandbox or tool layer broke; the run says so and ends
             self._end("failed", f"{type(exc).__name__}: {exc}")
 
-    async def _prepare(self, replay: list[tuple[str, bool]]) -> None:
+    async def _prepare(self, replay: list[ReplayItem]) -> None:
         try:
             sandbox = await self.session.ensure_open()
         except Exception as exc:  # SandboxError, IsolationUnavailable, a missing interpreter...
             raise _RunFailure(f"the sandbox could not start: {exc}") from exc
         self.trajectory.sandbox = sandbox.info
-        for code, should_succeed in replay:
-            result = await sandbox.execute(code, timeout=self.step_timeout)
-            if result.error is not None and should_succeed:
+        await self._rebuild(replay)
+
+    async def _rebuild(self, items: list[ReplayItem]) -> None:
+        """Run earlier steps again to get their state back, by default with every tool call
+        answered from its record (no real tool runs). At a divergence a person chooses: run the
+        rest for real (approval rules apply) or stop. `real` mode runs them for real from the
+        start, each gated like a new step, so a confirm tool never runs without a fresh yes."""
+        rebuild = self.trajectory.rebuild
+        real = rebuild is not None and rebuild.mode == "real"
+        entries: dict[int, RebuiltStep] = {}
+        i = 0
+        while i < len(items):
+            item = items[i]
+            if not item.is_step:
+                await self._run_prelude(item)
+            elif real:
+                entries[i] = await self._reexecute(item)
+            else:
+                entry, divergence = await self._replay_recorded(item)
+                entries[i] = entry
+                if divergence is not None:
+                    assert rebuild is not None
+                    await self._diverged(item, divergence, rebuild)
+                    # for real from here: a new sandbox gets the matched steps again (from the
+                    # record), then this step and the rest run for real
+                    await self.session.reset()
+                    for j, earlier in enumerate(items[:i]):
+                        if not earlier.is_step:
+                            await self._run_prelude(earlier)
+                            continue
+                        entries[j], again = await self._replay_recorded(earlier)
+                        if again is not None:
+                            raise _RunFailure(f"could not rebuild the session: {again.message}")
+                    real = True
+                    continue
+            if rebuild is not None:
+                rebuild.steps = [entries[k] for k in sorted(entries)]
+            i += 1
+        if rebuild is not None:
+            rebuild.steps = [entries[k] for k in sorted(entries)]
+
+    async def _run_prelude(self, item: ReplayItem) -> None:
+        sandbox = await self.session.ensure_open()
+        result = await sandbox.execute(item.code, timeout=self.step_timeout)
+        if result.error is not None:
+            raise _RunFailure(
+                "could not restore the session state: defining the inputs failed with"
+                f" {result.error.type}: {result.error.message}"
+            )
+
+    async def _replay_recorded(
+        self, item: ReplayItem
+    ) -> tuple[RebuiltStep, ReplayDivergence | None]:
+        sandbox = await self.session.ensure_open()
+        player = ReplayPlayer(item, self.tools)
+        self._player = player
+        try:
+            result = await sandbox.execute(item.code, timeout=self.step_timeout)
+        finally:
+            self._player = None
+        divergence = player.finish(result)
+        entry = RebuiltStep(
+            run_id=item.run_id or "",
+            index=item.index or 0,
+            mode="recorded",
+            status="diverged" if divergence is not None else "matched",
+            calls=player.position,
+        )
+        return entry, divergence
+
+    async def _diverged(
+        self, item: ReplayItem, divergence: ReplayDivergence, rebuild: Rebuild
+    ) -> None:
+        """Tell the person where replay stopped matching and wait: run the rest for real, or stop."""
+        rebuild.divergence = divergence
+        rebuild.choice = "pending"
+        pending = self._rebuild_step(item)
+        reason = (
+            f"{divergence.message}. Run the rest of the earlier steps for real (their tools are"
+            " called again; confirm tools ask again), or stop."
+        )
+        hits = needs_approval("auto", item.code, self.flagged)[1]
+        decision = await self._ask(pending, reason, hits, kind="replay_diverged")
+        if decision.action == "reject":
+            rebuild.choice = "stop"
+            self._settle_pending(pending, "rejected")
+            raise _RunFailure(f"stopped: {divergence.message}; the earlier state was not rebuilt")
+        rebuild.choice = "real"
+        self._settle_pending(pending, None)
+        self._notes.append(
+            "Note: the session state of the earlier steps was rebuilt by running their code again"
+            f" with the recorded tool results, until {divergence.message}. From there the earlier"
+            " steps were run again for real (their tools were called again)."
+        )
+
+    async def _reexecute(self, item: ReplayItem) -> RebuiltStep:
+        """Run an earlier step again for real: gated like a new step (review mode, confirm
+        tools), its real calls recorded in the rebuild entry (and its copy, for a re-run)."""
+        entry = RebuiltStep(run_id=item.run_id or "", index=item.index or 0, mode="real")
+        wait, hits = needs_approval(self.trajectory.approval, item.code, self.flagged)
+        code = item.code
+        pending = self._rebuild_step(item)
+        if wait:
+            reason = (
+                f"rebuilding the session: step {item.index} of run {item.run_id} runs again for"
+                " real"
+                + (f" and calls {', '.join(hits)}, which needs confirmation" if hits else "")
+            )
+            decision = await self._ask(pending, reason, hits, kind="rebuild_step")
+            if decision.action == "reject":
+                self._settle_pending(pending, "rejected")
+                entry.status = "rejected"
                 raise _RunFailure(
-                    "could not restore the session state: replaying an earlier step failed with"
-                    f" {result.error.type}: {result.error.message}"
+                    f"stopped: running step {item.index} of run {item.run_id} again for real was"
+                    " not approved; the earlier state was not rebuilt"
                 )
+            if decision.code is not None:
+                code = decision.code
+        kept = self._kept(item)
+        record = kept if kept is not None else Step(index=item.index or 0, code=code)
+        record.tool_calls = []
+        sandbox = await self.session.ensure_open()
+        self._executing = record
+        self._scratch = None if kept is not None else record
+        try:
+            result = await sandbox.execute(code, timeout=self.step_timeout)
+        finally:
+            self._executing = None
+            self._scratch = None
+        self._settle_pending(pending, None)
+        entry.tool_calls = [c.model_copy() for c in record.tool_calls]
+        if kept is not None:
+            kept.code = code
+            kept.stdout, kept.stderr, kept.value = result.stdout, result.stderr, result.value
+            kept.error = result.error
+            kept.duration_ms = result.duration_ms
+            kept.status = "error" if result.error is not None else "ok"
+            kept.reexecuted = True
+        entry.status = "ran" if (result.error is None) == item.ok else "failed"
+        if result.error is not None and item.ok:
+            raise _RunFailure(
+                "could not restore the session state: running step"
+                f" {item.index} of run {item.run_id} again failed with"
+                f" {result.error.type}: {result.error.message}"
+            )
+        return entry
+
+    def _kept(self, item: ReplayItem) -> Step | None:
+        if item.kept is None or not 0 < item.kept <= len(self.trajectory.steps):
+            return None
+        return self.trajectory.steps[item.kept - 1]
+
+    def _rebuild_step(self, item: ReplayItem) -> Step:
+        """What a person sees while a rebuild waits: the kept copy (re-run) or a stand-in."""
+        kept = self._kept(item)
+        if kept is not None:
+            return kept
+        return Step(index=item.index or 0, code=item.code, replayed=True, status="proposed")
+
+    def _settle_pending(self, step: Step, status: StepStatus | None) -> None:
+        if step not in self.trajectory.steps:
+            step.status = status or "ok"
+
+    async def _ask(self, step: Step, reason: str, hits: list[str], *, kind: str) -> Decision:
+        """Wait for a person (or the approver hook) on `step`, which may be a kept copy or a
+        stand-in outside this run's steps."""
+        in_run = step in self.trajectory.steps
+        self._held_status = step.status
+        step.status = "awaiting_approval"
+        if not in_run:
+            self._pending = step
+        self._pending_reason = reason
+        self.trajectory.status = "awaiting_approval"
+        assert self._loop is not None
+        self._decision = self._loop.create_future()
+        self._emit(
+            "awaiting_approval",
+            step.index,
+            code=step.code,
+            reason=reason,
+            confirm_tools=hits,
+            wait=kind,  # step | rebuild_step | replay_diverged
+        )
+        try:
+            return await self._await_decision(self._decision, step, hits)
+        finally:
+            self._decision = None
+            self._pending = None
+            self.trajectory.status = "running"
+            if in_run and step.replayed and step.status == "awaiting_approval":
+                step.status = self._held_status  # a kept copy keeps what it was
 
     async def _steps(self) -> None:
         traj = self.trajectory
@@ -238,6 +440,9 @@ class RunHandle:
                 step = Step(index=len(traj.steps) + 1, code=code, edited=True, status="proposed")
                 traj.steps.append(step)
                 self._emit("step_proposed", step.index, code=code, edited=True)
+                # the person wrote this code, but a confirm tool still asks (in every mode)
+                if confirm_tools(code, self.flagged) and not await self._gate(step, "confirm-only"):
+                    continue
             else:
                 step = await self._propose()
                 if step.status == "no_code":
@@ -256,11 +461,11 @@ class RunHandle:
         """One last call after the budget: ask only for final_answer from what is known. Its step
         runs like any other (approval included) and is marked `extracted`."""
         step = await self._propose(extra=EXTRACT_PROMPT)
-        setattr(step, "extracted", True)  # noqa: B010 - an extension field
+        step.extracted = True
         if step.status == "no_code" or not await self._gate(step):
             return False
         if await self._execute(step):
-            setattr(self.trajectory, "extracted", True)  # noqa: B010
+            self.trajectory.extracted = True
             self._end("finished", None)
             return True
         return False
@@ -276,6 +481,10 @@ class RunHandle:
             previous=self.previous,
             timeout=self.step_timeout,
         )
+        if self._notes and len(messages) > 1:
+            # how the earlier state was rebuilt goes with the task, in every prompt of the run
+            first = messages[1]
+            messages[1] = {**first, "content": "\n".join(self._notes) + "\n\n" + first["content"]}
         if extra:
             messages.append({"role": "user", "content": extra})
         index = len(traj.steps) + 1
@@ -320,9 +529,9 @@ class RunHandle:
             self._emit("step_proposed", index, code=code)
         return step
 
-    async def _gate(self, step: Step) -> bool:
+    async def _gate(self, step: Step, mode: str | None = None) -> bool:
         """Wait for a person when the mode or a flagged tool asks for it. True = run the step."""
-        wait, hits = needs_approval(self.trajectory.approval, step.code, self.flagged)
+        wait, hits = needs_approval(mode or self.trajectory.approval, step.code, self.flagged)
         if not wait:
             return True
         reason = (
@@ -330,18 +539,7 @@ class RunHandle:
             if hits
             else "review mode: every step waits for approval"
         )
-        step.status = "awaiting_approval"
-        self.trajectory.status = "awaiting_approval"
-        assert self._loop is not None
-        self._decision = self._loop.create_future()
-        self._emit(
-            "awaiting_approval", step.index, code=step.code, reason=reason, confirm_tools=hits
-        )
-        try:
-            decision = await self._await_decision(self._decision, step, hits)
-        finally:
-            self._decision = None
-        self.trajectory.status = "running"
+        decision = await self._ask(step, reason, hits, kind="step")
         if decision.action == "reject":
             step.status = "rejected"
             step.feedback = decision.feedback
@@ -441,8 +639,13 @@ class RunHandle:
     def on_tool(self, request: ToolRequest) -> ToolReply:
         from codeact_lsp.sandbox import ToolReply
 
+        player = self._player
+        if player is not None:
+            return player.answer(request)  # a replayed step: the record answers, no tool runs
         step = self._executing
         if request.name == "final_answer":
+            if step is not None and step is self._scratch:
+                return ToolReply(stop=True)  # an earlier run's step: its answer is not this run's
             return self._final_answer(request, step)
         started = time.perf_counter()
         try:
@@ -501,8 +704,10 @@ class RunHandle:
 
     def _record(self, step: Step | None, call: ToolCall) -> None:
         if step is None or self._loop is None:
-            return  # a replayed step: its calls were recorded by the run it came from
+            return
         step.tool_calls.append(call)
+        if step is self._scratch:
+            return  # an earlier run's step run again for real: its rebuild entry keeps the calls
         index = len(step.tool_calls) - 1
         data = {
             "name": call.name,

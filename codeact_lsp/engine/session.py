@@ -79,6 +79,13 @@ class Session:
             )
         return run.on_tool(request)
 
+    async def reset(self) -> Sandbox:
+        """A new sandbox in place of the current one (its state is thrown away)."""
+        sandbox, self.sandbox, self._opening = self.sandbox, None, None
+        if sandbox is not None:
+            await sandbox.close()
+        return await self.ensure_open()
+
     @property
     def busy(self) -> bool:
         return self.lock.locked()

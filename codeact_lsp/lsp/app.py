@@ -1,6 +1,6 @@
 """The pygls server: features, commands, and the stdio loop (imported by `server.main`).
 
-Only pygls and lsprotocol are imported here; the session (pydantic models, views) loads right
+Only pygls and lsprotocol are imported here; the server state (pydantic models, views) loads right
 after `initialize` has been answered, and the engine, the tool host and litellm only when a
 command needs them. Handlers are `async` or cheap: nothing blocks the event loop while runs go on.
 
@@ -31,7 +31,7 @@ from codeact_lsp.lsp.server import COMMANDS, VERSION
 if TYPE_CHECKING:
     from collections.abc import Generator
 
-    from codeact_lsp.lsp.session import Session
+    from codeact_lsp.lsp.state import ServerState
 
 __all__ = ["CodeActServer", "build_server"]
 
@@ -94,16 +94,16 @@ class Stats:
 class CodeActServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("codeact-lsp", VERSION, protocol_cls=CodeActProtocol)
-        self._session: Session | None = None
+        self._state: ServerState | None = None
         self.stats = Stats()
 
     @property
-    def session(self) -> Session:
-        if self._session is None:
-            from codeact_lsp.lsp.session import Session
+    def state(self) -> ServerState:
+        if self._state is None:
+            from codeact_lsp.lsp.state import ServerState
 
-            self._session = Session(self)
-        return self._session
+            self._state = ServerState(self)
+        return self._state
 
     async def serve_io(self, first: FirstMessage | None = None) -> None:
         """Like `start_io`, but ends every run and tool host when the client goes away.
@@ -137,8 +137,8 @@ class CodeActServer(LanguageServer):
                 error_handler=self.report_server_error,
             )
         finally:
-            if self._session is not None:
-                await self._session.close()
+            if self._state is not None:
+                await self._state.close()
 
     def serve_tcp(self, host: str, port: int) -> None:
         """Like `start_tcp`, but a client that disconnects ends every run and tool host, as on
@@ -177,8 +177,8 @@ class CodeActServer(LanguageServer):
                 except SystemExit as exc:
                     exit_code.append(exc.code)
                 finally:
-                    if self._session is not None:
-                        await self._session.close()
+                    if self._state is not None:
+                        await self._state.close()
                     writer.close()
                     done.set()
 
@@ -225,15 +225,16 @@ class _InitCapture:
         self.writer.close()
 
 
-def _command(server: CodeActServer, name: str, method: str) -> Callable[..., Awaitable[Any]]:
+def _command(server: CodeActServer, name: str) -> Callable[..., Awaitable[Any]]:
     async def handler(ls: CodeActServer, *args: Any) -> Any:
-        func = getattr(ls.session, method)
-        result = func(list(args))
+        from codeact_lsp.lsp.commands import HANDLERS  # loaded after `initialize`
+
+        result = HANDLERS[name](ls.state, list(args))
         if asyncio.iscoroutine(result):
             result = await result
         return result
 
-    handler.__name__ = method
+    handler.__name__ = name
     server.command(name)(handler)
     return handler
 
@@ -241,8 +242,8 @@ def _command(server: CodeActServer, name: str, method: str) -> Callable[..., Awa
 def build_server() -> CodeActServer:
     server = CodeActServer()
 
-    for name, method in COMMANDS.items():
-        _command(server, name, method)
+    for name in COMMANDS:
+        _command(server, name)
 
     @server.command("codeact.serverStats")
     async def server_stats(ls: CodeActServer, *args: Any) -> dict[str, Any]:
@@ -253,47 +254,47 @@ def build_server() -> CodeActServer:
 
     @server.feature(lsp.INITIALIZED)
     async def initialized(ls: CodeActServer, params: lsp.InitializedParams) -> None:
-        # `initialize` has been answered; load the session's modules off the event loop.
+        # `initialize` has been answered; load the state's and commands' modules off the loop.
         import importlib
 
-        await asyncio.to_thread(importlib.import_module, "codeact_lsp.lsp.session")
-        await ls.session.on_initialized()
+        await asyncio.to_thread(importlib.import_module, "codeact_lsp.lsp.commands")
+        await ls.state.on_initialized()
 
     @server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(
         ls: CodeActServer, params: lsp.DidChangeConfigurationParams
     ) -> None:
         pushed = params.settings.get("codeact") if isinstance(params.settings, dict) else None
-        await ls.session.reload_settings(pushed)
+        await ls.state.workspace.reload_settings(pushed)
 
     @server.feature(lsp.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def did_change_watched_files(
         ls: CodeActServer, params: lsp.DidChangeWatchedFilesParams
     ) -> None:
         for change in params.changes:
-            ls.session.on_file_changed_on_disk(change.uri)
+            ls.state.on_file_changed_on_disk(change.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: CodeActServer, params: lsp.DidOpenTextDocumentParams) -> None:
-        ls.session.on_doc_changed(params.text_document.uri)
-        ls.session.on_doc_opened(params.text_document.uri)
+        ls.state.on_doc_changed(params.text_document.uri)
+        ls.state.on_doc_opened(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: CodeActServer, params: lsp.DidChangeTextDocumentParams) -> None:
-        ls.session.on_doc_changed(params.text_document.uri)
+        ls.state.on_doc_changed(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CodeActServer, params: lsp.DidCloseTextDocumentParams) -> None:
-        ls.session.on_doc_closed(params.text_document.uri)
+        ls.state.on_doc_closed(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: CodeActServer, params: lsp.DidSaveTextDocumentParams) -> None:
-        ls.session.on_doc_saved(params.text_document.uri)
+        ls.state.on_doc_saved(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_CODE_LENS)
     def code_lens(ls: CodeActServer, params: lsp.CodeLensParams) -> list[lsp.CodeLens]:
         started = time.perf_counter()
-        lenses = ls.session.code_lens(params.text_document.uri)
+        lenses = ls.state.views.code_lens(params.text_document.uri)
         ls.stats.record("codeLens", time.perf_counter() - started)
         return lenses
 
@@ -307,17 +308,17 @@ def build_server() -> CodeActServer:
         ls: CodeActServer, params: lsp.DocumentDiagnosticParams
     ) -> lsp.RelatedFullDocumentDiagnosticReport:
         started = time.perf_counter()
-        items = ls.session.diagnostics(params.text_document.uri)
+        items = ls.state.views.diagnostics(params.text_document.uri)
         ls.stats.record("diagnostic", time.perf_counter() - started)
         return lsp.RelatedFullDocumentDiagnosticReport(items=items)
 
     @server.feature(lsp.TEXT_DOCUMENT_HOVER)
     def hover(ls: CodeActServer, params: lsp.HoverParams) -> lsp.Hover | None:
-        return ls.session.hover(params.text_document.uri, params.position)
+        return ls.state.views.hover(params.text_document.uri, params.position)
 
     @server.feature(lsp.SHUTDOWN)
     async def shutdown(ls: CodeActServer, params: None) -> None:
-        if ls._session is not None:
-            await ls._session.close()
+        if ls._state is not None:
+            await ls._state.close()
 
     return server

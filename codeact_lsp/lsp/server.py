@@ -16,24 +16,24 @@ __all__ = ["COMMANDS", "VERSION", "main"]
 VERSION = "0.1.0"
 
 # DESIGN.md §3 commands, then this server's extensions (client helpers for lenses and diffs).
-# Also registered: `codeact.serverStats` (benchmarks only).
-COMMANDS: dict[str, str] = {
-    "codeact.run": "cmd_run",
-    "codeact.getRun": "cmd_get_run",
-    "codeact.cancel": "cmd_cancel",
-    "codeact.approve": "cmd_approve",
-    "codeact.reject": "cmd_reject",
-    "codeact.accept": "cmd_accept",
-    "codeact.rerun": "cmd_rerun",
-    "codeact.followUp": "cmd_follow_up",
-    "codeact.listTools": "cmd_list_tools",
-    "codeact.tryTool": "cmd_try_tool",
-    "codeact.runTasks": "cmd_run_tasks",
-    "codeact.acceptPreview": "cmd_accept_preview",
-    "codeact.discard": "cmd_discard",
-    "codeact.listRuns": "cmd_list_runs",
-    "codeact.showStep": "cmd_show_step",
-}
+# Also registered: `codeact.serverStats` (benchmarks only). Handlers: `commands.HANDLERS`.
+COMMANDS: tuple[str, ...] = (
+    "codeact.run",
+    "codeact.getRun",
+    "codeact.cancel",
+    "codeact.approve",
+    "codeact.reject",
+    "codeact.accept",
+    "codeact.rerun",
+    "codeact.followUp",
+    "codeact.listTools",
+    "codeact.tryTool",
+    "codeact.runTasks",
+    "codeact.acceptPreview",
+    "codeact.discard",
+    "codeact.listRuns",
+    "codeact.showStep",
+)
 
 
 def _quiet_expected_errors(record: logging.LogRecord) -> bool:

@@ -1,13 +1,20 @@
-"""Reading code from replies: robust to wrapping, never judging the code itself."""
+"""Reading code from replies: robust to wrapping, never judging labelled code, and never running
+what a bare fence holds when it is output, prose or an answer (real SmolLM2 replies did all three)."""
 
 from __future__ import annotations
 
+import json
 import textwrap
+from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codeact_lsp.engine.parsing import extract_code, reply_thought
+from codeact_lsp.engine.parsing import extract_code, parse_reply, reply_thought
+
+REAL_REPLIES = Path(__file__).parents[1] / "fixtures" / "real_replies" / "replies.json"
 
 
 def test_fenced_python_with_prose_around() -> None:
@@ -16,8 +23,63 @@ def test_fenced_python_with_prose_around() -> None:
 
 
 def test_several_blocks_run_in_order_and_other_languages_are_skipped() -> None:
-    reply = '```py\na = 1\n```\n```json\n{"no": 1}\n```\ntext\n```\nb = a + 1\n```'
+    reply = '```py\na = 1\n```\n```json\n{"no": 1}\n```\ntext\n```python\nb = a + 1\n```'
     assert extract_code(reply) == "a = 1\n\nb = a + 1"
+    bare = '```\na = 1\n```\n```json\n{"no": 1}\n```\ntext\n```\nb = a + 1\n```'
+    assert extract_code(bare) == "a = 1\n\nb = a + 1"  # bare fences alone are code
+
+
+@pytest.mark.parametrize(
+    ("reply", "code", "skipped"),
+    [
+        # with a labelled block present, bare fences are never code
+        ("```python\nx = f()\n```\nOutput:\n```\n42\n```", "x = f()", 1),
+        ("```python\nx = f()\n```\nthen\n```\ny = g(x)\n```", "x = f()", 1),
+        ("<execute>x = f()</execute>\n```\nprint(x)\n```", "x = f()", 1),
+        # bare fences alone: code only when they parse and do more than state a value
+        ("```\nYou have $1.10 in EUR.\n```", None, 1),
+        ("```\nAnswer: 100\n```", None, 1),
+        ("```\n76.9\n```", None, 1),
+        ("```\n[1, 2, 3]\n```", None, 1),
+        ("```\n{'usd': 12.5, 'kg': -0.4}\n```", None, 1),
+        ("```\ndone\n```", None, 1),
+        ("```\nHello, World!\n```", None, 1),
+        ("```\nprint(stock_level('SKU-42'))\n```\n```\n7\n```", "print(stock_level('SKU-42'))", 1),
+        ("```\nanswer: float = 3.5\n```", "answer: float = 3.5", 0),
+        ("```\nx = 1\n```", "x = 1", 0),
+        # a labelled fence that only echoes an error is not code; a broken labelled one still runs
+        ("```python\nNameError: name 'Any' is not defined\n```", None, 1),
+        (
+            '```python\nTraceback (most recent call last):\n  File "<snippet>", line 1, in'
+            " <module>\n    f(\nValueError: bad\n```",
+            None,
+            1,
+        ),
+        ("```python\nprint(1\n```", "print(1", 0),
+        ("```python\nAnswer: 100\n```", "Answer: 100", 0),  # labelled: run as written
+    ],
+)
+def test_which_fences_are_code(reply: str, code: str | None, skipped: int) -> None:
+    parsed = parse_reply(reply)
+    assert parsed.code == code
+    assert len(parsed.skipped) == skipped
+
+
+def _real_replies() -> list[Any]:
+    return [pytest.param(case, id=case["name"]) for case in json.loads(REAL_REPLIES.read_text())]
+
+
+@pytest.mark.parametrize("case", _real_replies())
+def test_real_model_replies(case: dict[str, Any]) -> None:
+    """Replies recorded from a real model (see each case's `source` and `why`)."""
+    parsed = parse_reply(case["reply"])
+    assert (parsed.code is not None) == case["runs"], case["why"]
+    if "code" in case:
+        assert parsed.code == case["code"]
+    if "skipped" in case:
+        assert len(parsed.skipped) == case["skipped"]
+    if parsed.code is not None:
+        compile(parsed.code, "<reply>", "exec")  # what runs is at least Python
 
 
 def test_execute_tags_with_and_without_inner_fence() -> None:

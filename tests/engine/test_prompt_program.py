@@ -147,3 +147,14 @@ def test_run_file_matches_the_trajectory_with_cached_steps(tmp_path: Path) -> No
     loaded = store.load(traj.id)
     assert loaded is not None
     assert loaded.model_dump() == traj.model_dump()
+
+
+def test_observation_says_which_fences_did_not_run() -> None:
+    reply = "```python\nprint(2)\n```\nThis will output:\n```\n2\n```"
+    ran = Step(index=1, code="print(2)", reply=reply, status="ok", stdout="2\n")
+    assert "Not run: an unlabelled fence next to a ```python block." in observation(ran)
+    nothing = Step(index=2, code="", reply="Answer:\n```\nAnswer: 100\n```", status="no_code")
+    text = observation(nothing)
+    assert text.startswith("No code found") and "not run" in text
+    plain = Step(index=3, code="", reply="I think 4.", status="no_code")
+    assert "not run" not in observation(plain)

@@ -12,7 +12,6 @@ from lsprotocol import types as lsp
 from codeact_lsp.engine.checks import CheckContext, ToolSig, check_code
 from codeact_lsp.lsp import accept as acc
 from codeact_lsp.lsp.args import CommandArgumentError, RunArgs, TryToolArgs, parse_args
-from codeact_lsp.lsp.bench import bench_diagnostics, bench_lenses, tool_stats
 from codeact_lsp.lsp.document import (
     parse_sections,
     render,
@@ -22,7 +21,8 @@ from codeact_lsp.lsp.document import (
 )
 from codeact_lsp.lsp.settings import settings_to_overrides
 from codeact_lsp.lsp.tasks_view import TaskResult, find_tasks, task_diagnostics, task_lenses
-from codeact_lsp.lsp.view import build_view
+from codeact_lsp.lsp.tool_view import bench_diagnostics, bench_lenses, tool_stats
+from codeact_lsp.lsp.trajectory_view import build_view
 from codeact_lsp.trajectory import ErrorLocation, Step, StepError, ToolCall, Trajectory, Usage
 
 TOOLS = Path("/ws/tools.py")
@@ -245,7 +245,7 @@ def test_trajectory_uri_round_trip(tmp_path: Path) -> None:
 
 
 def test_tool_stats_cache_matches_a_full_count_as_the_run_grows() -> None:
-    from codeact_lsp.lsp.bench import ToolStatsCache
+    from codeact_lsp.lsp.tool_view import ToolStatsCache
 
     traj = _traj(status="running")
     cache = ToolStatsCache()

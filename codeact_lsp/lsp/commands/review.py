@@ -1,0 +1,175 @@
+"""Review commands: approve or reject the step a run waits on; preview and apply Accept.
+
+Nothing is written to a user's file before Accept, and Accept is a versioned edit that the
+editor refuses if the document changed meanwhile (the plan comes from `lsp.accept`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types as lsp
+
+from codeact_lsp.lsp import accept as acc
+from codeact_lsp.lsp.args import AcceptArgs, ApproveArgs, RejectArgs
+from codeact_lsp.lsp.commands.common import CommandError, parse
+from codeact_lsp.lsp.document import path_to_uri, uri_to_path
+from codeact_lsp.lsp.run_docs import EditorRun
+
+if TYPE_CHECKING:
+    from codeact_lsp.lsp.state import ServerState
+
+
+def _need_waiting(state: ServerState, rs: EditorRun, what: str) -> Any:
+    handle = state.runs.need_live(rs, what)
+    status = handle.trajectory.status
+    if status != "awaiting_approval":
+        raise CommandError(
+            f"run {rs.id} is {status}, not waiting for approval: nothing to {what}"
+            + (' (set approval to "review" to approve each step)' if status == "running" else "")
+        )
+    return handle
+
+
+def _pending_step(handle: Any) -> int | None:
+    for step in reversed(handle.trajectory.steps):
+        if step.status == "awaiting_approval":
+            return int(step.index)
+    return None
+
+
+async def approve(state: ServerState, raw: list[Any]) -> dict[str, Any]:
+    args = parse("codeact.approve", ApproveArgs, raw)
+    rs = state.runs.need(args.runId)
+    handle = _need_waiting(state, rs, "approve")
+    code = args.code
+    pending = _pending_step(handle)
+    if code is None and pending is not None:
+        code = state.runs.edited_code(rs, pending)
+    if pending is not None:
+        rs.overrides.pop(pending, None)
+    handle.approve(code)
+    state.runs.changed(rs)
+    return {"status": handle.trajectory.status, "step": pending, "edited": code is not None}
+
+
+async def reject(state: ServerState, raw: list[Any]) -> dict[str, Any]:
+    args = parse("codeact.reject", RejectArgs, raw)
+    rs = state.runs.need(args.runId)
+    handle = _need_waiting(state, rs, "reject")
+    pending = _pending_step(handle)
+    if pending is not None:
+        rs.overrides.pop(pending, None)
+    handle.reject(args.feedback)
+    state.runs.changed(rs)
+    return {"status": handle.trajectory.status, "step": pending}
+
+
+def _program(rs: EditorRun) -> str:
+    program: str = ""
+    if rs.handle is not None:
+        program = rs.handle.program()
+    else:
+        traj = rs.trajectory()
+        program = (traj.program or "") if traj is not None else ""
+    if program.strip():
+        return program
+    raise CommandError(f"run {rs.id} has no program to accept: none of its steps ran successfully")
+
+
+def _plan(state: ServerState, rs: EditorRun, mode: str, new_file_uri: str | None) -> acc.Plan:
+    traj = rs.trajectory()
+    assert traj is not None
+    if traj.status != "finished":
+        raise CommandError(
+            f"run {rs.id} is {traj.status}: only a finished run can be accepted"
+            + (" — wait for it, or cancel it" if not traj.done else "")
+        )
+    program = _program(rs)
+    target = rs.target or traj.target
+    if mode == "newFile" or target is None:
+        return acc.plan_new_file(program, new_file_uri or _new_file_uri(state, rs))
+    target_path = uri_to_path(target.uri)
+    if state.open_doc(target.uri) is None and target_path is not None and not target_path.exists():
+        return acc.plan_new_file(program, target.uri)  # the target was never saved
+    current = state.doc_state(target.uri)
+    if mode == "insertAtEnd":
+        return acc.plan_insert_at_end(program, current)
+    return acc.plan_at_target(
+        program, current, acc.to_range(target.range), rs.start_text, target.text
+    )
+
+
+def _new_file_uri(state: ServerState, rs: EditorRun) -> str:
+    root = state.workspace.require_root()
+    for n in range(1000):
+        name = f"codeact_{rs.id}.py" if n == 0 else f"codeact_{rs.id}_{n}.py"
+        if not (root / name).exists():
+            return path_to_uri(root / name)
+    raise CommandError("cannot find a free file name for the new file; pass newFileUri")
+
+
+def accept_preview(state: ServerState, raw: list[Any]) -> dict[str, Any]:
+    args = parse("codeact.acceptPreview", AcceptArgs, raw)
+    rs = state.runs.need(args.runId)
+    plan = _plan(state, rs, args.mode, args.newFileUri)
+    return _plan_json(plan, _program(rs))
+
+
+async def accept(state: ServerState, raw: list[Any]) -> dict[str, Any]:
+    args = parse("codeact.accept", AcceptArgs, raw)
+    rs = state.runs.need(args.runId)
+    if rs.accepted and args.mode == "target":
+        return {
+            "applied": False,
+            "reason": f"run {rs.id} was already accepted; to insert its program again, "
+            'use mode "insertAtEnd" or "newFile"',
+            "alternatives": acc.ALTERNATIVES,
+        }
+    plan = _plan(state, rs, args.mode, args.newFileUri)
+    if not plan.ok:
+        return {"applied": False, "reason": plan.reason, "alternatives": acc.ALTERNATIVES}
+    if not state.supports("workspace", "apply_edit"):
+        return {
+            "applied": False,
+            "reason": "this client cannot apply workspace edits; use codeact.acceptPreview",
+        }
+    result = await state.server.workspace_apply_edit_async(
+        lsp.ApplyWorkspaceEditParams(
+            edit=acc.workspace_edit(plan), label=f"CodeAct: accept run {rs.id}"
+        )
+    )
+    if not result.applied:
+        return {
+            "applied": False,
+            "reason": result.failure_reason
+            or "the editor refused the edit (the document probably changed meanwhile)",
+            "alternatives": acc.ALTERNATIVES,
+        }
+    rs.accepted = True
+    state.refresh.schedule(rs.uri)
+    return {"applied": True, "uri": plan.uri, "version": plan.version}
+
+
+def _plan_json(plan: acc.Plan, program: str) -> dict[str, Any]:
+    return {
+        "ok": plan.ok,
+        "reason": plan.reason,
+        "alternatives": acc.ALTERNATIVES if not plan.ok else [],
+        "targetUri": plan.uri,
+        "range": _range_json(plan.range),
+        "version": plan.version,
+        "createsFile": plan.create,
+        "newText": plan.new_text,
+        "documentAfter": plan.document_after,
+        "program": program,
+    }
+
+
+def _range_json(rng: lsp.Range | None) -> dict[str, Any] | None:
+    if rng is None:
+        return None
+    return {
+        "start": {"line": rng.start.line, "character": rng.start.character},
+        "end": {"line": rng.end.line, "character": rng.end.character},
+    }

@@ -1,0 +1,163 @@
+"""Run commands: start a run, follow it up or re-run it, look at it, cancel or discard it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from codeact_lsp.lsp import accept as acc
+from codeact_lsp.lsp.args import FollowUpArgs, NoArgs, RerunArgs, RunArgs, RunIdArgs
+from codeact_lsp.lsp.commands.common import CommandError, engine, engine_call, engine_mod, parse
+from codeact_lsp.lsp.document import RUNS_DIR
+from codeact_lsp.lsp.run_docs import EditorRun, load_stored
+from codeact_lsp.lsp.trajectory_view import step_markdown
+from codeact_lsp.trajectory import Target
+
+if TYPE_CHECKING:
+    from codeact_lsp.lsp.state import ServerState
+
+
+def _snapshot_target(state: ServerState, args: RunArgs) -> tuple[Target | None, str | None]:
+    """Where Accept will write, as the user sees it now (and the whole document, to compare)."""
+    if not args.uri:
+        return None, None
+    doc = state.doc_state(args.uri)
+    raw_range = args.range.model_dump() if args.range else None
+    rng = acc.to_range(raw_range)
+    return (
+        Target(
+            uri=args.uri,
+            range=raw_range,
+            version=doc.version,
+            text=acc.range_text(doc.text, rng),
+        ),
+        doc.text,
+    )
+
+
+async def run(state: ServerState, raw: list[Any]) -> dict[str, Any]:
+    args = parse("codeact.run", RunArgs, raw)
+    state.workspace.require_root()
+    target, start_text = _snapshot_target(state, args)  # as the user sees it now
+    eng = await engine(state)
+    request = engine_mod().RunRequest(
+        task=args.task,
+        signature=args.signature,
+        inputs=args.inputs,
+        model=args.model,
+        approval=args.approval,
+        max_iters=args.maxIters,
+        target=target,
+    )
+    handle = await engine_call(eng.start(request))
+    rs = state.runs.register(handle, target, start_text)
+    return {"runId": rs.id, "trajectoryUri": rs.uri}
+
+
+def get_run(state: ServerState, raw: list[Any]) -> dict[str, Any]:
+    args = parse("codeact.getRun", RunIdArgs, raw)
+    rs = state.runs.need(args.runId)
+    traj = rs.trajectory()
+    assert traj is not None
+    state.runs.write_doc(rs)  # the document never lags behind what getRun reports
+    out: dict[str, Any] = traj.model_dump(mode="json")
+    return out
+
+
+def show_step(state: ServerState, raw: list[Any]) -> dict[str, Any]:
+    args = parse("codeact.showStep", RerunArgs, raw)
+    rs = state.runs.need(args.runId)
+    traj = rs.trajectory()
+    assert traj is not None
+    for step in traj.steps:
+        if step.index == args.step:
+            return {"step": step.model_dump(mode="json"), "markdown": step_markdown(step)}
+    raise CommandError(f"run {rs.id} has no step {args.step} (it has {len(traj.steps)})")
+
+
+async def list_runs(state: ServerState, raw: list[Any]) -> dict[str, Any]:
+    parse("codeact.listRuns", NoArgs, raw)
+    known = state.runs
+    root = state.workspace.root
+    if root is not None and (root / RUNS_DIR).is_dir():
+        # Reading and validating many stored runs is slow: off the event loop.
+        stored = [p for p in sorted((root / RUNS_DIR).glob("*.json")) if p.stem not in known.runs]
+        loaded = await asyncio.to_thread(lambda: [(p.stem, load_stored(p)) for p in stored])
+        for run_id, traj in loaded:
+            if traj is not None:
+                known.adopt(root, run_id, traj)
+    runs: list[dict[str, Any]] = []
+    for rs in known.runs.values():
+        traj = rs.trajectory()
+        if traj is None or rs.discarded:
+            continue
+        runs.append(
+            {
+                "runId": rs.id,
+                "task": traj.task,
+                "status": traj.status,
+                "trajectoryUri": rs.uri,
+                "live": rs.handle is not None,
+                "accepted": rs.accepted,
+                "updatedAt": traj.updated_at,
+            }
+        )
+    runs.sort(key=lambda r: r["updatedAt"])
+    return {"runs": runs}
+
+
+async def cancel(state: ServerState, raw: list[Any]) -> dict[str, Any]:
+    args = parse("codeact.cancel", RunIdArgs, raw)
+    rs = state.runs.need(args.runId)
+    traj = rs.trajectory()
+    assert traj is not None
+    if traj.done:
+        return {"status": traj.status}
+    handle = state.runs.need_live(rs, "cancel it")
+    handle.cancel()
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(asyncio.shield(handle.wait()), 5)
+    return {"status": handle.trajectory.status}
+
+
+async def discard(state: ServerState, raw: list[Any]) -> dict[str, Any]:
+    args = parse("codeact.discard", RunIdArgs, raw)
+    runs = state.runs
+    rs = runs.need(args.runId)
+    if runs.active(rs):
+        rs.handle.cancel()
+    rs.discarded = True
+    for path in (rs.path, rs.path.with_suffix(".json")):
+        with contextlib.suppress(OSError):
+            path.unlink()
+    if runs.last_run_id == rs.id:
+        runs.last_run_id = None
+    state.refresh.schedule(rs.uri, *state.workspace.tool_file_uris())
+    return {"discarded": True}
+
+
+def _derived(state: ServerState, rs: EditorRun, handle: Any) -> dict[str, Any]:
+    new = state.runs.register(handle, rs.target, rs.start_text)
+    return {"runId": new.id, "trajectoryUri": new.uri}
+
+
+async def rerun(state: ServerState, raw: list[Any]) -> dict[str, Any]:
+    args = parse("codeact.rerun", RerunArgs, raw)
+    rs = state.runs.need(args.runId)
+    traj = rs.trajectory()
+    assert traj is not None
+    if not any(s.index == args.step for s in traj.steps):
+        raise CommandError(f"run {rs.id} has no step {args.step} (it has {len(traj.steps)})")
+    code = args.code if args.code is not None else state.runs.edited_code(rs, args.step)
+    eng = await engine(state)
+    handle = await engine_call(eng.rerun(rs.id, args.step, code))
+    return _derived(state, rs, handle)
+
+
+async def follow_up(state: ServerState, raw: list[Any]) -> dict[str, Any]:
+    args = parse("codeact.followUp", FollowUpArgs, raw)
+    rs = state.runs.need(args.runId)
+    eng = await engine(state)
+    handle = await engine_call(eng.follow_up(rs.id, args.task))
+    return _derived(state, rs, handle)

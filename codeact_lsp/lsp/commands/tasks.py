@@ -1,0 +1,83 @@
+"""Task-suite commands: run the workspace's `[[task]]` suite (or some of its tasks) from the editor.
+
+Each task is a run of its own (listed, but not shown); the suite reports cancellable progress and
+its results are kept for the "last ✓ 1.2 s" lenses, also after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from codeact_lsp.lsp.args import RunTasksArgs
+from codeact_lsp.lsp.commands.common import CommandError, dump, engine, parse
+from codeact_lsp.lsp.document import path_to_uri
+from codeact_lsp.lsp.tasks_view import TaskResult, save_results
+
+if TYPE_CHECKING:
+    from codeact_lsp.lsp.state import ServerState
+
+
+async def run_tasks(state: ServerState, raw: list[Any]) -> dict[str, Any]:
+    args = parse("codeact.runTasks", RunTasksArgs, raw)
+    workspace = state.workspace
+    root = workspace.require_root()
+    from codeact_lsp.engine import suite
+
+    file = suite.suite_path(root, args.file, workspace.config.tasks)
+    if not file.is_file():
+        raise CommandError(
+            f"no task suite at {file}: create it with [[task]] tables, or set `tasks` in "
+            "[tool.codeact]"
+        )
+    eng = await engine(state)
+    handles: list[Any] = []
+    cancelled = False
+
+    def cancel_all() -> None:
+        nonlocal cancelled
+        cancelled = True
+        for handle in handles:
+            handle.cancel()
+
+    progress = state.progress
+    token = await progress.begin("tasks", f"CodeAct: task suite {file.name}", cancel_all)
+
+    def started(task: Any, handle: Any) -> None:
+        handles.append(handle)
+        state.runs.register(handle, None, None, show=False, progress=False)
+        if cancelled:
+            handle.cancel()
+        progress.report(token, f"{task.name}: running")
+
+    def finished(result: Any) -> None:
+        mark = "passed" if result.passed else f"failed ({result.message[:60]})"
+        progress.report(token, f"{result.name}: {mark}")
+
+    try:
+        results = await suite.run_suite(
+            eng, file, names=args.names, on_start=started, on_result=finished
+        )
+    except suite.SuiteError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        progress.end(token, "cancelled" if cancelled else "done")
+    out: list[dict[str, Any]] = []
+    for item in results:
+        data = dump(item)
+        workspace.task_results[item.name] = TaskResult(
+            name=item.name,
+            passed=item.passed,
+            duration_s=item.duration_s,
+            message=item.message,
+            run_id=item.run_id,
+        )
+        out.append(data)
+    await asyncio.to_thread(save_results, root, dict(workspace.task_results))
+    state.refresh.schedule(path_to_uri(file))
+    return {
+        "file": str(file),
+        "results": out,
+        "passed": sum(1 for r in out if r.get("passed")),
+        "total": len(out),
+    }

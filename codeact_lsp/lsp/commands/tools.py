@@ -1,0 +1,62 @@
+"""Tool commands: list the workspace's tools (schemas + diagnostics) and try one by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+from typing import TYPE_CHECKING, Any
+
+from pygls.exceptions import JsonRpcInternalError
+
+from codeact_lsp.lsp.args import NoArgs, TryToolArgs
+from codeact_lsp.lsp.backend import BackendError
+from codeact_lsp.lsp.commands.common import CommandError, dump, parse
+
+if TYPE_CHECKING:
+    from codeact_lsp.lsp.state import ServerState
+
+
+async def list_tools(state: ServerState, raw: list[Any]) -> dict[str, Any]:
+    parse("codeact.listTools", NoArgs, raw)
+    workspace = state.workspace
+    workspace.require_root()
+    diagnostics: list[Any] = list(getattr(workspace.discovery, "diagnostics", []) or [])
+    schemas: list[Any] = []
+    error: str | None = None
+    try:
+        tools = await workspace.with_backend(lambda b: b.tool_provider())
+        schemas = list(tools.schemas())
+        diagnostics += workspace.backend.host_diagnostics() if workspace.backend else []
+    except (BackendError, ImportError) as exc:
+        error = str(exc)
+    return {
+        "tools": [dump(s) for s in schemas],
+        "diagnostics": [dump(d) for d in diagnostics],
+        **({"error": error} if error else {}),
+    }
+
+
+async def try_tool(state: ServerState, raw: list[Any]) -> dict[str, Any]:
+    args = parse("codeact.tryTool", TryToolArgs, raw)
+    workspace = state.workspace
+    workspace.require_root()
+    try:
+        tools = await workspace.with_backend(lambda b: b.tool_provider())
+    except (BackendError, ImportError) as exc:
+        raise JsonRpcInternalError(message=str(exc)) from None
+    names = [s.name for s in tools.schemas()]
+    if args.name not in names:
+        close = difflib.get_close_matches(args.name, names, n=1)
+        raise CommandError(
+            f"no tool named {args.name!r}"
+            + (f"; did you mean {close[0]!r}?" if close else "")
+            + f" (tools: {', '.join(names) or 'none found'})"
+        )
+    positional = args.args if isinstance(args.args, list) else []
+    keywords = args.args if isinstance(args.args, dict) else {}
+    outcome = await asyncio.to_thread(tools.call_sync, args.name, positional, keywords)
+    base = {"stdout": outcome.stdout, "durationMs": outcome.duration_ms}
+    state.views.note_tried(args.name, outcome.error if not outcome.ok else None)
+    if outcome.ok:
+        return {"result": outcome.result, **base}
+    return {"error": dump(outcome.error), **base}
