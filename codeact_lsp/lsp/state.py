@@ -21,6 +21,7 @@ from codeact_lsp.lsp import accept as acc
 from codeact_lsp.lsp.document import run_id_from_uri, uri_to_path
 from codeact_lsp.lsp.refresh import Progress, Refresher
 from codeact_lsp.lsp.run_docs import RunDocuments
+from codeact_lsp.lsp.run_state import RunStatePusher
 from codeact_lsp.lsp.views import Views
 from codeact_lsp.lsp.workspace import WorkspaceState
 
@@ -37,6 +38,7 @@ class ServerState:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.refresh = Refresher(self)
         self.progress = Progress(self)
+        self.push = RunStatePusher(self)
         self.workspace = WorkspaceState(self)
         self.runs = RunDocuments(self)
         self.views = Views(self)
@@ -174,6 +176,7 @@ class ServerState:
             return
         self.closing = True
         self.refresh.cancel()
+        self.push.cancel()
         for rs in self.runs.runs.values():
             if self.runs.active(rs):
                 with contextlib.suppress(Exception):

@@ -3,7 +3,7 @@
 // message id"), which VS Code sends routinely. The last lines are kept for the tests.
 
 import * as vscode from 'vscode';
-import { isLogNoise } from './present';
+import { isLogNoise, logLine } from './present';
 
 export class LogChannel implements vscode.OutputChannel {
   readonly name: string;
@@ -32,10 +32,11 @@ export class LogChannel implements vscode.OutputChannel {
     this.append(`${value}\n`);
   }
 
-  private emit(line: string): void {
-    if (isLogNoise(line)) {
+  private emit(raw: string): void {
+    if (isLogNoise(raw)) {
       return;
     }
+    const line = logLine(raw);
     this.tail.push(line);
     if (this.tail.length > 2000) {
       this.tail.splice(0, this.tail.length - 2000);

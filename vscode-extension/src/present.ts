@@ -279,3 +279,38 @@ export function installCommandFor(python: string, source: string | undefined): s
 export function isLogNoise(line: string): boolean {
   return /Cancel notification for unknown message id/.test(line);
 }
+
+/**
+ * A log line as the user should read it. vscode-languageclient reports every server exit as an
+ * error, also the clean one (code 0) that ends each restart: that one is information.
+ */
+export function logLine(line: string): string {
+  return line.replace(/^\[Error( - [^\]]*)\] (Server process exited with code 0\.)$/, '[Info$1] $2');
+}
+
+/** The server's lens glyphs (portable Unicode for any editor) and the codicons VS Code draws instead. */
+const GLYPH_ICONS: Array<[RegExp, string]> = [
+  [/✗ Reject/g, '$(close) Reject'],
+  [/[✓✔]/g, '$(check)'],
+  [/✗/g, '$(error)'],
+  [/⏸/g, '$(debug-pause)'],
+  [/⟳/g, '$(sync~spin)'],
+  [/⊘/g, '$(circle-slash)'],
+  [/∅/g, '$(circle-outline)'],
+  [/■/g, '$(debug-stop)'],
+  [/⚠/g, '$(warning)'],
+  [/🗑\uFE0F?/gu, '$(trash)'],
+  [/↪/g, '$(reply)'],
+  [/[▶▷]/g, '$(play)'],
+  [/↻/g, '$(debug-restart)'],
+  [/^… /, '$(ellipsis) '],
+];
+
+/** A lens title with codicons for the glyphs (emoji render as empty boxes without an emoji font). */
+export function codiconTitle(title: string): string {
+  let out = title;
+  for (const [glyph, icon] of GLYPH_ICONS) {
+    out = out.replace(glyph, icon);
+  }
+  return out;
+}

@@ -5,6 +5,7 @@ import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as vscode from 'vscode';
 import { LanguageClient, LanguageClientOptions, Middleware, RevealOutputChannelOn, ServerOptions } from 'vscode-languageclient/node';
+import { codiconTitle } from './present';
 import { PROBE_SCRIPT, PythonChoice, ProbeOutcome, chooseServerPython, interpretProbe, serverSettings } from './logic';
 
 export const CLIENT_ID = 'codeact';
@@ -56,6 +57,16 @@ export function createClient(python: string, output: vscode.OutputChannel, middl
     revealOutputChannelOn: RevealOutputChannelOn.Never,
     middleware: {
       ...middleware,
+      // the server's lens glyphs are portable Unicode; VS Code draws codicons instead
+      provideCodeLenses: async (document, token, next) => {
+        const lenses = await next(document, token);
+        for (const lens of lenses ?? []) {
+          if (lens.command) {
+            lens.command.title = codiconTitle(lens.command.title);
+          }
+        }
+        return lenses;
+      },
       workspace: {
         ...middleware.workspace,
         // Unset settings (empty strings, nulls) are left out so the workspace file's value applies.

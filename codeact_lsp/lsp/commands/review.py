@@ -147,6 +147,7 @@ async def accept(state: ServerState, raw: list[Any]) -> dict[str, Any]:
             "alternatives": acc.ALTERNATIVES,
         }
     rs.accepted = True
+    state.push.changed(rs)
     state.refresh.schedule(rs.uri)
     return {"applied": True, "uri": plan.uri, "version": plan.version}
 

@@ -11,6 +11,7 @@ from codeact_lsp.lsp.args import FollowUpArgs, NoArgs, RerunArgs, RunArgs, RunId
 from codeact_lsp.lsp.commands.common import CommandError, engine, engine_call, engine_mod, parse
 from codeact_lsp.lsp.document import RUNS_DIR
 from codeact_lsp.lsp.run_docs import EditorRun, load_stored
+from codeact_lsp.lsp.run_state import run_state
 from codeact_lsp.lsp.trajectory_view import step_markdown
 from codeact_lsp.trajectory import Target
 
@@ -87,22 +88,13 @@ async def list_runs(state: ServerState, raw: list[Any]) -> dict[str, Any]:
         for run_id, traj in loaded:
             if traj is not None:
                 known.adopt(root, run_id, traj)
+    # The shape `codeact/runState` pushes (see run_state): a view starts here and follows pushes.
     runs: list[dict[str, Any]] = []
     for rs in known.runs.values():
-        traj = rs.trajectory()
-        if traj is None or rs.discarded:
+        current = run_state(rs, state.push.tool_of(rs.id))
+        if current is None or rs.discarded:
             continue
-        runs.append(
-            {
-                "runId": rs.id,
-                "task": traj.task,
-                "status": traj.status,
-                "trajectoryUri": rs.uri,
-                "live": rs.handle is not None,
-                "accepted": rs.accepted,
-                "updatedAt": traj.updated_at,
-            }
-        )
+        runs.append(current.model_dump(mode="json"))
     runs.sort(key=lambda r: r["updatedAt"])
     return {"runs": runs}
 
@@ -133,6 +125,7 @@ async def discard(state: ServerState, raw: list[Any]) -> dict[str, Any]:
             path.unlink()
     if runs.last_run_id == rs.id:
         runs.last_run_id = None
+    state.push.changed(rs, now=True)
     state.refresh.schedule(rs.uri, *state.workspace.tool_file_uris())
     return {"discarded": True}
 

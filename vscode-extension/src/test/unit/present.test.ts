@@ -1,7 +1,7 @@
 // Unit tests of how the client words and decorates what the server reports (present.ts).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { age, answerText, duration, errorActions, errorText, formatTryResult, isLogNoise, liveDetail, runContext, runDescription, statusIcon, statusWords } from '../../present';
+import { age, answerText, codiconTitle, duration, errorActions, errorText, formatTryResult, isLogNoise, liveDetail, logLine, runContext, runDescription, statusIcon, statusWords } from '../../present';
 
 describe('status words and icons', () => {
   const table: Array<[string, string, string]> = [
@@ -109,4 +109,32 @@ describe('errors in front of the user', () => {
     assert.ok(isLogNoise('WARNING:pygls.protocol.json_rpc:Cancel notification for unknown message id "12"'));
     assert.ok(!isLogNoise('ERROR: the tool host died'));
   });
+  it('a clean server exit (every restart) is information, another exit stays an error', () => {
+    assert.equal(logLine('[Error - 8:31:52 PM] Server process exited with code 0.'), '[Info - 8:31:52 PM] Server process exited with code 0.');
+    assert.equal(logLine('[Error - 8:31:52 PM] Server process exited with code 1.'), '[Error - 8:31:52 PM] Server process exited with code 1.');
+  });
+});
+
+describe('lens titles', () => {
+  const table: Array<[string, string]> = [
+    ['✓ finished · 2 steps · scripted', '$(check) finished · 2 steps · scripted'],
+    ['✔ Accept', '$(check) Accept'],
+    ['🗑 Discard', '$(trash) Discard'],
+    ['↪ Follow up', '$(reply) Follow up'],
+    ['▶ Run step', '$(play) Run step'],
+    ['✗ Reject', '$(close) Reject'],
+    ['✗ step 2 · 1 tool call (1 failed)', '$(error) step 2 · 1 tool call (1 failed)'],
+    ['⏸ waiting for you · 1 step', '$(debug-pause) waiting for you · 1 step'],
+    ['■ Cancel', '$(debug-stop) Cancel'],
+    ['↻ Re-run from here', '$(debug-restart) Re-run from here'],
+    ['▷ Run task · last ✓ 1.2 s', '$(play) Run task · last $(check) 1.2 s'],
+    ['⚠ step budget spent', '$(warning) step budget spent'],
+    ['… step 3', '$(ellipsis) step 3'],
+    ['used 1× in last run · 0 errors', 'used 1× in last run · 0 errors'],
+  ];
+  for (const [server, shown] of table) {
+    it(`"${server}" → "${shown}"`, () => {
+      assert.equal(codiconTitle(server), shown);
+    });
+  }
 });

@@ -1,0 +1,138 @@
+"""`codeact/runState`: the server tells the client how each run is doing, so nothing polls.
+
+A client opts in with `initializationOptions.runStateNotifications: true` (the VS Code extension
+does). It then gets one notification per run whenever the run's state changes — coalesced to at
+most one per run per ~50 ms burst, the final state at once — and renders its Runs view, progress
+notification and status bar from them; the server stops reporting work-done progress for those
+runs (the client's progress shows the same, with Cancel). `codeact.listRuns` answers with the
+same shape, so a view can start from a list and follow the pushes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from codeact_lsp.lsp.run_docs import EditorRun
+    from codeact_lsp.lsp.state import ServerState
+
+log = logging.getLogger(__name__)
+
+RUN_STATE = "codeact/runState"
+PUSH_DELAY_S = 0.05
+
+
+class RunState(BaseModel):
+    """One run, as the Runs view shows it (camelCase: it crosses to the client as is)."""
+
+    runId: str
+    task: str
+    status: str
+    trajectoryUri: str
+    steps: int
+    currentStep: int | None = None  # the step being written or run, while live
+    tool: str | None = None  # the tool the current step called last, while it runs
+    pendingStep: int | None = None  # the step waiting for approval
+    createdAt: float
+    updatedAt: float
+    answer: Any = None  # the run's outputs, once finished
+    error: str | None = None
+    maxIters: int
+    accepted: bool = False
+    discarded: bool = False
+    live: bool  # this server holds the run's engine handle (cancel, approve, continue)
+    parent: str | None = None
+
+
+def run_state(rs: EditorRun, tool: str | None = None) -> RunState | None:
+    traj = rs.trajectory()
+    if traj is None:
+        return None
+    pending = next((s.index for s in reversed(traj.steps) if s.status == "awaiting_approval"), None)
+    live = rs.handle is not None and not traj.done
+    current = traj.steps[-1].index if traj.steps and live else None
+    return RunState(
+        runId=rs.id,
+        task=traj.task,
+        status=traj.status,
+        trajectoryUri=rs.uri,
+        steps=len(traj.steps),
+        currentStep=current,
+        tool=tool if live and traj.status == "running" else None,
+        pendingStep=pending,
+        createdAt=traj.created_at,
+        updatedAt=traj.updated_at,
+        answer=traj.outputs if traj.status == "finished" else None,
+        error=traj.error,
+        maxIters=traj.max_iters,
+        accepted=rs.accepted,
+        discarded=rs.discarded,
+        live=rs.handle is not None,
+        parent=traj.parent,
+    )
+
+
+class RunStatePusher:
+    """Sends `codeact/runState` to a client that asked for it; a no-op for the others."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self._due: set[str] = set()
+        self._handle: asyncio.TimerHandle | None = None
+        self._tools: dict[str, str | None] = {}  # run id -> tool its current step called last
+
+    @property
+    def enabled(self) -> bool:
+        options = getattr(self.state.server, "init_options", None)
+        return isinstance(options, dict) and options.get("runStateNotifications") is True
+
+    def on_event(self, rs: EditorRun, event: Any) -> None:
+        """A run event: note the tool being called, then push the run's state (coalesced)."""
+        kind = getattr(event, "kind", "")
+        if kind == "tool_called":
+            name = (getattr(event, "data", None) or {}).get("name")
+            self._tools[rs.id] = None if name == "final_answer" else name
+        elif kind in {"model_call", "step_proposed", "step_finished", "awaiting_approval"}:
+            self._tools[rs.id] = None
+        self.changed(rs)
+
+    def changed(self, rs: EditorRun, *, now: bool = False) -> None:
+        if not self.enabled or self.state.closing:
+            return
+        if now:
+            self._due.discard(rs.id)
+            self._send(rs)
+            return
+        self._due.add(rs.id)
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(PUSH_DELAY_S, self._flush)
+
+    def _flush(self) -> None:
+        self._handle = None
+        due, self._due = self._due, set()
+        for run_id in due:
+            rs = self.state.runs.get(run_id)
+            if rs is not None:
+                self._send(rs)
+
+    def _send(self, rs: EditorRun) -> None:
+        current = run_state(rs, self._tools.get(rs.id))
+        if current is None:
+            return
+        if not current.live or current.status not in {"running", "awaiting_approval"}:
+            self._tools.pop(rs.id, None)
+        with contextlib.suppress(Exception):
+            self.state.server.protocol.notify(RUN_STATE, current.model_dump(mode="json"))
+
+    def tool_of(self, run_id: str) -> str | None:
+        return self._tools.get(run_id)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
