@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Approval = Literal["auto", "review", "confirm-tools"]
 Backend = Literal["auto", "landlock", "bwrap", "none"]
@@ -42,6 +42,71 @@ class SandboxSettings(BaseModel):
     require_isolation: bool = Field(
         default=False, description="refuse to run when a requested isolation layer is unavailable"
     )
+
+
+class AcceptSettings(BaseModel):
+    """How the accepted program is written (`[tool.codeact.accept]`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(
+        default=None, description="the function's name; default: a few words of the task"
+    )
+    form: Literal["function", "script"] = Field(
+        default="function",
+        description='"script" adds an `if __name__ == "__main__":` block that calls the function',
+    )
+
+
+_ENV_REF = re.compile(r"\$\{env:[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+class McpServerConfig(BaseModel):
+    """One MCP server whose tools become tools (`[tool.codeact.mcp.<name>]`): `command` + `args`
+    for a stdio server, or `url` for streamable HTTP. Like the tool host, the server is trusted
+    user configuration; generated code only ever reaches it through the tool boundary."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(
+        default_factory=dict, description="extra environment; ${env:NAME} is expanded"
+    )
+    cwd: str | None = Field(default=None, description="working directory (default: workspace)")
+    url: str | None = None
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="HTTP headers; values must come from the environment: ${env:NAME}",
+    )
+    tools: list[str] = Field(default_factory=lambda: ["*"], description="tool-name globs to expose")
+    confirm: list[str] = Field(
+        default_factory=list, description="tool-name globs that need approval"
+    )
+    startup_timeout: float = Field(
+        default=30.0, gt=0, description="seconds to start and list tools"
+    )
+    call_timeout: float = Field(default=60.0, gt=0, description="seconds per tool call")
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_from_env(cls, value: dict[str, str]) -> dict[str, str]:
+        # a header is where a token goes: keep tokens out of files that get committed
+        for key, text in value.items():
+            if not _ENV_REF.search(text):
+                raise ValueError(
+                    f"header {key!r} must take its value from the environment, e.g."
+                    f' {key} = "Bearer ${{env:MY_TOKEN}}"'
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if bool(self.command) == bool(self.url):
+            raise ValueError(
+                "give either `command` (+ `args`) for a stdio server or `url` for streamable HTTP"
+            )
+        return self
 
 
 class SessionSettings(BaseModel):
@@ -80,8 +145,49 @@ class CodeActConfig(BaseModel):
     confirm: list[str] = Field(default_factory=list)
     tasks: str | None = None
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    accept: AcceptSettings = Field(default_factory=AcceptSettings)
     sessions: SessionSettings = Field(default_factory=SessionSettings)
     suite: SuiteSettings = Field(default_factory=SuiteSettings)
+    mcp: dict[str, McpServerConfig] = Field(default_factory=dict)
+    mcp_vscode: bool = Field(
+        default=False, description="also serve the servers of the workspace's .vscode/mcp.json"
+    )
+    model_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="passed to litellm (api_base, temperature, max_tokens, timeout, ...)",
+    )
+
+    @field_validator("model_params")
+    @classmethod
+    def _no_secrets(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Keys come only from the environment: a file (or a settings.json, or a shell history)
+        is the wrong place for one. `api_key_env` names the variable instead."""
+        for name in secret_params(params):
+            raise ValueError(
+                f"{name!r} looks like a credential, and credentials are read only from the"
+                " environment: set the provider's variable (e.g. OPENAI_API_KEY), or name your"
+                ' own with api_key_env = "MY_KEY_VARIABLE"'
+            )
+        return params
+
+
+_SECRET_NAMES = frozenset(
+    {"key", "token", "secret", "password", "authorization", "x-api-key", "api-key", "credentials"}
+)
+_SECRET_SUFFIXES = ("_key", "_token", "_secret", "_password", "_credentials", "-key", "-token")
+_NOT_SECRET = frozenset({"api_key_env", "max_tokens", "max_completion_tokens", "max_new_tokens"})
+
+
+def secret_params(params: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the credential-like keys in a model_params table (headers included)."""
+    found: list[str] = []
+    for key, value in params.items():
+        name = str(key).lower()
+        if name not in _NOT_SECRET and (name in _SECRET_NAMES or name.endswith(_SECRET_SUFFIXES)):
+            found.append(f"{prefix}{key}")
+        elif isinstance(value, dict):
+            found += secret_params(value, f"{prefix}{key}.")
+    return found
 
 
 class ConfigProblem(BaseModel):
@@ -175,6 +281,7 @@ def _explain(err: Any, loc: list[str]) -> str:
             "sandbox": SandboxSettings,
             "sessions": SessionSettings,
             "suite": SuiteSettings,
+            "mcp": McpServerConfig,  # mcp.<name>.<key>
         }
         model: type[BaseModel] = (
             tables.get(loc[0], CodeActConfig) if len(loc) > 1 else CodeActConfig
@@ -187,7 +294,7 @@ def _explain(err: Any, loc: list[str]) -> str:
     base = ".".join(p for p in loc if not p.isdigit())
     if base in _EXAMPLES and kind in {"list_type", "dict_type", "model_type", "string_type"}:
         msg = f"{msg}; expected {_EXAMPLES[base]}"
-    if "input" in err and kind != "missing":
+    if "input" in err and kind != "missing" and loc[:1] != ["model_params"]:  # may hold a key
         msg = f"{msg} (got {err['input']!r})"
     return f"{msg}" if key else msg
 

@@ -11,6 +11,14 @@ if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-ge
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
 fi
 
+# the reference MCP servers the MCP tests run with node (pinned in tests/fixtures/mcp)
+mcp_fixtures="$ROOT/tests/fixtures/mcp"
+if [ ! -f "$mcp_fixtures/node_modules/.package-lock.json" ] \
+   || [ "$mcp_fixtures/package-lock.json" -nt "$mcp_fixtures/node_modules/.package-lock.json" ]; then
+  echo "==> installing the MCP reference servers (npm ci in tests/fixtures/mcp)"
+  (cd "$mcp_fixtures" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 echo "==> ruff check";        "$ROOT/.venv/bin/ruff" check .
 echo "==> ruff format";       "$ROOT/.venv/bin/ruff" format --check .
 echo "==> mypy (strict)";     "$ROOT/.venv/bin/mypy"

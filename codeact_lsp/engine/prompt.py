@@ -6,11 +6,13 @@ and an observation capped at head + tail, so a chatty step cannot crowd out the 
 
 from __future__ import annotations
 
+import ast
 import json
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
+from codeact_lsp.engine.contract import bound_names, redefined, redefinition_warning, resolvable
 from codeact_lsp.engine.model import Message
 from codeact_lsp.engine.parsing import NO_CODE_HINT, SKIPPED_HINT, parse_reply, reply_thought
 from codeact_lsp.engine.signature import Signature
@@ -33,13 +35,18 @@ The session has no network and no access to your files apart from what the tools
 step may run for at most {timeout:g} seconds."""
 
 
-def tool_stub(schema: ToolSchema) -> str:
-    """`def name(...) -> T:` plus the docstring, as the model will see the tool."""
+def tool_stub(schema: ToolSchema, bound: Collection[str] | None = None) -> str:
+    """`def name(...) -> T:` plus the docstring, as the model will see the tool: valid Python in
+    the session as written (a model that copies it must not hit a NameError)."""
     sig = schema.signature.strip() or f"def {schema.name}(*args, **kwargs)"
     if not sig.startswith(("def ", "async def ")):
         sig = f"def {sig}"
     sig = sig.removeprefix("async ")  # in the sandbox every tool is a plain call
+    sig, defaults = session_valid(sig.rstrip(":"), bound_names([sig]) if bound is None else bound)
     doc = textwrap.dedent(schema.doc or "").strip()
+    if defaults:
+        note = "Defaults: " + ", ".join(defaults)
+        doc = f"{doc}\n{note}" if doc else note
     if len(doc) > DOC_CHARS:
         doc = doc[: DOC_CHARS - 3] + "..."
     if schema.confirm:
@@ -49,14 +56,61 @@ def tool_stub(schema: ToolSchema) -> str:
     return f"{sig.rstrip(':')}:\n{body}"
 
 
-def final_answer_stub(signature: Signature) -> str:
+def session_valid(sig: str, bound: Collection[str]) -> tuple[str, list[str]]:
+    """`sig` with every annotation that names something the session does not bind quoted (a
+    string annotation is never evaluated) and every such default replaced by `...`; returns the
+    defaults it replaced as `name=text`, for the docstring. Unparseable text comes back as is."""
+    text = sig + ": ..."
+    try:
+        fn = ast.parse(text).body[0]
+    except (SyntaxError, ValueError, IndexError):
+        return sig, []
+    if not isinstance(fn, ast.FunctionDef):
+        return sig, []
+    edits: list[tuple[int, int, str]] = []
+    moved: list[str] = []
+    a = fn.args
+    params = [*a.posonlyargs, *a.args, *a.kwonlyargs]
+    params += [x for x in (a.vararg, a.kwarg) if x is not None]
+    for ann in [p.annotation for p in params if p.annotation is not None] + [fn.returns]:
+        if ann is not None and not resolvable(ann, bound):
+            start, end = _span(text, ann)
+            edits.append((start, end, repr(text[start:end])))
+    positional = [*a.posonlyargs, *a.args]
+    pairs = list(zip(positional[len(positional) - len(a.defaults) :], a.defaults, strict=True))
+    pairs += [(p, d) for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None]
+    for param, default in pairs:
+        if not resolvable(default, bound):
+            start, end = _span(text, default)
+            moved.append(f"{param.arg}={text[start:end]}")
+            edits.append((start, end, "..."))
+    for start, end, new in sorted(edits, reverse=True):
+        text = text[:start] + new + text[end:]
+    return text.removesuffix(": ..."), moved
+
+
+def _span(text: str, node: ast.expr) -> tuple[int, int]:
+    """Character offsets of a node (ast columns count UTF-8 bytes)."""
+    lines = text.splitlines(keepends=True)
+
+    def offset(line: int, col: int) -> int:
+        head = lines[line - 1].encode("utf-8")[:col].decode("utf-8", "replace")
+        return sum(len(x) for x in lines[: line - 1]) + len(head)
+
+    assert node.end_lineno is not None and node.end_col_offset is not None
+    return offset(node.lineno, node.col_offset), offset(node.end_lineno, node.end_col_offset)
+
+
+def final_answer_stub(signature: Signature, bound: Collection[str] | None = None) -> str:
     lines = []
     for f in signature.outputs:
         kind = f.type_text or "any JSON value (str, number, bool, list, dict, None)"
         desc = f" — {f.description}" if f.description else ""
         lines.append(f"{f.name}: {kind}{desc}")
     doc = "Finish the task with these values:\n" + "\n".join(lines)
-    return f"{signature.final_answer_stub()}:\n" + textwrap.indent(f'"""{doc}"""', "    ")
+    stub = signature.final_answer_stub()
+    stub, _ = session_valid(stub, bound_names([stub]) if bound is None else bound)
+    return f"{stub}:\n" + textwrap.indent(f'"""{doc}"""', "    ")
 
 
 def system_message(
@@ -65,7 +119,8 @@ def system_message(
     parts = [INSTRUCTIONS.format(final_call=signature.final_answer_call(), timeout=timeout)]
     if signature.instructions:
         parts.append(signature.instructions)
-    stubs = [tool_stub(t) for t in tools] + [final_answer_stub(signature)]
+    bound = bound_names(t.signature for t in tools)  # what the session's prelude binds
+    stubs = [tool_stub(t, bound) for t in tools] + [final_answer_stub(signature, bound)]
     parts.append("Tools:\n```python\n" + "\n\n".join(stubs) + "\n```")
     return "\n\n".join(parts)
 
@@ -97,8 +152,9 @@ def history_message(previous: Sequence[Trajectory]) -> str:
     return "\n".join(parts)
 
 
-def observation(step: Step) -> str:
-    """What the model sees after a step ran."""
+def observation(step: Step, reserved: Collection[str] = ()) -> str:
+    """What the model sees after a step ran; `reserved`: the tool names and final_answer, which a
+    step must not redefine."""
     skipped = sorted(set(parse_reply(step.reply).skipped)) if step.reply else []
     if step.status == "no_code":
         return f"{NO_CODE_HINT} {SKIPPED_HINT}" if skipped else NO_CODE_HINT
@@ -125,6 +181,9 @@ def observation(step: Step) -> str:
             "The session had to be restarted: variables from earlier steps are gone; recompute"
             " what you need."
         )
+    shadowed = redefined(step.code, reserved)
+    if shadowed:
+        parts.append(redefinition_warning(shadowed))
     if not parts:
         parts.append("(no output; print what you want to see)")
     if skipped:
@@ -155,11 +214,12 @@ def build_messages(
     if previous:
         user = history_message(previous) + "\n\n" + user
     messages.append({"role": "user", "content": user})
+    reserved = {t.name for t in tools} | {"final_answer"}
     for step in steps:
         if step.status in ("proposed", "awaiting_approval", "running", "cancelled"):
             continue
         messages.append({"role": "assistant", "content": assistant_turn(step)})
-        messages.append({"role": "user", "content": observation(step)})
+        messages.append({"role": "user", "content": observation(step, reserved)})
     return messages
 
 

@@ -59,14 +59,29 @@ class Session:
     async def _start(self) -> Sandbox:
         from codeact_lsp.sandbox import Sandbox, ToolStub
 
-        stubs = [ToolStub(name=t.name, signature=t.signature, doc=t.doc) for t in self.schemas]
+        stubs = [
+            ToolStub(name=t.name, signature=t.signature, doc=t.doc, local=t.local)
+            for t in self.schemas
+        ]
         stubs.append(ToolStub(name="final_answer", signature="def final_answer(*args, **kwargs)"))
         kwargs: dict[str, Any] = {"python": self.python}
         if self.extra_paths:
             kwargs["extra_paths"] = self.extra_paths
         if self.workspace:
             kwargs["workspace"] = self.workspace
-        return await Sandbox.start(self.settings, stubs, self.handle_tool, **kwargs)
+        exceptions = getattr(self.tools, "exceptions", None)  # the tool modules' own classes
+        if isinstance(exceptions, list):
+            kwargs["exceptions"] = exceptions
+        sandbox = await Sandbox.start(self.settings, stubs, self.handle_tool, **kwargs)
+        await sandbox.execute(self.prelude)
+        return sandbox
+
+    @property
+    def prelude(self) -> str:
+        """Binds the typing names the prompt's stubs use (`Any`...), so a copied stub is valid."""
+        from codeact_lsp.engine.contract import session_prelude
+
+        return session_prelude(t.signature for t in self.schemas)
 
     def handle_tool(self, request: ToolRequest) -> ToolReply:
         """Called on a sandbox thread for every stub call."""

@@ -74,7 +74,10 @@ class Backend:
         tools_mod = await asyncio.to_thread(importlib.import_module, "codeact_lsp.tools")
         python = resolve_python(self.workspace, self.config, self.client_python)
         try:
-            return await tools_mod.ToolHost.astart(self.workspace, self.config, python=python)
+            host = await tools_mod.ToolHost.astart(self.workspace, self.config, python=python)
+            # MCP servers' tools are served from this process (their failures are diagnostics)
+            mcp = await asyncio.to_thread(importlib.import_module, "codeact_lsp.mcp.provider")
+            return await mcp.with_mcp(host, self.workspace, self.config)
         except Exception as exc:
             raise BackendError(
                 f"the tool host could not start with {python}: {exc}. "

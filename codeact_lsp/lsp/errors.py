@@ -8,7 +8,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 class CommandError(JsonRpcInvalidParams):
     """A request the user can fix (bad argument, unknown run, wrong state): InvalidParams.
 
-    `server.main` keeps these out of the error log: a user's mistake is not a crash."""
+    `main` keeps these out of the error log: a user's mistake is not a crash."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message=message)

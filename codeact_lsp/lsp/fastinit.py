@@ -97,7 +97,7 @@ def _dist_info(package: str) -> str:
 def code_id() -> str:
     """What the answer depends on besides the client: the modules that register features."""
     parts = [sys.version, _dist_info("pygls"), _dist_info("lsprotocol")]
-    for name in ("app.py", "server.py", "fastinit.py"):
+    for name in ("main.py", "server.py", "fastinit.py", "commands/__init__.py"):
         try:
             st = (_HERE / name).stat()
             parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")

@@ -53,11 +53,12 @@ class Refresher:
             rs = state.runs.get(run_id)
             if rs is not None:
                 state.runs.write_doc(rs)
+        state.push.flush()  # run states after their documents: file, lenses and state agree
         server = state.server
-        if state.supports("workspace", "code_lens", "refresh_support"):
+        if state.client.code_lens_refresh:
             state.spawn(_ask(server.workspace_code_lens_refresh_async(None)), "lens-refresh")
-        if state.pull_diagnostics:
-            if state.supports("workspace", "diagnostics", "refresh_support"):
+        if state.client.pull_diagnostics:
+            if state.client.diagnostic_refresh:
                 state.spawn(_ask(server.workspace_diagnostic_refresh_async(None)), "diag-refresh")
             return
         for uri in uris:
@@ -80,7 +81,7 @@ class Progress:
 
     async def begin(self, name: str, title: str, on_cancel: Callable[[], object]) -> str | None:
         """A cancellable work-done progress, if the client shows them; None otherwise."""
-        if not self.state.supports("window", "work_done_progress"):
+        if not self.state.client.work_done_progress:
             return None
         progress = self.state.server.work_done_progress
         token = f"codeact-{name}-{time.monotonic_ns()}"

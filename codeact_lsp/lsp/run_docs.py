@@ -160,7 +160,7 @@ class RunDocuments:
         return rs
 
     async def _show(self, uri: str) -> None:
-        if not self.state.supports("window", "show_document", "support"):
+        if not self.state.client.show_document:
             return
         with contextlib.suppress(Exception):
             await asyncio.wait_for(

@@ -1,8 +1,10 @@
 """`codeact/runState`: the server tells the client how each run is doing, so nothing polls.
 
 A client opts in with `initializationOptions.runStateNotifications: true` (the VS Code extension
-does). It then gets one notification per run whenever the run's state changes — coalesced to at
-most one per run per ~50 ms burst, the final state at once — and renders its Runs view, progress
+does). It then gets one notification per run whenever the run's state changes — coalesced with
+the refresh (`refresh.Refresher`, ~100 ms): sent right after the run's document is rewritten and
+with the lens refresh, so the file, the lenses and the pushed state agree; the final state at
+once — and renders its Runs view, progress
 notification and status bar from them; the server stops reporting work-done progress for those
 runs (the client's progress shows the same, with Cancel). `codeact.listRuns` answers with the
 same shape, so a view can start from a list and follow the pushes.
@@ -10,7 +12,6 @@ same shape, so a view can start from a list and follow the pushes.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RUN_STATE = "codeact/runState"
-PUSH_DELAY_S = 0.05
 
 
 class RunState(BaseModel):
@@ -70,8 +70,9 @@ def run_state(rs: EditorRun, tool: str | None = None) -> RunState | None:
         answer=traj.outputs if traj.status == "finished" else None,
         error=traj.error,
         maxIters=traj.max_iters,
-        accepted=rs.accepted,
-        discarded=rs.discarded,
+        # this session's Accept/Discard, or what the run file remembers from an earlier one
+        accepted=rs.accepted or traj.accepted is not None,
+        discarded=rs.discarded or traj.discarded_at is not None,
         live=rs.handle is not None,
         parent=traj.parent,
     )
@@ -83,7 +84,6 @@ class RunStatePusher:
     def __init__(self, state: ServerState) -> None:
         self.state = state
         self._due: set[str] = set()
-        self._handle: asyncio.TimerHandle | None = None
         self._tools: dict[str, str | None] = {}  # run id -> tool its current step called last
 
     @property
@@ -109,11 +109,10 @@ class RunStatePusher:
             self._send(rs)
             return
         self._due.add(rs.id)
-        if self._handle is None:
-            self._handle = asyncio.get_running_loop().call_later(PUSH_DELAY_S, self._flush)
+        self.state.refresh.schedule()  # its flush rewrites the document, then calls `flush`
 
-    def _flush(self) -> None:
-        self._handle = None
+    def flush(self) -> None:
+        """Send the states due (the refresh calls this after rewriting run documents)."""
         due, self._due = self._due, set()
         for run_id in due:
             rs = self.state.runs.get(run_id)
@@ -133,6 +132,4 @@ class RunStatePusher:
         return self._tools.get(run_id)
 
     def cancel(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        self._due.clear()

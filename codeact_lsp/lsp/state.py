@@ -1,6 +1,6 @@
 """Everything the server knows about one workspace, as parts, and the editor events that move them.
 
-The pygls server (`app`) imports this module only after `initialize` has been answered (it pulls
+The pygls server (`server`) imports this module only after `initialize` has been answered (it pulls
 in pydantic and the views). The parts: `workspace` (settings, config, backend, discovery), `runs`
 (run documents), `views` (lenses, diagnostics, hovers), `refresh` and `progress` (telling the
 client). Commands live in `commands/`. Every handler is either plain computation on data already
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from codeact_lsp.lsp import accept as acc
+from codeact_lsp.lsp.client import ClientFeatures
 from codeact_lsp.lsp.document import run_id_from_uri, uri_to_path
 from codeact_lsp.lsp.refresh import Progress, Refresher
 from codeact_lsp.lsp.run_docs import RunDocuments
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 class ServerState:
     def __init__(self, server: LanguageServer) -> None:
         self.server = server
+        # Created after `initialize`: what the client can do is known, once and for all.
+        self.client = ClientFeatures.from_capabilities(server.client_capabilities)
         self.closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self.refresh = Refresher(self)
@@ -44,19 +47,6 @@ class ServerState:
         self.views = Views(self)
 
     # ------------------------------------------------------------------ client & tasks
-
-    def supports(self, *path: str) -> bool:
-        """Does the client declare this capability (a path into ClientCapabilities)?"""
-        node: Any = self.server.client_capabilities
-        for part in path:
-            node = getattr(node, part, None)
-            if node is None:
-                return False
-        return bool(node)
-
-    @property
-    def pull_diagnostics(self) -> bool:
-        return self.supports("text_document", "diagnostic")
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """A background task that is kept alive, logged when it fails, and ended at shutdown."""
@@ -127,7 +117,7 @@ class ServerState:
 
     def on_doc_opened(self, uri: str) -> None:
         """Pull clients ask for what they show; the others get this document's diagnostics now."""
-        if self.pull_diagnostics or self.views.kind(uri)[0] == "other":
+        if self.client.pull_diagnostics or self.views.kind(uri)[0] == "other":
             return
         self.refresh.schedule(uri)
 

@@ -92,7 +92,7 @@ class WorkspaceState:
 
     async def watch_files(self) -> None:
         """Config and tool files changed outside the editor (git checkout, another tool) count too."""
-        if not self.state.supports("workspace", "did_change_watched_files", "dynamic_registration"):
+        if not self.state.client.watched_files:
             return
         patterns = [
             "**/pyproject.toml",
@@ -125,7 +125,7 @@ class WorkspaceState:
 
     async def reload_settings(self, pushed: Any = None) -> None:
         settings = pushed
-        if settings is None and self.state.supports("workspace", "configuration"):
+        if settings is None and self.state.client.configuration:
             try:
                 root_uri = self.server.workspace.root_uri
                 got = await asyncio.wait_for(

@@ -133,6 +133,8 @@ def render_table(report: ToolsReport) -> str:
     if report.tools:
         for s in report.tools:
             flags = " [confirm]" if s.confirm else ""
+            if ":" in s.module:  # not a Python module: e.g. "mcp:<server>"
+                flags += f" [{s.module}]"
             doc = (s.doc.strip().splitlines() or [""])[0]
             rows.append((s.name + flags, s.signature, doc))
         header = f"{len(report.tools)} tool(s):"

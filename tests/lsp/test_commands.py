@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pygls.exceptions import JsonRpcException
 
-from codeact_lsp.lsp.server import COMMANDS
+from codeact_lsp.lsp.commands import NAMES as COMMANDS
 
 from .conftest import EditorClient
 

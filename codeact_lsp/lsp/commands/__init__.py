@@ -1,36 +1,29 @@
-"""The `codeact.*` commands, one module per group: `runs`, `review` (approve, reject, Accept),
-`tools` (list, Try), `tasks` (task suites); `common` holds what they share.
+"""The `codeact.*` commands, one module per group: `runs` (start, look, cancel, discard, re-run,
+follow up), `review` (approve, reject, Accept), `tools` (list, Try), `tasks` (task suites).
 
-`HANDLERS` maps each command name (DESIGN.md §3 and this server's extensions) to the function
-that does the work; `app` registers them. Each takes the server state and the raw argument list.
+Each handler is registered where it is defined (`registry.command`). This module stays free of
+imports: the server puts `NAMES` into its `initialize` answer before any handler module loads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+GROUPS = ("runs", "review", "tools", "tasks")
 
-from codeact_lsp.lsp.commands import review, runs, tasks, tools
-
-if TYPE_CHECKING:
-    from codeact_lsp.lsp.state import ServerState
-
-Handler = Callable[["ServerState", list[Any]], Any]
-
-HANDLERS: dict[str, Handler] = {
-    "codeact.run": runs.run,
-    "codeact.getRun": runs.get_run,
-    "codeact.cancel": runs.cancel,
-    "codeact.approve": review.approve,
-    "codeact.reject": review.reject,
-    "codeact.accept": review.accept,
-    "codeact.rerun": runs.rerun,
-    "codeact.followUp": runs.follow_up,
-    "codeact.listTools": tools.list_tools,
-    "codeact.tryTool": tools.try_tool,
-    "codeact.runTasks": tasks.run_tasks,
-    "codeact.acceptPreview": review.accept_preview,
-    "codeact.discard": runs.discard,
-    "codeact.listRuns": runs.list_runs,
-    "codeact.showStep": runs.show_step,
-}
+# DESIGN.md §3 commands, then this server's extensions (client helpers for lenses and diffs).
+NAMES: tuple[str, ...] = (
+    "codeact.run",
+    "codeact.getRun",
+    "codeact.cancel",
+    "codeact.approve",
+    "codeact.reject",
+    "codeact.accept",
+    "codeact.rerun",
+    "codeact.followUp",
+    "codeact.listTools",
+    "codeact.tryTool",
+    "codeact.runTasks",
+    "codeact.acceptPreview",
+    "codeact.discard",
+    "codeact.listRuns",
+    "codeact.showStep",
+)

@@ -13,21 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInternalError
 
-from codeact_lsp.lsp.args import CommandArgumentError, parse_args
 from codeact_lsp.lsp.backend import BackendError
 from codeact_lsp.lsp.errors import CommandError
 
 if TYPE_CHECKING:
     from codeact_lsp.lsp.state import ServerState
 
-__all__ = ["CommandError", "dump", "engine", "engine_call", "engine_mod", "parse"]
-
-
-def parse(command: str, model: Any, raw: list[Any]) -> Any:
-    try:
-        return parse_args(command, model, raw)
-    except CommandArgumentError as exc:
-        raise CommandError(str(exc)) from None
+__all__ = ["CommandError", "dump", "engine", "engine_call", "engine_mod"]
 
 
 async def engine(state: ServerState) -> Any:

@@ -12,7 +12,8 @@ from lsprotocol import types as lsp
 
 from codeact_lsp.lsp import accept as acc
 from codeact_lsp.lsp.args import AcceptArgs, ApproveArgs, RejectArgs
-from codeact_lsp.lsp.commands.common import CommandError, parse
+from codeact_lsp.lsp.commands.common import CommandError
+from codeact_lsp.lsp.commands.registry import command
 from codeact_lsp.lsp.document import path_to_uri, uri_to_path
 from codeact_lsp.lsp.run_docs import EditorRun
 
@@ -38,8 +39,8 @@ def _pending_step(handle: Any) -> int | None:
     return None
 
 
-async def approve(state: ServerState, raw: list[Any]) -> dict[str, Any]:
-    args = parse("codeact.approve", ApproveArgs, raw)
+@command("codeact.approve")
+async def approve(state: ServerState, args: ApproveArgs) -> dict[str, Any]:
     rs = state.runs.need(args.runId)
     handle = _need_waiting(state, rs, "approve")
     code = args.code
@@ -53,8 +54,8 @@ async def approve(state: ServerState, raw: list[Any]) -> dict[str, Any]:
     return {"status": handle.trajectory.status, "step": pending, "edited": code is not None}
 
 
-async def reject(state: ServerState, raw: list[Any]) -> dict[str, Any]:
-    args = parse("codeact.reject", RejectArgs, raw)
+@command("codeact.reject")
+async def reject(state: ServerState, args: RejectArgs) -> dict[str, Any]:
     rs = state.runs.need(args.runId)
     handle = _need_waiting(state, rs, "reject")
     pending = _pending_step(handle)
@@ -109,15 +110,15 @@ def _new_file_uri(state: ServerState, rs: EditorRun) -> str:
     raise CommandError("cannot find a free file name for the new file; pass newFileUri")
 
 
-def accept_preview(state: ServerState, raw: list[Any]) -> dict[str, Any]:
-    args = parse("codeact.acceptPreview", AcceptArgs, raw)
+@command("codeact.acceptPreview")
+def accept_preview(state: ServerState, args: AcceptArgs) -> dict[str, Any]:
     rs = state.runs.need(args.runId)
     plan = _plan(state, rs, args.mode, args.newFileUri)
     return _plan_json(plan, _program(rs))
 
 
-async def accept(state: ServerState, raw: list[Any]) -> dict[str, Any]:
-    args = parse("codeact.accept", AcceptArgs, raw)
+@command("codeact.accept")
+async def accept(state: ServerState, args: AcceptArgs) -> dict[str, Any]:
     rs = state.runs.need(args.runId)
     if rs.accepted and args.mode == "target":
         return {
@@ -129,7 +130,7 @@ async def accept(state: ServerState, raw: list[Any]) -> dict[str, Any]:
     plan = _plan(state, rs, args.mode, args.newFileUri)
     if not plan.ok:
         return {"applied": False, "reason": plan.reason, "alternatives": acc.ALTERNATIVES}
-    if not state.supports("workspace", "apply_edit"):
+    if not state.client.apply_edit:
         return {
             "applied": False,
             "reason": "this client cannot apply workspace edits; use codeact.acceptPreview",

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from codeact_lsp.lsp import accept as acc
 from codeact_lsp.lsp.args import FollowUpArgs, NoArgs, RerunArgs, RunArgs, RunIdArgs
-from codeact_lsp.lsp.commands.common import CommandError, engine, engine_call, engine_mod, parse
+from codeact_lsp.lsp.commands.common import CommandError, engine, engine_call, engine_mod
+from codeact_lsp.lsp.commands.registry import command
 from codeact_lsp.lsp.document import RUNS_DIR
 from codeact_lsp.lsp.run_docs import EditorRun, load_stored
 from codeact_lsp.lsp.run_state import run_state
@@ -37,8 +38,8 @@ def _snapshot_target(state: ServerState, args: RunArgs) -> tuple[Target | None, 
     )
 
 
-async def run(state: ServerState, raw: list[Any]) -> dict[str, Any]:
-    args = parse("codeact.run", RunArgs, raw)
+@command("codeact.run")
+async def run(state: ServerState, args: RunArgs) -> dict[str, Any]:
     state.workspace.require_root()
     target, start_text = _snapshot_target(state, args)  # as the user sees it now
     eng = await engine(state)
@@ -56,8 +57,8 @@ async def run(state: ServerState, raw: list[Any]) -> dict[str, Any]:
     return {"runId": rs.id, "trajectoryUri": rs.uri}
 
 
-def get_run(state: ServerState, raw: list[Any]) -> dict[str, Any]:
-    args = parse("codeact.getRun", RunIdArgs, raw)
+@command("codeact.getRun")
+def get_run(state: ServerState, args: RunIdArgs) -> dict[str, Any]:
     rs = state.runs.need(args.runId)
     traj = rs.trajectory()
     assert traj is not None
@@ -66,8 +67,8 @@ def get_run(state: ServerState, raw: list[Any]) -> dict[str, Any]:
     return out
 
 
-def show_step(state: ServerState, raw: list[Any]) -> dict[str, Any]:
-    args = parse("codeact.showStep", RerunArgs, raw)
+@command("codeact.showStep")
+def show_step(state: ServerState, args: RerunArgs) -> dict[str, Any]:
     rs = state.runs.need(args.runId)
     traj = rs.trajectory()
     assert traj is not None
@@ -77,8 +78,8 @@ def show_step(state: ServerState, raw: list[Any]) -> dict[str, Any]:
     raise CommandError(f"run {rs.id} has no step {args.step} (it has {len(traj.steps)})")
 
 
-async def list_runs(state: ServerState, raw: list[Any]) -> dict[str, Any]:
-    parse("codeact.listRuns", NoArgs, raw)
+@command("codeact.listRuns")
+async def list_runs(state: ServerState, args: NoArgs) -> dict[str, Any]:
     known = state.runs
     root = state.workspace.root
     if root is not None and (root / RUNS_DIR).is_dir():
@@ -99,8 +100,8 @@ async def list_runs(state: ServerState, raw: list[Any]) -> dict[str, Any]:
     return {"runs": runs}
 
 
-async def cancel(state: ServerState, raw: list[Any]) -> dict[str, Any]:
-    args = parse("codeact.cancel", RunIdArgs, raw)
+@command("codeact.cancel")
+async def cancel(state: ServerState, args: RunIdArgs) -> dict[str, Any]:
     rs = state.runs.need(args.runId)
     traj = rs.trajectory()
     assert traj is not None
@@ -113,8 +114,8 @@ async def cancel(state: ServerState, raw: list[Any]) -> dict[str, Any]:
     return {"status": handle.trajectory.status}
 
 
-async def discard(state: ServerState, raw: list[Any]) -> dict[str, Any]:
-    args = parse("codeact.discard", RunIdArgs, raw)
+@command("codeact.discard")
+async def discard(state: ServerState, args: RunIdArgs) -> dict[str, Any]:
     runs = state.runs
     rs = runs.need(args.runId)
     if runs.active(rs):
@@ -135,8 +136,8 @@ def _derived(state: ServerState, rs: EditorRun, handle: Any) -> dict[str, Any]:
     return {"runId": new.id, "trajectoryUri": new.uri}
 
 
-async def rerun(state: ServerState, raw: list[Any]) -> dict[str, Any]:
-    args = parse("codeact.rerun", RerunArgs, raw)
+@command("codeact.rerun")
+async def rerun(state: ServerState, args: RerunArgs) -> dict[str, Any]:
     rs = state.runs.need(args.runId)
     traj = rs.trajectory()
     assert traj is not None
@@ -148,8 +149,8 @@ async def rerun(state: ServerState, raw: list[Any]) -> dict[str, Any]:
     return _derived(state, rs, handle)
 
 
-async def follow_up(state: ServerState, raw: list[Any]) -> dict[str, Any]:
-    args = parse("codeact.followUp", FollowUpArgs, raw)
+@command("codeact.followUp")
+async def follow_up(state: ServerState, args: FollowUpArgs) -> dict[str, Any]:
     rs = state.runs.need(args.runId)
     eng = await engine(state)
     handle = await engine_call(eng.follow_up(rs.id, args.task))

@@ -10,7 +10,8 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from codeact_lsp.lsp.args import RunTasksArgs
-from codeact_lsp.lsp.commands.common import CommandError, dump, engine, parse
+from codeact_lsp.lsp.commands.common import CommandError, dump, engine
+from codeact_lsp.lsp.commands.registry import command
 from codeact_lsp.lsp.document import path_to_uri
 from codeact_lsp.lsp.tasks_view import TaskResult, save_results
 
@@ -18,8 +19,8 @@ if TYPE_CHECKING:
     from codeact_lsp.lsp.state import ServerState
 
 
-async def run_tasks(state: ServerState, raw: list[Any]) -> dict[str, Any]:
-    args = parse("codeact.runTasks", RunTasksArgs, raw)
+@command("codeact.runTasks")
+async def run_tasks(state: ServerState, args: RunTasksArgs) -> dict[str, Any]:
     workspace = state.workspace
     root = workspace.require_root()
     from codeact_lsp.engine import suite

@@ -10,14 +10,15 @@ from pygls.exceptions import JsonRpcInternalError
 
 from codeact_lsp.lsp.args import NoArgs, TryToolArgs
 from codeact_lsp.lsp.backend import BackendError
-from codeact_lsp.lsp.commands.common import CommandError, dump, parse
+from codeact_lsp.lsp.commands.common import CommandError, dump
+from codeact_lsp.lsp.commands.registry import command
 
 if TYPE_CHECKING:
     from codeact_lsp.lsp.state import ServerState
 
 
-async def list_tools(state: ServerState, raw: list[Any]) -> dict[str, Any]:
-    parse("codeact.listTools", NoArgs, raw)
+@command("codeact.listTools")
+async def list_tools(state: ServerState, args: NoArgs) -> dict[str, Any]:
     workspace = state.workspace
     workspace.require_root()
     diagnostics: list[Any] = list(getattr(workspace.discovery, "diagnostics", []) or [])
@@ -36,8 +37,8 @@ async def list_tools(state: ServerState, raw: list[Any]) -> dict[str, Any]:
     }
 
 
-async def try_tool(state: ServerState, raw: list[Any]) -> dict[str, Any]:
-    args = parse("codeact.tryTool", TryToolArgs, raw)
+@command("codeact.tryTool")
+async def try_tool(state: ServerState, args: TryToolArgs) -> dict[str, Any]:
     workspace = state.workspace
     workspace.require_root()
     try:
@@ -58,5 +59,5 @@ async def try_tool(state: ServerState, raw: list[Any]) -> dict[str, Any]:
     base = {"stdout": outcome.stdout, "durationMs": outcome.duration_ms}
     state.views.note_tried(args.name, outcome.error if not outcome.ok else None)
     if outcome.ok:
-        return {"result": outcome.result, **base}
+        return {"result": outcome.shown, **base}  # readable JSON (a tuple as a list)
     return {"error": dump(outcome.error), **base}
