@@ -16,7 +16,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+from codeact_lsp.lsp.replies import RunSummary
 
 if TYPE_CHECKING:
     from codeact_lsp.lsp.run_docs import EditorRun
@@ -27,26 +27,7 @@ log = logging.getLogger(__name__)
 RUN_STATE = "codeact/runState"
 
 
-class RunState(BaseModel):
-    """One run, as the Runs view shows it (camelCase: it crosses to the client as is)."""
-
-    runId: str
-    task: str
-    status: str
-    trajectoryUri: str
-    steps: int
-    currentStep: int | None = None  # the step being written or run, while live
-    tool: str | None = None  # the tool the current step called last, while it runs
-    pendingStep: int | None = None  # the step waiting for approval
-    createdAt: float
-    updatedAt: float
-    answer: Any = None  # the run's outputs, once finished
-    error: str | None = None
-    maxIters: int
-    accepted: bool = False
-    discarded: bool = False
-    live: bool  # this server holds the run's engine handle (cancel, approve, continue)
-    parent: str | None = None
+RunState = RunSummary  # the pushed state is the listed one (replies.py)
 
 
 def run_state(rs: EditorRun, tool: str | None = None) -> RunState | None:
@@ -126,7 +107,9 @@ class RunStatePusher:
         if not current.live or current.status not in {"running", "awaiting_approval"}:
             self._tools.pop(rs.id, None)
         with contextlib.suppress(Exception):
-            self.state.server.protocol.notify(RUN_STATE, current.model_dump(mode="json"))
+            self.state.server.protocol.notify(
+                RUN_STATE, current.model_dump(mode="json", exclude_unset=True)
+            )
 
     def tool_of(self, run_id: str) -> str | None:
         return self._tools.get(run_id)

@@ -8,6 +8,7 @@ import * as vscode from 'vscode';
 import { DidChangeConfigurationNotification, ExecuteCommandRequest, LanguageClient, Middleware, ResponseError, State } from 'vscode-languageclient/node';
 import { LogChannel } from './log';
 import { probeMessage } from './logic';
+import { RunSummary } from './protocol';
 import { installCommandFor, installSource } from './present';
 import { createClient, probe, serverPython } from './server';
 import { Prompts } from './ui';
@@ -27,7 +28,7 @@ export class ServerError extends Error {
 
 /** Notifications the server sends besides LSP's own (see docs/protocol.md). */
 export interface ServerNotifications {
-  'codeact/runState': (params: unknown) => void;
+  'codeact/runState': (params: RunSummary) => void;
 }
 
 export class ServerConnection {

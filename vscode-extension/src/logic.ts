@@ -269,7 +269,10 @@ export function pruneSettings(value: unknown): unknown {
   return out;
 }
 
-/** What the server pushes about a run (`codeact/runState`) and lists (`codeact.listRuns`). */
+/**
+ * What the server pushes about a run (`codeact/runState`) and lists (`codeact.listRuns`): the
+ * protocol's RunSummary, with every field but the id optional (a command's answer says less).
+ */
 export interface RunState {
   runId: string;
   task?: string;

@@ -7,6 +7,7 @@ import * as vscode from 'vscode';
 import { ServerConnection } from './connection';
 import { RunTracker, TERMINAL_STATUSES, TrackedRun, runIdFromPath } from './logic';
 import { liveDetail, statusBarText, statusWords } from './present';
+import { RunList, RunSummary } from './protocol';
 import { Prompts } from './ui';
 
 export class RunStore implements vscode.Disposable {
@@ -47,8 +48,8 @@ export class RunStore implements vscode.Disposable {
     this.subs.forEach((s) => s.dispose());
   }
 
-  /** A `codeact/runState` notification. */
-  onRunState(params: unknown): void {
+  /** A `codeact/runState` notification (the shape `codeact.listRuns` lists, protocol.ts). */
+  onRunState(params: RunSummary): void {
     this.tracker.observe(params);
   }
 
@@ -64,7 +65,7 @@ export class RunStore implements vscode.Disposable {
   /** The runs the server knows (this session's and those stored in the workspace), once per start. */
   async load(): Promise<TrackedRun[]> {
     try {
-      const listed = (await this.conn.request('codeact.listRuns', {})) as { runs?: unknown[] } | undefined;
+      const listed = (await this.conn.request('codeact.listRuns', {})) as RunList | undefined;
       for (const r of listed?.runs ?? []) {
         this.tracker.observe(r);
       }
