@@ -51,9 +51,8 @@ def run_state(rs: EditorRun, tool: str | None = None) -> RunState | None:
         answer=traj.outputs if traj.status == "finished" else None,
         error=traj.error,
         maxIters=traj.max_iters,
-        # this session's Accept/Discard, or what the run file remembers from an earlier one
-        accepted=rs.accepted or traj.accepted is not None,
-        discarded=rs.discarded or traj.discarded_at is not None,
+        accepted=rs.accepted,  # from the run file: also an earlier session's Accept/Discard
+        discarded=rs.discarded,
         live=rs.handle is not None,
         parent=traj.parent,
     )

@@ -9,6 +9,7 @@ import { acceptFlow, showPlan } from './accept-flow';
 import { Env } from './env';
 import { surface } from './errors';
 import { firstArg, trajectoriesToSave, validateTask } from './logic';
+import { DiscardReply } from './protocol';
 import { askToolArgs, showToolResult } from './try-tool';
 
 type Json = Record<string, unknown>;
@@ -98,6 +99,23 @@ function observe(env: Env, command: string, arg: Json, result: unknown): void {
     env.store.follow(r.runId);
   } else if (command === 'codeact.discard' && typeof arg.runId === 'string') {
     env.store.tracker.forget(arg.runId);
+    void afterDiscard(env, r as Partial<DiscardReply>);
+  }
+}
+
+/** A discarded run's document closes; the notification offers the server's Undo. */
+async function afterDiscard(env: Env, reply: Partial<DiscardReply>): Promise<void> {
+  if (reply.closeDocument) {
+    const uri = reply.closeDocument;
+    const tabs = vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.input instanceof vscode.TabInputText && t.input.uri.toString() === uri);
+    if (tabs.length > 0) {
+      await vscode.window.tabGroups.close(tabs, true);
+    }
+  }
+  const undo = reply.undo;
+  const picked = await env.prompts.notify('info', 'CodeAct: run discarded.', ...(undo ? [undo.title] : []));
+  if (undo && picked === undo.title) {
+    await vscode.commands.executeCommand(undo.command, ...(undo.arguments ?? []));
   }
 }
 

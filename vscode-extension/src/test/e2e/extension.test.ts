@@ -400,9 +400,17 @@ describe('CodeAct in VS Code', function () {
     assert.match(codeact.statusText, /^\$\(hubot\) CodeAct$/);
     const sent = codeact.sent.slice(from);
     assert.deepEqual(sent.filter((c) => c === 'codeact.getRun'), [], `no polling: ${sent.join(', ')}`);
-    // Discard from the view: the run leaves it
+    // Discard from the view: the run leaves it, its document closes, and Undo brings it back
+    let undo = true;
+    codeact.prompts = { ...defaultPrompts, notify: async (_kind, message, ...buttons) => (/discarded/.test(message) && undo ? buttons[0] : undefined) };
+    await vscode.window.showTextDocument(trajUri, { preview: false });
+    await vscode.commands.executeCommand('codeact-lsp.discard', codeact.runs.get(runId));
+    await eventually('the run back in the view after Undo', () => item(), (i) => i !== undefined && !codeact.runs.get(runId)?.discarded);
+    undo = false;
     await vscode.commands.executeCommand('codeact-lsp.discard', codeact.runs.get(runId));
     await eventually('the run to leave the view', () => item(), (i) => i === undefined);
+    const open = vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.input instanceof vscode.TabInputText && t.input.uri.toString() === trajUri.toString());
+    assert.deepEqual(open, [], 'the discarded run document closed');
   });
 
   it('lists stored runs in the Runs view with words, age, steps, answer and accepted state', async function () {
