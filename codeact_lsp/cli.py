@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--model", "-m", help="model for tasks that do not name one")
     test.add_argument("--yes", "-y", action="store_true", help="approve steps that wait")
     test.add_argument("--json", action="store_true", help="print results as JSON")
+
+    mcp = sub.add_parser("mcp", help="serve the sandbox and the tools as a stdio MCP server")
+    mcp.add_argument("--workspace", "-w", default=".")
     return parser
 
 
@@ -88,6 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from codeact_lsp.mcp.report import tools_command
 
             return tools_command(_workspace(args.workspace), args.json, sys.stdout)
+        if args.command == "mcp":
+            from codeact_lsp.mcp.server import serve
+
+            return serve(_workspace(args.workspace))
         if args.command == "run":
             return asyncio.run(_run(args))
         return asyncio.run(_test(args))
