@@ -59,6 +59,9 @@ class ErrorLocation(BaseModel):
     file: str | None = None
     line: int | None = None
     traceback: str = ""
+    # the exception class and its bases ({"name", "module", "qualname", "bases"}): the snippet's
+    # side rebuilds a look-alike so `except InsufficientFunds` / `except ValueError` both work
+    exception: dict[str, Any] | None = None
 
 
 class ToolCall(BaseModel):
@@ -70,6 +73,9 @@ class ToolCall(BaseModel):
     error_detail: ErrorLocation | None = None
     stdout: str = ""  # what the tool printed / logged while it ran
     line: int | None = None  # line of the call in the step's code, when known
+    # the result exactly (the typed codec's wire form), when `result` is only a readable preview
+    # of it (a tuple shown as a list, a datetime as text ...): what a replay answers with
+    wire: Any = None
 
 
 class Step(BaseModel):
@@ -151,6 +157,17 @@ class Target(BaseModel):
     text: str | None = None  # the text of `range` (or the whole document) when the run started
 
 
+class Acceptance(BaseModel):
+    """Where and what Accept applied, so the views can tell whether it is still there."""
+
+    uri: str  # the document the program went into
+    range: dict[str, Any] | None = None  # LSP Range the inserted text covers after the edit
+    text: str  # the text that was inserted
+    version: int | None = None  # the document's version after the edit, when known
+    at: float = 0.0  # when (epoch seconds)
+    mode: str | None = None  # how it was applied (target, new file...), as the Accept command says
+
+
 class Trajectory(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -180,6 +197,10 @@ class Trajectory(BaseModel):
     rebuild: Rebuild | None = None  # relation set: how the earlier state was obtained
     pid: int | None = None  # the process running it (a file left `running` by a dead one failed)
     extracted: bool = False  # finished by the extraction call after the step budget
+    # durable review state (survives restarts): discarded runs are left out of listings until
+    # restored; `accepted` says where the program went
+    discarded_at: float | None = None
+    accepted: Acceptance | None = None
 
     @property
     def done(self) -> bool:

@@ -203,9 +203,8 @@ def test_review_needs_a_terminal_or_yes(ws: Path, capsys: pytest.CaptureFixture[
     assert capsys.readouterr().out.strip() == "76.9"
     assert main([*base, "--yes", "--quiet", "--program"]) == 0
     program = capsys.readouterr().out
-    assert (
-        program.startswith("import asyncio\nfrom tools import") and "final_answer(total)" in program
-    )
+    assert program.startswith("from tools import") and "return total" in program
+    assert "async def " in program and "final_answer" not in program
 
 
 def test_confirm_tool_without_a_person_is_rejected_with_feedback(

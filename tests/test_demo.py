@@ -28,7 +28,7 @@ def test_demo_runs_the_example_through_the_language_server(tmp_path: Path) -> No
     # the program landed in the target document, after the user's own text
     after = out.split("after Accept", 1)[1]
     assert "# The agent's program goes here." in after
-    assert "final_answer(total)" in after
+    assert "return total" in after and "final_answer" not in after
     # the workspace's MCP server next to tools.py: listed and tried like any tool
     assert "mcp:carrier: def delivery_estimate(country: str) -> dict[str, Any]" in out
     assert '→ {"country": "DE", "days": 1, "service": "road"}' in out

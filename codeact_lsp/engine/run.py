@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from codeact_lsp.config import AcceptSettings
 from codeact_lsp.engine.approval import Decision, confirm_tools, needs_approval
 from codeact_lsp.engine.events import EventKind, EventLog, RunEvent
 from codeact_lsp.engine.model import (
@@ -24,7 +25,7 @@ from codeact_lsp.engine.model import (
     complete_with_retries,
 )
 from codeact_lsp.engine.parsing import extract_code
-from codeact_lsp.engine.program import build_program
+from codeact_lsp.engine.program import as_script, build_program
 from codeact_lsp.engine.prompt import build_messages
 from codeact_lsp.engine.replay import ReplayItem, ReplayPlayer
 from codeact_lsp.engine.signature import Signature, SignatureError
@@ -90,6 +91,7 @@ class RunHandle:
         previous: list[Trajectory] | None = None,
         prior_code: list[str] | None = None,
         prior_inputs: dict[str, Any] | None = None,
+        accept: AcceptSettings | None = None,
     ) -> None:
         self.id = trajectory.id
         self.trajectory = trajectory
@@ -106,6 +108,7 @@ class RunHandle:
         self.previous = previous or []
         self.prior_code = prior_code or []
         self.prior_inputs = prior_inputs or {}
+        self.accept = accept or AcceptSettings()
         self._on_change = on_change
         self._events = EventLog()
         self._task: asyncio.Task[None] | None = None
@@ -173,10 +176,24 @@ class RunHandle:
         self._decision.set_result(decision)
         return True
 
-    def program(self) -> str:
-        """The successful steps (with those of earlier runs in the session) + tool imports."""
-        inputs = {**self.prior_inputs, **self.trajectory.inputs}
-        return build_program(self.trajectory.steps, self.tools, inputs, extra_code=self.prior_code)
+    def program(self, name: str | None = None, form: str | None = None) -> str:
+        """The accepted program (DESIGN.md §3): one typed function from the successful steps
+        (those of earlier runs in the session first), as a module with its imports."""
+        traj = self.trajectory
+        inputs = {**self.prior_inputs, **traj.inputs}
+        text = build_program(
+            traj.steps,
+            self.tools,
+            inputs,
+            extra_code=self.prior_code,
+            signature=self.signature,
+            task=traj.task,
+            outputs=traj.outputs,
+            name=name or self.accept.name,
+        )
+        if text and (form or self.accept.form) == "script":
+            text = as_script(text, traj.inputs)
+        return text
 
     # -- events and persistence ---------------------------------------------------------------
 
@@ -666,10 +683,12 @@ class RunHandle:
             )
             self._record(step, call)
             return ToolReply(error=err)
+        result, wire = _recorded(outcome.result) if outcome.ok else (None, None)
         call = ToolCall(
             name=request.name,
             args=outcome.bound_args or _raw_args(request),
-            result=outcome.result if outcome.ok else None,
+            result=result,
+            wire=wire,
             error=outcome.error_text,
             error_detail=outcome.error,
             duration_ms=outcome.duration_ms,
@@ -684,17 +703,20 @@ class RunHandle:
         return ToolReply(result=outcome.result)
 
     def _final_answer(self, request: ToolRequest, step: Step | None) -> ToolReply:
-        from codeact_lsp.sandbox import ToolReply
+        from codeact_lsp.sandbox import ToolReply, codec
 
+        # the answer is recorded as JSON: its plain form (a tuple as a list, a date as text)
+        args = [codec.preview(a) for a in request.args]
+        kwargs = {k: codec.preview(v) for k, v in request.kwargs.items()}
         try:
-            outputs = self.signature.validate_outputs(list(request.args), dict(request.kwargs))
+            outputs = self.signature.validate_outputs(args, kwargs)
         except SignatureError as exc:
             err = ErrorLocation(type="ValueError", message=str(exc))
             self._record(
                 step,
                 ToolCall(
                     name="final_answer",
-                    args=dict(request.kwargs) or {"args": list(request.args)},
+                    args=kwargs or {"args": args},
                     error=f"ValueError: {exc}",
                     line=request.line,
                 ),
@@ -723,10 +745,21 @@ class RunHandle:
 
 def _raw_args(request: ToolRequest) -> dict[str, Any]:
     """Arguments as called, when the tool layer could not bind them to parameter names."""
-    out: dict[str, Any] = dict(request.kwargs)
+    from codeact_lsp.sandbox import codec
+
+    out: dict[str, Any] = {k: codec.preview(v) for k, v in request.kwargs.items()}
     if request.args:
-        out["*args"] = list(request.args)
+        out["*args"] = [codec.preview(a) for a in request.args]
     return out
+
+
+def _recorded(result: Any) -> tuple[Any, Any]:
+    """(what the trajectory shows, the exact wire value when the shown one is only a preview)."""
+    from codeact_lsp.sandbox import codec
+
+    if codec.is_plain(result):
+        return result, None
+    return codec.preview(result), result
 
 
 class _RunFailure(Exception):

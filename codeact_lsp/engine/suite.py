@@ -4,6 +4,16 @@ A suite file holds `[[task]]` tables: `name`, `task`, optional `inputs`, `signat
 either `expect` (equal to the answer) or `check` (a Python expression over `answer`, the outputs by
 name, and `outputs`). The expression is the user's own, like a test assertion; it sees no builtins
 beyond a few pure helpers.
+
+Tasks are isolated by default, like unit tests: each one gets a tool host process of its own, so
+stateful tools start fresh and tasks running side by side (`jobs`) cannot see each other's state.
+A suite whose tasks are meant to build on each other opts in with `isolation = "shared"`: one
+tool host for the suite, tasks one after another in file order.
+
+The runner's interface (also for other executors, e.g. a distributed one): `run_suite(engine,
+file, names, jobs=, isolation=, fresh_tools=, on_start=, on_result=)`; each task is
+`run_task(engine, task, tools=provider)`, which needs nothing but an engine and a `ToolProvider`
+and returns a `TaskResult` (pydantic, JSON-safe).
 """
 
 from __future__ import annotations
@@ -13,15 +23,20 @@ import builtins
 import math
 import time
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from xml.etree import ElementTree as ET
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from codeact_lsp.engine.engine import Engine, EngineError
 from codeact_lsp.engine.run import RunHandle, RunRequest
+from codeact_lsp.tools.models import ToolProvider
+from codeact_lsp.trajectory import Trajectory
+
+Isolation = Literal["fresh", "shared"]
+ToolsFactory = Callable[[], Awaitable[ToolProvider]]
 
 
 class SuiteTask(BaseModel):
@@ -38,17 +53,70 @@ class SuiteTask(BaseModel):
     line: int | None = None  # where the task's table starts in the file (for code lenses)
 
 
+class RootError(BaseModel):
+    """The first thing that went wrong in a task's run: a tool's exception or a step's error."""
+
+    kind: Literal["tool", "step"]
+    type: str
+    message: str
+    step: int  # the step it happened in
+    line: int | None = None  # in the step's code (the call's line, for a tool)
+    tool: str | None = None
+    file: str | None = None  # where the tool raised
+    file_line: int | None = None
+
+    def text(self) -> str:
+        at = f"step {self.step}" + (f", line {self.line}" if self.line else "")
+        if self.kind == "tool":
+            where = f" at {self.file}:{self.file_line}" if self.file and self.file_line else ""
+            return f"tool {self.tool} raised {self.type}: {self.message}{where} (called in {at})"
+        return f"{at}: {self.type}: {self.message}"
+
+
 class TaskResult(BaseModel):
     name: str
     passed: bool
     status: str  # the run's status, or "error" when it could not start
     answer: Any = None
     outputs: dict[str, Any] | None = None
-    message: str = ""  # why it failed, for a person
+    message: str = ""  # why it failed, for a person: the root error first, then the consequence
     run_id: str | None = None
     steps: int = 0
     duration_s: float = 0.0
     scripted: bool = False
+    root_error: RootError | None = None  # the first error in the run (what went wrong first)
+    consequence: str = ""  # how the run ended because of it ("ran out of replies", "expected ...")
+    isolation: Isolation = "fresh"
+    tool_host_pid: int | None = None  # the tool process that served the task (fresh: its own)
+
+
+def root_error(traj: Trajectory) -> RootError | None:
+    """The first tool exception or step error, in the order they happened."""
+    for step in traj.steps:
+        for call in step.tool_calls:
+            if call.error is None:
+                continue
+            detail = call.error_detail
+            kind, _, message = call.error.partition(": ")
+            return RootError(
+                kind="tool" if call.name != "final_answer" else "step",
+                type=detail.type if detail else kind,
+                message=detail.message if detail else message,
+                step=step.index,
+                line=call.line,
+                tool=call.name if call.name != "final_answer" else None,
+                file=detail.file if detail else None,
+                file_line=detail.line if detail else None,
+            )
+        if step.error is not None:
+            return RootError(
+                kind="step",
+                type=step.error.type,
+                message=step.error.message,
+                step=step.index,
+                line=step.error.line,
+            )
+    return None
 
 
 class SuiteError(ValueError):
@@ -100,22 +168,42 @@ async def run_suite(
     file: Path | str,
     names: Sequence[str] | None = None,
     *,
-    concurrency: int = 2,
+    jobs: int | None = None,
+    isolation: Isolation | None = None,
+    fresh_tools: ToolsFactory | None = None,
+    concurrency: int | None = None,
     on_start: Callable[[SuiteTask, RunHandle], None] | None = None,
     on_result: Callable[[TaskResult], None] | None = None,
 ) -> list[TaskResult]:
-    """Run the suite's tasks (or the named ones) and judge each answer; results in file order."""
+    """Run the suite's tasks (or the named ones) and judge each answer; results in file order.
+
+    `jobs` (default: config `suite.jobs`) tasks run at once; `isolation` (default: config
+    `suite.isolation`) "fresh" gives each task a tool provider from `fresh_tools` (default: a new
+    tool host process like the engine's, closed when the task ends), "shared" runs the tasks one
+    after another on the engine's tools. `concurrency` is the old name of `jobs`."""
     tasks = load_suite(Path(file))
     if names:
         unknown = sorted(set(names) - {t.name for t in tasks})
         if unknown:
             raise SuiteError(f"no task named {', '.join(unknown)} in {file}")
         tasks = [t for t in tasks if t.name in set(names)]
-    gate = asyncio.Semaphore(max(1, concurrency))
+    settings = engine.config.suite
+    mode: Isolation = isolation or settings.isolation
+    width = jobs or concurrency or settings.jobs
+    if width < 1:
+        raise SuiteError(f"jobs must be at least 1, not {width}")
+    factory = fresh_tools or (default_fresh_tools(engine) if mode == "fresh" else None)
+    # tasks that share state run in file order, one at a time: interleaved they would race
+    gate = asyncio.Semaphore(1 if mode == "shared" else width)
 
     async def one(task: SuiteTask) -> TaskResult:
         async with gate:
-            result = await run_task(engine, task, on_start=on_start)
+            if factory is None:
+                result = await run_task(engine, task, on_start=on_start)
+                result.isolation = "shared"
+                result.tool_host_pid = _pid(engine.tools)
+            else:
+                result = await _fresh_task(engine, task, factory, on_start)
         if on_result is not None:
             on_result(result)
         return result
@@ -123,11 +211,66 @@ async def run_suite(
     return list(await asyncio.gather(*(one(t) for t in tasks)))
 
 
+def default_fresh_tools(engine: Engine) -> ToolsFactory:
+    """A new tool host like the engine's (same workspace, config, interpreter) for each task."""
+    from codeact_lsp.tools.host import ToolHost
+
+    base = engine.tools
+    if not isinstance(base, ToolHost):
+        raise SuiteError(
+            "isolated tasks need a fresh tool state for each task, which these tools cannot"
+            " provide (they are not served by a tool host); pass fresh_tools=, or opt in to"
+            ' shared state with isolation="shared"'
+        )
+
+    async def start() -> ToolProvider:
+        return await ToolHost.astart(base.workspace, base.config, python=base.python)
+
+    return start
+
+
+async def _fresh_task(
+    engine: Engine,
+    task: SuiteTask,
+    factory: ToolsFactory,
+    on_start: Callable[[SuiteTask, RunHandle], None] | None,
+) -> TaskResult:
+    started = time.perf_counter()
+    try:
+        tools = await factory()
+    except Exception as exc:
+        return TaskResult(
+            name=task.name,
+            passed=False,
+            status="error",
+            message=f"could not start a fresh tool host for the task: {exc}",
+            duration_s=time.perf_counter() - started,
+        )
+    pid = _pid(tools)
+    try:
+        result = await run_task(engine, task, on_start=on_start, tools=tools)
+    finally:
+        await tools.close()
+    result.duration_s = time.perf_counter() - started
+    result.isolation = "fresh"
+    result.tool_host_pid = pid
+    if result.run_id is not None:
+        # its sandbox served tools that are gone now: a follow-up rebuilds from the record
+        engine.evict(result.run_id, "a suite task's tool host ends with the task")
+    return result
+
+
+def _pid(tools: object) -> int | None:
+    pid = getattr(tools, "pid", None)
+    return pid if isinstance(pid, int) else None
+
+
 async def run_task(
     engine: Engine,
     task: SuiteTask,
     *,
     on_start: Callable[[SuiteTask, RunHandle], None] | None = None,
+    tools: ToolProvider | None = None,
 ) -> TaskResult:
     started = time.perf_counter()
     request = RunRequest(
@@ -138,7 +281,7 @@ async def run_task(
         max_iters=task.max_iters,
     )
     try:
-        handle = await engine.start(request)
+        handle = await engine.start(request, tools=tools)
     except EngineError as exc:
         return TaskResult(
             name=task.name, passed=False, status="error", message=str(exc), duration_s=0.0
@@ -157,12 +300,22 @@ async def run_task(
         scripted=traj.scripted,
     )
     if traj.status != "finished" or traj.outputs is None:
-        result.message = traj.error or f"run ended {traj.status}"
-        return result
+        return _failed(result, traj, traj.error or f"run ended {traj.status}")
     outputs = traj.outputs
     answer = outputs.get("answer", next(iter(outputs.values())) if len(outputs) == 1 else outputs)
     result.answer = answer
-    result.passed, result.message = judge(task, answer, outputs)
+    result.passed, message = judge(task, answer, outputs)
+    return result if result.passed else _failed(result, traj, message)
+
+
+def _failed(result: TaskResult, traj: Trajectory, consequence: str) -> TaskResult:
+    """The message leads with what went wrong first, then what it led to."""
+    result.consequence = consequence
+    result.root_error = root_error(traj)
+    if result.root_error is None:
+        result.message = consequence
+    else:
+        result.message = f"{result.root_error.text()}; then: {consequence}"
     return result
 
 
@@ -218,9 +371,11 @@ def junit_xml(results: Sequence[TaskResult], suite_name: str = "codeact") -> str
         if r.status == "error":
             ET.SubElement(case, "error", message=r.message).text = r.message
         elif not r.passed:
-            ET.SubElement(
-                case, "failure", message=r.message
-            ).text = f"{r.message}\nrun: {r.run_id} ({r.status}, {r.steps} steps)"
+            detail = [r.message]
+            if r.root_error is not None:
+                detail += [f"root error: {r.root_error.text()}", f"consequence: {r.consequence}"]
+            detail.append(f"run: {r.run_id} ({r.status}, {r.steps} steps)")
+            ET.SubElement(case, "failure", message=r.message).text = "\n".join(detail)
         if r.scripted:
             ET.SubElement(case, "system-out").text = "model: scripted stand-in (not a real model)"
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

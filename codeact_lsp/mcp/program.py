@@ -33,9 +33,9 @@ def find_workspace(start: Path | None = None) -> Path:
     pyproject.toml configures MCP servers."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / "codeact.toml").is_file() or (folder / "pyproject.toml").is_file():
-            if load_config(folder).config.mcp:
-                return folder
+        has_file = (folder / "codeact.toml").is_file() or (folder / "pyproject.toml").is_file()
+        if has_file and load_config(folder).config.mcp:
+            return folder
     raise McpToolError(f"no codeact.toml or pyproject.toml with [mcp] servers above {here}")
 
 

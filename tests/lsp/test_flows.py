@@ -93,7 +93,7 @@ async def test_run_reports_progress_shows_lenses_and_accept_applies_versioned_ed
     assert isinstance(change, lsp.TextDocumentEdit)
     assert change.text_document.uri == target_uri and change.text_document.version == 1
     (text_edit,) = change.edits
-    assert isinstance(text_edit, lsp.TextEdit) and "final_answer(total)" in text_edit.new_text
+    assert isinstance(text_edit, lsp.TextEdit) and "return total" in text_edit.new_text
     version, text = client.docs[target_uri]
     assert version == 2 and text.startswith('"""Shipping quotes."""') and "shipping_quote" in text
 
@@ -114,7 +114,7 @@ async def test_accept_refuses_after_the_user_edited_the_target(shared_client: Ed
     at_end = await client.command("codeact.accept", {"runId": run["id"], "mode": "insertAtEnd"})
     assert at_end["applied"] is True
     _, text = client.docs[target_uri]
-    assert "MY_OWN_LINE = 1" in text and text.rstrip().endswith("final_answer(total)")
+    assert "MY_OWN_LINE = 1" in text and text.rstrip().endswith("return total")
 
     new_file = await client.command("codeact.accept", {"runId": run["id"], "mode": "newFile"})
     assert new_file["applied"] is True

@@ -314,7 +314,7 @@ async def test_runs_outlive_the_server_and_can_be_accepted_after_a_restart(works
         uri = second.open(target)
         result = await second.command("codeact.accept", {"runId": started["runId"]})
         assert result["applied"] is True
-        assert "final_answer(total)" in second.docs[uri][1]
+        assert "return total" in second.docs[uri][1]
         msg = await _error(second, "codeact.approve", [{"runId": started["runId"]}])
         assert "not live in this server" in msg
         await second.shutdown_session()

@@ -6,22 +6,24 @@ editor refuses if the document changed meanwhile (the plan comes from `lsp.accep
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lsprotocol import types as lsp
 
 from codeact_lsp.lsp import accept as acc
-from codeact_lsp.lsp.args import AcceptArgs, ApproveArgs, RejectArgs
+from codeact_lsp.lsp.args import AcceptArgs, ApproveArgs, Position, Range, RejectArgs
 from codeact_lsp.lsp.commands.common import CommandError
 from codeact_lsp.lsp.commands.registry import command
 from codeact_lsp.lsp.document import path_to_uri, uri_to_path
+from codeact_lsp.lsp.replies import AcceptPreview, AcceptReply, ApproveReply, RejectReply
 from codeact_lsp.lsp.run_docs import EditorRun
 
 if TYPE_CHECKING:
+    from codeact_lsp.engine import RunHandle
     from codeact_lsp.lsp.state import ServerState
 
 
-def _need_waiting(state: ServerState, rs: EditorRun, what: str) -> Any:
+def _need_waiting(state: ServerState, rs: EditorRun, what: str) -> RunHandle:
     handle = state.runs.need_live(rs, what)
     status = handle.trajectory.status
     if status != "awaiting_approval":
@@ -32,7 +34,7 @@ def _need_waiting(state: ServerState, rs: EditorRun, what: str) -> Any:
     return handle
 
 
-def _pending_step(handle: Any) -> int | None:
+def _pending_step(handle: RunHandle) -> int | None:
     for step in reversed(handle.trajectory.steps):
         if step.status == "awaiting_approval":
             return int(step.index)
@@ -40,7 +42,7 @@ def _pending_step(handle: Any) -> int | None:
 
 
 @command("codeact.approve")
-async def approve(state: ServerState, args: ApproveArgs) -> dict[str, Any]:
+async def approve(state: ServerState, args: ApproveArgs) -> ApproveReply:
     rs = state.runs.need(args.runId)
     handle = _need_waiting(state, rs, "approve")
     code = args.code
@@ -51,11 +53,11 @@ async def approve(state: ServerState, args: ApproveArgs) -> dict[str, Any]:
         rs.overrides.pop(pending, None)
     handle.approve(code)
     state.runs.changed(rs)
-    return {"status": handle.trajectory.status, "step": pending, "edited": code is not None}
+    return ApproveReply(status=handle.trajectory.status, step=pending, edited=code is not None)
 
 
 @command("codeact.reject")
-async def reject(state: ServerState, args: RejectArgs) -> dict[str, Any]:
+async def reject(state: ServerState, args: RejectArgs) -> RejectReply:
     rs = state.runs.need(args.runId)
     handle = _need_waiting(state, rs, "reject")
     pending = _pending_step(handle)
@@ -63,7 +65,7 @@ async def reject(state: ServerState, args: RejectArgs) -> dict[str, Any]:
         rs.overrides.pop(pending, None)
     handle.reject(args.feedback)
     state.runs.changed(rs)
-    return {"status": handle.trajectory.status, "step": pending}
+    return RejectReply(status=handle.trajectory.status, step=pending)
 
 
 def _program(rs: EditorRun) -> str:
@@ -111,66 +113,66 @@ def _new_file_uri(state: ServerState, rs: EditorRun) -> str:
 
 
 @command("codeact.acceptPreview")
-def accept_preview(state: ServerState, args: AcceptArgs) -> dict[str, Any]:
+def accept_preview(state: ServerState, args: AcceptArgs) -> AcceptPreview:
     rs = state.runs.need(args.runId)
     plan = _plan(state, rs, args.mode, args.newFileUri)
     return _plan_json(plan, _program(rs))
 
 
 @command("codeact.accept")
-async def accept(state: ServerState, args: AcceptArgs) -> dict[str, Any]:
+async def accept(state: ServerState, args: AcceptArgs) -> AcceptReply:
     rs = state.runs.need(args.runId)
     if rs.accepted and args.mode == "target":
-        return {
-            "applied": False,
-            "reason": f"run {rs.id} was already accepted; to insert its program again, "
+        return AcceptReply(
+            applied=False,
+            reason=f"run {rs.id} was already accepted; to insert its program again, "
             'use mode "insertAtEnd" or "newFile"',
-            "alternatives": acc.ALTERNATIVES,
-        }
+            alternatives=acc.ALTERNATIVES,
+        )
     plan = _plan(state, rs, args.mode, args.newFileUri)
     if not plan.ok:
-        return {"applied": False, "reason": plan.reason, "alternatives": acc.ALTERNATIVES}
+        return AcceptReply(applied=False, reason=plan.reason, alternatives=acc.ALTERNATIVES)
     if not state.client.apply_edit:
-        return {
-            "applied": False,
-            "reason": "this client cannot apply workspace edits; use codeact.acceptPreview",
-        }
+        return AcceptReply(
+            applied=False,
+            reason="this client cannot apply workspace edits; use codeact.acceptPreview",
+        )
     result = await state.server.workspace_apply_edit_async(
         lsp.ApplyWorkspaceEditParams(
             edit=acc.workspace_edit(plan), label=f"CodeAct: accept run {rs.id}"
         )
     )
     if not result.applied:
-        return {
-            "applied": False,
-            "reason": result.failure_reason
+        return AcceptReply(
+            applied=False,
+            reason=result.failure_reason
             or "the editor refused the edit (the document probably changed meanwhile)",
-            "alternatives": acc.ALTERNATIVES,
-        }
+            alternatives=acc.ALTERNATIVES,
+        )
     rs.accepted = True
     state.refresh.schedule(rs.uri)
-    return {"applied": True, "uri": plan.uri, "version": plan.version}
+    return AcceptReply(applied=True, uri=plan.uri, version=plan.version)
 
 
-def _plan_json(plan: acc.Plan, program: str) -> dict[str, Any]:
-    return {
-        "ok": plan.ok,
-        "reason": plan.reason,
-        "alternatives": acc.ALTERNATIVES if not plan.ok else [],
-        "targetUri": plan.uri,
-        "range": _range_json(plan.range),
-        "version": plan.version,
-        "createsFile": plan.create,
-        "newText": plan.new_text,
-        "documentAfter": plan.document_after,
-        "program": program,
-    }
+def _plan_json(plan: acc.Plan, program: str) -> AcceptPreview:
+    return AcceptPreview(
+        ok=plan.ok,
+        reason=plan.reason,
+        alternatives=acc.ALTERNATIVES if not plan.ok else [],
+        targetUri=plan.uri,
+        range=_range_json(plan.range),
+        version=plan.version,
+        createsFile=plan.create,
+        newText=plan.new_text,
+        documentAfter=plan.document_after,
+        program=program,
+    )
 
 
-def _range_json(rng: lsp.Range | None) -> dict[str, Any] | None:
+def _range_json(rng: lsp.Range | None) -> Range | None:
     if rng is None:
         return None
-    return {
-        "start": {"line": rng.start.line, "character": rng.start.character},
-        "end": {"line": rng.end.line, "character": rng.end.character},
-    }
+    return Range(
+        start=Position(line=rng.start.line, character=rng.start.character),
+        end=Position(line=rng.end.line, character=rng.end.character),
+    )
