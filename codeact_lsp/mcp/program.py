@@ -77,12 +77,18 @@ def mcp_tool(server: str, name: str, *, workspace: str | Path | None = None) -> 
 
 
 def _resolve(tools: McpTools, server: str, name: str) -> str:
-    if name in tools.tools and tools.tools[name].server == server:
+    """The provider's key for `name` of `server` (`server` as configured or as an identifier)."""
+
+    def ours(tool: Any) -> bool:
+        return server in (tool.server, python_name(tool.server))
+
+    if name in tools.tools and ours(tools.tools[name]):
         return name
     for key, tool in tools.tools.items():
-        if tool.server == server and name in (python_name(tool.tool), f"{server}_{tool.tool}"):
+        prefixed = f"{python_name(tool.server)}_{python_name(tool.tool)}"
+        if ours(tool) and name in (python_name(tool.tool), prefixed):
             return key
-    known = sorted(k for k, t in tools.tools.items() if t.server == server)
+    known = sorted(k for k, t in tools.tools.items() if ours(t))
     problem = next((d.message for d in tools.diagnostics if f"'{server}'" in d.message), None)
     raise McpToolError(
         f"MCP server {server!r} has no tool {name!r}"
