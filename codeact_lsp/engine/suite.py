@@ -216,6 +216,9 @@ def default_fresh_tools(engine: Engine) -> ToolsFactory:
     from codeact_lsp.tools.host import ToolHost
 
     base = engine.tools
+    fresh = getattr(base, "fresh", None)  # MCP's CombinedTools: a new host, the same servers
+    if callable(fresh):
+        return fresh  # type: ignore[no-any-return]
     if not isinstance(base, ToolHost):
         raise SuiteError(
             "isolated tasks need a fresh tool state for each task, which these tools cannot"

@@ -313,9 +313,19 @@ class CombinedTools:
     changed...) is the host's.
     """
 
-    def __init__(self, host: Any, mcp: McpTools) -> None:
+    def __init__(self, host: Any, mcp: McpTools, *, owns_mcp: bool = True) -> None:
         self.host = host
         self.mcp = mcp
+        self.owns_mcp = owns_mcp  # False: the servers belong to another CombinedTools
+
+    async def fresh(self) -> CombinedTools:
+        """A new tool host (fresh tool state, for an isolated suite task) with the same MCP
+        servers: they are shared, and stay open when the fresh provider is closed."""
+        from codeact_lsp.tools.host import ToolHost
+
+        host = self.host
+        new = await ToolHost.astart(host.workspace, host.config, python=host.python)
+        return CombinedTools(new, self.mcp, owns_mcp=False)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.host, name)
@@ -351,13 +361,15 @@ class CombinedTools:
         return result
 
     async def close(self) -> None:
-        await asyncio.gather(self.host.close(), self.mcp.close(), return_exceptions=True)
+        closing = [self.host.close()] + ([self.mcp.close()] if self.owns_mcp else [])
+        await asyncio.gather(*closing, return_exceptions=True)
 
     def close_sync(self) -> None:
         closer = getattr(self.host, "close_sync", None)
         if callable(closer):
             closer()
-        self.mcp.close_sync()
+        if self.owns_mcp:
+            self.mcp.close_sync()
 
 
 def has_servers(workspace: Path | str, config: CodeActConfig) -> bool:
