@@ -6,17 +6,19 @@ editor refuses if the document changed meanwhile (the plan comes from `lsp.accep
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
 
 from codeact_lsp.lsp import accept as acc
 from codeact_lsp.lsp.args import AcceptArgs, ApproveArgs, Position, Range, RejectArgs
-from codeact_lsp.lsp.commands.common import CommandError
+from codeact_lsp.lsp.commands.common import CommandError, engine, engine_call
 from codeact_lsp.lsp.commands.registry import command
 from codeact_lsp.lsp.document import path_to_uri, uri_to_path
 from codeact_lsp.lsp.replies import AcceptPreview, AcceptReply, ApproveReply, RejectReply
 from codeact_lsp.lsp.run_docs import EditorRun
+from codeact_lsp.trajectory import Acceptance
 
 if TYPE_CHECKING:
     from codeact_lsp.engine import RunHandle
@@ -122,7 +124,8 @@ def accept_preview(state: ServerState, args: AcceptArgs) -> AcceptPreview:
 @command("codeact.accept")
 async def accept(state: ServerState, args: AcceptArgs) -> AcceptReply:
     rs = state.runs.need(args.runId)
-    if rs.accepted and args.mode == "target":
+    # once the accepted text is gone (undone, edited away) Accept is offered again
+    if state.runs.acceptance_state(rs) == "applied" and args.mode == "target":
         return AcceptReply(
             applied=False,
             reason=f"run {rs.id} was already accepted; to insert its program again, "
@@ -149,9 +152,34 @@ async def accept(state: ServerState, args: AcceptArgs) -> AcceptReply:
             or "the editor refused the edit (the document probably changed meanwhile)",
             alternatives=acc.ALTERNATIVES,
         )
-    rs.accepted = True
+    inserted = _range_json(_inserted_range(plan))
+    acceptance = Acceptance(
+        uri=plan.uri,
+        range=inserted.model_dump() if inserted is not None else None,
+        text=plan.new_text,
+        version=plan.version + 1 if plan.version is not None else None,
+        at=time.time(),
+        mode=args.mode,
+    )
+    eng = await engine(state)
+    rs.updated(await engine_call(_mark_accepted(eng, rs.id, acceptance)))
     state.refresh.schedule(rs.uri)
     return AcceptReply(applied=True, uri=plan.uri, version=plan.version)
+
+
+async def _mark_accepted(eng: Any, run_id: str, acceptance: Acceptance) -> Any:
+    """Record where and what was applied, in the run file (survives restarts)."""
+    return eng.mark_accepted(run_id, acceptance)
+
+
+def _inserted_range(plan: acc.Plan) -> lsp.Range | None:
+    """Where the inserted text sits after the edit (it starts where the replaced range did)."""
+    if plan.range is None:
+        return None
+    lines = plan.new_text.split("\n")
+    start = plan.range.start
+    end_char = len(lines[-1]) + (start.character if len(lines) == 1 else 0)
+    return lsp.Range(start, lsp.Position(start.line + len(lines) - 1, end_char))
 
 
 def _plan_json(plan: acc.Plan, program: str) -> AcceptPreview:
