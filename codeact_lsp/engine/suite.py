@@ -195,20 +195,54 @@ async def run_suite(
     factory = fresh_tools or (default_fresh_tools(engine) if mode == "fresh" else None)
     # tasks that share state run in file order, one at a time: interleaved they would race
     gate = asyncio.Semaphore(1 if mode == "shared" else width)
+    spares = _Spares(factory, len(tasks)) if factory is not None else None
 
     async def one(task: SuiteTask) -> TaskResult:
         async with gate:
-            if factory is None:
+            if spares is None:
                 result = await run_task(engine, task, on_start=on_start)
                 result.isolation = "shared"
                 result.tool_host_pid = _pid(engine.tools)
             else:
-                result = await _fresh_task(engine, task, factory, on_start)
+                result = await _fresh_task(engine, task, spares.take, on_start)
         if on_result is not None:
             on_result(result)
         return result
 
-    return list(await asyncio.gather(*(one(t) for t in tasks)))
+    try:
+        return list(await asyncio.gather(*(one(t) for t in tasks)))
+    finally:
+        if spares is not None:
+            await spares.close()
+
+
+class _Spares:
+    """Fresh tool providers, one started ahead while a task runs, so that a task waits for a
+    tool host's start only when tasks are quicker than it. A spare has served nobody: it is as
+    fresh as one started on demand (its own process, no call made to it)."""
+
+    def __init__(self, factory: ToolsFactory, total: int) -> None:
+        self.factory = factory
+        self.left = total
+        self.spare: asyncio.Future[ToolProvider] | None = None
+
+    async def take(self) -> ToolProvider:
+        fut = self.spare or asyncio.ensure_future(self.factory())
+        self.spare = None
+        self.left -= 1
+        if self.left > 0:
+            self.spare = asyncio.ensure_future(self.factory())
+        return await fut
+
+    async def close(self) -> None:
+        spare, self.spare = self.spare, None
+        if spare is None:
+            return
+        try:
+            tools = await spare
+        except Exception:
+            return
+        await tools.close()
 
 
 def default_fresh_tools(engine: Engine) -> ToolsFactory:

@@ -78,6 +78,7 @@ export interface ErrorLocation {
 export interface FollowUpArgs {
   runId: string;
   task: string;
+  replay?: "recorded" | "real";
 }
 
 export type NoArgs = Record<string, never>;
@@ -136,6 +137,7 @@ export interface RerunArgs {
   runId: string;
   step: number;
   code?: string | null;
+  replay?: "recorded" | "real";
 }
 
 export interface RestoreReply {

@@ -190,7 +190,7 @@ async def rerun(state: ServerState, args: RerunArgs) -> RunStarted:
         raise CommandError(f"run {rs.id} has no step {args.step} (it has {len(traj.steps)})")
     code = args.code if args.code is not None else state.runs.edited_code(rs, args.step)
     eng = await engine(state)
-    handle = await engine_call(eng.rerun(rs.id, args.step, code))
+    handle = await engine_call(eng.rerun(rs.id, args.step, code, replay=args.replay))
     return _derived(state, rs, handle)
 
 
@@ -198,5 +198,5 @@ async def rerun(state: ServerState, args: RerunArgs) -> RunStarted:
 async def follow_up(state: ServerState, args: FollowUpArgs) -> RunStarted:
     rs = state.runs.need(args.runId)
     eng = await engine(state)
-    handle = await engine_call(eng.follow_up(rs.id, args.task))
+    handle = await engine_call(eng.follow_up(rs.id, args.task, replay=args.replay))
     return _derived(state, rs, handle)
