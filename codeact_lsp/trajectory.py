@@ -151,6 +151,17 @@ class Target(BaseModel):
     text: str | None = None  # the text of `range` (or the whole document) when the run started
 
 
+class AcceptedEdit(BaseModel):
+    """What Accept wrote and where: the function's text and its range in the document after."""
+
+    uri: str
+    range: dict[str, Any] | None = None  # LSP Range shape, in the document right after Accept
+    text: str = ""  # the function as inserted (imports aside)
+    name: str = ""
+    at: float = 0.0  # when (epoch seconds)
+    created: bool = False  # Accept created the file
+
+
 class Trajectory(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -175,6 +186,7 @@ class Trajectory(BaseModel):
     created_at: float = 0.0
     updated_at: float = 0.0
     program: str | None = None  # what Accept would insert
+    accepted: AcceptedEdit | None = None  # what Accept wrote, once it has
     relation: Literal["follow_up", "rerun"] | None = None  # how this run continues `parent`
     rerun_from: int | None = None  # relation "rerun": the step it starts again from
     rebuild: Rebuild | None = None  # relation set: how the earlier state was obtained
