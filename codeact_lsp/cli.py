@@ -48,9 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, help="seconds per sandbox step")
     run.add_argument(
         "--api-base",
-        help="the model server's URL (an OpenAI-compatible or local server); keys come from the"
-        " environment (e.g. OPENAI_API_KEY), never from flags",
+        help="the model server's URL (an OpenAI-compatible or local server; same as"
+        " --model-param api_base=URL); a server on this machine needs no key, others take theirs"
+        " from the environment (e.g. OPENAI_API_KEY), never from flags",
     )
+    _model_param_flag(run)
     run.add_argument(
         "--model-timeout",
         type=float,
@@ -76,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--task", "-k", action="append", dest="names", help="run only this task")
     test.add_argument("--junit", help="write JUnit XML here")
     test.add_argument("--model", "-m", help="model for tasks that do not name one")
+    test.add_argument("--api-base", help="the model server's URL (see `codeact run --help`)")
+    _model_param_flag(test)
     test.add_argument("--yes", "-y", action="store_true", help="approve steps that wait")
     test.add_argument("--json", action="store_true", help="print results as JSON")
     test.add_argument(
@@ -87,7 +91,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="one tool host for the whole suite, tasks in file order (default: each task gets"
         " fresh tool state)",
     )
+
+    runs = sub.add_parser("runs", help="list the workspace's runs; discard or restore one")
+    runs.add_argument("--workspace", "-w", default=".")
+    runs.add_argument("--all", action="store_true", help="include discarded runs")
+    runs.add_argument("--discard", metavar="RUN_ID", help="discard this run (undo: --restore)")
+    runs.add_argument("--restore", metavar="RUN_ID", help="bring a discarded run back")
+    runs.add_argument("--json", action="store_true")
     return parser
+
+
+def _model_param_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a litellm option over the workspace's model_params, e.g. temperature=0 or"
+        " max_tokens=512 (VALUE is read as JSON when it parses, else as text); repeatable;"
+        " never a key (keys come from the environment)",
+    )
+
+
+def _model_params(args: argparse.Namespace) -> dict[str, Any]:
+    """--model-param and --api-base as a model_params override (validated with the file's)."""
+    params: dict[str, Any] = {}
+    for item in args.model_param:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageProblem(f"--model-param {item!r}: expected KEY=VALUE, e.g. temperature=0")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        params[key.strip()] = value
+    if args.api_base:
+        params["api_base"] = args.api_base
+    return params
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return tools_command(_workspace(args.workspace), args.json, sys.stdout)
         if args.command == "run":
             return asyncio.run(_run(args))
+        if args.command == "runs":
+            return asyncio.run(_runs(args))
         return asyncio.run(_test(args))
     except UsageProblem as exc:
         print(f"codeact: {exc}", file=sys.stderr)
@@ -244,7 +286,11 @@ async def _run(args: argparse.Namespace) -> int:
     from codeact_lsp.engine import Engine, EngineError, RetryPolicy, RunRequest, default_runs_dir
 
     ws = _workspace(args.workspace)
-    overrides: dict[str, Any] = {"max_iters": args.max_iters, "approval": args.approval}
+    overrides: dict[str, Any] = {
+        "max_iters": args.max_iters,
+        "approval": args.approval,
+        "model_params": _model_params(args) or None,
+    }
     if args.timeout is not None:
         overrides["sandbox"] = {"timeout": args.timeout}
     config = _config(ws, overrides)
@@ -253,7 +299,7 @@ async def _run(args: argparse.Namespace) -> int:
         raise UsageProblem("--model-timeout must be a positive number of seconds")
     if config.approval == "review" and not args.yes and not _interactive():
         raise UsageProblem("approval 'review' needs a terminal to approve steps (or pass --yes)")
-    params = {"api_base": args.api_base} if args.api_base else {}
+    params = config.model_params
     await _check_model(args.model or config.model or os.environ.get("CODEACT_MODEL"), params)
     err = sys.stderr
     quiet = args.quiet or args.json
@@ -265,7 +311,6 @@ async def _run(args: argparse.Namespace) -> int:
         runs_dir=default_runs_dir(ws),
         approver=_make_approver(args.yes, err, progress=not quiet),
         retry=RetryPolicy(timeout=args.model_timeout) if args.model_timeout else None,
-        model_params=params,
     )
     try:
         try:
@@ -435,6 +480,43 @@ def _show(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+# -- codeact runs -------------------------------------------------------------------------------
+
+
+async def _runs(args: argparse.Namespace) -> int:
+    """The run files' listing, honouring discard (kept in each file, so it survives restarts)."""
+    from codeact_lsp.engine import Engine, EngineError, default_runs_dir
+    from codeact_lsp.tools import InProcessTools
+
+    ws = _workspace(args.workspace)
+    config = _config(ws, {})
+    # listing needs no tools: an empty provider, so no tool host process is started
+    engine = Engine(config, InProcessTools([]), workspace=ws, runs_dir=default_runs_dir(ws))
+    try:
+        for run_id, action in ((args.discard, engine.discard), (args.restore, engine.restore)):
+            if run_id:
+                try:
+                    action(run_id)
+                except EngineError as exc:
+                    raise UsageProblem(str(exc)) from None
+        await engine.flushed()
+        listing = engine.list_runs(include_discarded=args.all)
+    finally:
+        await engine.close()
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in listing], indent=2))
+        return EXIT_OK
+    for r in listing:
+        marks = " ".join(
+            m for m, on in (("discarded", r.discarded), ("accepted", r.accepted)) if on
+        )
+        task = r.task if len(r.task) <= 60 else r.task[:57] + "..."
+        print(f"{r.id}  {r.status:<10} {marks:<9} {task}".rstrip())
+    if not listing:
+        print("no runs" + ("" if args.all else " (discarded ones: --all)"))
+    return EXIT_OK
+
+
 # -- codeact test -------------------------------------------------------------------------------
 
 
@@ -448,7 +530,12 @@ async def _test(args: argparse.Namespace) -> int:
     suite_over: dict[str, Any] = {"jobs": args.jobs} if args.jobs is not None else {}
     if args.shared_state:
         suite_over["isolation"] = "shared"
-    config = _config(ws, {"model": args.model, "suite": suite_over or None})
+    overrides = {
+        "model": args.model,
+        "suite": suite_over or None,
+        "model_params": _model_params(args) or None,
+    }
+    config = _config(ws, overrides)
     path = suite_path(ws, args.file, config.tasks)
     try:
         tasks = load_suite(path)
@@ -457,7 +544,7 @@ async def _test(args: argparse.Namespace) -> int:
     fallback = config.model or os.environ.get("CODEACT_MODEL")
     chosen = [t for t in tasks if not args.names or t.name in args.names]
     for name in sorted({m for t in chosen if (m := t.model or fallback)}):
-        await _check_model(name)
+        await _check_model(name, config.model_params)
     err = sys.stderr
     tools = await _start_tools(ws, config, err, args.json)
     engine = Engine(

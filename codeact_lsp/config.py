@@ -152,6 +152,42 @@ class CodeActConfig(BaseModel):
     mcp_vscode: bool = Field(
         default=False, description="also serve the servers of the workspace's .vscode/mcp.json"
     )
+    model_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="passed to litellm (api_base, temperature, max_tokens, timeout, ...)",
+    )
+
+    @field_validator("model_params")
+    @classmethod
+    def _no_secrets(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Keys come only from the environment: a file (or a settings.json, or a shell history)
+        is the wrong place for one. `api_key_env` names the variable instead."""
+        for name in secret_params(params):
+            raise ValueError(
+                f"{name!r} looks like a credential, and credentials are read only from the"
+                " environment: set the provider's variable (e.g. OPENAI_API_KEY), or name your"
+                ' own with api_key_env = "MY_KEY_VARIABLE"'
+            )
+        return params
+
+
+_SECRET_NAMES = frozenset(
+    {"key", "token", "secret", "password", "authorization", "x-api-key", "api-key", "credentials"}
+)
+_SECRET_SUFFIXES = ("_key", "_token", "_secret", "_password", "_credentials", "-key", "-token")
+_NOT_SECRET = frozenset({"api_key_env", "max_tokens", "max_completion_tokens", "max_new_tokens"})
+
+
+def secret_params(params: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the credential-like keys in a model_params table (headers included)."""
+    found: list[str] = []
+    for key, value in params.items():
+        name = str(key).lower()
+        if name not in _NOT_SECRET and (name in _SECRET_NAMES or name.endswith(_SECRET_SUFFIXES)):
+            found.append(f"{prefix}{key}")
+        elif isinstance(value, dict):
+            found += secret_params(value, f"{prefix}{key}.")
+    return found
 
 
 class ConfigProblem(BaseModel):
@@ -258,7 +294,7 @@ def _explain(err: Any, loc: list[str]) -> str:
     base = ".".join(p for p in loc if not p.isdigit())
     if base in _EXAMPLES and kind in {"list_type", "dict_type", "model_type", "string_type"}:
         msg = f"{msg}; expected {_EXAMPLES[base]}"
-    if "input" in err and kind != "missing":
+    if "input" in err and kind != "missing" and loc[:1] != ["model_params"]:  # may hold a key
         msg = f"{msg} (got {err['input']!r})"
     return f"{msg}" if key else msg
 

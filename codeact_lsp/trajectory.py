@@ -59,6 +59,9 @@ class ErrorLocation(BaseModel):
     file: str | None = None
     line: int | None = None
     traceback: str = ""
+    # the exception class and its bases ({"name", "module", "qualname", "bases"}): the snippet's
+    # side rebuilds a look-alike so `except InsufficientFunds` / `except ValueError` both work
+    exception: dict[str, Any] | None = None
 
 
 class ToolCall(BaseModel):
@@ -70,6 +73,9 @@ class ToolCall(BaseModel):
     error_detail: ErrorLocation | None = None
     stdout: str = ""  # what the tool printed / logged while it ran
     line: int | None = None  # line of the call in the step's code, when known
+    # the result exactly (the typed codec's wire form), when `result` is only a readable preview
+    # of it (a tuple shown as a list, a datetime as text ...): what a replay answers with
+    wire: Any = None
 
 
 class Step(BaseModel):
@@ -151,15 +157,16 @@ class Target(BaseModel):
     text: str | None = None  # the text of `range` (or the whole document) when the run started
 
 
-class AcceptedEdit(BaseModel):
-    """What Accept wrote and where: the function's text and its range in the document after."""
+class Acceptance(BaseModel):
+    """Where and what Accept applied, so the views can tell whether it is still there."""
 
-    uri: str
-    range: dict[str, Any] | None = None  # LSP Range shape, in the document right after Accept
-    text: str = ""  # the function as inserted (imports aside)
-    name: str = ""
+    uri: str  # the document the program went into
+    range: dict[str, Any] | None = None  # LSP Range the inserted text covers after the edit
+    text: str  # the text that was inserted
+    version: int | None = None  # the document's version after the edit, when known
     at: float = 0.0  # when (epoch seconds)
-    created: bool = False  # Accept created the file
+    mode: str | None = None  # how it was applied (target, new file...), as the Accept command says
+    name: str = ""  # the accepted function's name
 
 
 class Trajectory(BaseModel):
@@ -186,12 +193,15 @@ class Trajectory(BaseModel):
     created_at: float = 0.0
     updated_at: float = 0.0
     program: str | None = None  # what Accept would insert
-    accepted: AcceptedEdit | None = None  # what Accept wrote, once it has
     relation: Literal["follow_up", "rerun"] | None = None  # how this run continues `parent`
     rerun_from: int | None = None  # relation "rerun": the step it starts again from
     rebuild: Rebuild | None = None  # relation set: how the earlier state was obtained
     pid: int | None = None  # the process running it (a file left `running` by a dead one failed)
     extracted: bool = False  # finished by the extraction call after the step budget
+    # durable review state (survives restarts): discarded runs are left out of listings until
+    # restored; `accepted` says where the program went
+    discarded_at: float | None = None
+    accepted: Acceptance | None = None
 
     @property
     def done(self) -> bool:

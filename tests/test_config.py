@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from codeact_lsp.config import DEFAULT_TOOL_GLOBS, load_config, resolve_python
 
 
@@ -84,3 +86,48 @@ def test_python_resolution_order(tmp_path: Path) -> None:
     assert resolve_python(tmp_path, loaded.config, "/client/python") == str(venv_python)
     configured = load_config(tmp_path, {"python": "envs/tools/bin/python"}).config
     assert resolve_python(tmp_path, configured) == str(tmp_path / "envs/tools/bin/python")
+
+
+def test_model_params_take_litellm_options_but_never_a_key(tmp_path: Path) -> None:
+    (tmp_path / "codeact.toml").write_text(
+        "[model_params]\napi_base = 'http://127.0.0.1:8080/v1'\ntemperature = 0\n"
+        "max_tokens = 256\ntimeout = 30\napi_key_env = 'MY_KEY'\nextra_body = {top_k = 5}\n"
+    )
+    loaded = load_config(tmp_path)
+    assert loaded.problems == []
+    assert loaded.config.model_params == {
+        "api_base": "http://127.0.0.1:8080/v1",
+        "temperature": 0,
+        "max_tokens": 256,
+        "timeout": 30,
+        "api_key_env": "MY_KEY",
+        "extra_body": {"top_k": 5},
+    }
+    # overrides (editor settings, CLI flags) merge key by key
+    over = load_config(tmp_path, {"model_params": {"temperature": 0.7}}).config.model_params
+    assert over["temperature"] == 0.7 and over["max_tokens"] == 256
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "api_key = 'sk-secret-value-123'",
+        "extra_headers = {Authorization = 'Bearer sk-secret-value-123'}",
+        "aws_secret_access_key = 'sk-secret-value-123'",
+    ],
+)
+def test_a_key_in_model_params_is_refused_without_being_echoed(tmp_path: Path, table: str) -> None:
+    (tmp_path / "codeact.toml").write_text(f"max_iters = 3\n[model_params]\n{table}\n")
+    loaded = load_config(tmp_path)
+    assert loaded.config.max_iters == 3  # the rest of the file still counts
+    assert loaded.config.model_params == {}
+    (problem,) = loaded.problems
+    assert problem.key == "model_params" and "environment" in problem.message
+    assert "sk-secret-value-123" not in str(problem)
+
+
+def test_editor_model_params_keep_litellm_spelling() -> None:
+    from codeact_lsp.lsp.settings import settings_to_overrides
+
+    got = settings_to_overrides({"modelParams": {"api_base": "u", "extraHeaders": {"X-Tag": "1"}}})
+    assert got == {"model_params": {"api_base": "u", "extraHeaders": {"X-Tag": "1"}}}

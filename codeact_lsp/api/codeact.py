@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from codeact_lsp.engine import Engine, RunEvent, RunHandle
     from codeact_lsp.engine.replay import ReplayMode
     from codeact_lsp.engine.run import Approver
+    from codeact_lsp.engine.runstate import RunSummary
     from codeact_lsp.tools import InProcessTools, ToolDiagnostic, ToolSchema
 
 _MODES: tuple[str, ...] = get_args(Approval)
@@ -89,6 +90,8 @@ class CodeAct:
     "confirm-tools") or a review callback (short for "review": every step); `confirm` globs name
     tools whose steps always wait for `reviewer`, and with `reviewer=` only those steps wait. `timeout` bounds one step in the sandbox, `tool_timeout` one
     tool call. `model="scripted:PATH"` (or `scripted([...])`) replays replies, for tests only.
+    `model_params` go to litellm over the workspace's: e.g. a local server with
+    `model="openai/qwen2.5", model_params={"api_base": "http://127.0.0.1:8080/v1"}` (no key).
     """
 
     def __init__(
@@ -112,6 +115,7 @@ class CodeAct:
         config: CodeActConfig | None = None,
         keep_history: int | None = 1000,
         on_event: Callable[[RunEvent], Any] | None = None,
+        model_params: Mapping[str, Any] | None = None,
     ) -> None:
         from codeact_lsp.engine.signature import Signature
 
@@ -156,6 +160,9 @@ class CodeAct:
             )
         self.workspace = Path(workspace) if workspace is not None else None
         self.runs_dir = Path(runs_dir) if runs_dir is not None else None
+        # litellm options over the workspace's model_params (api_base, temperature, max_tokens,
+        # timeout...); code may pass api_key, files may not
+        self.model_params = dict(model_params or {})
         # the last results (a long batch must not grow memory without bound; None keeps all)
         self.history: collections.deque[Result] = collections.deque(maxlen=keep_history)
         self._review_errors: dict[str, BaseException] = {}
@@ -202,6 +209,7 @@ class CodeAct:
                     workspace=self.workspace,
                     runs_dir=self.runs_dir,
                     approver=_weak_approver(self) if self.reviewer is not None else None,
+                    model_params=self.model_params,
                 )
             return shared.engine
 
@@ -489,6 +497,36 @@ class CodeAct:
             updated_at=now,
         )
         return Result(traj, None)
+
+    # -- run listing and review state ---------------------------------------------------------
+    def runs(self, *, include_discarded: bool = False) -> list[RunSummary]:
+        """The runs this engine knows (in memory, and in `runs_dir` across restarts); discarded
+        ones only when asked for."""
+
+        async def listing() -> list[RunSummary]:
+            return (await self._engine()).list_runs(include_discarded=include_discarded)
+
+        return self._shared.loop.run(listing())
+
+    def discard(self, run: Result | str) -> None:
+        """Leave a run out of `runs()` from now on, also after a restart; `restore` undoes it."""
+        self._set_state(run, discard=True)
+
+    def restore(self, run: Result | str) -> None:
+        self._set_state(run, discard=False)
+
+    def _set_state(self, run: Result | str, *, discard: bool) -> None:
+        run_id = run.run_id if isinstance(run, Result) else run
+
+        async def change() -> None:
+            engine = await self._engine()
+            if discard:
+                engine.discard(run_id)  # EngineError (a ValueError) names a missing run
+            else:
+                engine.restore(run_id)
+            await engine.flushed()
+
+        self._shared.loop.run(change())
 
     # -- totals and history --------------------------------------------------------------------
     @property

@@ -14,7 +14,9 @@ from codeact_lsp.engine.model import (
     make_model,
     resolve_model_name,
 )
+from codeact_lsp.engine.replay import ReplayMode
 from codeact_lsp.engine.run import RunHandle, RunRequest
+from codeact_lsp.engine.runstate import RunSummary, acceptance_state
 from codeact_lsp.engine.signature import Signature, SignatureError
 
 __all__ = [
@@ -25,13 +27,16 @@ __all__ = [
     "ModelClient",
     "ModelError",
     "ModelReply",
+    "ReplayMode",
     "RetryPolicy",
     "RunEvent",
     "RunHandle",
     "RunRequest",
+    "RunSummary",
     "ScriptedModel",
     "Signature",
     "SignatureError",
+    "acceptance_state",
     "check_model",
     "default_runs_dir",
     "make_model",

@@ -25,11 +25,12 @@ from codeact_lsp.engine.model import (
 )
 from codeact_lsp.engine.replay import REPLAY_MODES, ReplayItem, ReplayMode
 from codeact_lsp.engine.run import Approver, RunHandle, RunRequest
+from codeact_lsp.engine.runstate import RunSummary
 from codeact_lsp.engine.session import Session
 from codeact_lsp.engine.signature import Signature, SignatureError
 from codeact_lsp.engine.store import RunStore, new_run_id, valid_run_id
 from codeact_lsp.tools.models import ToolProvider, ToolSchema
-from codeact_lsp.trajectory import Rebuild, Step, Trajectory
+from codeact_lsp.trajectory import Acceptance, Rebuild, Step, Trajectory
 
 _APPROVALS = ("auto", "review", "confirm-tools")
 _RAN = ("ok", "error")  # step statuses whose code ran (and so shaped the session state)
@@ -63,6 +64,11 @@ class Engine:
         self.workspace = Path(workspace) if workspace is not None else None
         self.store = RunStore(Path(runs_dir)) if runs_dir is not None else None
         self.approver = approver
+        # litellm options: the workspace's model_params, then the caller's (which win)
+        self.model_params = {**config.model_params, **(model_params or {})}
+        timeout = self.model_params.get("timeout")
+        if retry is None and isinstance(timeout, int | float) and timeout > 0:
+            retry = RetryPolicy(timeout=float(timeout))  # one model call's budget, as configured
         self.retry = retry or RetryPolicy()
         sessions = config.sessions
         # idle sandboxes kept for follow-ups, and how long each may wait (settings, see config)
@@ -76,7 +82,6 @@ class Engine:
         self._model_factory = model_factory or make_model
         self.stream = stream  # emit model_delta events while replies stream in
         self.extract_on_max_iters = extract_on_max_iters  # one extraction call when out of steps
-        self.model_params = dict(model_params or {})  # passed to litellm (temperature, api_base...)
         self._runs: dict[str, RunHandle] = {}
         self._sessions: dict[str, Session] = {}  # run id -> its session
         self._closed = False
@@ -231,6 +236,46 @@ class Engine:
             return False
         self._drop_session(run_id, session, reason)
         return True
+
+    # -- review state that survives restarts ---------------------------------------------------
+
+    def discard(self, run_id: str) -> Trajectory:
+        """Mark a run discarded (a live one is cancelled first): it leaves every listing, and its
+        file stays, marked, so that `restore` can undo it and a restart does not bring it back."""
+        live = self._runs.get(run_id)
+        if live is not None and not live.done:
+            live.cancel()
+        return self._update(run_id, discarded_at=time.time())
+
+    def restore(self, run_id: str) -> Trajectory:
+        """Undo `discard`."""
+        return self._update(run_id, discarded_at=None)
+
+    def mark_accepted(self, run_id: str, acceptance: Acceptance | None) -> Trajectory:
+        """Record where and what Accept applied (None: forget it, e.g. Accept is offered again)."""
+        return self._update(run_id, accepted=acceptance)
+
+    def list_runs(self, *, include_discarded: bool = False) -> list[RunSummary]:
+        """Runs in memory and on disk, oldest first; discarded ones only when asked for."""
+        ids = set(self._runs)
+        if self.store is not None:
+            ids.update(self.store.list_ids())
+        out: list[RunSummary] = []
+        for run_id in ids:
+            traj = self.load(run_id)
+            if traj is None or (traj.discarded_at is not None and not include_discarded):
+                continue
+            out.append(RunSummary.of(traj))
+        out.sort(key=lambda r: (r.created_at, r.id))
+        return out
+
+    def _update(self, run_id: str, **changes: Any) -> Trajectory:
+        live = self._runs.get(run_id)
+        traj = live.trajectory if live is not None else self._trajectory(run_id)
+        for key, value in changes.items():
+            setattr(traj, key, value)
+        self._save(traj)
+        return traj
 
     # -- lookup -------------------------------------------------------------------------------
 

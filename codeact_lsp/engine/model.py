@@ -175,8 +175,43 @@ _SCRIPT_ERRORS: dict[str, ErrorKind] = {
 }
 
 
+# A reply cap unless model_params sets one: a model that loops (small local ones do) would
+# otherwise talk until the per-call timeout, and then be retried from scratch.
+DEFAULT_MAX_TOKENS = 4096
+# What the OpenAI client sends to a server that wants no key (it refuses to send nothing).
+NO_KEY = "no-key-needed"
+
+
+def is_local_base(api_base: Any) -> bool:
+    """A model server on this machine: it does not need (and should not get) a provider key."""
+    if not isinstance(api_base, str) or not api_base:
+        return False
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        host = (urlsplit(api_base if "//" in api_base else f"//{api_base}").hostname or "").lower()
+    except ValueError:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_unspecified
+
+
+def keyless(params: dict[str, Any]) -> bool:
+    """No key is demanded: a loopback `api_base`, or `keyless = true` for a self-hosted server."""
+    return bool(params.get("keyless")) or is_local_base(params.get("api_base"))
+
+
 class LiteLLMModel:
-    """Any model litellm knows ("openai/gpt-4o-mini", "anthropic/...", "ollama/...")."""
+    """Any model litellm knows ("openai/gpt-4o-mini", "anthropic/...", "ollama/...").
+
+    `params` go to litellm as they are, except our own: `keyless` (the server needs no key) and
+    `api_key_env` (the environment variable that holds the key)."""
 
     scripted = False
 
@@ -187,8 +222,21 @@ class LiteLLMModel:
         # per-call timeout covers one attempt. The provider SDKs would otherwise retry 429s
         # silently inside a call. An explicit `max_retries` in the params still wins.
         params.setdefault("max_retries", 0)
+        if "max_tokens" not in params and "max_completion_tokens" not in params:
+            params["max_tokens"] = DEFAULT_MAX_TOKENS
+        self._keyless = keyless(params)
+        params.pop("keyless", None)
+        env_name = params.pop("api_key_env", None)
+        if env_name:
+            value = os.environ.get(str(env_name))
+            if not value:
+                raise ModelError(
+                    "config", f"model_params.api_key_env names {env_name}, which is not set"
+                )
+            params["api_key"] = value
         self.params = params
         self._secrets = _secrets(params)
+        self._key_checked = False
 
     def __repr__(self) -> str:  # never the key: params may hold `api_key`
         return f"LiteLLMModel({self.name!r})"
@@ -198,6 +246,14 @@ class LiteLLMModel:
     ) -> ModelReply:
         # the first import takes seconds: never on the event loop (the editor must stay live)
         litellm = _LITELLM or await asyncio.to_thread(_import_litellm)
+        if not self._key_checked:
+            self._key_checked = True
+            if (
+                self._keyless
+                and not self.params.get("api_key")
+                and _missing_keys(litellm, self.name, self.params)
+            ):
+                self.params["api_key"] = NO_KEY  # the client insists on sending something
         stream = self.stream or on_delta is not None
         try:
             if stream:
@@ -361,7 +417,10 @@ async def check_model(name: str, **params: Any) -> str | None:
             f"model {name!r}: litellm does not know which provider serves it ({first[:160]});"
             " use provider/model, e.g. openai/gpt-4o-mini, or scripted:PATH for the stand-in"
         )
-    if params.get("api_key"):
+    env_name = params.get("api_key_env")
+    if env_name and not os.environ.get(str(env_name)):
+        return f"model_params.api_key_env names {env_name}, which is not set in the environment"
+    if params.get("api_key") or env_name or keyless(params):
         return None
     try:
         env = litellm.validate_environment(model=name, api_base=params.get("api_base"))
@@ -375,6 +434,16 @@ async def check_model(name: str, **params: Any) -> str | None:
             " (or api_key in model_params)"
         )
     return None
+
+
+def _missing_keys(litellm: Any, model: str, params: dict[str, Any]) -> list[str]:
+    try:
+        env = litellm.validate_environment(model=model, api_base=params.get("api_base"))
+    except Exception:
+        return []
+    if env.get("keys_in_environment"):
+        return []
+    return [str(k) for k in env.get("missing_keys") or [] if not _is_address(str(k))]
 
 
 def _is_address(variable: str) -> bool:

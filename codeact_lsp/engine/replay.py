@@ -81,7 +81,8 @@ class ReplayPlayer:
             return ToolReply(stop=True)
         if recorded.error:
             return ToolReply(error=_recorded_error(recorded))
-        return ToolReply(result=recorded.result)
+        # the exact value when the record has one (a tuple stays a tuple), else the shown one
+        return ToolReply(result=recorded.wire if recorded.wire is not None else recorded.result)
 
     def finish(self, result: ExecResult) -> ReplayDivergence | None:
         """After the step ran: did it do what the record says (all calls, same outcome)?"""
@@ -153,9 +154,12 @@ def _param_names(schema: ToolSchema) -> list[str] | None:
 
 
 def _bind(request: ToolRequest, names: list[str] | None) -> dict[str, Any]:
-    """The call's arguments by parameter name, as the tool layer records them (no defaults)."""
-    args = list(request.args)
-    kwargs = dict(request.kwargs)
+    """The call's arguments by parameter name, as the tool layer records them (no defaults; the
+    readable preview of each wire value, as in the trajectory)."""
+    from codeact_lsp.sandbox import codec
+
+    args = [codec.preview(a) for a in request.args]
+    kwargs = {k: codec.preview(v) for k, v in request.kwargs.items()}
     if names is not None and len(args) <= len(names):
         bound = dict(zip(names, args, strict=False))
         if not any(k in bound for k in kwargs):
@@ -176,7 +180,10 @@ def _same_call(recorded: ToolCall, request: ToolRequest, names: list[str] | None
         return False
     if request.name == "final_answer":
         return True  # its recorded args are the validated outputs, not the call's
-    candidates = [_bind(request, names), {"args": list(request.args), **dict(request.kwargs)}]
+    from codeact_lsp.sandbox import codec
+
+    plain = codec.preview({"args": list(request.args), **dict(request.kwargs)})
+    candidates = [_bind(request, names), plain]
     want = _canonical(recorded.args)
     return any(_canonical(c) == want for c in candidates)
 

@@ -683,10 +683,12 @@ class RunHandle:
             )
             self._record(step, call)
             return ToolReply(error=err)
+        result, wire = _recorded(outcome.result) if outcome.ok else (None, None)
         call = ToolCall(
             name=request.name,
             args=outcome.bound_args or _raw_args(request),
-            result=outcome.result if outcome.ok else None,
+            result=result,
+            wire=wire,
             error=outcome.error_text,
             error_detail=outcome.error,
             duration_ms=outcome.duration_ms,
@@ -701,17 +703,20 @@ class RunHandle:
         return ToolReply(result=outcome.result)
 
     def _final_answer(self, request: ToolRequest, step: Step | None) -> ToolReply:
-        from codeact_lsp.sandbox import ToolReply
+        from codeact_lsp.sandbox import ToolReply, codec
 
+        # the answer is recorded as JSON: its plain form (a tuple as a list, a date as text)
+        args = [codec.preview(a) for a in request.args]
+        kwargs = {k: codec.preview(v) for k, v in request.kwargs.items()}
         try:
-            outputs = self.signature.validate_outputs(list(request.args), dict(request.kwargs))
+            outputs = self.signature.validate_outputs(args, kwargs)
         except SignatureError as exc:
             err = ErrorLocation(type="ValueError", message=str(exc))
             self._record(
                 step,
                 ToolCall(
                     name="final_answer",
-                    args=dict(request.kwargs) or {"args": list(request.args)},
+                    args=kwargs or {"args": args},
                     error=f"ValueError: {exc}",
                     line=request.line,
                 ),
@@ -740,10 +745,21 @@ class RunHandle:
 
 def _raw_args(request: ToolRequest) -> dict[str, Any]:
     """Arguments as called, when the tool layer could not bind them to parameter names."""
-    out: dict[str, Any] = dict(request.kwargs)
+    from codeact_lsp.sandbox import codec
+
+    out: dict[str, Any] = {k: codec.preview(v) for k, v in request.kwargs.items()}
     if request.args:
-        out["*args"] = list(request.args)
+        out["*args"] = [codec.preview(a) for a in request.args]
     return out
+
+
+def _recorded(result: Any) -> tuple[Any, Any]:
+    """(what the trajectory shows, the exact wire value when the shown one is only a preview)."""
+    from codeact_lsp.sandbox import codec
+
+    if codec.is_plain(result):
+        return result, None
+    return codec.preview(result), result
 
 
 class _RunFailure(Exception):

@@ -59,13 +59,19 @@ class Session:
     async def _start(self) -> Sandbox:
         from codeact_lsp.sandbox import Sandbox, ToolStub
 
-        stubs = [ToolStub(name=t.name, signature=t.signature, doc=t.doc) for t in self.schemas]
+        stubs = [
+            ToolStub(name=t.name, signature=t.signature, doc=t.doc, local=t.local)
+            for t in self.schemas
+        ]
         stubs.append(ToolStub(name="final_answer", signature="def final_answer(*args, **kwargs)"))
         kwargs: dict[str, Any] = {"python": self.python}
         if self.extra_paths:
             kwargs["extra_paths"] = self.extra_paths
         if self.workspace:
             kwargs["workspace"] = self.workspace
+        exceptions = getattr(self.tools, "exceptions", None)  # the tool modules' own classes
+        if isinstance(exceptions, list):
+            kwargs["exceptions"] = exceptions
         sandbox = await Sandbox.start(self.settings, stubs, self.handle_tool, **kwargs)
         await sandbox.execute(self.prelude)
         return sandbox

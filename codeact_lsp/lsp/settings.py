@@ -28,7 +28,9 @@ def settings_to_overrides(settings: Any) -> dict[str, Any]:
     for key, value in settings.items():
         if not isinstance(key, str) or key in EDITOR_ONLY or value is None:
             continue
-        if isinstance(value, dict):
+        if to_snake(key) == "model_params" and isinstance(value, dict):
+            out["model_params"] = value  # litellm's own names: passed through, not re-cased
+        elif isinstance(value, dict):
             nested = settings_to_overrides(value)
             if nested:
                 out[to_snake(key)] = nested

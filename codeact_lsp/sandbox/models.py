@@ -29,10 +29,14 @@ class ToolStub(BaseModel):
     name: str
     signature: str = ""
     doc: str = ""
+    # "builtins.min": a pure stdlib callable the worker binds as itself instead of a stub (see
+    # codec.local_name); such calls never leave the sandbox
+    local: str | None = None
 
 
 class ToolRequest(BaseModel):
-    """One stub call from generated code, as it arrives in the handler thread."""
+    """One stub call from generated code, as it arrives in the handler thread. `args`/`kwargs`
+    are wire values (`codec.decode` turns them back into Python values)."""
 
     name: str
     args: list[Any] = Field(default_factory=list)
@@ -57,7 +61,8 @@ _set = object.__setattr__
 
 
 class ToolReply(BaseModel):
-    """The handler's answer: a JSON result, or an error raised inside the snippet, or stop."""
+    """The handler's answer: a result in the typed codec's wire form (`codec.encode`), or an
+    error raised inside the snippet (as a look-alike of `error.exception` when given), or stop."""
 
     result: Any = None
     error: ErrorLocation | None = None

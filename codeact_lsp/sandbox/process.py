@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codeact_lsp.sandbox import codec
 from codeact_lsp.sandbox.models import ErrorLocation, ToolHandler, ToolReply, ToolRequest
 
 WORKER_PATH = str(Path(__file__).with_name("worker.py"))
@@ -385,12 +386,19 @@ class WorkerProcess:
         err = reply.error
         if reply.stop:
             self.stop_replied = True
-        out = ("r", cid, reply.result, None if err is None else (err.type, err.message), reply.stop)
+        error = None
+        if err is not None:
+            where = f"{os.path.basename(err.file)}:{err.line}" if err.file and err.line else None
+            error = (err.type, err.message, err.exception, where)
+        out: tuple[Any, ...] = ("r", cid, reply.result, error, reply.stop)
         try:
             return marshal.dumps(out)
-        except ValueError:  # not marshal-able: the JSON value, or its repr
-            result = json.loads(json.dumps(reply.result, default=repr))
-            return marshal.dumps((*out[:2], result, *out[3:]))
+        except ValueError:  # not marshal-able: a handler that answered with a Python object
+            result: Any = codec.encode(reply.result)
+            try:
+                return marshal.dumps((*out[:2], result, *out[3:]))
+            except ValueError:
+                return marshal.dumps((*out[:2], None, ("TypeError", "unencodable result"), False))
 
     def _finish(self, exc: BaseException) -> None:
         """The channel ended: make sure the process is gone, reap it, fail whoever waits."""

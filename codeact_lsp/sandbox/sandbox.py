@@ -47,6 +47,7 @@ class Sandbox:
         extra_paths: list[str],
         pool: SandboxPool,
         workspace: str | None = None,
+        exceptions: list[dict[str, Any]] | tuple[dict[str, Any], ...] = (),
     ) -> None:
         if workspace:  # relative read_paths name files of the workspace
             resolved = [os.path.join(workspace, os.path.expanduser(p)) for p in settings.read_paths]
@@ -54,6 +55,7 @@ class Sandbox:
         self.settings = settings
         self.tools = list(tools)
         self.handler = handler
+        self.exceptions = list(exceptions)
         self.python = python
         self.extra_paths = list(extra_paths)
         self.pool = pool
@@ -75,12 +77,15 @@ class Sandbox:
         extra_paths: list[str] | tuple[str, ...] = (),
         pool: SandboxPool | None = None,
         workspace: str | None = None,
+        exceptions: list[dict[str, Any]] | tuple[dict[str, Any], ...] = (),
     ) -> Sandbox:
         """Configure a (warm) worker. Raises `IsolationUnavailable` under `require_isolation` when a
         layer is missing, `SandboxError` when the worker cannot start.
 
         `workspace` (optional): relative `read_paths` are resolved against it, and granting a path
-        that contains it is reported as not enforced (its `.env` would be readable)."""
+        that contains it is reported as not enforced (its `.env` would be readable).
+        `exceptions`: exception classes of the tool modules (`codec.exception_tree` form), bound
+        by name in the snippet's globals so `except InsufficientFunds:` works."""
         sb = cls(
             settings,
             tools,
@@ -89,6 +94,7 @@ class Sandbox:
             extra_paths=list(extra_paths),
             pool=pool or SandboxPool.default(),
             workspace=workspace,
+            exceptions=exceptions,
         )
         await sb._boot()
         return sb
@@ -120,10 +126,14 @@ class Sandbox:
     async def _configure(self, worker: WorkerProcess) -> None:
         worker.handler = self.handler
         worker.tool_names = frozenset(t.name for t in self.tools)
-        tools = [{"name": t.name, "doc": t.doc, "signature": t.signature} for t in self.tools]
+        tools = [
+            {"name": t.name, "doc": t.doc, "signature": t.signature, "local": t.local}
+            for t in self.tools
+        ]
         msg = backends.config_message(
             self.settings, self.plan, worker.scratch, tools, self.extra_paths
         )
+        msg["exceptions"] = list(self.exceptions)
         try:
             reply = await asyncio.wrap_future(worker.request(msg))
         except WorkerDied as exc:
@@ -176,6 +186,9 @@ class Sandbox:
         reason: str | None = None
         if cfut.done():
             msg = self._outcome(cfut)
+            # callbacks the handler threads scheduled meanwhile (tool_called events) run before
+            # the step's result is seen, as they would have on the slow path
+            await asyncio.sleep(0)
         else:
             reason, msg = await self._wait(worker, asyncio.wrap_future(cfut), limit, cpu_limit)
         elapsed = (time.perf_counter() - t0) * 1000.0

@@ -614,6 +614,21 @@ def _analyse(
                 )
                 continue
             where = mod.all_node.lineno if mod.all_node is not None else 1
+            if binding is None and name in _BUILTIN_NAMES:  # `__all__ = ["min"]`: the builtin
+                tools.append(
+                    DiscoveredTool(
+                        name=name,
+                        module=modname,
+                        file=file,
+                        line=where,
+                        end_line=where,
+                        signature="",
+                        kind="builtin",
+                        resolved=False,
+                        imported_from=f"builtins:{name}",
+                    )
+                )
+                continue
             severity = "error"
             code = "all-undefined"
             if binding is None:

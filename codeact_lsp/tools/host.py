@@ -1,8 +1,8 @@
 """The tool host: the workspace's tools imported and served by the workspace's own interpreter.
 
 Tools are trusted user code with their own libraries, globals and state, so they run where they
-live (not copied into the sandbox). The host is a child process running `runtime.py` by path; calls
-go over pipes as JSON lines. A call that outlives its timeout, or a host that dies, gets the host
+live (not copied into the sandbox). The host is a child process that loads the `runtime` package by
+path; calls go over pipes as JSON lines, values in the typed codec's wire form. A call that outlives its timeout, or a host that dies, gets the host
 killed and restarted, and the call comes back as an error outcome: the server never hangs on a tool.
 """
 
@@ -28,7 +28,7 @@ from codeact_lsp.tools.models import ToolDiagnostic, ToolOutcome, ToolSchema
 from codeact_lsp.tools.targets import resolve_targets
 from codeact_lsp.trajectory import ErrorLocation
 
-RUNTIME_SCRIPT = os.path.abspath(runtime.__file__)
+RUNTIME_DIR = runtime.PACKAGE_DIR
 _STACK_RE = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)')
 MAX_REPLY = 64 * 1024 * 1024
 
@@ -56,6 +56,7 @@ class ToolHost:
         self.diagnostics: list[ToolDiagnostic] = []
         self.problem: str | None = None  # why the host is not serving, when it is not
         self.has_pydantic = False
+        self.exceptions: list[dict[str, Any]] = []  # exception classes of the tool modules
         self.restarts = 0
         self._schemas: list[ToolSchema] = []
         self._by_name: dict[str, ToolSchema] = {}
@@ -140,7 +141,7 @@ class ToolHost:
         env["PYTHONDONTWRITEBYTECODE"] = env.get("PYTHONDONTWRITEBYTECODE", "1")
         try:
             self._proc = subprocess.Popen(
-                [self.python, RUNTIME_SCRIPT, json.dumps(spec)],
+                [self.python, "-c", runtime.BOOT, RUNTIME_DIR, json.dumps(spec)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 cwd=str(self.workspace),
@@ -170,6 +171,7 @@ class ToolHost:
         self._by_name = {s.name: s for s in self._schemas}
         self.diagnostics = [ToolDiagnostic.model_validate(d) for d in ready.get("diagnostics", [])]
         self.has_pydantic = bool(ready.get("pydantic"))
+        self.exceptions = [e for e in ready.get("exceptions", []) if isinstance(e, dict)]
 
     def _kill(self) -> None:
         proc = self._proc
@@ -371,7 +373,11 @@ class ToolHost:
             # faulthandler prints each thread innermost frame first: the first workspace frame
             for m in _STACK_RE.finditer(text):
                 f = m.group("file")
-                if f.startswith(ws) and "site-packages" not in f and f != RUNTIME_SCRIPT:
+                if (
+                    f.startswith(ws)
+                    and "site-packages" not in f
+                    and not f.startswith(RUNTIME_DIR + os.sep)
+                ):
                     return f, int(m.group("line"))
             return None, None
 

@@ -4,6 +4,7 @@ tool host, so validation, error locations and output capture behave identically.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -56,8 +57,11 @@ class InProcessTools:
                 )
             module = str(getattr(obj, "__module__", "") or "")
             tool = self.registry.add(name, obj, module)
+            if module in sys.modules:
+                self.registry.note_module(sys.modules[module])
             self.diagnostics.extend(ToolDiagnostic.model_validate(d) for d in tool_quality(tool))
         self._schemas = [ToolSchema.model_validate(s) for s in self.registry.schemas()]
+        self.exceptions = self.registry.exception_types()
 
     def schemas(self) -> list[ToolSchema]:
         return list(self._schemas)

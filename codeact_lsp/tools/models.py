@@ -74,20 +74,35 @@ class ToolSchema(BaseModel):
     file: str | None = None
     line: int | None = None
     validated: bool = True  # False when the interpreter has no pydantic: only simple types checked
+    local: str | None = None  # "builtins.min": a pure stdlib callable, run inside the sandbox
 
 
 class ToolOutcome(BaseModel):
     """The result of one call; never raised, always returned, so a caller never has to guess."""
 
     ok: bool
-    result: Any = None  # JSON value, or repr string when `result_is_repr`
-    result_is_repr: bool = False
+    result: Any = None  # the typed codec's wire value (JSON-safe; see sandbox/codec.py)
+    result_is_repr: bool = False  # some part had no faithful form: a marked stand-in (type, repr)
     bound_args: dict[str, Any] = Field(default_factory=dict)
     error: ErrorLocation | None = None
     stdout: str = ""
     duration_ms: float = 0.0
     restarted: bool = False  # the host crashed or hung and was restarted: tool state was lost
     timed_out: bool = False  # the call outlived its timeout (interrupted, or the host killed)
+
+    @property
+    def value(self) -> Any:
+        """The result as a Python value again (tuples, sets, datetimes, ... rebuilt)."""
+        from codeact_lsp.sandbox import codec
+
+        return codec.decode(self.result)
+
+    @property
+    def shown(self) -> Any:
+        """The result as plain JSON for people (tuples as lists, other values as text)."""
+        from codeact_lsp.sandbox import codec
+
+        return codec.preview(self.result)
 
     @property
     def error_text(self) -> str | None:

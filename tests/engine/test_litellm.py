@@ -253,12 +253,13 @@ async def test_no_key_at_all_fails_at_once_with_the_variable_to_set(
     """The engine path (editor, Python API) has no CLI pre-check: the first call says it. And
     litellm prints nothing on stdout, which is the language server's JSON-RPC channel."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    eng = make_engine(model_params={"api_base": stub.base("reply-nokey")})
+    # a remote server (never reached: the client refuses before connecting); a loopback one
+    # needs no key, see test_a_local_server_needs_no_key
+    eng = make_engine(model_params={"api_base": "http://models.example.invalid/v1"})
     traj, events = await _run(eng, "t", "openai/gpt-4o-mini")
     assert traj.status == "failed" and traj.error is not None
     assert traj.error.startswith("model error (config)") and "set OPENAI_API_KEY" in traj.error
     assert not [e for e in events if e.kind == "model_retry"]  # retrying cannot help
-    assert stub.calls["reply-nokey"] == 0
     traj, _ = await _run(eng, "t", "made-up-model")  # unknown provider: litellm's error path
     assert traj.error is not None and traj.error.startswith("model error (fatal)")
     assert capfd.readouterr().out == ""
@@ -285,6 +286,9 @@ def test_cli_run_through_litellm_and_without_a_key(
 
     monkeypatch.delenv("OPENAI_API_KEY")
     assert main(["run", QUOTE_TASK, "-w", str(workspace), "-m", "openai/gpt-4o-mini"]) == 2
+    assert "needs OPENAI_API_KEY" in capsys.readouterr().err
+    remote = ["--api-base", "http://models.example.invalid/v1"]
+    assert main(["run", QUOTE_TASK, "-w", str(workspace), "-m", "openai/gpt-4o-mini", *remote]) == 2
     err = capsys.readouterr().err
     assert "needs OPENAI_API_KEY" in err and "Traceback" not in err
     assert main(["run", QUOTE_TASK, "-w", str(workspace), "-m", "gpt-made-up"]) == 2
@@ -305,3 +309,52 @@ async def test_reply_without_choices_is_a_step_without_code(
     traj = await asyncio.wait_for(handle.wait(), timeout=60)
     assert traj.status == "max_iters"
     assert [s.status for s in traj.steps] == ["no_code", "no_code"]
+
+
+def test_a_local_server_needs_no_key(
+    stub: OpenAIStub,
+    workspace: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A loopback api_base (Ollama, LM Studio, llama.cpp, vLLM on this machine): no key is
+    demanded, the model_params reach the server, and replies are capped by default."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("CODEACT_MODEL", raising=False)
+    replies = json.loads((EXAMPLE / "replies" / "quote.json").read_text())
+    stub.replies["local"] = list(replies)
+    flags = ["--api-base", stub.base("reply-local"), "--model-param", "temperature=0.2"]
+    args = ["run", QUOTE_TASK, "-w", str(workspace), "-m", "openai/local-model", *flags]
+    assert main(args) == 0
+    assert capsys.readouterr().out.strip() == "76.9"
+    sent = stub.requests["reply-local"][0]
+    assert sent["temperature"] == 0.2 and sent["max_tokens"] == 4096  # the default reply cap
+    assert stub.headers["reply-local"][0]["authorization"] == "Bearer no-key-needed"
+
+
+async def test_keyless_and_named_key_variables(
+    stub: OpenAIStub, make_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`keyless = true` for a self-hosted server elsewhere; `api_key_env` names the variable."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    replies = json.loads((EXAMPLE / "replies" / "quote.json").read_text())
+    assert await check_model("openai/x", api_base="http://gpu-box.lan:8000/v1") is not None
+    assert (
+        await check_model("openai/x", api_base="http://gpu-box.lan:8000/v1", keyless=True) is None
+    )
+    stub.replies["keyless"] = list(replies)
+    eng = make_engine(
+        model_params={"api_base": stub.base("reply-keyless"), "keyless": True, "max_tokens": 64}
+    )
+    traj, _ = await _run(eng, QUOTE_TASK, "openai/local-model")
+    assert traj.status == "finished" and traj.outputs == {"answer": 76.9}
+    assert stub.requests["reply-keyless"][0]["max_tokens"] == 64
+    assert "keyless" not in stub.requests["reply-keyless"][0]
+    # a key from a named variable, never from the file
+    monkeypatch.setenv("MY_LOCAL_KEY", KEY)
+    model = make_model("openai/x", api_base="http://h/v1", api_key_env="MY_LOCAL_KEY")
+    assert isinstance(model, LiteLLMModel) and model.params["api_key"] == KEY
+    with pytest.raises(ModelError, match="MY_MISSING_KEY, which is not set"):
+        make_model("openai/x", api_key_env="MY_MISSING_KEY")
+    problem = await check_model("openai/x", api_key_env="MY_MISSING_KEY")
+    assert problem is not None and "MY_MISSING_KEY" in problem

@@ -150,7 +150,7 @@ async def test_non_json_arguments_fail_inside_the_snippet(make_sandbox: Factory)
     r = await sb.execute("x = 1\nadd(object())")
     assert r.error is not None
     assert r.error.type == "TypeError"
-    assert "add()" in r.error.message and "JSON" in r.error.message
+    assert "add()" in r.error.message and "cannot be passed to a tool" in r.error.message
     assert r.error.line == 2
     assert rec.calls == []
 
@@ -181,14 +181,18 @@ async def test_stop_ends_the_snippet_cleanly(make_sandbox: Factory) -> None:
     assert r.stopped is False and r.value == "1"
 
 
-async def test_result_that_is_not_json_comes_back_as_repr(make_sandbox: Factory) -> None:
+async def test_result_that_has_no_wire_form_comes_back_as_a_marked_stand_in(
+    make_sandbox: Factory,
+) -> None:
     def handler(req: ToolRequest) -> ToolReply:
         return ToolReply(
             result={"when": object.__new__(type("Stamp", (), {"__repr__": lambda s: "Stamp()"}))}
         )
 
     sb = await make_sandbox(handler)
-    assert (await sb.execute("add()")).value == "{'when': 'Stamp()'}"
+    assert (
+        await sb.execute("add()")
+    ).value == "{'when': <unserialisable test_behaviour.Stamp: Stamp()>}"
 
 
 async def test_top_level_await_and_asyncio(make_sandbox: Factory) -> None:

@@ -77,10 +77,15 @@ def test_calls_of_every_kind(host: ToolHost) -> None:
     assert call(host, "loud", "hi") == "HI!"
 
 
-def test_results_json_or_faithful_repr(host: ToolHost) -> None:
-    assert call(host, "point", 1, 2) == {"x": 1.0, "y": 2.0}
+def test_results_typed_or_a_marked_stand_in(host: ToolHost) -> None:
+    point = host.call_sync("point", [1, 2], {})
+    assert point.ok and point.shown == {"x": 1.0, "y": 2.0} and not point.result_is_repr
+    assert point.result["$"] == "dataclass" and point.result["type"] == "kinds.Point"
+    assert (point.value.x, point.value.y) == (1.0, 2.0)
     out = host.call_sync("odd_result", [], {})
-    assert out.ok and out.result == "<Opaque 3>" and out.result_is_repr
+    assert out.ok and out.result_is_repr
+    assert out.result == {"$": "opaque", "type": "kinds.Opaque", "repr": "<Opaque 3>"}
+    assert repr(out.value) == "<unserialisable kinds.Opaque: <Opaque 3>>"
 
 
 def test_arguments_validated_and_converted(host: ToolHost) -> None:

@@ -125,4 +125,5 @@ def test_results_that_are_not_json() -> None:
         return Thing()
 
     out = InProcessTools([make]).call_sync("make", [], {})
-    assert out.ok and out.result == "<Thing>" and out.result_is_repr
+    assert out.ok and out.result_is_repr and out.shown == "<Thing>"
+    assert out.result["$"] == "opaque" and out.result["type"].endswith("<locals>.Thing")

@@ -22,7 +22,7 @@ from codeact_lsp.lsp.commands.common import CommandError
 from codeact_lsp.lsp.commands.registry import command
 from codeact_lsp.lsp.document import RUNS_DIR, path_to_uri, uri_to_path
 from codeact_lsp.lsp.run_docs import EditorRun
-from codeact_lsp.trajectory import AcceptedEdit, Trajectory
+from codeact_lsp.trajectory import Acceptance, Trajectory
 
 if TYPE_CHECKING:
     from codeact_lsp.lsp.state import ServerState
@@ -189,10 +189,10 @@ async def accept(state: ServerState, args: AcceptArgs) -> dict[str, Any]:
                 else "Accept was cancelled in the preview: nothing was written."
             ),
         }
-    accepted = _landed(state, plan)
+    accepted = _landed(state, plan, args.mode)
     traj.accepted = accepted
     rs.accepted = True
-    await _persist(state, traj)
+    await _persist(state, rs.id, traj)
     state.refresh.schedule(rs.uri)
     rng = acc.to_range(accepted.range)
     if state.client.show_document and rng is not None:
@@ -208,7 +208,7 @@ async def accept(state: ServerState, args: AcceptArgs) -> dict[str, Any]:
     }
 
 
-def _landed(state: ServerState, plan: acc.Plan) -> AcceptedEdit:
+def _landed(state: ServerState, plan: acc.Plan, mode: str) -> Acceptance:
     """Where the function is now (the user may have unticked hunks in the preview)."""
     after = plan.document_after or ""
     rng = plan.function_range
@@ -217,20 +217,28 @@ def _landed(state: ServerState, plan: acc.Plan) -> AcceptedEdit:
     at = current.find(text) if text else -1
     if at >= 0 and current != after:
         rng = lsp.Range(acc.position(current, at), acc.position(current, at + len(text)))
-    return AcceptedEdit(
+    doc = state.open_doc(plan.uri)
+    return Acceptance(
         uri=plan.uri,
         range=acc.range_json(rng),
         text=text,
-        name=plan.name,
+        version=getattr(doc, "version", None),
         at=time.time(),
-        created=plan.create,
+        mode="newFile" if plan.create else mode,
+        name=plan.name,
     )
 
 
-async def _persist(state: ServerState, traj: Trajectory) -> None:
-    """Write the run file with what Accept did (through the engine's writer when it runs)."""
+async def _persist(state: ServerState, run_id: str, traj: Trajectory) -> None:
+    """Write the run file with what Accept did (through the engine when it runs)."""
     backend = getattr(state.workspace, "backend", None)
-    store = getattr(getattr(backend, "engine", None), "store", None)
+    eng = getattr(backend, "engine", None)
+    if eng is not None and hasattr(eng, "mark_accepted"):
+        with contextlib.suppress(Exception):  # a run the engine cannot find: written below
+            eng.mark_accepted(run_id, traj.accepted)
+            await eng.flushed()
+            return
+    store = getattr(eng, "store", None)
     if store is None:
         root = state.workspace.require_root()
         store = RunStore(root / RUNS_DIR)

@@ -59,5 +59,5 @@ async def try_tool(state: ServerState, args: TryToolArgs) -> dict[str, Any]:
     base = {"stdout": outcome.stdout, "durationMs": outcome.duration_ms}
     state.views.note_tried(args.name, outcome.error if not outcome.ok else None)
     if outcome.ok:
-        return {"result": outcome.result, **base}
+        return {"result": outcome.shown, **base}  # readable JSON (a tuple as a list)
     return {"error": dump(outcome.error), **base}
