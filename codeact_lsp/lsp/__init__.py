@@ -24,10 +24,16 @@ Client contract, beyond DESIGN.md §3:
 - Task-suite results persist in `<workspace>/.codeact/task_results.json` (lenses after restart).
 - `--tcp HOST:PORT` (port 0: any free port, printed on stderr as "codeact-lsp: listening on
   HOST:PORT") serves one client; its disconnect ends every run and tool host, as on stdio.
-- Extra commands: `codeact.acceptPreview {runId, mode?, newFileUri?}` → `{ok, reason,
-  alternatives, targetUri, range, version, createsFile, newText, documentAfter, program}` (what
-  a diff needs); `codeact.accept` also takes `mode` ("target" | "newFile" | "insertAtEnd") and
-  `newFileUri`, and a refusal answers `{applied: false, reason, alternatives}`;
+- Accept (`lsp.accept`, placement in `engine.program`): `codeact.accept {runId, mode?, replace?,
+  name?, form?, confirm?, newFileUri?}` sends one versioned `workspace/applyEdit` whose hunks (the
+  import merge, the function; a new file) carry change annotations needing confirmation when the
+  client supports them (VS Code shows its Refactor Preview); then `window/showDocument` selects
+  the function, and it answers `{applied: true, uri, range, name, created, message}` (message: the
+  one status line) and records `accepted` in the run file. A refusal answers `{applied: false,
+  reason (in words), alternatives (modes), choices [{label, mode | action}]}`; a cancelled
+  preview `{applied: false, cancelled: true, reason}`. `codeact.acceptPreview` (same arguments) →
+  `{ok, reason, alternatives, choices, targetUri, range, version, createsFile, newText, edits,
+  documentAfter, functionRange, name, message, selection, program}` (what a diff needs).
   `codeact.discard {runId}`; `codeact.listRuns {}`; `codeact.showStep {runId, step}` →
   `{step, markdown}`; `codeact.serverStats {reset?}` (benchmarks).
 - `codeact.approve` / `codeact.rerun` without `code` use the step's text as edited in the open

@@ -174,6 +174,13 @@ async def test_accept_is_one_annotated_edit_and_is_recorded_in_the_run(
     assert again["applied"] is False and "already in annotated.py" in again["reason"]
     assert [c["label"] for c in again["choices"]] == ["Insert at End", "New File"]
 
+    # undone in the editor: Accept is offered again, into the document as it is now
+    client.edit(uri, SHOP)
+    client.applied.clear()
+    redo = await client.command("codeact.accept", {"runId": run_id, "mode": "insertAtEnd"})
+    assert redo["applied"] is True
+    assert client.docs[uri][1].rstrip().endswith("return total")
+
 
 async def test_refusal_says_what_changed_in_words(shared_client: EditorClient) -> None:
     client = shared_client

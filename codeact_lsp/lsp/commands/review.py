@@ -15,6 +15,7 @@ from lsprotocol import types as lsp
 
 from codeact_lsp.engine.program import as_script, parse_program, renamed
 from codeact_lsp.engine.program.naming import explicit_identifier
+from codeact_lsp.engine.runstate import acceptance_state
 from codeact_lsp.engine.store import RunStore
 from codeact_lsp.lsp import accept as acc
 from codeact_lsp.lsp.args import AcceptArgs, ApproveArgs, RejectArgs
@@ -152,7 +153,7 @@ async def accept(state: ServerState, args: AcceptArgs) -> dict[str, Any]:
     rs = state.runs.need(args.runId)
     traj = rs.trajectory()
     assert traj is not None
-    if (rs.accepted or traj.accepted is not None) and args.mode == "target":
+    if args.mode == "target" and _still_there(state, traj):
         where = acc.file_name(traj.accepted.uri) if traj.accepted else "the file"
         return {
             "applied": False,
@@ -206,6 +207,18 @@ async def accept(state: ServerState, args: AcceptArgs) -> dict[str, Any]:
         "created": plan.create,
         "message": acc.applied_message(plan),
     }
+
+
+def _still_there(state: ServerState, traj: Trajectory) -> bool:
+    """Accepted before, and the text is still where it went (undone: Accept is offered again)."""
+    if traj.accepted is None:
+        return False
+    uri = traj.accepted.uri
+    path = uri_to_path(uri)
+    current: str | None = None
+    if state.open_doc(uri) is not None or (path is not None and path.exists()):
+        current = state.doc_state(uri).text
+    return acceptance_state(traj.accepted, current) == "applied"
 
 
 def _landed(state: ServerState, plan: acc.Plan, mode: str) -> Acceptance:
