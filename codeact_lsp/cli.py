@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from codeact_lsp.config import CodeActConfig, load_config
+from codeact_lsp.termsafe import for_stream
 
 if TYPE_CHECKING:
     from codeact_lsp.engine import Decision
@@ -28,6 +29,12 @@ EXIT_OK, EXIT_NOT_FINISHED, EXIT_USAGE = 0, 1, 2
 
 class UsageProblem(Exception):
     """Bad flags or configuration: printed as one line, exit code 2."""
+
+
+def _say(text: str, stream: TextIO, *, end: str = "\n", flush: bool = False) -> None:
+    """Print text that may come from a run (code, answers, errors, tool results): on a terminal
+    its control sequences are shown, not interpreted (termsafe); pipes and files get it exact."""
+    print(for_stream(text, stream), file=stream, end=end, flush=flush)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_runs(args))
         return asyncio.run(_test(args))
     except UsageProblem as exc:
-        print(f"codeact: {exc}", file=sys.stderr)
+        _say(f"codeact: {exc}", sys.stderr)
         return EXIT_USAGE
 
 
@@ -197,7 +204,7 @@ async def _prompt_decision(step: Any, confirm: list[str], out: TextIO) -> Decisi
     from codeact_lsp.engine import Decision
 
     why = f" (calls {', '.join(confirm)})" if confirm else ""
-    print(f"--- step {step.index} waits for approval{why} ---\n{step.code}\n---", file=out)
+    _say(f"--- step {step.index} waits for approval{why} ---\n{step.code}\n---", out)
     while True:
         try:
             answer = await _ask("run it? [y]es / [e]dit / [n]o: ")
@@ -272,10 +279,10 @@ async def _start_tools(ws: Path, config: CodeActConfig, out: TextIO, quiet: bool
     host = await with_mcp(await ToolHost.astart(ws, config), ws, config)
     if not quiet:
         if host.problem:
-            print(f"warning: tools unavailable: {host.problem}", file=out)
+            _say(f"warning: tools unavailable: {host.problem}", out)
         for d in host.diagnostics:
             if d.severity == "error":
-                print(f"warning: {d.file}:{d.line}: {d.message}", file=out)
+                _say(f"warning: {d.file}:{d.line}: {d.message}", out)
     return host
 
 
@@ -338,7 +345,7 @@ async def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(traj.model_dump_json(indent=2))
     elif args.program and traj.status == "finished":
-        print(traj.program or "", end="")
+        _say(traj.program or "", sys.stdout, end="")
     else:
         _print_outcome(traj, sys.stdout)
     return EXIT_OK if traj.status == "finished" else EXIT_NOT_FINISHED
@@ -376,7 +383,7 @@ async def _progress(handle: Any, engine: Any, out: TextIO) -> None:
         line = _event_line(event, handle)
         if line:
             await engine.flushed()
-            print(line, file=out, flush=True)
+            _say(line, out, flush=True)
         step = handle.pending_step
         if event.kind == "awaiting_approval" and step is not None and step.index == event.step:
             decision = await _prompt_decision(step, event.data.get("confirm_tools") or [], out)
@@ -468,12 +475,12 @@ def _print_outcome(traj: Any, out: TextIO) -> None:
     if traj.status == "finished" and traj.outputs is not None:
         outputs = traj.outputs
         if len(outputs) == 1:
-            print(_show(next(iter(outputs.values()))), file=out)
+            _say(_show(next(iter(outputs.values()))), out)
         else:
             for key, value in outputs.items():
-                print(f"{key}: {_show(value)}", file=out)
+                _say(f"{key}: {_show(value)}", out)
     else:
-        print(f"not finished ({traj.status}): {traj.error or ''}".rstrip(": "), file=out)
+        _say(f"not finished ({traj.status}): {traj.error or ''}".rstrip(": "), out)
 
 
 def _show(value: Any) -> str:
@@ -567,7 +574,7 @@ async def _test(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.model_dump(mode="json") for r in results], indent=2))
     else:
-        print(_table(results))
+        _say(_table(results), sys.stdout)
     return EXIT_OK if all(r.passed for r in results) else EXIT_NOT_FINISHED
 
 

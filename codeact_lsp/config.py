@@ -42,6 +42,13 @@ class SandboxSettings(BaseModel):
     require_isolation: bool = Field(
         default=False, description="refuse to run when a requested isolation layer is unavailable"
     )
+    idle_timeout: float | None = Field(
+        default=1800.0,
+        gt=0,
+        description="seconds any sandbox may sit idle between steps (stopped meanwhile) before its"
+        " worker is ended, also mid-run (e.g. a step waiting for approval): its variables are then"
+        " lost and the next step says so; null keeps it (ended runs: see sessions.idle_seconds)",
+    )
 
 
 class AcceptSettings(BaseModel):

@@ -11,10 +11,23 @@ import asyncio
 import importlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from codeact_lsp.config import CodeActConfig, resolve_python
 from codeact_lsp.lsp.document import RUNS_DIR
+
+if TYPE_CHECKING:  # imported at first use (see above), typed here
+    from codeact_lsp.engine import Engine
+    from codeact_lsp.tools.models import ToolDiagnostic, ToolProvider
+
+    class ServedTools(ToolProvider, Protocol):
+        """The workspace's tools as the server uses them: the tool host, plus MCP servers'."""
+
+        @property
+        def diagnostics(self) -> list[ToolDiagnostic]: ...
+
+        def restart(self) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +43,12 @@ class Backend:
         self.workspace = workspace
         self.config = config
         self.client_python = client_python
-        self.engine: Any = None
-        self.tools: Any = None
+        self.engine: Engine | None = None
+        self.tools: ServedTools | None = None
         self._lock = asyncio.Lock()
         self._closed = False
 
-    async def ready(self) -> Any:
+    async def ready(self) -> Engine:
         """The engine, starting it (and the tool host) the first time."""
         async with self._lock:
             if self._closed:
@@ -57,7 +70,7 @@ class Backend:
             )
             return self.engine
 
-    async def tool_provider(self) -> Any:
+    async def tool_provider(self) -> ServedTools:
         """The tool host alone (the bench and listTools do not need the engine)."""
         async with self._lock:
             if self._closed:
@@ -70,14 +83,15 @@ class Backend:
                 raise BackendError("the server is shutting down")
             return self.tools
 
-    async def _start_tools(self) -> Any:
+    async def _start_tools(self) -> ServedTools:
         tools_mod = await asyncio.to_thread(importlib.import_module, "codeact_lsp.tools")
         python = resolve_python(self.workspace, self.config, self.client_python)
         try:
             host = await tools_mod.ToolHost.astart(self.workspace, self.config, python=python)
             # MCP servers' tools are served from this process (their failures are diagnostics)
             mcp = await asyncio.to_thread(importlib.import_module, "codeact_lsp.mcp.provider")
-            return await mcp.with_mcp(host, self.workspace, self.config)
+            served: ServedTools = await mcp.with_mcp(host, self.workspace, self.config)
+            return served
         except Exception as exc:
             raise BackendError(
                 f"the tool host could not start with {python}: {exc}. "
@@ -85,9 +99,8 @@ class Backend:
                 "modules' imports."
             ) from exc
 
-    def host_diagnostics(self) -> list[Any]:
-        diags = getattr(self.tools, "diagnostics", None) if self.tools is not None else None
-        return list(diags or [])
+    def host_diagnostics(self) -> list[ToolDiagnostic]:
+        return list(self.tools.diagnostics) if self.tools is not None else []
 
     @property
     def closed(self) -> bool:

@@ -135,10 +135,9 @@ def _lineage(traj: Trajectory) -> list[str]:
     """Where a follow-up or re-run came from (the engine's `relation` / `rerun_from` fields)."""
     if not traj.parent:
         return []
-    extra = traj.model_extra or {}
-    if extra.get("relation") == "rerun":
-        return [f"# re-run of {traj.parent} from step {extra.get('rerun_from', '?')}"]
-    if extra.get("relation") == "follow_up":
+    if traj.relation == "rerun":
+        return [f"# re-run of {traj.parent} from step {traj.rerun_from or '?'}"]
+    if traj.relation == "follow_up":
         return [f"# follows up run {traj.parent} (same sandbox state)"]
     return [f"# from run {traj.parent}"]
 

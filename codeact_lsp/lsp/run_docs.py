@@ -32,6 +32,7 @@ from codeact_lsp.lsp.trajectory_view import normalise_code
 from codeact_lsp.trajectory import Target, Trajectory
 
 if TYPE_CHECKING:
+    from codeact_lsp.engine import RunEvent, RunHandle
     from codeact_lsp.lsp.state import ServerState
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class EditorRun:
     id: str
     path: Path
     uri: str
-    handle: Any = None
+    handle: RunHandle | None = None  # None: read from disk, not live in this server
     target: Target | None = None
     start_text: str | None = None  # the whole target document when the run started
     overrides: dict[int, str] = field(default_factory=dict)  # step -> code edited in the doc
@@ -61,8 +62,7 @@ class EditorRun:
 
     def trajectory(self) -> Trajectory | None:
         if self.handle is not None:
-            traj: Trajectory = self.handle.trajectory
-            return traj
+            return self.handle.trajectory
         return self.loaded
 
 
@@ -122,7 +122,7 @@ class RunDocuments:
             )
         return rs
 
-    def need_live(self, rs: EditorRun, what: str) -> Any:
+    def need_live(self, rs: EditorRun, what: str) -> RunHandle:
         if rs.handle is None:
             raise CommandError(
                 f"run {rs.id} is not live in this server (it was loaded from disk): cannot {what}; "
@@ -140,7 +140,7 @@ class RunDocuments:
 
     def register(
         self,
-        handle: Any,
+        handle: RunHandle,
         target: Target | None,
         start_text: str | None,
         *,
@@ -179,6 +179,7 @@ class RunDocuments:
     async def _pump(self, rs: EditorRun, progress: bool = True) -> None:
         """Follow one run: rewrite its document, refresh views, report and honour progress."""
         handle = rs.handle
+        assert handle is not None
         reporter = self.state.progress
         token: str | None = None
         if progress:
@@ -354,12 +355,9 @@ def load_stored(stored: Path) -> Trajectory | None:
         return None
 
 
-def describe(event: Any) -> str:
+def describe(event: RunEvent) -> str:
     """One progress line for a run event."""
-    kind = str(getattr(event, "kind", "update"))
-    step = getattr(event, "step", None)
-    data = getattr(event, "data", {}) or {}
-    where = f"step {step}: " if step else ""
-    if kind == "tool_called":
-        return f"{where}called {data.get('name', 'a tool')}"
-    return f"{where}{kind.replace('_', ' ')}"
+    where = f"step {event.step}: " if event.step else ""
+    if event.kind == "tool_called":
+        return f"{where}called {event.data.get('name', 'a tool')}"
+    return f"{where}{event.kind.replace('_', ' ')}"

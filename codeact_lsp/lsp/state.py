@@ -147,13 +147,7 @@ class ServerState:
             return
         if path.suffix == ".py" and workspace.is_tool_file(path):
             workspace.refresh_discovery()
-            backend = workspace.backend
-            if (
-                backend is not None
-                and backend.tools is not None
-                and hasattr(backend.tools, "restart")
-            ):
-                self.spawn(workspace.restart_tools(backend), "restart-tool-host")
+            workspace.restart_tools()
         self.refresh.schedule(uri)
 
     # ------------------------------------------------------------------ shutdown
@@ -165,7 +159,7 @@ class ServerState:
         self.closing = True
         self.refresh.cancel()
         for rs in self.runs.runs.values():
-            if self.runs.active(rs):
+            if rs.handle is not None and self.runs.active(rs):
                 with contextlib.suppress(Exception):
                     rs.handle.cancel()
         await self.workspace.close_backends()

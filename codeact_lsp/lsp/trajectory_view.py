@@ -131,7 +131,7 @@ def step_summary(step: Step) -> str:
         parts.append("waiting for you")
     if step.edited:
         parts.append("edited")
-    if (step.model_extra or {}).get("replayed"):
+    if step.replayed:
         parts.append("replayed from the earlier run")
     if step.state_lost:
         parts.append("sandbox restarted")

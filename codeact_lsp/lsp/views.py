@@ -113,14 +113,15 @@ class Views:
             root = workspace.root
             rel = str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
             return task_lenses(self.state.doc_state(uri).text, rel, workspace.task_results)
-        if kind == "tools" and path is not None:
+        discovery = workspace.discovery
+        if kind == "tools" and path is not None and discovery is not None:
             last = self.state.runs.last_trajectory()
-            key = ("lens", id(workspace.discovery), id(last), last.updated_at if last else None)
+            key = ("lens", id(discovery), id(last), last.updated_at if last else None)
             cached = self._bench_cache.get(uri)
             if cached is not None and cached[0] == key:
                 return cached[1]  # type: ignore[return-value]
             lenses = bench_lenses(
-                workspace.discovery.tools,
+                discovery.tools,
                 str(path),
                 self._stats.get(last),
                 last.id if last else None,
@@ -137,15 +138,16 @@ class Views:
             return view.diagnostics if view else []
         if kind == "tasks":
             return task_diagnostics(self.state.doc_state(uri).text, workspace.task_results)
-        if kind == "tools" and path is not None:
-            reported = list(workspace.discovery.diagnostics)
+        discovery = workspace.discovery
+        if kind == "tools" and path is not None and discovery is not None:
+            reported: list[Any] = list(discovery.diagnostics)
             if workspace.backend is not None:
                 reported += workspace.backend.host_diagnostics()
             reported += list(self._tried.values())
             last = self.state.runs.last_trajectory()
             key = (
                 "diag",
-                id(workspace.discovery),
+                id(discovery),
                 tuple(id(r) for r in reported),
                 id(last),
                 last.updated_at if last else None,

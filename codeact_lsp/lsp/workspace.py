@@ -27,7 +27,9 @@ from codeact_lsp.lsp.settings import client_python, settings_to_overrides
 from codeact_lsp.lsp.tasks_view import TaskResult, load_results
 
 if TYPE_CHECKING:
+    from codeact_lsp.lsp.backend import ServedTools
     from codeact_lsp.lsp.state import ServerState
+    from codeact_lsp.tools.models import Discovery
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ class WorkspaceState:
         self.settings: dict[str, Any] = {}
         self.loaded = LoadedConfig(config=CodeActConfig())
         self.backend: Backend | None = None
-        self.discovery: Any = None
+        self.discovery: Discovery | None = None
         self._task_results: dict[str, TaskResult] | None = None
         self._shown_problems: list[str] = []
         self._retired: list[Backend] = []  # replaced by a config change while runs used them
@@ -191,10 +193,16 @@ class WorkspaceState:
             self.backend = Backend(root, self.config, client_python(self.settings))
         return self.backend
 
-    async def restart_tools(self, backend: Backend) -> None:
+    def restart_tools(self) -> None:
+        """A tool module was saved: reload the tool host (unless a run is using its state)."""
+        backend = self.backend
+        if backend is not None and backend.tools is not None:
+            self.state.spawn(self._restart_tools(backend.tools), "restart-tool-host")
+
+    async def _restart_tools(self, tools: ServedTools) -> None:
         if self.state.runs.any_active():
             return  # a run is using the tools' state; the next save after it restarts them
-        await asyncio.to_thread(backend.tools.restart)
+        await asyncio.to_thread(tools.restart)
         self.state.refresh.schedule(*self.tool_file_uris())
 
     async def close_backends(self) -> None:
@@ -234,8 +242,10 @@ class WorkspaceState:
         self.state.refresh.schedule(*self.tool_file_uris())
 
     def tool_files(self) -> list[str]:
-        files = list(getattr(self.discovery, "files", []) or [])
-        for tool in getattr(self.discovery, "tools", []) or []:
+        if self.discovery is None:
+            return []
+        files = list(self.discovery.files)
+        for tool in self.discovery.tools:
             if tool.file not in files:
                 files.append(tool.file)
         return files

@@ -19,12 +19,23 @@ a tool call is answered only while one of its "exec" requests is in flight, for 
 and not after final_answer's reply said stop; `stopped` / `cancelled` come from the host's own
 replies and interrupts; each snippet's "done" carries its number; everything received is size
 capped, clipped and stripped of lone surrogates. Kernel side, seccomp covers what Landlock does
-not mediate: metadata of files outside scratch (chmod/chown/utime are no-ops, xattr writes and
-inode-flag ioctls fail), memory outside RLIMIT_AS (memfd, System V IPC), PDEATHSIG clearing,
-F_SETOWN, inotify, AIO; and `tests/sandbox/test_redteam.py` shows each attack blocked. Known
-gaps: `stat`/`access` outside scratch still answer (existence and size of files, Landlock
-backend only: bubblewrap mounts hide them), and a root server gets no thread cap (RLIMIT_NPROC
-does not apply to root; a user's server gets 256 tasks per worker).
+not mediate (see docs/sandbox.md for each attack class and what stops it): metadata of files
+outside scratch (chmod/chown/utime are no-ops; xattr reads and writes, file_[gs]etattr and readlink
+fail; ioctl is an allowlist), other processes' scheduling, priority, limits and I/O class (pid 0 or
+our own only), sockets that address anything (no bind/connect/listen, sendto only without an
+address, no sendmsg: no descriptors in flight), memory outside RLIMIT_AS (memfd, System V IPC,
+socket and pipe buffer resizing), PDEATHSIG clearing, F_SETOWN, inotify, AIO; any syscall above the
+highest number reviewed fails with ENOSYS. From outside, the host puts each worker in cgroups of its
+own where it may (memory incl. kernel memory and scratch, a task cap, also for root), stops it
+between steps (SIGSTOP: threads a step left do not run) and ends it after `idle_timeout`.
+`tests/sandbox/test_redteam.py` and `test_confinement.py` show each attack blocked (the latter also
+as `nobody`). Known gaps (Landlock backend; bubblewrap's mounts hide the first three):
+`stat`/`access` outside scratch still answer (existence, size, times of files); advisory locks
+(flock, fcntl F_SETLK) can be taken on read-only granted files, stalling a writer that uses them;
+page-cache residency of readable files (mincore on a mapping) is observable; without a writable
+cgroup, kernel memory is bounded by the caps only (about 68 MB beyond the address space) and a root
+server gets no thread cap, both reported in `not_enforced` / `isolation`; the seccomp filter is
+x86_64-only (elsewhere it is reported as not enforced, loudly).
 
 Default of `SandboxSettings.allow_site_packages` (True): generated code may import the libraries
 of the tools' own environment, read-only. Models routinely post-process tool results with the same

@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from codeact_lsp.config import SandboxSettings
-from codeact_lsp.sandbox import confine
+from codeact_lsp.sandbox import cgroups, confine
 from codeact_lsp.sandbox.models import IsolationUnavailable, SandboxInfo
-from codeact_lsp.sandbox.process import SpawnSpec
+from codeact_lsp.sandbox.process import SpawnSpec, WorkerProcess
 
 MAX_FILES = 4096  # inodes in the scratch tmpfs: "many small files" stops here
-MAX_THREADS = 256  # tasks of one worker (RLIMIT_NPROC in its private user namespace; not root)
+MAX_THREADS = 256  # tasks of one worker (its pids cgroup; RLIMIT_NPROC in its user namespace)
+MAX_FDS = 256  # RLIMIT_NOFILE of a worker: with seccomp's caps, what bounds its kernel objects
 
 # what each layer means, as reported in SandboxInfo (stable identifiers: "<layer>:<mechanism>")
 CORE_LAYERS = ("filesystem", "environment", "network", "processes", "signals", "namespaces")
@@ -99,10 +100,19 @@ def make_plan(
         backend = "landlock" if (kernel.landlock_abi or kernel.seccomp) else "none"
     use_landlock = backend != "none" and kernel.landlock_abi > 0
     use_seccomp = backend != "none" and kernel.seccomp
+    machine = os.uname().machine
     if backend != "none" and not use_landlock:
-        notes.append("filesystem: Landlock is not available on this kernel")
+        notes.append(
+            "filesystem: Landlock is not available on this kernel"
+            if confine.seccomp_supported() or not sys.platform.startswith("linux")
+            else f"filesystem: Landlock is not used on {machine} (the worker's syscall table is "
+            "x86_64-only)"
+        )
     if backend != "none" and not use_seccomp:
-        notes.append(f"seccomp: no filter for this platform ({sys.platform}/{os.uname().machine})")
+        notes.append(
+            f"seccomp: no filter for this platform ({sys.platform}/{machine}): fork/exec, "
+            "sockets, signals, file metadata and other processes' scheduling are not blocked"
+        )
     if backend == "none":
         notes.append("isolation: backend 'none' — generated code runs with the server's rights")
     binds: tuple[str, ...] = ()
@@ -138,7 +148,40 @@ def without_bwrap(plan: Plan, settings: SandboxSettings, why: str) -> Plan:
     return dataclasses.replace(fallback, notes=(note, *kept, *fallback.notes))
 
 
-def describe(plan: Plan, applied: list[str], problems: list[str]) -> SandboxInfo:
+@dataclass(frozen=True)
+class Containment:
+    """What the host put around one worker from outside: its cgroups, and what failed."""
+
+    cgroup: cgroups.WorkerCgroup | None = None
+    problems: tuple[str, ...] = ()
+
+
+def contain(worker: WorkerProcess, settings: SandboxSettings, plan: Plan) -> Containment:
+    """Move a configured-to-be worker (no untrusted code run yet) into cgroups of its own."""
+    if plan.spec.backend == "none" or worker.pid is None or not sys.platform.startswith("linux"):
+        return Containment()
+    cg, problems = cgroups.attach(worker.pid, settings.memory_mb, settings.disk_mb, MAX_THREADS)
+    return Containment(cg, tuple(problems))
+
+
+def _caps_bound_mb() -> int:
+    """Kernel memory one worker can pin through the seccomp caps: every descriptor a socket with
+    a full default send buffer, plus the one buffer a send may overshoot it by (measured: 228 KB
+    per 208 KB socket); sizes cannot be raised and nothing can be passed in flight."""
+    try:
+        with open("/proc/sys/net/core/wmem_default") as fh:
+            per_socket = int(fh.read())
+    except (OSError, ValueError):
+        per_socket = 212992
+    return -(-(MAX_FDS * (per_socket + 65536)) // (1 << 20))
+
+
+def describe(
+    plan: Plan,
+    applied: list[str],
+    problems: list[str],
+    contained: Containment | None = None,
+) -> SandboxInfo:
     """Turn what the worker reports it installed into the trajectory's isolation record."""
     got = set(applied)
     bw = plan.spec.backend == "bwrap"
@@ -168,14 +211,37 @@ def describe(plan: Plan, applied: list[str], problems: list[str]) -> SandboxInfo
     layer("signals", sec, "+".join(sig), "other processes of this user can be signalled or ptraced")
     layer("namespaces", sec, "seccomp", "namespaces and mounts can be created")
     layer("memory", "memory" in got, "rlimit", "no address-space limit")
+    cg = contained.cgroup if contained else None
+    if cg is not None and cg.memory_mb:
+        enforced.append(
+            f"kernel-memory:cgroup {cg.memory_mb} MB in all (address space, scratch tmpfs, "
+            "socket and pipe buffers, kernel stacks)"
+        )
+    elif sec:
+        why = (
+            next((p for p in contained.problems if p.startswith("memory")), "") if contained else ""
+        )
+        enforced.append(
+            f"kernel-memory:seccomp caps (no descriptor passing, default socket and pipe buffers, "
+            f"{MAX_FDS} descriptors: at most ~{_caps_bound_mb()} MB beyond the address space"
+            + (f"; no cgroup: {why}" if why else "")
+            + ")"
+        )
+    elif plan.spec.backend != "none":
+        missing.append("kernel-memory: socket and pipe buffers are outside the memory limit")
     enforced.append("cpu:watchdog+lifetime-rlimit" if "cpu-total" in got else "cpu:watchdog")
     enforced.append("timeout:interrupt+kill")
     enforced.append("output:head+tail cap")
     layer("file-size", "file-size" in got, "rlimit", "no per-file size limit")
     disk = [m for m, ok in (("bwrap-tmpfs", bw), ("tmpfs", "disk" in got)) if ok]
     layer("disk", bool(disk), "+".join(disk), "scratch shares the host disk (per-file limit only)")
-    if "threads" in got:  # not for a root server: RLIMIT_NPROC does not apply to root
+    if cg is not None and cg.tasks:
+        enforced.append(f"threads:cgroup {cg.tasks} tasks")
+    elif "threads" in got:  # not for a root server: RLIMIT_NPROC does not apply to root
         enforced.append("threads:rlimit")
+    elif plan.spec.backend != "none":
+        why = "no cgroup, and RLIMIT_NPROC does not apply to root" if os.getuid() == 0 else "none"
+        missing.append(f"threads: no task cap ({why}); their kernel stacks are outside the limit")
     enforced.append("orphans:pdeathsig+process-group")
     for p in problems:
         if p not in missing:

@@ -12,6 +12,10 @@ import ctypes
 import os
 import struct
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not `typing` at run time: the worker imports this module on its cold start
+    _Op = tuple[int, int, int | str, int | str]
+
 _MACHINE = os.uname().machine  # not `platform`: it imports `re` (cold-start time)
 _SIGKILL = 9
 
@@ -24,7 +28,13 @@ _NR: dict[str, int] = {
     "shmctl": 31,
     "socket": 41,
     "connect": 42,
+    "accept": 43,
+    "sendto": 44,
+    "sendmsg": 46,
+    "bind": 49,
+    "listen": 50,
     "socketpair": 53,
+    "setsockopt": 54,
     "clone": 56,
     "fork": 57,
     "vfork": 58,
@@ -39,6 +49,7 @@ _NR: dict[str, int] = {
     "msgrcv": 70,
     "msgctl": 71,
     "fcntl": 72,
+    "readlink": 89,
     "chmod": 90,
     "fchmod": 91,
     "chown": 92,
@@ -46,13 +57,26 @@ _NR: dict[str, int] = {
     "lchown": 94,
     "ptrace": 101,
     "syslog": 103,
+    "setuid": 105,
+    "setgid": 106,
+    "setreuid": 113,
+    "setregid": 114,
+    "setgroups": 116,
+    "setresuid": 117,
+    "setresgid": 119,
+    "setfsuid": 122,
+    "setfsgid": 123,
     "rt_sigqueueinfo": 129,
     "utime": 132,
     "uselib": 134,
     "personality": 135,
+    "getpriority": 140,
     "setpriority": 141,
     "sched_setparam": 142,
+    "sched_getparam": 143,
     "sched_setscheduler": 144,
+    "sched_getscheduler": 145,
+    "sched_rr_get_interval": 148,
     "vhangup": 153,
     "modify_ldt": 154,
     "pivot_root": 155,
@@ -60,6 +84,7 @@ _NR: dict[str, int] = {
     "adjtimex": 159,
     "setrlimit": 160,
     "chroot": 161,
+    "sync": 162,
     "acct": 163,
     "settimeofday": 164,
     "mount": 165,
@@ -77,10 +102,18 @@ _NR: dict[str, int] = {
     "setxattr": 188,
     "lsetxattr": 189,
     "fsetxattr": 190,
+    "getxattr": 191,
+    "lgetxattr": 192,
+    "fgetxattr": 193,
+    "listxattr": 194,
+    "llistxattr": 195,
+    "flistxattr": 196,
     "removexattr": 197,
     "lremovexattr": 198,
     "fremovexattr": 199,
     "tkill": 200,
+    "sched_setaffinity": 203,
+    "sched_getaffinity": 204,
     "io_setup": 206,
     "io_destroy": 207,
     "io_getevents": 208,
@@ -102,15 +135,19 @@ _NR: dict[str, int] = {
     "request_key": 249,
     "keyctl": 250,
     "ioprio_set": 251,
+    "ioprio_get": 252,
     "inotify_init": 253,
     "inotify_add_watch": 254,
     "migrate_pages": 256,
     "fchownat": 260,
     "futimesat": 261,
+    "readlinkat": 267,
     "fchmodat": 268,
     "unshare": 272,
+    "get_robust_list": 274,
     "move_pages": 279,
     "utimensat": 280,
+    "accept4": 288,
     "inotify_init1": 294,
     "rt_tgsigqueueinfo": 297,
     "perf_event_open": 298,
@@ -120,18 +157,22 @@ _NR: dict[str, int] = {
     "name_to_handle_at": 303,
     "open_by_handle_at": 304,
     "clock_adjtime": 305,
+    "syncfs": 306,
+    "sendmmsg": 307,
     "setns": 308,
     "process_vm_readv": 310,
     "process_vm_writev": 311,
     "kcmp": 312,
     "finit_module": 313,
     "sched_setattr": 314,
+    "sched_getattr": 315,
     "memfd_create": 319,
     "kexec_file_load": 320,
     "bpf": 321,
     "execveat": 322,
     "userfaultfd": 323,
     "io_pgetevents": 333,
+    "uretprobe": 335,
     "pidfd_send_signal": 424,
     "io_uring_setup": 425,
     "io_uring_enter": 426,
@@ -147,16 +188,30 @@ _NR: dict[str, int] = {
     "pidfd_getfd": 438,
     "process_madvise": 440,
     "mount_setattr": 442,
+    "quotactl_fd": 443,
     "landlock_create_ruleset": 444,
     "landlock_add_rule": 445,
     "landlock_restrict_self": 446,
     "memfd_secret": 447,
+    "process_mrelease": 448,
+    "cachestat": 451,
     "fchmodat2": 452,
     "statmount": 457,
     "listmount": 458,
+    "lsm_set_self_attr": 460,
     "setxattrat": 463,
+    "getxattrat": 464,
+    "listxattrat": 465,
     "removexattrat": 466,
+    "open_tree_attr": 467,
+    "file_getattr": 468,
+    "file_setattr": 469,
+    "listns": 470,
 }
+
+# Every syscall number up to here was reviewed (x86_64, Linux 6.18: the last is listns). Anything
+# above it fails closed with ENOSYS, so a syscall added by a newer kernel is not allowed by default.
+MAX_REVIEWED_NR = 470
 
 # Denied outright with EPERM: processes, exec, tracing, namespaces and mounts, kernel attack surface.
 _DENY = [
@@ -175,18 +230,19 @@ _DENY = [
     "pidfd_send_signal",
     "pidfd_getfd",
     "process_madvise",
+    "process_mrelease",
     "setrlimit",
-    "setpriority",
-    "ioprio_set",
     "migrate_pages",
     "move_pages",
     "unshare",
     "setns",
+    "listns",
     "mount",
     "umount2",
     "pivot_root",
     "chroot",
     "open_tree",
+    "open_tree_attr",
     "move_mount",
     "fsopen",
     "fsconfig",
@@ -216,12 +272,15 @@ _DENY = [
     "ioperm",
     "modify_ldt",
     "uselib",
+    "uretprobe",
     "vhangup",
     "quotactl",
+    "quotactl_fd",
     "lookup_dcookie",
     "name_to_handle_at",
     "open_by_handle_at",
     "personality",
+    "lsm_set_self_attr",
     # Memory the address-space limit does not see: a memfd is a file in RAM (240 of them held
     # 1.9 GB in a 256 MB sandbox), and System V IPC objects also outlive the worker in the
     # host's IPC namespace (a covert channel between runs). Python needs neither.
@@ -251,6 +310,8 @@ _DENY = [
     "inotify_add_watch",
     "fanotify_init",
     "fanotify_mark",
+    # the page cache of files outside scratch (what the server or another run read lately)
+    "cachestat",
     # Linux AIO: every context takes from the host-wide fs.aio-max-nr (a DoS for databases)
     "io_setup",
     "io_destroy",
@@ -268,14 +329,62 @@ _DENY = [
     "adjtimex",
     "sethostname",
     "setdomainname",
+    "sync",
+    "syncfs",
+    # Other processes' scheduling. Changing even our own is denied: a root worker could give
+    # itself a real-time class or nice -20 and starve the server (same uid is no boundary).
+    "setpriority",
     "sched_setparam",
     "sched_setscheduler",
     "sched_setattr",
+    "ioprio_set",
+    # identities: a worker that kept root's capabilities could become any user
+    "setuid",
+    "setgid",
+    "setreuid",
+    "setregid",
+    "setresuid",
+    "setresgid",
+    "setfsuid",
+    "setfsgid",
+    "setgroups",
+    # Sockets may be socketpairs only, and address nothing outside the worker: no name of its
+    # own (bind: squatting the abstract namespace), no listening, no peer by address (a host
+    # pathname datagram socket), and no sendmsg at all (its address and its SCM_RIGHTS live in
+    # memory the filter cannot read; descriptors in flight are kernel memory outside every
+    # limit). Buffer sizes stay the kernel's defaults (setsockopt SO_SNDBUF up to wmem_max is
+    # how a few hundred sockets pinned gigabytes).
+    "bind",
+    "listen",
+    "accept",
+    "accept4",
+    "sendmsg",
+    "sendmmsg",
+    "setsockopt",
 ]
+
+# Syscalls that take a pid (or tid) as argument ARG: allowed for 0 (the caller) and our own pid
+# only. The getters too: another process's scheduling, priority, limits or robust list say what
+# it is doing (and let a snippet find the server's busy threads).
+_SELF_PID_ARG = {
+    "sched_setaffinity": 0,
+    "sched_getaffinity": 0,
+    "sched_getparam": 0,
+    "sched_getscheduler": 0,
+    "sched_rr_get_interval": 0,
+    "sched_getattr": 0,
+    "get_robust_list": 0,
+}
+PRIO_PROCESS = 0
+IOPRIO_WHO_PROCESS = 1
 
 F_SETOWN = 8
 F_SETSIG = 10
 F_SETOWN_EX = 15
+F_SETLEASE = 1024  # a lease on a read-only file outside stalls every writer of it for 45 s
+F_NOTIFY = 1026  # dnotify: watching directories outside, like inotify
+F_SETPIPE_SZ = 1031  # pipe buffers up to pipe-max-size: kernel memory outside RLIMIT_AS
+_FCNTL_DENIED = (F_SETOWN, F_SETSIG, F_SETOWN_EX, F_SETLEASE, F_NOTIFY, F_SETPIPE_SZ)
 
 # Metadata of files outside scratch: Landlock does not mediate chmod/chown/utime/xattrs, so a
 # sandboxed process could `chmod 0777` any file its user (or, for root, anyone) owns, anywhere.
@@ -295,7 +404,9 @@ _NOOP = [
     "futimesat",
     "utimensat",
 ]
-# ENOTSUP, which shutil.copystat and others treat as "this filesystem has no xattrs"
+# ENOTSUP, which shutil.copystat and others treat as "this filesystem has no xattrs". Reads too:
+# the xattrs of files outside scratch (security labels, user.* notes) are not the snippet's to see.
+# file_getattr/file_setattr (6.17) are the syscall form of the FS_IOC_FS[GS]ETXATTR ioctls.
 _NOTSUP = [
     "setxattr",
     "lsetxattr",
@@ -305,17 +416,38 @@ _NOTSUP = [
     "fremovexattr",
     "setxattrat",
     "removexattrat",
+    "getxattr",
+    "lgetxattr",
+    "fgetxattr",
+    "listxattr",
+    "llistxattr",
+    "flistxattr",
+    "getxattrat",
+    "listxattrat",
+    "file_getattr",
+    "file_setattr",
 ]
 EOPNOTSUPP = 95
-# ioctls that change a file's metadata through a descriptor opened *read-only* (Landlock checks
-# only device ioctls): inode flags (nodump, sync, noatime...), fsxattr, generation, fs-verity
-_FILE_IOCTLS = (
-    0x40086602,  # FS_IOC_SETFLAGS
-    0x40046602,  # FS_IOC32_SETFLAGS
-    0x401C5820,  # FS_IOC_FSSETXATTR
-    0x40087602,  # FS_IOC_SETVERSION
-    0x40047602,  # FS_IOC32_SETVERSION
-    0x40806685,  # FS_IOC_ENABLE_VERITY
+ENOTTY = 25
+EINVAL = 22
+# Symlink targets outside scratch: Landlock checks opens, not lookups, so readlink() anywhere
+# would answer. The filter cannot read the path, so readlink is refused everywhere (EINVAL, "not
+# a symlink"); os.path.realpath through a symlink then fails, and the cost is documented.
+_EINVAL = ["readlink", "readlinkat"]
+
+# ioctl is an allowlist (fail closed): every filesystem has its own aliases of the flag, version
+# and attribute ioctls (ext4, xfs, btrfs, f2fs...), and Landlock checks only device ioctls. These
+# are what Python itself uses: isatty (TCGETS), terminal size, bytes readable/queued, blocking
+# mode (socket.setblocking) and close-on-exec (os.set_inheritable). Anything else is ENOTTY, the
+# kernel's own answer for "this descriptor has no such ioctl".
+_IOCTL_ALLOWED = (
+    0x5401,  # TCGETS
+    0x5413,  # TIOCGWINSZ
+    0x541B,  # FIONREAD
+    0x5411,  # TIOCOUTQ
+    0x5421,  # FIONBIO
+    0x5450,  # FIONCLEX
+    0x5451,  # FIOCLEX
 )
 
 PR_SET_PDEATHSIG = 1
@@ -576,10 +708,43 @@ def _block(nr: int, body: list[bytes]) -> list[bytes]:
     return [_ins(_JEQ, nr, 0, len(body)), *body]
 
 
+def _body(*ops: _Op | str) -> list[bytes]:
+    """Assemble a block body; a str op is a label, and jt/jf may name a label (forward only)."""
+    labels: dict[str, int] = {}
+    code: list[_Op] = []
+    for op in ops:
+        if isinstance(op, str):
+            labels[op] = len(code)
+        else:
+            code.append(op)
+
+    def off(i: int, target: int | str) -> int:
+        return target if isinstance(target, int) else labels[target] - i - 1
+
+    return [_ins(c, k, off(i, jt), off(i, jf)) for i, (c, k, jt, jf) in enumerate(code)]
+
+
+def _ret(value: int) -> _Op:
+    return (_RET, value, 0, 0)
+
+
+def _self_pid(arg: int, pid: int, deny: int) -> list[bytes]:
+    """Allow when the (32-bit) pid argument is 0 (the caller) or our own pid."""
+    return _body(
+        (_LD_ABS_W, _arg_lo(arg), 0, 0),
+        (_JEQ, 0, "ok", 0),
+        (_JEQ, pid, "ok", 0),
+        _ret(deny),
+        "ok",
+        _ret(_RET_ALLOW),
+    )
+
+
 def seccomp_program(pid: int) -> bytes:
     """The filter: deny the dangerous syscalls, allow signals only to ``pid`` (ourselves)."""
     allow = _ins(_RET, _RET_ALLOW)
     eperm = _ins(_RET, _RET_ERRNO | EPERM)
+    deny = _RET_ERRNO | EPERM
     prog: list[bytes] = [
         _ins(_LD_ABS_W, 4),  # arch
         _ins(_JEQ, _AUDIT_ARCH_X86_64, 1, 0),
@@ -587,6 +752,9 @@ def seccomp_program(pid: int) -> bytes:
         _ins(_LD_ABS_W, 0),  # nr
         _ins(_JGE, 0x40000000, 0, 1),  # x32 ABI aliases
         _ins(_RET, _RET_KILL_PROCESS),
+        # fail closed: a syscall newer than this review is unknown to glibc's callers anyway
+        _ins(_JGE, MAX_REVIEWED_NR + 1, 0, 1),
+        _ins(_RET, _RET_ERRNO | ENOSYS),
     ]
     for name in _DENY:
         prog += _block(_NR[name], [eperm])
@@ -594,6 +762,22 @@ def seccomp_program(pid: int) -> bytes:
         prog += _block(_NR[name], [_ins(_RET, _RET_ERRNO | 0)])
     for name in _NOTSUP:
         prog += _block(_NR[name], [_ins(_RET, _RET_ERRNO | EOPNOTSUPP)])
+    for name in _EINVAL:
+        prog += _block(_NR[name], [_ins(_RET, _RET_ERRNO | EINVAL)])
+    for name, arg in _SELF_PID_ARG.items():
+        prog += _block(_NR[name], _self_pid(arg, pid, deny))
+    # getpriority(PRIO_PROCESS, 0 | self) and ioprio_get(IOPRIO_WHO_PROCESS, 0 | self) only: not
+    # another process, process group or user
+    for name, which in (("getpriority", PRIO_PROCESS), ("ioprio_get", IOPRIO_WHO_PROCESS)):
+        prog += _block(
+            _NR[name],
+            [
+                _ins(_LD_ABS_W, _arg_lo(0)),
+                _ins(_JEQ, which, 1, 0),
+                eperm,
+                *_self_pid(1, pid, deny),
+            ],
+        )
     # clone: threads only, and no namespace flags
     prog += _block(
         _NR["clone"],
@@ -620,27 +804,26 @@ def seccomp_program(pid: int) -> bytes:
         _NR["prctl"],
         [_ins(_LD_ABS_W, _arg_lo(0)), _ins(_JEQ, PR_SET_PDEATHSIG, 0, 1), eperm, allow],
     )
-    # fcntl F_SETOWN/F_SETOWN_EX/F_SETSIG: SIGIO/SIGURG sent by the kernel to any pid of this user
-    # (Landlock's signal scope covers it from ABI 6 only)
+    # fcntl: F_SETOWN/F_SETOWN_EX/F_SETSIG make the kernel send SIGIO/SIGURG to any pid of this
+    # user (Landlock's signal scope covers it from ABI 6 only); leases, dnotify, pipe sizes above
+    n = len(_FCNTL_DENIED)
     prog += _block(
         _NR["fcntl"],
         [
             _ins(_LD_ABS_W, _arg_lo(1)),
-            _ins(_JEQ, F_SETOWN, 2, 0),
-            _ins(_JEQ, F_SETOWN_EX, 1, 0),
-            _ins(_JEQ, F_SETSIG, 0, 1),
-            eperm,
+            *(_ins(_JEQ, cmd, n - i, 0) for i, cmd in enumerate(_FCNTL_DENIED)),
             allow,
+            eperm,
         ],
     )
-    n = len(_FILE_IOCTLS)
+    n = len(_IOCTL_ALLOWED)
     prog += _block(
         _NR["ioctl"],
         [
             _ins(_LD_ABS_W, _arg_lo(1)),  # the kernel takes `unsigned int cmd`: low half only
-            *(_ins(_JEQ, cmd, n - i, 0) for i, cmd in enumerate(_FILE_IOCTLS)),
+            *(_ins(_JEQ, cmd, n - i, 0) for i, cmd in enumerate(_IOCTL_ALLOWED)),
+            _ins(_RET, _RET_ERRNO | ENOTTY),
             allow,
-            eperm,
         ],
     )
     # socketpair(AF_UNIX): an unconnected pair inside the process (asyncio's self-pipe); harmless
@@ -648,17 +831,36 @@ def seccomp_program(pid: int) -> bytes:
         _NR["socketpair"],
         [_ins(_LD_ABS_W, _arg_lo(0)), _ins(_JEQ, AF_UNIX, 0, 1), allow, eperm],
     )
-    # prlimit64: reading limits is fine, changing them is not
+    # sendto: to the connected peer only (what send() is); with an address, it would reach a
+    # host socket by path
+    prog += _block(
+        _NR["sendto"],
+        _body(
+            (_LD_ABS_W, _arg_lo(4), 0, 0),
+            (_JEQ, 0, 0, "no"),
+            (_LD_ABS_W, _arg_hi(4), 0, 0),
+            (_JEQ, 0, 0, "no"),
+            _ret(_RET_ALLOW),
+            "no",
+            _ret(deny),
+        ),
+    )
+    # prlimit64: reading our own limits is fine; changing them, or another process's, is not
     prog += _block(
         _NR["prlimit64"],
-        [
-            _ins(_LD_ABS_W, _arg_lo(2)),
-            _ins(_JEQ, 0, 0, 3),
-            _ins(_LD_ABS_W, _arg_hi(2)),
-            _ins(_JEQ, 0, 0, 1),
-            allow,
-            eperm,
-        ],
+        _body(
+            (_LD_ABS_W, _arg_lo(2), 0, 0),
+            (_JEQ, 0, 0, "no"),
+            (_LD_ABS_W, _arg_hi(2), 0, 0),
+            (_JEQ, 0, 0, "no"),
+            (_LD_ABS_W, _arg_lo(0), 0, 0),
+            (_JEQ, 0, "ok", 0),
+            (_JEQ, pid, "ok", "no"),
+            "ok",
+            _ret(_RET_ALLOW),
+            "no",
+            _ret(deny),
+        ),
     )
     prog.append(allow)
     return b"".join(prog)

@@ -17,7 +17,8 @@ import time
 from typing import Any
 
 from codeact_lsp.config import SandboxSettings
-from codeact_lsp.sandbox import backends
+from codeact_lsp.sandbox import backends, cgroups
+from codeact_lsp.sandbox.idle import Parking
 from codeact_lsp.sandbox.models import (
     ExecResult,
     SandboxError,
@@ -65,6 +66,8 @@ class Sandbox:
         self._lock: asyncio.Lock | None = None
         self._closed = False
         self._lost_unreported = False
+        self._parking = Parking(settings.idle_timeout)  # stopped between steps, ended when idle
+        self._cgroup: cgroups.WorkerCgroup | None = None
 
     @classmethod
     async def start(
@@ -130,6 +133,9 @@ class Sandbox:
             {"name": t.name, "doc": t.doc, "signature": t.signature, "local": t.local}
             for t in self.tools
         ]
+        # kernel memory and tasks: cgroups made by the host before the worker runs any code
+        contained = backends.contain(worker, self.settings, self.plan)
+        self._cgroup = contained.cgroup
         msg = backends.config_message(
             self.settings, self.plan, worker.scratch, tools, self.extra_paths
         )
@@ -149,7 +155,7 @@ class Sandbox:
             )
         applied = [str(x) for x in reply.get("applied", [])]
         problems = [str(x) for x in reply.get("problems", [])]
-        info = backends.describe(self.plan, applied, problems)
+        info = backends.describe(self.plan, applied, problems, contained)
         try:
             backends.refuse_if_required(self.settings, info)
         except Exception:
@@ -169,7 +175,11 @@ class Sandbox:
                 await self._boot()
             worker = self._worker
             assert worker is not None
-            result = await self._run(worker, code, timeout or self.settings.timeout)
+            self._parking.wake(worker)
+            try:
+                result = await self._run(worker, code, timeout or self.settings.timeout)
+            finally:
+                self._parking.park(self._worker, self._idle_expired)
             if self._lost_unreported:
                 self._lost_unreported = False
                 result.state_lost = True
@@ -340,9 +350,17 @@ class Sandbox:
         if self._worker is not None:
             self._worker.interrupt()
 
+    def _idle_expired(self) -> None:
+        """Idle for `idle_timeout`: end the worker; the next step gets a fresh one, and says so."""
+        worker, self._worker = self._worker, None
+        if worker is not None and not self._closed:
+            worker.kill(f"idle for {self.settings.idle_timeout:g} s")
+            self._lost_unreported = True
+
     async def close(self) -> None:
         """Kill the worker and its process group, remove its scratch directory."""
         self._closed = True
+        self._parking.forget()
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.kill("sandbox closed")

@@ -20,14 +20,15 @@ def test_every_advertised_command_has_one_handler_with_an_argument_model() -> No
     for name, handler in handlers.items():
         assert handler.name == name
         assert issubclass(handler.args, BaseModel)
+        assert issubclass(handler.reply, BaseModel)
 
 
 def _untyped(state: Any, raw: list[Any]) -> None:
     return None
 
 
-def _typed(state: Any, args: RunIdArgs) -> None:
-    return None
+def _typed(state: Any, args: RunIdArgs) -> RunIdArgs:
+    return args
 
 
 def test_a_handler_must_declare_its_argument_model_and_names_are_unique() -> None:

@@ -286,3 +286,27 @@ def test_back_to_back_rewrites_of_equal_size_are_all_visible(tmp_path: Path) -> 
         assert after[0] > before[0] and after[1] != before[1]
     assert path.read_text().rstrip("\n") == "# run r1 · stopped"
     assert os.listdir(path.parent) == ["r1.py"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize(
+    ("fields", "header"),
+    [
+        ({"relation": "rerun", "rerun_from": 2}, "# re-run of parent-1 from step 2"),
+        ({"relation": "follow_up"}, "# follows up run parent-1 (same sandbox state)"),
+        ({}, "# from run parent-1"),
+    ],
+)
+def test_the_document_says_where_a_derived_run_came_from(
+    fields: dict[str, object], header: str
+) -> None:
+    traj = _traj(parent="parent-1", **fields)
+    assert header in render(traj).splitlines()
+
+
+def test_a_replayed_step_says_so_in_its_lens() -> None:
+    from codeact_lsp.lsp.trajectory_view import step_summary
+
+    traj = _traj()
+    traj.steps[0].replayed = True
+    assert "replayed from the earlier run" in step_summary(traj.steps[0])
+    assert "replayed" not in step_summary(traj.steps[1])

@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import select
+import signal
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -188,6 +189,14 @@ async def metadata_of_files_outside_scratch(sb: Sandbox, e: Env) -> bool:
 
     lib = pydantic.__file__
     before = (os.stat(e.canary), os.stat(lib))
+    import fcntl
+    import struct
+
+    fd = os.open(lib, os.O_RDONLY)
+    try:
+        flags = struct.unpack("q", fcntl.ioctl(fd, 0x80086601, bytes(8)))[0]
+    finally:
+        os.close(fd)
     code = (
         "import os, pydantic\n"
         f"p = {str(e.canary)!r}\n"
@@ -199,10 +208,11 @@ async def metadata_of_files_outside_scratch(sb: Sandbox, e: Env) -> bool:
         "        op()\n"
         "    except OSError:\n"
         "        pass\n"
-        # inode flags through a read-only descriptor (set nodump, and put them back at once)
+        # inode flags through a read-only descriptor (set nodump, and put them back at once);
+        # the flags are read by the host: reading them (FS_IOC_GETFLAGS) is refused in there too
         "import fcntl, struct\n"
         "fd = os.open(pydantic.__file__, os.O_RDONLY)\n"
-        "flags = struct.unpack('q', fcntl.ioctl(fd, 0x80086601, bytes(8)))[0]\n"
+        f"flags = {flags}\n"
         "try:\n"
         "    fcntl.ioctl(fd, 0x40086602, struct.pack('q', flags | 0x40))\n"
         "    fcntl.ioctl(fd, 0x40086602, struct.pack('q', flags))\n"
@@ -495,6 +505,9 @@ async def tool_call_after_a_forged_done(sb: Sandbox, e: Env) -> bool:
     pidfd = os.pidfd_open(pid)
     try:
         r = await sb.execute(code)
+        # the idle worker is stopped as soon as the (forged) result is in; continue it here, as
+        # if it had got past that, to see the host refuse what it sends after its step
+        os.kill(pid, signal.SIGCONT)
         exited: tuple[list[int], list[int], list[int]] = await asyncio.to_thread(
             select.select, [pidfd], [], [], 10
         )

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import importlib
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pygls.exceptions import JsonRpcInternalError
 
@@ -17,15 +18,19 @@ from codeact_lsp.lsp.backend import BackendError
 from codeact_lsp.lsp.errors import CommandError
 
 if TYPE_CHECKING:
+    from codeact_lsp.engine import Engine
     from codeact_lsp.lsp.state import ServerState
+
+T = TypeVar("T")
 
 __all__ = ["CommandError", "dump", "engine", "engine_call", "engine_mod"]
 
 
-async def engine(state: ServerState) -> Any:
+async def engine(state: ServerState) -> Engine:
     """The workspace's engine, started on first use; a backend that cannot start is reported."""
     try:
-        return await state.workspace.with_backend(lambda b: b.ready())
+        eng: Engine = await state.workspace.with_backend(lambda b: b.ready())
+        return eng
     except BackendError as exc:
         raise JsonRpcInternalError(message=str(exc)) from None
     except ImportError as exc:
@@ -34,7 +39,7 @@ async def engine(state: ServerState) -> Any:
         ) from None
 
 
-async def engine_call(coro: Any) -> Any:
+async def engine_call(coro: Awaitable[T]) -> T:
     """Await an engine call; a request the engine refuses becomes an actionable command error."""
     from codeact_lsp.engine import EngineError
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from codeact_lsp.lsp.args import CommandArgumentError, parse_args
 from codeact_lsp.lsp.commands import GROUPS, NAMES
 from codeact_lsp.lsp.errors import CommandError
+from codeact_lsp.lsp.replies import Reply
 
 if TYPE_CHECKING:
     from codeact_lsp.lsp.state import ServerState
@@ -33,7 +34,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 @dataclass(frozen=True)
 class Command:
     name: str
-    args: type[BaseModel]
+    args: type[BaseModel]  # what the one JSON-object argument is validated against
+    reply: type[BaseModel]  # what the handler answers (the return annotation)
     func: Callable[..., Any]
 
     async def __call__(self, state: ServerState, raw: list[Any]) -> Any:
@@ -44,6 +46,9 @@ class Command:
         result = self.func(state, args)
         if inspect.isawaitable(result):
             result = await result
+        if isinstance(result, Reply):  # the fields the handler set: absent or meaningful
+            data = result.model_dump(mode="json")
+            return {k: v for k, v in data.items() if k in result.model_fields_set}
         if isinstance(result, BaseModel):
             return result.model_dump(mode="json")
         return result
@@ -58,22 +63,27 @@ def command(name: str) -> Callable[[F], F]:
     def register(func: F) -> F:
         if name in REGISTRY:
             raise RuntimeError(f"command {name} is registered twice")
-        REGISTRY[name] = Command(name=name, args=_args_model(func), func=func)
+        args, reply = _models(func)
+        REGISTRY[name] = Command(name=name, args=args, reply=reply, func=func)
         return func
 
     return register
 
 
-def _args_model(func: Callable[..., Any]) -> type[BaseModel]:
+def _models(func: Callable[..., Any]) -> tuple[type[BaseModel], type[BaseModel]]:
+    """The argument and reply models, from `func(state, args: A) -> R`."""
     params = list(inspect.signature(func).parameters)
     if len(params) != 2:
         raise TypeError(f"{func.__qualname__} must take (state, args)")
     # `ServerState` is imported for type checking only; nothing here needs its value.
     hints = typing.get_type_hints(func, localns={"ServerState": object})
-    model = hints.get(params[1])
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        raise TypeError(f"{func.__qualname__}: annotate `{params[1]}` with a pydantic model")
-    return model
+    found: list[type[BaseModel]] = []
+    for key, what in ((params[1], f"`{params[1]}`"), ("return", "the return value")):
+        model = hints.get(key)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise TypeError(f"{func.__qualname__}: annotate {what} with a pydantic model")
+        found.append(model)
+    return found[0], found[1]
 
 
 def load() -> dict[str, Command]:

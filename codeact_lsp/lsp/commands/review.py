@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lsprotocol import types as lsp
 
@@ -18,18 +18,27 @@ from codeact_lsp.engine.program.naming import explicit_identifier
 from codeact_lsp.engine.runstate import acceptance_state
 from codeact_lsp.engine.store import RunStore
 from codeact_lsp.lsp import accept as acc
-from codeact_lsp.lsp.args import AcceptArgs, ApproveArgs, RejectArgs
+from codeact_lsp.lsp.args import AcceptArgs, ApproveArgs, Position, Range, RejectArgs
 from codeact_lsp.lsp.commands.common import CommandError
 from codeact_lsp.lsp.commands.registry import command
 from codeact_lsp.lsp.document import RUNS_DIR, path_to_uri, uri_to_path
+from codeact_lsp.lsp.replies import (
+    AcceptChoice,
+    AcceptHunk,
+    AcceptPreview,
+    AcceptReply,
+    ApproveReply,
+    RejectReply,
+)
 from codeact_lsp.lsp.run_docs import EditorRun
 from codeact_lsp.trajectory import Acceptance, Trajectory
 
 if TYPE_CHECKING:
+    from codeact_lsp.engine import RunHandle
     from codeact_lsp.lsp.state import ServerState
 
 
-def _need_waiting(state: ServerState, rs: EditorRun, what: str) -> Any:
+def _need_waiting(state: ServerState, rs: EditorRun, what: str) -> RunHandle:
     handle = state.runs.need_live(rs, what)
     status = handle.trajectory.status
     if status != "awaiting_approval":
@@ -40,7 +49,7 @@ def _need_waiting(state: ServerState, rs: EditorRun, what: str) -> Any:
     return handle
 
 
-def _pending_step(handle: Any) -> int | None:
+def _pending_step(handle: RunHandle) -> int | None:
     for step in reversed(handle.trajectory.steps):
         if step.status == "awaiting_approval":
             return int(step.index)
@@ -48,7 +57,7 @@ def _pending_step(handle: Any) -> int | None:
 
 
 @command("codeact.approve")
-async def approve(state: ServerState, args: ApproveArgs) -> dict[str, Any]:
+async def approve(state: ServerState, args: ApproveArgs) -> ApproveReply:
     rs = state.runs.need(args.runId)
     handle = _need_waiting(state, rs, "approve")
     code = args.code
@@ -59,11 +68,11 @@ async def approve(state: ServerState, args: ApproveArgs) -> dict[str, Any]:
         rs.overrides.pop(pending, None)
     handle.approve(code)
     state.runs.changed(rs)
-    return {"status": handle.trajectory.status, "step": pending, "edited": code is not None}
+    return ApproveReply(status=handle.trajectory.status, step=pending, edited=code is not None)
 
 
 @command("codeact.reject")
-async def reject(state: ServerState, args: RejectArgs) -> dict[str, Any]:
+async def reject(state: ServerState, args: RejectArgs) -> RejectReply:
     rs = state.runs.need(args.runId)
     handle = _need_waiting(state, rs, "reject")
     pending = _pending_step(handle)
@@ -71,7 +80,7 @@ async def reject(state: ServerState, args: RejectArgs) -> dict[str, Any]:
         rs.overrides.pop(pending, None)
     handle.reject(args.feedback)
     state.runs.changed(rs)
-    return {"status": handle.trajectory.status, "step": pending}
+    return RejectReply(status=handle.trajectory.status, step=pending)
 
 
 def _program(rs: EditorRun, args: AcceptArgs) -> str:
@@ -136,60 +145,59 @@ def _new_file_uri(state: ServerState, program: str, beside: str | None) -> str:
 
 
 @command("codeact.acceptPreview")
-def accept_preview(state: ServerState, args: AcceptArgs) -> dict[str, Any]:
+def accept_preview(state: ServerState, args: AcceptArgs) -> AcceptPreview:
     rs = state.runs.need(args.runId)
     plan = _plan(state, rs, args)
     traj = rs.trajectory()
     target = rs.target or (traj.target if traj is not None else None)
     rng = acc.to_range(target.range) if target is not None else None
-    return {
-        **_plan_json(plan, _program(rs, args)),
-        "selection": rng is not None and rng.start != rng.end,
-    }
+    preview = _plan_json(plan, _program(rs, args))
+    preview.selection = rng is not None and rng.start != rng.end
+    return preview
 
 
 @command("codeact.accept")
-async def accept(state: ServerState, args: AcceptArgs) -> dict[str, Any]:
+async def accept(state: ServerState, args: AcceptArgs) -> AcceptReply:
     rs = state.runs.need(args.runId)
     traj = rs.trajectory()
     assert traj is not None
     if args.mode == "target" and _still_there(state, traj):
         where = acc.file_name(traj.accepted.uri) if traj.accepted else "the file"
-        return {
-            "applied": False,
-            "reason": f"This run's function is already in {where}. To have it once more, insert "
+        return AcceptReply(
+            applied=False,
+            reason=f"This run's function is already in {where}. To have it once more, insert "
             "it at the end of the file or put it in a new file.",
-            "alternatives": acc.ALTERNATIVES,
-            "choices": acc.CHOICES[:2],
-        }
+            alternatives=acc.ALTERNATIVES,
+            choices=_choices(acc.CHOICES[:2]),
+        )
     plan = _plan(state, rs, args)
     if not plan.ok:
-        return {
-            "applied": False,
-            "reason": plan.reason,
-            "alternatives": acc.ALTERNATIVES,
-            "choices": acc.CHOICES,
-        }
+        return AcceptReply(
+            applied=False,
+            reason=plan.reason,
+            alternatives=acc.ALTERNATIVES,
+            choices=_choices(acc.CHOICES),
+        )
     if not state.client.apply_edit:
-        return {
-            "applied": False,
-            "reason": "this client cannot apply workspace edits; use codeact.acceptPreview",
-        }
+        return AcceptReply(
+            applied=False,
+            reason="this client cannot apply workspace edits; use codeact.acceptPreview",
+        )
     annotate = args.confirm and state.client.change_annotations
     edit = acc.workspace_edit(plan, annotate=annotate, label=f"from CodeAct run {rs.id}")
     result = await state.server.workspace_apply_edit_async(
         lsp.ApplyWorkspaceEditParams(edit=edit, label=f"CodeAct: accept {plan.name or rs.id}")
     )
     if not result.applied:
-        return {
-            "applied": False,
-            "cancelled": not result.failure_reason,
-            "reason": (
+        return AcceptReply(
+            applied=False,
+            cancelled=not result.failure_reason,
+            reason=(
                 f"The editor did not apply the edit: {result.failure_reason}"
                 if result.failure_reason
                 else "Accept was cancelled in the preview: nothing was written."
             ),
-        }
+        )
     accepted = _landed(state, plan, args.mode)
     traj.accepted = accepted
     rs.accepted = True
@@ -198,15 +206,15 @@ async def accept(state: ServerState, args: AcceptArgs) -> dict[str, Any]:
     rng = acc.to_range(accepted.range)
     if state.client.show_document and rng is not None:
         await _show(state, plan.uri, rng)
-    return {
-        "applied": True,
-        "uri": plan.uri,
-        "version": plan.version,
-        "range": accepted.range,
-        "name": plan.name,
-        "created": plan.create,
-        "message": acc.applied_message(plan),
-    }
+    return AcceptReply(
+        applied=True,
+        uri=plan.uri,
+        version=plan.version,
+        range=_range_model(rng),
+        name=plan.name,
+        created=plan.create,
+        message=acc.applied_message(plan),
+    )
 
 
 def _still_there(state: ServerState, traj: Trajectory) -> bool:
@@ -271,24 +279,37 @@ async def _show(state: ServerState, uri: str, rng: lsp.Range) -> None:
         )
 
 
-def _plan_json(plan: acc.Plan, program: str) -> dict[str, Any]:
-    return {
-        "ok": plan.ok,
-        "reason": plan.reason,
-        "alternatives": acc.ALTERNATIVES if not plan.ok else [],
-        "choices": acc.CHOICES if not plan.ok else [],
-        "targetUri": plan.uri,
-        "range": acc.range_json(plan.range),
-        "version": plan.version,
-        "createsFile": plan.create,
-        "newText": plan.new_text,
-        "edits": [
-            {"range": acc.range_json(h.range), "newText": h.new_text, "kind": h.annotation}
+def _choices(raw: list[dict[str, str]]) -> list[AcceptChoice]:
+    return [AcceptChoice(**c) for c in raw]
+
+
+def _plan_json(plan: acc.Plan, program: str) -> AcceptPreview:
+    return AcceptPreview(
+        ok=plan.ok,
+        reason=plan.reason,
+        alternatives=acc.ALTERNATIVES if not plan.ok else [],
+        choices=_choices(acc.CHOICES) if not plan.ok else [],
+        targetUri=plan.uri,
+        range=_range_model(plan.range),
+        version=plan.version,
+        createsFile=plan.create,
+        newText=plan.new_text,
+        edits=[
+            AcceptHunk(range=_range_model(h.range), newText=h.new_text, kind=h.annotation)
             for h in plan.hunks
         ],
-        "documentAfter": plan.document_after,
-        "functionRange": acc.range_json(plan.function_range),
-        "name": plan.name,
-        "message": acc.applied_message(plan) if plan.ok else None,
-        "program": program,
-    }
+        documentAfter=plan.document_after,
+        functionRange=_range_model(plan.function_range),
+        name=plan.name,
+        message=acc.applied_message(plan) if plan.ok else None,
+        program=program,
+    )
+
+
+def _range_model(rng: lsp.Range | None) -> Range | None:
+    if rng is None:
+        return None
+    return Range(
+        start=Position(line=rng.start.line, character=rng.start.character),
+        end=Position(line=rng.end.line, character=rng.end.character),
+    )

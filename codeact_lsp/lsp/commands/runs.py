@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from codeact_lsp.lsp import accept as acc
 from codeact_lsp.lsp.args import FollowUpArgs, NoArgs, RerunArgs, RunArgs, RunIdArgs
 from codeact_lsp.lsp.commands.common import CommandError, engine, engine_call, engine_mod
 from codeact_lsp.lsp.commands.registry import command
 from codeact_lsp.lsp.document import RUNS_DIR
+from codeact_lsp.lsp.replies import (
+    DiscardReply,
+    RunList,
+    RunStarted,
+    RunSummary,
+    StatusReply,
+    StepReply,
+)
 from codeact_lsp.lsp.run_docs import EditorRun, load_stored
 from codeact_lsp.lsp.trajectory_view import step_markdown
-from codeact_lsp.trajectory import Target
+from codeact_lsp.trajectory import Target, Trajectory
 
 if TYPE_CHECKING:
+    from codeact_lsp.engine import RunHandle
     from codeact_lsp.lsp.state import ServerState
 
 
@@ -38,7 +47,7 @@ def _snapshot_target(state: ServerState, args: RunArgs) -> tuple[Target | None, 
 
 
 @command("codeact.run")
-async def run(state: ServerState, args: RunArgs) -> dict[str, Any]:
+async def run(state: ServerState, args: RunArgs) -> RunStarted:
     state.workspace.require_root()
     target, start_text = _snapshot_target(state, args)  # as the user sees it now
     eng = await engine(state)
@@ -53,32 +62,31 @@ async def run(state: ServerState, args: RunArgs) -> dict[str, Any]:
     )
     handle = await engine_call(eng.start(request))
     rs = state.runs.register(handle, target, start_text)
-    return {"runId": rs.id, "trajectoryUri": rs.uri}
+    return RunStarted(runId=rs.id, trajectoryUri=rs.uri)
 
 
 @command("codeact.getRun")
-def get_run(state: ServerState, args: RunIdArgs) -> dict[str, Any]:
+def get_run(state: ServerState, args: RunIdArgs) -> Trajectory:
     rs = state.runs.need(args.runId)
     traj = rs.trajectory()
     assert traj is not None
     state.runs.write_doc(rs)  # the document never lags behind what getRun reports
-    out: dict[str, Any] = traj.model_dump(mode="json")
-    return out
+    return traj
 
 
 @command("codeact.showStep")
-def show_step(state: ServerState, args: RerunArgs) -> dict[str, Any]:
+def show_step(state: ServerState, args: RerunArgs) -> StepReply:
     rs = state.runs.need(args.runId)
     traj = rs.trajectory()
     assert traj is not None
     for step in traj.steps:
         if step.index == args.step:
-            return {"step": step.model_dump(mode="json"), "markdown": step_markdown(step)}
+            return StepReply(step=step, markdown=step_markdown(step))
     raise CommandError(f"run {rs.id} has no step {args.step} (it has {len(traj.steps)})")
 
 
 @command("codeact.listRuns")
-async def list_runs(state: ServerState, args: NoArgs) -> dict[str, Any]:
+async def list_runs(state: ServerState, args: NoArgs) -> RunList:
     known = state.runs
     root = state.workspace.root
     if root is not None and (root / RUNS_DIR).is_dir():
@@ -88,45 +96,45 @@ async def list_runs(state: ServerState, args: NoArgs) -> dict[str, Any]:
         for run_id, traj in loaded:
             if traj is not None:
                 known.adopt(root, run_id, traj)
-    runs: list[dict[str, Any]] = []
+    runs: list[RunSummary] = []
     for rs in known.runs.values():
         traj = rs.trajectory()
         if traj is None or rs.discarded:
             continue
         runs.append(
-            {
-                "runId": rs.id,
-                "task": traj.task,
-                "status": traj.status,
-                "trajectoryUri": rs.uri,
-                "live": rs.handle is not None,
-                "accepted": rs.accepted,
-                "updatedAt": traj.updated_at,
-            }
+            RunSummary(
+                runId=rs.id,
+                task=traj.task,
+                status=traj.status,
+                trajectoryUri=rs.uri,
+                live=rs.handle is not None,
+                accepted=rs.accepted,
+                updatedAt=traj.updated_at,
+            )
         )
-    runs.sort(key=lambda r: r["updatedAt"])
-    return {"runs": runs}
+    runs.sort(key=lambda r: r.updatedAt)
+    return RunList(runs=runs)
 
 
 @command("codeact.cancel")
-async def cancel(state: ServerState, args: RunIdArgs) -> dict[str, Any]:
+async def cancel(state: ServerState, args: RunIdArgs) -> StatusReply:
     rs = state.runs.need(args.runId)
     traj = rs.trajectory()
     assert traj is not None
     if traj.done:
-        return {"status": traj.status}
+        return StatusReply(status=traj.status)
     handle = state.runs.need_live(rs, "cancel it")
     handle.cancel()
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(asyncio.shield(handle.wait()), 5)
-    return {"status": handle.trajectory.status}
+    return StatusReply(status=handle.trajectory.status)
 
 
 @command("codeact.discard")
-async def discard(state: ServerState, args: RunIdArgs) -> dict[str, Any]:
+async def discard(state: ServerState, args: RunIdArgs) -> DiscardReply:
     runs = state.runs
     rs = runs.need(args.runId)
-    if runs.active(rs):
+    if rs.handle is not None and runs.active(rs):
         rs.handle.cancel()
     rs.discarded = True
     for path in (rs.path, rs.path.with_suffix(".json")):
@@ -135,16 +143,16 @@ async def discard(state: ServerState, args: RunIdArgs) -> dict[str, Any]:
     if runs.last_run_id == rs.id:
         runs.last_run_id = None
     state.refresh.schedule(rs.uri, *state.workspace.tool_file_uris())
-    return {"discarded": True}
+    return DiscardReply(discarded=True)
 
 
-def _derived(state: ServerState, rs: EditorRun, handle: Any) -> dict[str, Any]:
+def _derived(state: ServerState, rs: EditorRun, handle: RunHandle) -> RunStarted:
     new = state.runs.register(handle, rs.target, rs.start_text)
-    return {"runId": new.id, "trajectoryUri": new.uri}
+    return RunStarted(runId=new.id, trajectoryUri=new.uri)
 
 
 @command("codeact.rerun")
-async def rerun(state: ServerState, args: RerunArgs) -> dict[str, Any]:
+async def rerun(state: ServerState, args: RerunArgs) -> RunStarted:
     rs = state.runs.need(args.runId)
     traj = rs.trajectory()
     assert traj is not None
@@ -157,7 +165,7 @@ async def rerun(state: ServerState, args: RerunArgs) -> dict[str, Any]:
 
 
 @command("codeact.followUp")
-async def follow_up(state: ServerState, args: FollowUpArgs) -> dict[str, Any]:
+async def follow_up(state: ServerState, args: FollowUpArgs) -> RunStarted:
     rs = state.runs.need(args.runId)
     eng = await engine(state)
     handle = await engine_call(eng.follow_up(rs.id, args.task))

@@ -10,9 +10,10 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from codeact_lsp.lsp.args import RunTasksArgs
-from codeact_lsp.lsp.commands.common import CommandError, dump, engine
+from codeact_lsp.lsp.commands.common import CommandError, engine
 from codeact_lsp.lsp.commands.registry import command
 from codeact_lsp.lsp.document import path_to_uri
+from codeact_lsp.lsp.replies import SuiteReply
 from codeact_lsp.lsp.tasks_view import TaskResult, save_results
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 
 @command("codeact.runTasks")
-async def run_tasks(state: ServerState, args: RunTasksArgs) -> dict[str, Any]:
+async def run_tasks(state: ServerState, args: RunTasksArgs) -> SuiteReply:
     workspace = state.workspace
     root = workspace.require_root()
     from codeact_lsp.engine import suite
@@ -63,9 +64,7 @@ async def run_tasks(state: ServerState, args: RunTasksArgs) -> dict[str, Any]:
         raise CommandError(str(exc)) from None
     finally:
         progress.end(token, "cancelled" if cancelled else "done")
-    out: list[dict[str, Any]] = []
     for item in results:
-        data = dump(item)
         workspace.task_results[item.name] = TaskResult(
             name=item.name,
             passed=item.passed,
@@ -73,12 +72,11 @@ async def run_tasks(state: ServerState, args: RunTasksArgs) -> dict[str, Any]:
             message=item.message,
             run_id=item.run_id,
         )
-        out.append(data)
     await asyncio.to_thread(save_results, root, dict(workspace.task_results))
     state.refresh.schedule(path_to_uri(file))
-    return {
-        "file": str(file),
-        "results": out,
-        "passed": sum(1 for r in out if r.get("passed")),
-        "total": len(out),
-    }
+    return SuiteReply(
+        file=str(file),
+        results=results,
+        passed=sum(1 for r in results if r.passed),
+        total=len(results),
+    )

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pygls.exceptions import JsonRpcInternalError
 
 from codeact_lsp.lsp.args import NoArgs, TryToolArgs
 from codeact_lsp.lsp.backend import BackendError
-from codeact_lsp.lsp.commands.common import CommandError, dump
+from codeact_lsp.lsp.commands.common import CommandError
 from codeact_lsp.lsp.commands.registry import command
+from codeact_lsp.lsp.replies import ToolList, TryResult
+from codeact_lsp.tools.models import ToolDiagnostic, ToolSchema
 
 if TYPE_CHECKING:
     from codeact_lsp.lsp.state import ServerState
 
 
 @command("codeact.listTools")
-async def list_tools(state: ServerState, args: NoArgs) -> dict[str, Any]:
+async def list_tools(state: ServerState, args: NoArgs) -> ToolList:
     workspace = state.workspace
     workspace.require_root()
-    diagnostics: list[Any] = list(getattr(workspace.discovery, "diagnostics", []) or [])
-    schemas: list[Any] = []
+    discovery = workspace.discovery
+    diagnostics: list[ToolDiagnostic] = list(discovery.diagnostics) if discovery is not None else []
+    schemas: list[ToolSchema] = []
     error: str | None = None
     try:
         tools = await workspace.with_backend(lambda b: b.tool_provider())
@@ -30,15 +33,13 @@ async def list_tools(state: ServerState, args: NoArgs) -> dict[str, Any]:
         diagnostics += workspace.backend.host_diagnostics() if workspace.backend else []
     except (BackendError, ImportError) as exc:
         error = str(exc)
-    return {
-        "tools": [dump(s) for s in schemas],
-        "diagnostics": [dump(d) for d in diagnostics],
-        **({"error": error} if error else {}),
-    }
+    if error:
+        return ToolList(tools=schemas, diagnostics=diagnostics, error=error)
+    return ToolList(tools=schemas, diagnostics=diagnostics)
 
 
 @command("codeact.tryTool")
-async def try_tool(state: ServerState, args: TryToolArgs) -> dict[str, Any]:
+async def try_tool(state: ServerState, args: TryToolArgs) -> TryResult:
     workspace = state.workspace
     workspace.require_root()
     try:
@@ -56,8 +57,11 @@ async def try_tool(state: ServerState, args: TryToolArgs) -> dict[str, Any]:
     positional = args.args if isinstance(args.args, list) else []
     keywords = args.args if isinstance(args.args, dict) else {}
     outcome = await asyncio.to_thread(tools.call_sync, args.name, positional, keywords)
-    base = {"stdout": outcome.stdout, "durationMs": outcome.duration_ms}
     state.views.note_tried(args.name, outcome.error if not outcome.ok else None)
     if outcome.ok:
-        return {"result": outcome.shown, **base}  # readable JSON (a tuple as a list)
-    return {"error": dump(outcome.error), **base}
+        return TryResult(
+            result=outcome.shown,  # readable JSON (a tuple as a list)
+            stdout=outcome.stdout,
+            durationMs=outcome.duration_ms,
+        )
+    return TryResult(error=outcome.error, stdout=outcome.stdout, durationMs=outcome.duration_ms)

@@ -1,0 +1,234 @@
+"""A cgroup per worker: the memory limit that also holds for kernel memory, and a task cap for root.
+
+RLIMIT_AS bounds the worker's address space only. Socket buffers, pipe pages, descriptors in flight,
+kernel stacks of threads and the scratch tmpfs are kernel memory charged to the worker's memory
+cgroup, not to its address space: measured here, 100 filled socketpairs held 23 MB of kernel memory
+that RLIMIT_AS never saw. And RLIMIT_NPROC does not apply to root. So when the server may create
+cgroups (root, or a delegated subtree), each worker goes into its own, with `memory` (address space
++ scratch + a margin for kernel objects) and `pids` limits; otherwise the seccomp caps are what
+bound kernel memory (no fd passing, no socket/pipe buffer resizing, 256 descriptors), and the
+isolation report says so.
+
+cgroup v1 (one hierarchy per controller, as in many containers) and v2 (unified) are both handled;
+under v2 the controllers must be delegable from the server's own cgroup (its subtree_control), which
+the "no internal processes" rule forbids when the server's cgroup is not the root and holds
+processes: then it is reported, not forced. Directories are `<server cgroup>/codeact-<server pid>/
+w<worker pid>`; a worker's directory is removed once its tasks are gone (swept at the next attach
+and at exit), and directories of servers that died are swept too.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KERNEL_MARGIN_MB = 32  # kernel objects of a normal worker: page tables, stacks, a few buffers
+_PREFIX = "codeact-"
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """Where this server may create worker cgroups for one controller."""
+
+    controller: str  # "memory" | "pids"
+    path: Path  # the server's own cgroup directory in that hierarchy
+    v2: bool
+
+
+@dataclass
+class WorkerCgroup:
+    """The cgroup directories holding one worker, and the limits written into them."""
+
+    dirs: list[Path] = field(default_factory=list)
+    memory_mb: int | None = None
+    tasks: int | None = None
+
+    def remove(self) -> None:
+        for d in self.dirs:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+
+def _mounts() -> list[tuple[str, str, str, set[str]]]:
+    """(root, mountpoint, fstype, super options) of every cgroup mount."""
+    out = []
+    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            left, _, right = line.partition(" - ")
+            parts, rparts = left.split(), right.split()
+            if len(parts) < 5 or len(rparts) < 3 or rparts[0] not in ("cgroup", "cgroup2"):
+                continue
+            out.append((parts[3], parts[4], rparts[0], set(rparts[2].split(","))))
+    return out
+
+
+def _own_dir(mountroot: str, mountpoint: str, cgpath: str) -> Path:
+    rel = cgpath
+    if mountroot != "/" and (cgpath == mountroot or cgpath.startswith(mountroot + "/")):
+        rel = cgpath[len(mountroot) :]
+    return Path(mountpoint) / rel.lstrip("/")
+
+
+@functools.cache
+def hierarchies() -> tuple[Hierarchy, ...]:
+    """The memory and pids hierarchies this process can create children in (probed once)."""
+    try:
+        with open("/proc/self/cgroup") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return ()
+    mounts = _mounts()
+    found: dict[str, Hierarchy] = {}
+    for line in lines:
+        num, _, rest = line.partition(":")
+        names, _, cgpath = rest.partition(":")
+        if num == "0" and names == "":  # the unified hierarchy
+            for root, point, fstype, _opts in mounts:
+                if fstype != "cgroup2":
+                    continue
+                own = _own_dir(root, point, cgpath)
+                try:
+                    available = set((own / "cgroup.controllers").read_text().split())
+                except OSError:
+                    continue
+                for ctl in ("memory", "pids"):
+                    if ctl in available and os.access(own, os.W_OK):
+                        found.setdefault(ctl, Hierarchy(ctl, own, v2=True))
+                break
+            continue
+        for ctl in names.split(","):
+            if ctl not in ("memory", "pids") or (ctl in found and not found[ctl].v2):
+                continue
+            for root, point, fstype, opts in mounts:
+                if fstype == "cgroup" and ctl in opts:
+                    own = _own_dir(root, point, cgpath)
+                    if own.is_dir() and os.access(own, os.W_OK):
+                        found[ctl] = Hierarchy(ctl, own, v2=False)  # v1 wins: no delegation rule
+                    break
+    return tuple(found.values())
+
+
+_LOCK = threading.Lock()
+_PARENTS: dict[Path, bool] = {}  # our codeact-<pid> directories -> usable
+
+
+def _write(path: Path, value: str) -> None:
+    with open(path, "w") as fh:
+        fh.write(value)
+
+
+def _parent(h: Hierarchy) -> Path | None:
+    """`codeact-<our pid>` under the server's cgroup, made once (controllers delegated for v2)."""
+    parent = h.path / f"{_PREFIX}{os.getpid()}"
+    with _LOCK:
+        if parent in _PARENTS:
+            return parent if _PARENTS[parent] else None
+        ok = True
+        try:
+            _sweep_dead_servers(h.path)
+            if h.v2:
+                with contextlib.suppress(OSError):  # already delegated is fine too
+                    _write(h.path / "cgroup.subtree_control", f"+{h.controller}")
+            parent.mkdir(exist_ok=True)
+            if h.v2:
+                _write(parent / "cgroup.subtree_control", f"+{h.controller}")
+        except OSError:
+            ok = False
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+        _PARENTS[parent] = ok
+        if ok and len(_PARENTS) == 1:
+            atexit.register(_sweep_all)
+        return parent if ok else None
+
+
+def _sweep(parent: Path) -> None:
+    """Remove the directories of workers that are gone (rmdir refuses while tasks remain)."""
+    with contextlib.suppress(OSError):
+        for d in parent.iterdir():
+            if d.is_dir() and d.name.startswith("w"):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+
+
+def _sweep_dead_servers(base: Path) -> None:
+    with contextlib.suppress(OSError):
+        for d in base.iterdir():
+            if not d.name.startswith(_PREFIX) or not d.name[len(_PREFIX) :].isdigit():
+                continue
+            pid = int(d.name[len(_PREFIX) :])
+            if pid == os.getpid() or Path(f"/proc/{pid}").exists():
+                continue
+            _sweep(d)
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+
+def _sweep_all() -> None:
+    for parent, ok in list(_PARENTS.items()):
+        if ok:
+            _sweep(parent)
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+
+
+def memory_limit_mb(memory_mb: int, disk_mb: int) -> int:
+    """What the cgroup allows: the address space, the scratch tmpfs (RAM), kernel objects."""
+    return memory_mb + disk_mb + KERNEL_MARGIN_MB
+
+
+def attach(pid: int, memory_mb: int, disk_mb: int, tasks: int) -> tuple[WorkerCgroup, list[str]]:
+    """Put worker `pid` (not yet running untrusted code) into cgroups of its own.
+
+    Returns what was applied and, for each controller that could not be used, why."""
+    cg = WorkerCgroup()
+    problems: list[str] = []
+    by_ctl = {h.controller: h for h in hierarchies()}
+    limit = memory_limit_mb(memory_mb, disk_mb)
+    for ctl in ("memory", "pids"):
+        h = by_ctl.get(ctl)
+        if h is None:
+            problems.append(f"{ctl}: no writable cgroup hierarchy")
+            continue
+        parent = _parent(h)
+        if parent is None:
+            problems.append(f"{ctl}: cannot create cgroups under {h.path}")
+            continue
+        _sweep(parent)
+        d = parent / f"w{pid}"
+        try:
+            d.mkdir()
+            if ctl == "memory":
+                _limit_memory(d, limit << 20, h.v2)
+            else:
+                _write(d / "pids.max", str(tasks))
+            _write(d / "cgroup.procs", str(pid))
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+            problems.append(f"{ctl}: cgroup setup failed ({exc.strerror or exc})")
+            continue
+        cg.dirs.append(d)
+        if ctl == "memory":
+            cg.memory_mb = limit
+        else:
+            cg.tasks = tasks
+    return cg, problems
+
+
+def _limit_memory(d: Path, limit: int, v2: bool) -> None:
+    if v2:
+        _write(d / "memory.max", str(limit))
+        with contextlib.suppress(OSError):  # no swap accounting: then there is no swap to limit
+            _write(d / "memory.swap.max", "0")
+        return
+    _write(d / "memory.limit_in_bytes", str(limit))
+    with contextlib.suppress(OSError):  # memsw exists only with swap accounting
+        _write(d / "memory.memsw.limit_in_bytes", str(limit))
+    with contextlib.suppress(OSError):
+        _write(d / "memory.swappiness", "0")
