@@ -7,9 +7,11 @@ file and key it came from, instead of surfacing later as a confusing failure dee
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -139,6 +141,15 @@ class SuiteSettings(BaseModel):
     isolation: Literal["fresh", "shared"] = "fresh"
 
 
+def matches_glob(name: str, globs: Iterable[str]) -> bool:
+    """Does a tool name match one of these globs (`confirm`, an MCP server's `tools`)?
+
+    Case-sensitive on every platform: `delete_*` must not miss `Delete_all` on one machine and
+    catch it on another. The one rule for every layer (the stdlib-only tool runtime keeps a copy).
+    """
+    return any(fnmatch.fnmatchcase(name, g) for g in globs)
+
+
 class CodeActConfig(BaseModel):
     """The keys of DESIGN.md §3; everything optional with defaults a new workspace can live with."""
 
@@ -176,6 +187,11 @@ class CodeActConfig(BaseModel):
                 ' own with api_key_env = "MY_KEY_VARIABLE"'
             )
         return params
+
+    def needs_confirmation(self, name: str, flagged: bool = False) -> bool:
+        """Does a call of tool `name` wait for a person's approval in every mode (DESIGN.md §1)?
+        `flagged`: the tool layer flagged it (ToolSchema.confirm); else a `confirm` glob decides."""
+        return flagged or matches_glob(name, self.confirm)
 
 
 _SECRET_NAMES = frozenset(

@@ -131,3 +131,21 @@ def test_editor_model_params_keep_litellm_spelling() -> None:
 
     got = settings_to_overrides({"modelParams": {"api_base": "u", "extraHeaders": {"X-Tag": "1"}}})
     assert got == {"model_params": {"api_base": "u", "extraHeaders": {"X-Tag": "1"}}}
+
+
+@pytest.mark.parametrize(
+    ("globs", "name", "flagged", "expected"),
+    [
+        (["delete_*"], "delete_all", False, True),
+        (["delete_*"], "Delete_all", False, False),  # case-sensitive everywhere
+        (["delete_*"], "read", False, False),
+        ([], "read", True, True),  # the tool layer flagged it
+        (["send_?ail", "pay"], "send_mail", False, True),
+    ],
+)
+def test_config_answers_whether_a_tool_needs_confirmation(
+    globs: list[str], name: str, flagged: bool, expected: bool
+) -> None:
+    from codeact_lsp.config import CodeActConfig
+
+    assert CodeActConfig(confirm=globs).needs_confirmation(name, flagged) is expected

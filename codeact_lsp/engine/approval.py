@@ -8,11 +8,12 @@ asking. Code that cannot be parsed is not judged here; it will fail on its own w
 from __future__ import annotations
 
 import ast
-import fnmatch
 from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel
+
+from codeact_lsp.config import matches_glob
 
 
 class Decision(BaseModel):
@@ -40,9 +41,7 @@ def flagged_tools(
     names: Iterable[str], schema_flags: dict[str, bool], globs: list[str]
 ) -> set[str]:
     """Tools needing confirmation: flagged by the tool layer, or matching a `confirm` glob."""
-    return {
-        n for n in names if schema_flags.get(n) or any(fnmatch.fnmatchcase(n, g) for g in globs)
-    }
+    return {n for n in names if schema_flags.get(n) or matches_glob(n, globs)}
 
 
 def needs_approval(mode: str, code: str, flagged: set[str]) -> tuple[bool, list[str]]:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import ast
 import builtins
 import difflib
-import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from codeact_lsp.config import matches_glob
 
 Severity = Literal["error", "warning", "info"]
 
@@ -117,7 +118,7 @@ def check_code(code: str, ctx: CheckContext) -> list[Finding]:
                 )
             continue
         findings += _check_call(node, tool, where)
-        if tool.confirm or any(fnmatch.fnmatchcase(name, g) for g in ctx.confirm_globs):
+        if tool.confirm or matches_glob(name, ctx.confirm_globs):
             findings.append(
                 Finding(
                     *where,

@@ -28,7 +28,7 @@ from codeact_lsp.engine.run import Approver, RunHandle, RunRequest
 from codeact_lsp.engine.runstate import RunSummary
 from codeact_lsp.engine.session import Session
 from codeact_lsp.engine.signature import Signature, SignatureError
-from codeact_lsp.engine.store import RunStore, new_run_id, valid_run_id
+from codeact_lsp.engine.store import RunStore, new_run_id, runs_dir, valid_run_id
 from codeact_lsp.tools.models import ToolProvider, ToolSchema
 from codeact_lsp.trajectory import Acceptance, Rebuild, Step, Trajectory
 
@@ -286,23 +286,14 @@ class Engine:
         return list(self._runs.values())
 
     def load(self, run_id: str) -> Trajectory | None:
-        """A run from memory or from its file. A file left `running` by a process that died is
-        reported as failed (interrupted), since nothing will ever finish it; one still owned by a
-        live process (the CLI next to the editor) is reported as it is."""
+        """A run from memory or from its file (`store.read_run`: a file left `running` by a
+        process that died reads as failed)."""
         live = self._runs.get(run_id)
         if live is not None:
             return live.trajectory
         if self.store is None or not valid_run_id(run_id):
             return None
-        traj = self.store.load(run_id)
-        if traj is not None and not traj.done and not _owner_alive(traj):
-            traj = traj.model_copy(
-                update={
-                    "status": "failed",
-                    "error": "interrupted: the process running it ended before it finished",
-                }
-            )
-        return traj
+        return self.store.load(run_id)
 
     async def close(self) -> None:
         """Cancel live runs, close every sandbox, write every run file."""
@@ -546,20 +537,6 @@ class Engine:
         return "the parent's sandbox was closed"
 
 
-def _owner_alive(traj: Trajectory) -> bool:
-    """Is the process that wrote this unfinished run still running (and not us)?"""
-    pid = traj.pid
-    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _prelude(inputs: dict[str, Any]) -> str:
     """Define the inputs as variables in the session (JSON values have Python literals)."""
     return "\n".join(f"{name} = {value!r}" for name, value in inputs.items())
@@ -620,4 +597,4 @@ def _untyped(signature: str) -> str:
 
 
 def default_runs_dir(workspace: Path) -> Path:
-    return workspace / ".codeact" / "runs"
+    return runs_dir(workspace)

@@ -21,6 +21,8 @@ from pydantic import ValidationError
 
 from codeact_lsp.trajectory import Step, Trajectory
 
+RUNS_DIR = Path(".codeact") / "runs"  # in the workspace; the editor's run documents live here too
+
 # step statuses after which the engine no longer changes a step
 _SETTLED = frozenset({"ok", "error", "rejected", "no_code", "cancelled"})
 _ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
@@ -33,6 +35,45 @@ def new_run_id() -> str:
 
 def valid_run_id(run_id: str) -> bool:
     return bool(_ID_RE.match(run_id)) and run_id not in (".", "..")
+
+
+def runs_dir(workspace: Path) -> Path:
+    """Where a workspace's runs are kept (every layer asks here, none composes the path)."""
+    return workspace / RUNS_DIR
+
+
+def read_run(path: Path) -> Trajectory | None:
+    """A whole run file, or None when there is none (or it is not a trajectory).
+
+    A file left `running` by a process that died is reported as failed (interrupted), since
+    nothing will ever finish it; one still owned by a live process (the CLI next to the editor)
+    is reported as it is. Every reader goes through here, so they all agree on that."""
+    try:
+        traj = Trajectory.model_validate_json(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError, ValidationError):
+        return None
+    if not traj.done and not _owner_alive(traj):
+        traj = traj.model_copy(
+            update={
+                "status": "failed",
+                "error": "interrupted: the process running it ended before it finished",
+            }
+        )
+    return traj
+
+
+def _owner_alive(traj: Trajectory) -> bool:
+    """Is the process that wrote this unfinished run still running (and not us)?"""
+    pid = traj.pid
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class RunStore:
@@ -111,11 +152,10 @@ class RunStore:
         os.replace(tmp, target)
 
     def load(self, run_id: str) -> Trajectory | None:
-        try:
-            path = self.path(run_id)
-            return Trajectory.model_validate_json(path.read_text(encoding="utf-8"))
-        except (ValueError, OSError, ValidationError):
+        """The run's file as `read_run` reads it; None for an invalid id or no file."""
+        if not valid_run_id(run_id):
             return None
+        return read_run(self.path(run_id))
 
     def list_ids(self) -> list[str]:
         if not self.directory.is_dir():

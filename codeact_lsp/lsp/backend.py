@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from codeact_lsp.config import CodeActConfig, resolve_python
-from codeact_lsp.lsp.document import RUNS_DIR
 
 if TYPE_CHECKING:  # imported at first use (see above), typed here
     from codeact_lsp.engine import Engine
@@ -66,7 +65,7 @@ class Backend:
                 self.config,
                 self.tools,
                 workspace=self.workspace,
-                runs_dir=self.workspace / RUNS_DIR,
+                runs_dir=engine_mod.default_runs_dir(self.workspace),
             )
             return self.engine
 

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from codeact_lsp.engine.store import RUNS_DIR, runs_dir
 from codeact_lsp.trajectory import Step, Trajectory
 
-RUNS_DIR = Path(".codeact") / "runs"
 STEP_MARKER = re.compile(r"^# ━━ step (\d+)\b")
 ANSWER_MARKER = "# ━━ answer"
 OUTPUT_PREFIX = "#> "
@@ -51,7 +51,8 @@ class StepSection:
 
 
 def trajectory_path(workspace: Path, run_id: str) -> Path:
-    return workspace / RUNS_DIR / f"{run_id}.py"
+    """The run's document, next to the engine's `<run id>.json`."""
+    return runs_dir(workspace) / f"{run_id}.py"
 
 
 def path_to_uri(path: Path) -> str:
@@ -70,7 +71,7 @@ def run_id_from_uri(uri: str) -> str | None:
     path = uri_to_path(uri)
     if path is None or path.suffix != ".py":
         return None
-    if path.parent.name != "runs" or path.parent.parent.name != ".codeact":
+    if path.parent.parts[-len(RUNS_DIR.parts) :] != RUNS_DIR.parts:
         return None
     return path.stem
 

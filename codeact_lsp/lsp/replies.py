@@ -92,8 +92,24 @@ class AcceptPreview(Reply):
     selection: bool = False  # the run was given a selection (replace it, or insert after?)
 
 
+class CommandRef(Reply):
+    """A command the client may offer as a button (e.g. "Undo discard")."""
+
+    title: str
+    command: str
+    arguments: list[dict[str, Any]]
+
+
 class DiscardReply(Reply):
     discarded: bool
+    closeDocument: str | None = None  # the run's document: the client closes it
+    undo: CommandRef | None = None  # codeact.restore for this run
+
+
+class RestoreReply(Reply):
+    restored: bool
+    runId: str
+    trajectoryUri: str
 
 
 class RunSummary(Reply):

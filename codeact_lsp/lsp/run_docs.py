@@ -19,17 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
 
+from codeact_lsp.engine.store import RunStore, runs_dir
 from codeact_lsp.lsp.document import (
-    RUNS_DIR,
     parse_sections,
     path_to_uri,
     render,
     replace_file,
     trajectory_path,
+    uri_to_path,
 )
 from codeact_lsp.lsp.errors import CommandError
 from codeact_lsp.lsp.trajectory_view import normalise_code
-from codeact_lsp.trajectory import Target, Trajectory
+from codeact_lsp.trajectory import Acceptance, Target, Trajectory
 
 if TYPE_CHECKING:
     from codeact_lsp.engine import RunEvent, RunHandle
@@ -49,8 +50,6 @@ class EditorRun:
     target: Target | None = None
     start_text: str | None = None  # the whole target document when the run started
     overrides: dict[int, str] = field(default_factory=dict)  # step -> code edited in the doc
-    accepted: bool = False
-    discarded: bool = False
     pump: asyncio.Task[None] | None = None
     loaded: Trajectory | None = None  # read from disk (no live handle)
     progress_token: str | None = None
@@ -65,6 +64,27 @@ class EditorRun:
             return self.handle.trajectory
         return self.loaded
 
+    # The review state lives in the run file (engine `discard` / `mark_accepted`), so it is the
+    # same after a restart, in `codeact runs` and in the API.
+    @property
+    def discarded(self) -> bool:
+        traj = self.trajectory()
+        return traj is not None and traj.discarded_at is not None
+
+    @property
+    def acceptance(self) -> Acceptance | None:
+        traj = self.trajectory()
+        return traj.accepted if traj is not None else None
+
+    @property
+    def accepted(self) -> bool:
+        return self.acceptance is not None
+
+    def updated(self, traj: Trajectory) -> None:
+        """The engine changed the run's file (a run known only from disk gets the new copy)."""
+        if self.handle is None:
+            self.loaded = traj
+
 
 class RunDocuments:
     """Every run this server knows: started here, or adopted from `.codeact/runs/`."""
@@ -73,6 +93,16 @@ class RunDocuments:
         self.state = state
         self.runs: dict[str, EditorRun] = {}
         self.last_run_id: str | None = None
+        # accepted target files not open in the editor: (mtime, text) -> applied / missing
+        self._disk_checks: dict[str, tuple[tuple[int | None, str], str]] = {}
+        self._store: RunStore | None = None
+
+    def store(self, root: Path) -> RunStore:
+        """The workspace's run files, read through the engine's store (its paths, its rules:
+        a run left `running` by a dead process reads as failed)."""
+        if self._store is None or self._store.directory != runs_dir(root):
+            self._store = RunStore(runs_dir(root))
+        return self._store
 
     # ------------------------------------------------------------------ lookup
 
@@ -91,9 +121,9 @@ class RunDocuments:
         if rs is not None:
             return rs
         root = self.state.workspace.root
-        if root is None or not run_id or "/" in run_id or run_id.startswith("."):
+        if root is None:
             return None
-        traj = load_stored(root / RUNS_DIR / f"{run_id}.json")
+        traj = self.store(root).load(run_id)  # None for an id that is not a valid one
         return self.adopt(root, run_id, traj) if traj is not None else None
 
     def adopt(self, root: Path, run_id: str, traj: Trajectory) -> EditorRun:
@@ -107,7 +137,6 @@ class RunDocuments:
             uri=path_to_uri(path),
             loaded=traj,
             target=traj.target,
-            accepted=traj.accepted is not None,
         )
         self.runs[run_id] = rs
         return rs
@@ -129,6 +158,39 @@ class RunDocuments:
                 "re-run it with codeact.rerun"
             )
         return rs.handle
+
+    def acceptance_state(self, rs: EditorRun) -> str | None:
+        """ "applied" / "missing" for an accepted run: is what Accept inserted still in its
+        document (open: the editor's text; else the file)? None when not accepted."""
+        from codeact_lsp.engine.runstate import acceptance_state
+
+        acceptance = rs.acceptance
+        if acceptance is None:
+            return None
+        doc = self.state.open_doc(acceptance.uri)
+        if doc is not None:
+            return acceptance_state(acceptance, doc.source)
+        path = uri_to_path(acceptance.uri)
+        try:
+            stamp = path.stat().st_mtime_ns if path is not None else None
+        except OSError:
+            stamp = None
+        cached = self._disk_checks.get(acceptance.uri)
+        if cached is not None and cached[0] == (stamp, acceptance.text):
+            return cached[1]
+        text: str | None = None
+        if path is not None and stamp is not None:
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                text = path.read_text(encoding="utf-8")
+        found = acceptance_state(acceptance, text)
+        self._disk_checks[acceptance.uri] = ((stamp, acceptance.text), found)
+        return found
+
+    def accepted_into(self, uri: str) -> list[EditorRun]:
+        """Runs whose accepted program went into `uri` (their views follow that document)."""
+        return [
+            rs for rs in self.runs.values() if (a := rs.acceptance) is not None and a.uri == uri
+        ]
 
     def last_trajectory(self) -> Trajectory | None:
         if self.last_run_id is None:
@@ -343,16 +405,6 @@ def state_key(traj: Trajectory) -> tuple[Any, ...]:
             last.feedback,
         ),
     )
-
-
-def load_stored(stored: Path) -> Trajectory | None:
-    if not stored.is_file():
-        return None
-    try:
-        return Trajectory.model_validate_json(stored.read_text(encoding="utf-8"))
-    except Exception as exc:
-        log.warning("cannot read %s: %s", stored, exc)
-        return None
 
 
 def describe(event: RunEvent) -> str:

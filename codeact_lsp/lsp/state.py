@@ -109,6 +109,10 @@ class ServerState:
             self.runs.check_paused(rs)
             self.refresh.schedule(uri)
             return
+        # an undo or edit in a document that holds an accepted program: its runs' views follow
+        accepted = [r.uri for r in self.runs.accepted_into(uri)]
+        if accepted:
+            self.refresh.schedule(*accepted)
         path = uri_to_path(uri)
         if path is not None and path.suffix == ".py" and self.workspace.is_tool_file(path):
             self.workspace.refresh_discovery(delay=0.2)

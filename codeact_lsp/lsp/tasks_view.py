@@ -32,8 +32,11 @@ class TaskResult(BaseModel):
     name: str
     passed: bool
     duration_s: float = 0.0
-    message: str = ""
+    message: str = ""  # the root error first (a tool's exception or a step's error), then the rest
     run_id: str | None = None
+    root: str | None = None  # the root error alone, for the lens
+    root_file: str | None = None  # where a tool raised it
+    root_line: int | None = None  # 1-based
 
 
 class StoredResults(BaseModel):
@@ -95,6 +98,9 @@ def task_lenses(text: str, file: str, results: dict[str, TaskResult]) -> list[ls
         title = "▷ Run task"
         if result is not None:
             title += f" · last {'✓' if result.passed else '✗'} {result.duration_s:.1f} s"
+            if not result.passed and result.root:
+                root = result.root if len(result.root) <= 80 else result.root[:77] + "..."
+                title += f" · {root}"
         lenses.append(
             lsp.CodeLens(
                 range=at,
@@ -122,6 +128,23 @@ def task_diagnostics(text: str, results: dict[str, TaskResult]) -> list[lsp.Diag
                 severity=lsp.DiagnosticSeverity.Error,
                 source="codeact",
                 code="task-failed",
+                related_information=_root_location(result),
             )
         )
     return out
+
+
+def _root_location(result: TaskResult) -> list[lsp.DiagnosticRelatedInformation] | None:
+    """The tool line that raised the root error, one click away from the task's diagnostic."""
+    if not result.root_file or not result.root_line:
+        return None
+    line = max(0, result.root_line - 1)
+    return [
+        lsp.DiagnosticRelatedInformation(
+            location=lsp.Location(
+                uri=Path(result.root_file).resolve().as_uri(),
+                range=lsp.Range(lsp.Position(line, 0), lsp.Position(line, 10_000)),
+            ),
+            message=result.root or "root error",
+        )
+    ]

@@ -131,8 +131,10 @@ def step_summary(step: Step) -> str:
         parts.append("waiting for you")
     if step.edited:
         parts.append("edited")
-    if step.replayed:
-        parts.append("replayed from the earlier run")
+    if step.reexecuted:
+        parts.append("ran again for real")
+    elif step.replayed:
+        parts.append("replayed: tool calls answered from the record")
     if step.state_lost:
         parts.append("sandbox restarted")
     return " · ".join(parts)
@@ -160,19 +162,24 @@ def build_view(
     ctx: CheckContext | None = None,
     *,
     uri: str = "",
-    accepted: bool = False,
+    accepted: str | bool | None = None,
     paused: bool = False,
 ) -> TrajectoryView:
     """Everything the editor shows for `traj`; `text` is the open document's text if any.
 
     `paused`: the user has unsaved edits in the document, so the server stopped rewriting it;
-    the lenses and diagnostics still follow the run, placed on the user's text.
+    the lenses and diagnostics still follow the run, placed on the user's text. `accepted`:
+    "applied" (the accepted program is still where Accept put it), "missing" (undone or edited
+    away: Accept is offered again), None (not accepted); True means "applied".
     """
     doc = render(traj) if text is None else text
     sections = parse_sections(doc)
     view = TrajectoryView(text=doc, sections=sections)
     by_index = {s.index: s for s in sections}
-    view.lenses += _run_lenses(traj, accepted)
+    state = "applied" if accepted is True else (accepted or None)
+    view.lenses += _run_lenses(traj, state)
+    view.lenses += _rebuild_lenses(traj)
+    view.diagnostics += _rebuild_diagnostics(traj)
     if paused:
         view.lenses.append(
             _paused_lens(traj, sum(1 for s in traj.steps if s.index not in by_index))
@@ -211,7 +218,7 @@ def _paused_lens(traj: Trajectory, unseen: int) -> lsp.CodeLens:
     )
 
 
-def _run_lenses(traj: Trajectory, accepted: bool) -> list[lsp.CodeLens]:
+def _run_lenses(traj: Trajectory, accepted: str | None) -> list[lsp.CodeLens]:
     top = _line_range(0, 0, 0)
     lenses = [
         lsp.CodeLens(range=top, command=_cmd(run_summary(traj), "codeact.getRun", runId=traj.id))
@@ -221,16 +228,18 @@ def _run_lenses(traj: Trajectory, accepted: bool) -> list[lsp.CodeLens]:
             lsp.CodeLens(range=top, command=_cmd("■ Cancel", "codeact.cancel", runId=traj.id))
         )
         return lenses
-    if traj.status == "finished" and not accepted:
-        lenses.append(
-            lsp.CodeLens(range=top, command=_cmd("✔ Accept", "codeact.accept", runId=traj.id))
-        )
+    if traj.status == "finished" and accepted != "applied":
+        title = "✔ Accept" if accepted is None else "✔ Accept again"
+        lenses.append(lsp.CodeLens(range=top, command=_cmd(title, "codeact.accept", runId=traj.id)))
         lenses.append(
             lsp.CodeLens(range=top, command=_cmd("Preview", "codeact.acceptPreview", runId=traj.id))
         )
-    if accepted:
+    if accepted is not None:
         lenses.append(
-            lsp.CodeLens(range=top, command=_cmd("accepted", "codeact.getRun", runId=traj.id))
+            lsp.CodeLens(
+                range=top,
+                command=_cmd(_accepted_title(traj, accepted), "codeact.getRun", runId=traj.id),
+            )
         )
     lenses.append(
         lsp.CodeLens(range=top, command=_cmd("🗑 Discard", "codeact.discard", runId=traj.id))
@@ -239,6 +248,68 @@ def _run_lenses(traj: Trajectory, accepted: bool) -> list[lsp.CodeLens]:
         lsp.CodeLens(range=top, command=_cmd("↪ Follow up", "codeact.followUp", runId=traj.id))
     )
     return lenses
+
+
+def _accepted_title(traj: Trajectory, state: str) -> str:
+    acc = traj.accepted
+    where = Path(acc.uri.removeprefix("file://")).name if acc is not None else "its target"
+    line = ""
+    if acc is not None and acc.range:
+        line = f":{int(acc.range.get('start', {}).get('line', 0)) + 1}"
+    if state == "applied":
+        return f"accepted into {where}{line}"
+    return f"accepted into {where}, but that text is no longer there (undone or edited)"
+
+
+def _rebuild_lenses(traj: Trajectory) -> list[lsp.CodeLens]:
+    """How a follow-up / re-run got its earlier state, and the choice after a divergence."""
+    rebuild = traj.rebuild
+    if rebuild is None:
+        return []
+    top = _line_range(0, 0, 0)
+    if rebuild.session == "live":
+        title = "continues the live session"
+    elif rebuild.session == "rebuilt":
+        how = (
+            "tool calls answered from the record"
+            if rebuild.mode == "recorded"
+            else "earlier steps run again for real"
+        )
+        title = f"state rebuilt ({how}): {rebuild.reason}"
+    else:
+        return []
+    lenses = [lsp.CodeLens(range=top, command=_cmd(title, "codeact.getRun", runId=traj.id))]
+    waiting_here = any(s.status == "awaiting_approval" for s in traj.steps)
+    if rebuild.choice == "pending" and traj.status == "awaiting_approval" and not waiting_here:
+        lenses.append(
+            lsp.CodeLens(
+                range=top,
+                command=_cmd("▶ Run the rest for real", "codeact.approve", runId=traj.id),
+            )
+        )
+        lenses.append(
+            lsp.CodeLens(range=top, command=_cmd("■ Stop", "codeact.reject", runId=traj.id))
+        )
+    return lenses
+
+
+def _rebuild_diagnostics(traj: Trajectory) -> list[lsp.Diagnostic]:
+    rebuild = traj.rebuild
+    if rebuild is None or rebuild.divergence is None:
+        return []
+    choice = {
+        "pending": "choose: run the rest for real, or stop",
+        "real": "the rest ran for real",
+        "stop": "stopped",
+    }.get(rebuild.choice or "", "")
+    return [
+        _diag(
+            _line_range(0),
+            f"replay diverged: {rebuild.divergence.message}" + (f" — {choice}" if choice else ""),
+            lsp.DiagnosticSeverity.Warning,
+            "replay-diverged",
+        )
+    ]
 
 
 def _step_lenses(
@@ -252,12 +323,12 @@ def _step_lenses(
         )
     ]
     if step.status == "awaiting_approval" and traj.status == "awaiting_approval":
-        lenses.append(
-            lsp.CodeLens(range=at, command=_cmd("▶ Run step", "codeact.approve", runId=traj.id))
+        diverged = step.replayed and traj.rebuild is not None and traj.rebuild.choice == "pending"
+        run, stop = (
+            ("▶ Run the rest for real", "■ Stop") if diverged else ("▶ Run step", "✗ Reject")
         )
-        lenses.append(
-            lsp.CodeLens(range=at, command=_cmd("✗ Reject", "codeact.reject", runId=traj.id))
-        )
+        lenses.append(lsp.CodeLens(range=at, command=_cmd(run, "codeact.approve", runId=traj.id)))
+        lenses.append(lsp.CodeLens(range=at, command=_cmd(stop, "codeact.reject", runId=traj.id)))
     elif traj.done or step.status in {"ok", "error", "rejected", "no_code"}:
         title = "↻ Re-run from here" + (" (your edit)" if edited else "")
         if traj.done:

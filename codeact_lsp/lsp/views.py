@@ -73,8 +73,9 @@ class Views:
         run_id = run_id_from_uri(uri)
         rs = self.state.runs.find(run_id) if run_id else None
         traj = rs.trajectory() if rs else None
-        if rs is None or traj is None:
-            return None
+        if rs is None or traj is None or rs.discarded:
+            return None  # a discarded run shows nothing (its diagnostics are cleared)
+        accepted = self.state.runs.acceptance_state(rs)
         doc = self.state.open_doc(uri)
         last = traj.steps[-1] if traj.steps else None
         key = (
@@ -85,7 +86,7 @@ class Views:
             last.status if last else None,
             len(last.tool_calls) if last else 0,
             doc.version if doc is not None else None,
-            rs.accepted,
+            accepted,
             rs.paused,
             self.state.workspace.checks_key(),
         )
@@ -97,7 +98,7 @@ class Views:
             doc.source if doc is not None else None,
             self.state.workspace.check_context(),
             uri=uri,
-            accepted=rs.accepted,
+            accepted=accepted,
             paused=rs.paused,
         )
         self._view_cache[uri] = (key, view)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -274,16 +273,7 @@ class WorkspaceState:
             for tool in self.discovery.tools:
                 tools[tool.name] = ToolSig(name=tool.name, open_args=True, open_kwargs=True)
             known = bool(tools)
-        for name, sig in list(tools.items()):
-            if any(fnmatch.fnmatchcase(name, g) for g in self.config.confirm):
-                tools[name] = ToolSig(
-                    name=sig.name,
-                    params=sig.params,
-                    required=sig.required,
-                    open_args=sig.open_args,
-                    open_kwargs=sig.open_kwargs,
-                    confirm=True,
-                )
+        # `confirm` globs are matched by the checks themselves (config.matches_glob).
         return CheckContext(tools=tools, confirm_globs=list(self.config.confirm), tools_known=known)
 
     def checks_key(self) -> tuple[int, int]:

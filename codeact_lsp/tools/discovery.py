@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import builtins
-import fnmatch
 import os
 import re
 import threading
@@ -815,7 +814,7 @@ def discover(
     _follow_reexports(out, ws)
     if cfg.confirm:
         for i, tool in enumerate(out.tools):
-            if any(fnmatch.fnmatchcase(tool.name, pat) for pat in cfg.confirm):
+            if cfg.needs_confirmation(tool.name):
                 out.tools[i] = tool.model_copy(update={"confirm": True})  # cached: copy
     _collisions(out)
     out.duration_ms = (time.perf_counter() - started) * 1000

@@ -419,3 +419,25 @@ async def test_broad_tool_globs_leave_trajectory_files_alone(client: EditorClien
     doc = client.open(Path(first["trajectoryUri"].removeprefix("file://")))
     titles = [lens.command.title for lens in await client.lenses(doc) if lens.command]
     assert titles[0].startswith("✓ finished") and "▷ Try" not in titles
+
+
+async def test_a_run_left_running_by_a_dead_process_reads_as_interrupted(
+    client: EditorClient,
+) -> None:
+    """The editor reads run files through the engine's store: the same rule as `Engine.load`."""
+    import subprocess
+
+    from codeact_lsp.engine.store import runs_dir
+    from codeact_lsp.trajectory import Trajectory
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # its pid now names no process
+    runs = runs_dir(client.workspace)
+    runs.mkdir(parents=True, exist_ok=True)
+    stale = Trajectory(id="20250101-000000-abcdef", task="t", status="running", pid=child.pid)
+    (runs / f"{stale.id}.json").write_text(stale.model_dump_json(), encoding="utf-8")
+
+    run = await client.command("codeact.getRun", {"runId": stale.id})
+    assert run["status"] == "failed" and "interrupted" in run["error"]
+    listed = await client.command("codeact.listRuns", {})
+    assert [r["status"] for r in listed["runs"] if r["runId"] == stale.id] == ["failed"]

@@ -308,5 +308,5 @@ def test_a_replayed_step_says_so_in_its_lens() -> None:
 
     traj = _traj()
     traj.steps[0].replayed = True
-    assert "replayed from the earlier run" in step_summary(traj.steps[0])
+    assert "replayed: tool calls answered from the record" in step_summary(traj.steps[0])
     assert "replayed" not in step_summary(traj.steps[1])

@@ -86,8 +86,17 @@ export interface ApproveReply {
   edited: boolean;
 }
 
+/** A command the client may offer as a button (e.g. "Undo discard"). */
+export interface CommandRef {
+  title: string;
+  command: string;
+  arguments: Array<Record<string, unknown>>;
+}
+
 export interface DiscardReply {
   discarded: boolean;
+  closeDocument?: string | null;
+  undo?: CommandRef | null;
 }
 
 /** Where a tool raised, in the tool's own source (the editor puts a diagnostic there). */
@@ -161,6 +170,12 @@ export interface RerunArgs {
   runId: string;
   step: number;
   code?: string | null;
+}
+
+export interface RestoreReply {
+  restored: boolean;
+  runId: string;
+  trajectoryUri: string;
 }
 
 /** The first thing that went wrong in a task's run: a tool's exception or a step's error. */
@@ -407,6 +422,7 @@ export interface Commands {
   "codeact.runTasks": { args: RunTasksArgs; reply: SuiteReply };
   "codeact.acceptPreview": { args: AcceptArgs; reply: AcceptPreview };
   "codeact.discard": { args: RunIdArgs; reply: DiscardReply };
+  "codeact.restore": { args: RunIdArgs; reply: RestoreReply };
   "codeact.listRuns": { args: NoArgs; reply: RunList };
   "codeact.showStep": { args: RerunArgs; reply: StepReply };
 }
@@ -427,6 +443,7 @@ export const COMMAND_NAMES: readonly CommandName[] = [
   "codeact.runTasks",
   "codeact.acceptPreview",
   "codeact.discard",
+  "codeact.restore",
   "codeact.listRuns",
   "codeact.showStep",
 ];

@@ -24,6 +24,7 @@ NAMES: tuple[str, ...] = (
     "codeact.runTasks",
     "codeact.acceptPreview",
     "codeact.discard",
+    "codeact.restore",
     "codeact.listRuns",
     "codeact.showStep",
 )

@@ -6,22 +6,19 @@ editor refuses if the document changed meanwhile (the plan comes from `lsp.accep
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
 
 from codeact_lsp.engine.program import as_script, parse_program, renamed
 from codeact_lsp.engine.program.naming import explicit_identifier
-from codeact_lsp.engine.runstate import acceptance_state
-from codeact_lsp.engine.store import RunStore
 from codeact_lsp.lsp import accept as acc
 from codeact_lsp.lsp.args import AcceptArgs, ApproveArgs, Position, Range, RejectArgs
-from codeact_lsp.lsp.commands.common import CommandError
+from codeact_lsp.lsp.commands.common import CommandError, engine, engine_call
 from codeact_lsp.lsp.commands.registry import command
-from codeact_lsp.lsp.document import RUNS_DIR, path_to_uri, uri_to_path
+from codeact_lsp.lsp.document import path_to_uri, uri_to_path
 from codeact_lsp.lsp.replies import (
     AcceptChoice,
     AcceptHunk,
@@ -31,7 +28,7 @@ from codeact_lsp.lsp.replies import (
     RejectReply,
 )
 from codeact_lsp.lsp.run_docs import EditorRun
-from codeact_lsp.trajectory import Acceptance, Trajectory
+from codeact_lsp.trajectory import Acceptance
 
 if TYPE_CHECKING:
     from codeact_lsp.engine import RunHandle
@@ -159,10 +156,9 @@ def accept_preview(state: ServerState, args: AcceptArgs) -> AcceptPreview:
 @command("codeact.accept")
 async def accept(state: ServerState, args: AcceptArgs) -> AcceptReply:
     rs = state.runs.need(args.runId)
-    traj = rs.trajectory()
-    assert traj is not None
-    if args.mode == "target" and _still_there(state, traj):
-        where = acc.file_name(traj.accepted.uri) if traj.accepted else "the file"
+    # once the accepted text is gone (undone, edited away) Accept is offered again
+    if args.mode == "target" and state.runs.acceptance_state(rs) == "applied":
+        where = acc.file_name(rs.acceptance.uri) if rs.acceptance else "the file"
         return AcceptReply(
             applied=False,
             reason=f"This run's function is already in {where}. To have it once more, insert "
@@ -199,9 +195,8 @@ async def accept(state: ServerState, args: AcceptArgs) -> AcceptReply:
             ),
         )
     accepted = _landed(state, plan, args.mode)
-    traj.accepted = accepted
-    rs.accepted = True
-    await _persist(state, rs.id, traj)
+    eng = await engine(state)
+    rs.updated(await engine_call(_mark_accepted(eng, rs.id, accepted)))
     state.refresh.schedule(rs.uri)
     rng = acc.to_range(accepted.range)
     if state.client.show_document and rng is not None:
@@ -215,18 +210,6 @@ async def accept(state: ServerState, args: AcceptArgs) -> AcceptReply:
         created=plan.create,
         message=acc.applied_message(plan),
     )
-
-
-def _still_there(state: ServerState, traj: Trajectory) -> bool:
-    """Accepted before, and the text is still where it went (undone: Accept is offered again)."""
-    if traj.accepted is None:
-        return False
-    uri = traj.accepted.uri
-    path = uri_to_path(uri)
-    current: str | None = None
-    if state.open_doc(uri) is not None or (path is not None and path.exists()):
-        current = state.doc_state(uri).text
-    return acceptance_state(traj.accepted, current) == "applied"
 
 
 def _landed(state: ServerState, plan: acc.Plan, mode: str) -> Acceptance:
@@ -250,27 +233,6 @@ def _landed(state: ServerState, plan: acc.Plan, mode: str) -> Acceptance:
     )
 
 
-async def _persist(state: ServerState, run_id: str, traj: Trajectory) -> None:
-    """Write the run file with what Accept did (through the engine when it runs)."""
-    backend = getattr(state.workspace, "backend", None)
-    eng = getattr(backend, "engine", None)
-    if eng is not None and hasattr(eng, "mark_accepted"):
-        with contextlib.suppress(Exception):  # a run the engine cannot find: written below
-            eng.mark_accepted(run_id, traj.accepted)
-            await eng.flushed()
-            return
-    store = getattr(eng, "store", None)
-    if store is None:
-        root = state.workspace.require_root()
-        store = RunStore(root / RUNS_DIR)
-        try:
-            await asyncio.to_thread(store.save, traj)
-        finally:
-            store.close()
-        return
-    await asyncio.wrap_future(store.save_async(traj))
-
-
 async def _show(state: ServerState, uri: str, rng: lsp.Range) -> None:
     """Reveal and select the inserted function (the client may decline: nothing depends on it)."""
     with contextlib.suppress(Exception):
@@ -281,6 +243,14 @@ async def _show(state: ServerState, uri: str, rng: lsp.Range) -> None:
 
 def _choices(raw: list[dict[str, str]]) -> list[AcceptChoice]:
     return [AcceptChoice(**c) for c in raw]
+
+
+async def _mark_accepted(eng: Any, run_id: str, acceptance: Acceptance) -> Any:
+    """Record where and what was applied, in the run file (survives restarts), written before
+    the reply so that whoever reads the file next finds it."""
+    traj = eng.mark_accepted(run_id, acceptance)
+    await eng.flushed()
+    return traj
 
 
 def _plan_json(plan: acc.Plan, program: str) -> AcceptPreview:

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from codeact_lsp.lsp import accept as acc
 from codeact_lsp.lsp.args import FollowUpArgs, NoArgs, RerunArgs, RunArgs, RunIdArgs
 from codeact_lsp.lsp.commands.common import CommandError, engine, engine_call, engine_mod
 from codeact_lsp.lsp.commands.registry import command
-from codeact_lsp.lsp.document import RUNS_DIR
 from codeact_lsp.lsp.replies import (
+    CommandRef,
     DiscardReply,
+    RestoreReply,
     RunList,
     RunStarted,
     RunSummary,
     StatusReply,
     StepReply,
 )
-from codeact_lsp.lsp.run_docs import EditorRun, load_stored
+from codeact_lsp.lsp.run_docs import EditorRun
 from codeact_lsp.lsp.trajectory_view import step_markdown
 from codeact_lsp.trajectory import Target, Trajectory
 
@@ -89,10 +91,11 @@ def show_step(state: ServerState, args: RerunArgs) -> StepReply:
 async def list_runs(state: ServerState, args: NoArgs) -> RunList:
     known = state.runs
     root = state.workspace.root
-    if root is not None and (root / RUNS_DIR).is_dir():
+    if root is not None:
+        store = known.store(root)
         # Reading and validating many stored runs is slow: off the event loop.
-        stored = [p for p in sorted((root / RUNS_DIR).glob("*.json")) if p.stem not in known.runs]
-        loaded = await asyncio.to_thread(lambda: [(p.stem, load_stored(p)) for p in stored])
+        stored = [i for i in store.list_ids() if i not in known.runs]
+        loaded = await asyncio.to_thread(lambda: [(i, store.load(i)) for i in stored])
         for run_id, traj in loaded:
             if traj is not None:
                 known.adopt(root, run_id, traj)
@@ -132,18 +135,45 @@ async def cancel(state: ServerState, args: RunIdArgs) -> StatusReply:
 
 @command("codeact.discard")
 async def discard(state: ServerState, args: RunIdArgs) -> DiscardReply:
+    """Discard a run: cancelled if live, marked in its run file (so a restart, `codeact runs`
+    and the API agree), its document deleted and its diagnostics cleared. `codeact.restore`
+    undoes it; the answer carries that command for an "Undo" button."""
     runs = state.runs
     rs = runs.need(args.runId)
-    if rs.handle is not None and runs.active(rs):
-        rs.handle.cancel()
-    rs.discarded = True
-    for path in (rs.path, rs.path.with_suffix(".json")):
-        with contextlib.suppress(OSError):
-            path.unlink()
+    eng = await engine(state)
+    rs.updated(await engine_call(_sync(eng.discard, rs.id)))
+    with contextlib.suppress(OSError):
+        rs.path.unlink()  # the rendered document; the run file stays, marked, for restore
+    rs.rendered = None
     if runs.last_run_id == rs.id:
         runs.last_run_id = None
     state.refresh.schedule(rs.uri, *state.workspace.tool_file_uris())
-    return DiscardReply(discarded=True)
+    return DiscardReply(
+        discarded=True,
+        closeDocument=rs.uri,
+        undo=CommandRef(
+            title="Undo discard", command="codeact.restore", arguments=[{"runId": rs.id}]
+        ),
+    )
+
+
+@command("codeact.restore")
+async def restore(state: ServerState, args: RunIdArgs) -> RestoreReply:
+    """Bring a discarded run back: listed again, its document written again."""
+    runs = state.runs
+    rs = runs.find(args.runId)
+    if rs is None:
+        runs.need(args.runId)  # raises the usual "no run" error
+        raise AssertionError("unreachable")
+    eng = await engine(state)
+    rs.updated(await engine_call(_sync(eng.restore, rs.id)))
+    runs.write_doc(rs, force=True)
+    state.refresh.schedule(rs.uri, *state.workspace.tool_file_uris())
+    return RestoreReply(restored=True, runId=rs.id, trajectoryUri=rs.uri)
+
+
+async def _sync(fn: Callable[[str], Trajectory], run_id: str) -> Trajectory:
+    return fn(run_id)
 
 
 def _derived(state: ServerState, rs: EditorRun, handle: RunHandle) -> RunStarted:

@@ -65,12 +65,16 @@ async def run_tasks(state: ServerState, args: RunTasksArgs) -> SuiteReply:
     finally:
         progress.end(token, "cancelled" if cancelled else "done")
     for item in results:
+        cause = item.root_error
         workspace.task_results[item.name] = TaskResult(
             name=item.name,
             passed=item.passed,
             duration_s=item.duration_s,
             message=item.message,
             run_id=item.run_id,
+            root=cause.text() if cause is not None else None,
+            root_file=cause.file if cause is not None else None,
+            root_line=cause.file_line if cause is not None else None,
         )
     await asyncio.to_thread(save_results, root, dict(workspace.task_results))
     state.refresh.schedule(path_to_uri(file))
