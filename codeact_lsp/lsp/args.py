@@ -1,4 +1,4 @@
-"""Arguments of the `codeact.*` commands (DESIGN.md §3), validated before anything runs.
+"""Arguments of the `codeact.*` commands (docs/protocol.md), validated before anything runs.
 
 A command comes from a keybinding, a code lens, another extension or a person typing JSON, so the
 argument is checked here and a mistake is answered with an LSP error that names the key, says what
@@ -80,10 +80,14 @@ class AcceptArgs(RunIdArgs):
 class RerunArgs(RunIdArgs):
     step: int = Field(ge=1)
     code: str | None = None
+    # how the steps before `step` get their state back: tool calls answered from the record
+    # (default, nothing runs twice) or run again for real (each step approved as usual)
+    replay: Literal["recorded", "real"] = "recorded"
 
 
 class FollowUpArgs(RunIdArgs):
     task: str = Field(min_length=1)
+    replay: Literal["recorded", "real"] = "recorded"  # if the parent's sandbox is gone
 
 
 class NoArgs(_Args):
