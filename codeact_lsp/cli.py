@@ -1,6 +1,6 @@
 """`codeact`: run tasks, list tools and run task suites from a terminal or CI, on the same engine.
 
-Exit codes (DESIGN.md §3): 0 the run finished (or every suite task passed), 1 it did not, 2 a usage
+Exit codes (docs/contracts.md): 0 the run finished (or every suite task passed), 1 it did not, 2 a usage
 or configuration error. Progress goes to stderr so stdout stays clean for the answer or `--json`.
 """
 
