@@ -215,31 +215,19 @@ def memory_limit_mb(memory_mb: int, disk_mb: int) -> int:
     return memory_mb + disk_mb + KERNEL_MARGIN_MB
 
 
-_PREPARED: dict[int, tuple[WorkerCgroup, list[str]]] = {}  # spawned pid -> its cgroups
+_PREPARED: dict[int, tuple[WorkerCgroup, list[str]]] = {}  # worker pid -> its cgroups
 
 
 def prepare(pid: int, tasks: int = MAX_TASKS) -> None:
-    """At spawn, off the critical path: cgroups for a spare that has not been configured yet (the
-    memory limit comes with its settings, in `take`). Children it creates later inherit them."""
+    """When a spare is ready, off the critical path: cgroups for a worker that has not been
+    configured yet (the memory limit comes with its settings, in `take`). Its threads inherit
+    them."""
     cg, problems = attach(pid, None, 0, tasks)
     with _LOCK:
         if len(_PREPARED) > 64:  # spares that died unconfigured
             for old in [p for p in _PREPARED if not Path(f"/proc/{p}").exists()]:
                 _PREPARED.pop(old)
         _PREPARED[pid] = (cg, problems)
-
-
-def adopt(spawned: int, pid: int | None) -> None:
-    """When a spare says it is ready: inside bubblewrap the worker is bwrap's child, which may have
-    been created before bwrap was moved; move it too (still before it runs any untrusted code)."""
-    with _LOCK:
-        pre = _PREPARED.get(spawned)
-    if pre is None or pid is None or pid == spawned:
-        return
-    for d in pre[0].dirs:
-        if not _holds(d, pid):
-            with contextlib.suppress(OSError):
-                _write(d / "cgroup.procs", str(pid))
 
 
 def take(
