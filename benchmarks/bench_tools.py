@@ -1,5 +1,5 @@
 """Tools layer figures: static discovery speed, tool calls/s through the tool host (directly, and
-from inside a sandbox snippet), beside DESIGN.md's targets.
+from inside a sandbox snippet), beside docs/contracts.md's targets.
 
 Run alone with `.venv/bin/python benchmarks/bench_tools.py` or through `benchmarks/run.py tools`.
 """

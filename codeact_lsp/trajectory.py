@@ -1,4 +1,4 @@
-"""The trajectory: the record of a run that every layer shares (DESIGN.md §3).
+"""The trajectory: the record of a run that every layer shares (docs/contracts.md).
 
 It is persisted under `.codeact/runs/`, printed by `codeact run --json`, returned by `codeact.getRun`
 and rendered by the editor, so the field names below are a contract: extend, never rename.

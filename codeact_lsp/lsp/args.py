@@ -1,4 +1,4 @@
-"""Arguments of the `codeact.*` commands (DESIGN.md §3), validated before anything runs.
+"""Arguments of the `codeact.*` commands (docs/protocol.md), validated before anything runs.
 
 A command comes from a keybinding, a code lens, another extension or a person typing JSON, so the
 argument is checked here and a mistake is answered with an LSP error that names the key, says what

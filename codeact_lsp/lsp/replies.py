@@ -1,4 +1,4 @@
-"""What the `codeact.*` commands answer: one pydantic model per reply shape (DESIGN.md §3).
+"""What the `codeact.*` commands answer: one pydantic model per reply shape (docs/protocol.md).
 
 With the argument models in `args`, these are the client contract: `protocol_ts` turns both
 into `vscode-extension/src/protocol.ts`, and a test keeps that file current. Replies are sent

@@ -396,22 +396,3 @@ export interface Commands {
 }
 
 export type CommandName = keyof Commands;
-
-export const COMMAND_NAMES: readonly CommandName[] = [
-  "codeact.run",
-  "codeact.getRun",
-  "codeact.cancel",
-  "codeact.approve",
-  "codeact.reject",
-  "codeact.accept",
-  "codeact.rerun",
-  "codeact.followUp",
-  "codeact.listTools",
-  "codeact.tryTool",
-  "codeact.runTasks",
-  "codeact.acceptPreview",
-  "codeact.discard",
-  "codeact.restore",
-  "codeact.listRuns",
-  "codeact.showStep",
-];
