@@ -158,6 +158,37 @@ def _sweep(parent: Path) -> None:
                     d.rmdir()
 
 
+class _Sweeper:
+    """Removes the directories of workers that are gone, on a thread of its own: removing a memory
+    cgroup can take milliseconds (tens under load), which the spawn path must not wait for."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        if self._thread is None:
+            with _LOCK:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="sandbox-cgroup-sweeper", daemon=True
+                    )
+                    self._thread.start()
+        self._event.set()
+
+    def _run(self) -> None:
+        while True:
+            self._event.wait()
+            self._event.clear()
+            with _LOCK:
+                parents = [parent for (parent, _c), ok in _PARENTS.items() if ok]
+            for parent in dict.fromkeys(parents):
+                _sweep(parent)
+
+
+_SWEEPER = _Sweeper()
+
+
 def _sweep_dead_servers(base: Path) -> None:
     with contextlib.suppress(OSError):
         for d in base.iterdir():
@@ -273,7 +304,7 @@ def attach(
         d = parent / f"w{pid}"
         fresh = d not in cg.dirs  # under v2 both controllers share one directory
         if fresh:
-            _sweep(parent)
+            _SWEEPER.wake()
         try:
             if fresh:
                 d.mkdir()
