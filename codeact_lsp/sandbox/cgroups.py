@@ -150,10 +150,12 @@ def _parent(h: Hierarchy) -> Path | None:
 
 
 def _sweep(parent: Path) -> None:
-    """Remove the directories of workers that are gone (rmdir refuses while tasks remain)."""
+    """Remove the directories of workers that are gone. Only those: a directory made a moment ago
+    is still empty until its worker is written into it, and rmdir would succeed on it."""
     with contextlib.suppress(OSError):
         for d in parent.iterdir():
-            if d.is_dir() and d.name.startswith("w"):
+            pid = d.name[1:]
+            if d.name.startswith("w") and pid.isdigit() and not Path(f"/proc/{pid}").exists():
                 with contextlib.suppress(OSError):
                     d.rmdir()
 
