@@ -1,6 +1,6 @@
 """`codeact`: run tasks, list tools and run task suites from a terminal or CI, on the same engine.
 
-Exit codes (DESIGN.md §3): 0 the run finished (or every suite task passed), 1 it did not, 2 a usage
+Exit codes (docs/contracts.md): 0 the run finished (or every suite task passed), 1 it did not, 2 a usage
 or configuration error. Progress goes to stderr so stdout stays clean for the answer or `--json`.
 """
 
@@ -525,7 +525,7 @@ async def _runs(args: argparse.Namespace) -> int:
             m for m, on in (("discarded", r.discarded), ("accepted", r.accepted)) if on
         )
         task = r.task if len(r.task) <= 60 else r.task[:57] + "..."
-        print(f"{r.id}  {r.status:<10} {marks:<9} {task}".rstrip())
+        _say(f"{r.id}  {r.status:<10} {marks:<9} {task}".rstrip(), sys.stdout)
     if not listing:
         print("no runs" + ("" if args.all else " (discarded ones: --all)"))
     return EXIT_OK

@@ -318,15 +318,6 @@ class CombinedTools:
         self.mcp = mcp
         self.owns_mcp = owns_mcp  # False: the servers belong to another CombinedTools
 
-    async def fresh(self) -> CombinedTools:
-        """A new tool host (fresh tool state, for an isolated suite task) with the same MCP
-        servers: they are shared, and stay open when the fresh provider is closed."""
-        from codeact_lsp.tools.host import ToolHost
-
-        host = self.host
-        new = await ToolHost.astart(host.workspace, host.config, python=host.python)
-        return CombinedTools(new, self.mcp, owns_mcp=False)
-
     def __getattr__(self, name: str) -> Any:
         return getattr(self.host, name)
 
