@@ -246,11 +246,17 @@ class _Spares:
 
 
 def default_fresh_tools(engine: Engine) -> ToolsFactory:
-    """A new tool host like the engine's (same workspace, config, interpreter) for each task."""
+    """A new tool host like the engine's (same workspace, config, interpreter) for each task.
+
+    When the engine's tools also serve MCP servers (a provider wrapping the tool host as
+    `.host`, with `.serves(name)` for the tools it answers itself), the workspace tools get the
+    fresh host and the MCP servers stay shared: their processes are the workspace's, started
+    once (their own state is not reset between tasks)."""
     from codeact_lsp.tools.host import ToolHost
 
     base = engine.tools
-    if not isinstance(base, ToolHost):
+    host = base if isinstance(base, ToolHost) else getattr(base, "host", None)
+    if not isinstance(host, ToolHost):
         raise SuiteError(
             "isolated tasks need a fresh tool state for each task, which these tools cannot"
             " provide (they are not served by a tool host); pass fresh_tools=, or opt in to"
@@ -258,9 +264,44 @@ def default_fresh_tools(engine: Engine) -> ToolsFactory:
         )
 
     async def start() -> ToolProvider:
-        return await ToolHost.astart(base.workspace, base.config, python=base.python)
+        fresh = await ToolHost.astart(host.workspace, host.config, python=host.python)
+        return fresh if base is host else _BesideShared(base, fresh)
 
     return start
+
+
+class _BesideShared:
+    """A fresh tool host for the workspace's tools next to the engine's shared MCP tools;
+    closing it closes only the fresh host."""
+
+    def __init__(self, shared: Any, host: Any) -> None:
+        self.shared = shared
+        self.host = host
+
+    @property
+    def pid(self) -> int | None:
+        return _pid(self.host)
+
+    def schemas(self) -> list[Any]:
+        return list(self.shared.schemas())
+
+    def serves(self, name: str) -> bool:
+        return bool(self.shared.serves(name))
+
+    def call_sync(
+        self, name: str, args: list[Any], kwargs: dict[str, Any], timeout: float | None = None
+    ) -> Any:
+        if self.shared.serves(name):
+            return self.shared.call_sync(name, args, kwargs, timeout)
+        if timeout is None:
+            return self.host.call_sync(name, args, kwargs)
+        return self.host.call_sync(name, args, kwargs, timeout=timeout)
+
+    def cancel(self) -> None:
+        self.host.cancel()
+
+    async def close(self) -> None:
+        await self.host.close()
 
 
 async def _fresh_task(

@@ -1,4 +1,4 @@
-"""Re-runs and follow-ups rebuild earlier state without side effects (DESIGN.md "Re-runs and
+"""Re-runs and follow-ups rebuild earlier state without side effects (docs/contracts.md "Re-runs and
 follow-ups"). The oracle is the tools' own log of real calls (see counting.py)."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAST_RETRY
-from counting import make_workspace, real_calls, reset_calls
+from counting import fast_retry, make_workspace, real_calls, reset_calls
 from engine_helpers import Script, code
 
 from codeact_lsp.config import CodeActConfig, load_config
@@ -45,7 +44,7 @@ async def tools(ws: Path) -> AsyncIterator[ToolHost]:
 def _engine(ws: Path, host: ToolHost, tmp_path: Path, **kw: object) -> Engine:
     config = kw.pop("config", None) or load_config(ws).config
     assert isinstance(config, CodeActConfig)
-    return Engine(config, host, workspace=ws, runs_dir=tmp_path / "runs", retry=FAST_RETRY, **kw)  # type: ignore[arg-type]
+    return Engine(config, host, workspace=ws, runs_dir=tmp_path / "runs", retry=fast_retry(), **kw)  # type: ignore[arg-type]
 
 
 async def _wait(handle: RunHandle) -> Trajectory:

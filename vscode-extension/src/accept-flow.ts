@@ -1,8 +1,8 @@
 // Accept as a flow: preview, diff, confirm, apply, and on a refusal the alternatives that cannot
-// overwrite anything. Moved here unchanged from extension.ts (the i15 accept work owns its logic).
+// overwrite anything. The flow is accept.ts's; this file wires it to the connection and the UI.
 
 import * as vscode from 'vscode';
-import { closeDiff, planFromPreview, showDiff } from './accept';
+import { acceptRun, planFromPreview, showDiff } from './accept';
 import { Env } from './env';
 
 type Json = Record<string, unknown>;
@@ -42,68 +42,34 @@ export async function showPlan(env: Env, runId: string, shown: Json): Promise<vo
   }
 }
 
-/** After a refusal: offer the ways that cannot overwrite anything; the chosen mode or undefined. */
-async function chooseAlternative(env: Env, reason: string, alternatives: unknown, current: string | undefined): Promise<string | undefined> {
-  const labels: Record<string, string> = { insertAtEnd: 'Insert at End', newFile: 'New File' };
-  const offered = (Array.isArray(alternatives) ? (alternatives as string[]) : []).filter((a) => labels[a] && a !== current);
-  const choice = await env.prompts.notify('warning', `CodeAct: not applied: ${reason}`, ...offered.map((a) => labels[a]));
-  return offered.find((a) => labels[a] === choice);
+function pruneUndefined(arg: Json): Json {
+  return Object.fromEntries(Object.entries(arg).filter(([, v]) => v !== undefined));
 }
 
-/**
- * Accept = preview, diff, confirm, apply; when the server refuses (the target changed since the
- * run started), offer its alternatives and go round again with the chosen mode.
- */
+/** Accept: the flow lives in `accept.ts` (acceptRun); this wires it to the server and the UI. */
 export async function acceptFlow(env: Env, arg: Json, send: (arg: Json) => Promise<unknown>): Promise<unknown> {
-  const runId = typeof arg.runId === 'string' ? arg.runId : undefined;
-  if (!runId) {
-    return send(arg);
-  }
-  const showDiffFirst = vscode.workspace.getConfiguration('codeact').get<boolean>('accept.showDiff', true);
-  let mode = typeof arg.mode === 'string' ? arg.mode : undefined;
-  for (let round = 0; round < 3; round++) {
-    if (showDiffFirst) {
-      let shown: Json;
-      try {
-        shown = await preview(env, runId, mode, arg.newFileUri);
-      } catch (e) {
-        void env.prompts.notify('error', `CodeAct: cannot preview the accept: ${(e as Error).message}`);
-        return undefined;
-      }
-      if (shown.ok === false) {
-        const reason = String(shown.reason ?? 'refused');
-        mode = await chooseAlternative(env, reason, shown.alternatives, mode);
-        if (!mode) {
-          return { applied: false, reason };
+  const settings = vscode.workspace.getConfiguration('codeact');
+  const review = settings.get<string>('accept.review', 'preview') === 'diff' ? 'diff' : 'preview';
+  return acceptRun(
+    {
+      prompts: env.prompts,
+      previews: env.previews,
+      preview: async (a) => {
+        const { runId, mode, newFileUri, replace, name, form } = a;
+        if (!env.conn.has('codeact.acceptPreview')) {
+          return preview(env, String(runId), typeof mode === 'string' ? mode : undefined, newFileUri);
         }
-        continue;
-      }
-      const plan = planFromPreview(runId, shown, currentText);
-      if (!plan) {
-        void env.prompts.notify('warning', `CodeAct: run ${runId} has nothing to accept.`);
-        return undefined;
-      }
-      const sides = await showDiff(env.previews, plan);
-      env.lastDiff = { ...sides, after: plan.after };
-      const where = plan.targetUri ? vscode.workspace.asRelativePath(vscode.Uri.parse(plan.targetUri)) : 'a new file';
-      const answer = await env.prompts.confirm(
-        `Accept run ${runId}: ${plan.createsFile ? 'create' : 'write its program into'} ${where}?`,
-        plan.summary || 'The diff shows the change. It is applied as one undoable edit, and refused if the file changed since the preview.',
-        'Accept',
-      );
-      await closeDiff(env.previews, sides.right);
-      if (answer !== 'Accept') {
-        return { applied: false, reason: 'not confirmed' };
-      }
-    }
-    const result = (await send(mode ? { ...arg, runId, mode } : { ...arg, runId })) as Json | undefined;
-    if (result && result.applied === false && typeof result.reason === 'string') {
-      mode = await chooseAlternative(env, result.reason, result.alternatives, mode);
-      if (mode) {
-        continue;
-      }
-    }
-    return result;
-  }
-  return { applied: false, reason: 'gave up after repeated refusals' };
+        return ((await env.conn.request('codeact.acceptPreview', pruneUndefined({ runId, mode, newFileUri, replace, name, form }))) as Json) ?? {};
+      },
+      send: async (a) => (await send(a)) as Json | undefined,
+      currentText,
+      shown: (diff) => (env.lastDiff = diff),
+      status: (message) => {
+        env.lastStatus = message;
+        vscode.window.setStatusBarMessage(message, 10000);
+      },
+    },
+    arg,
+    review,
+  );
 }

@@ -16,6 +16,7 @@ type Json = Record<string, unknown>;
 export class CodeActClient implements Env, CodeActApi, vscode.Disposable {
   prompts: Prompts = defaultPrompts;
   lastDiff?: { left: vscode.Uri; right: vscode.Uri; after: string };
+  lastStatus?: string;
   readonly log: LogChannel;
   readonly conn: ServerConnection;
   readonly store: RunStore;

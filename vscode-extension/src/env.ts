@@ -20,6 +20,8 @@ export interface Env {
   prompts: Prompts;
   /** The last Accept diff shown (left: target, right: the server's text). */
   lastDiff?: { left: vscode.Uri; right: vscode.Uri; after: string };
+  /** The last status line Accept showed. */
+  lastStatus?: string;
 }
 
 /** What `activate` returns: used by the end-to-end tests (and other extensions) to drive the client. */
@@ -33,6 +35,8 @@ export interface CodeActApi {
   prompts: Prompts;
   /** The last Accept diff shown (left: target, right: the server's text). */
   lastDiff?: { left: vscode.Uri; right: vscode.Uri; after: string };
+  /** The last status line Accept showed. */
+  lastStatus?: string;
   /** The server's `workspace/executeCommand`, bypassing the client's prompts. */
   server(command: string, arg?: Json): Promise<unknown>;
   /** Commands this window sent to the server, in order. */

@@ -136,7 +136,13 @@ def leading_end(text: str, tree: ast.Module | None) -> tuple[int, bool]:
             continue
         break
     if last is None:
-        return 0, False
+        # no docstring, no imports: after the comment block the file opens with (a header)
+        lines = text.splitlines(keepends=True)
+        n = 0
+        while n < len(lines) and lines[n].lstrip().startswith("#"):
+            n += 1
+        first = tree.body[0].lineno - 1 if tree.body else len(lines)
+        return (starts[min(n, len(starts) - 1)] if n <= first else 0), False
     end = last.end_lineno or last.lineno
     return starts[min(end, len(starts) - 1)], after_imports
 

@@ -54,15 +54,9 @@ async def run(state: ServerState, args: RunArgs) -> RunStarted:
     state.workspace.require_root()
     target, start_text = _snapshot_target(state, args)  # as the user sees it now
     eng = await engine(state)
-    request = engine_mod().RunRequest(
-        task=args.task,
-        signature=args.signature,
-        inputs=args.inputs,
-        model=args.model,
-        approval=args.approval,
-        max_iters=args.maxIters,
-        target=target,
-    )
+    # The contract's camelCase `maxIters` is the engine's `max_iters`; the other keys match.
+    asked = args.model_dump(include={"task", "signature", "inputs", "model", "approval"})
+    request = engine_mod().RunRequest(**asked, max_iters=args.maxIters, target=target)
     handle = await engine_call(eng.start(request))
     rs = state.runs.register(handle, target, start_text)
     return RunStarted(runId=rs.id, trajectoryUri=rs.uri)
