@@ -518,7 +518,7 @@ async def _runs(args: argparse.Namespace) -> int:
             m for m, on in (("discarded", r.discarded), ("accepted", r.accepted)) if on
         )
         task = r.task if len(r.task) <= 60 else r.task[:57] + "..."
-        print(f"{r.id}  {r.status:<10} {marks:<9} {task}".rstrip())
+        _say(f"{r.id}  {r.status:<10} {marks:<9} {task}".rstrip(), sys.stdout)
     if not listing:
         print("no runs" + ("" if args.all else " (discarded ones: --all)"))
     return EXIT_OK

@@ -44,6 +44,19 @@ class SandboxSettings(BaseModel):
     require_isolation: bool = Field(
         default=False, description="refuse to run when a requested isolation layer is unavailable"
     )
+    # caps of the tool boundary: what one snippet may pass, receive and leave in the record
+    max_tool_calls: int = Field(default=10_000, ge=1, description="tool calls per step")
+    max_args_kb: int = Field(default=1024, ge=1, description="size of one call's arguments")
+    max_result_kb: int = Field(default=16 * 1024, ge=1, description="size of one tool result")
+    max_depth: int = Field(
+        default=64, ge=4, le=200, description="nesting depth of values crossing to or from tools"
+    )
+    record_kb: int = Field(
+        default=2, ge=1, description="per argument/result in the trajectory (longer: clipped)"
+    )
+    max_recorded_calls: int = Field(
+        default=1000, ge=1, description="tool calls recorded per step (the rest are counted)"
+    )
     idle_timeout: float | None = Field(
         default=1800.0,
         gt=0,

@@ -134,3 +134,46 @@ def test_cli_pipes_and_json_stay_exact(ws: Path) -> None:
     traj = json.loads(out.stdout)
     assert traj["outputs"] == {"answer": ANSWER}
     assert traj["steps"][0]["code"] == CODE
+
+
+def _on_a_pty(argv: list[str], cwd: Path) -> tuple[int, str]:
+    """Run `argv` with stdout and stderr on a pseudo-terminal; (exit code, what it showed)."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=slave, stderr=slave, env=_env())
+    os.close(slave)
+    seen = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 60)
+            assert ready, f"no output; so far:\n{seen!r}"
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        os.close(master)
+    return proc.returncode, seen.decode("utf-8", "replace")
+
+
+def test_cli_run_listing_shows_escapes_in_recorded_tasks(ws: Path) -> None:
+    """A run file's task (a cloned repo's .codeact/runs is anybody's) is shown, not obeyed."""
+    task = "title\x1b]0;pwned\x07 clear\x1b[2J"
+    done = subprocess.run(
+        [*CLI, "run", task, "-m", "scripted:hostile.json", "-q"],
+        cwd=ws,
+        capture_output=True,
+        env=_env(),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    code, text = _on_a_pty([*CLI, "runs"], ws)
+    assert code == 0, text
+    assert "\x1b]0;" not in text and "\x1b[2J" not in text and "\x07" not in text
+    assert "title\\x1b]0;pwned\\x07 clear\\x1b[2J" in text

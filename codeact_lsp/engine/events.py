@@ -58,10 +58,6 @@ class EventLog:
                 queue.put_nowait(None)
             self._queues.clear()
 
-    def reopen(self) -> None:
-        """A finished run that continues (it was re-attached): new events may follow."""
-        self.closed = False
-
     async def subscribe(self, replay: bool = True) -> AsyncIterator[RunEvent]:
         past = list(self.history) if replay else []
         if self.closed:

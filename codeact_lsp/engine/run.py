@@ -99,6 +99,9 @@ class RunHandle:
         self.model = model
         self.tools = tools
         self.flagged = flagged
+        self._approved: set[int] = set()  # steps (by id) a person approved: confirm tools may run
+        self._record_chars = session.settings.record_kb * 1024
+        self._max_recorded = session.settings.max_recorded_calls
         self.session = session
         self.retry = retry
         self.step_timeout = step_timeout
@@ -314,7 +317,8 @@ class RunHandle:
         player = ReplayPlayer(item, self.tools)
         self._player = player
         try:
-            result = await sandbox.execute(item.code, timeout=self.step_timeout)
+            # every call is answered from the record and no tool runs: confirm tools included
+            result = await sandbox.execute(item.code, timeout=self.step_timeout, confirmed=True)
         finally:
             self._player = None
         divergence = player.finish(result)
@@ -376,16 +380,20 @@ class RunHandle:
             if decision.code is not None:
                 code = decision.code
         kept = self._kept(item)
+        approved = wait  # reached here after a wait: a person approved running it for real
         record = kept if kept is not None else Step(index=item.index or 0, code=code)
         record.tool_calls = []
         sandbox = await self.session.ensure_open()
         self._executing = record
         self._scratch = None if kept is not None else record
+        if approved:
+            self._approved.add(id(record))
         try:
-            result = await sandbox.execute(code, timeout=self.step_timeout)
+            result = await sandbox.execute(code, timeout=self.step_timeout, confirmed=approved)
         finally:
             self._executing = None
             self._scratch = None
+            self._approved.discard(id(record))
         self._settle_pending(pending, None)
         entry.tool_calls = [c.model_copy() for c in record.tool_calls]
         if kept is not None:
@@ -566,6 +574,7 @@ class RunHandle:
             step.code = decision.code
             step.edited = True
         step.status = "proposed"
+        self._approved.add(id(step))  # a person (or the approver) said yes to this very step
         return True
 
     async def _await_decision(
@@ -602,9 +611,24 @@ class RunHandle:
         self._executing = step
         self._emit("executing", step.index, code=step.code)
         try:
-            result = await sandbox.execute(step.code, timeout=self.step_timeout)
+            result = await sandbox.execute(
+                step.code, timeout=self.step_timeout, confirmed=id(step) in self._approved
+            )
         finally:
             self._executing = None
+            self._approved.discard(id(step))
+        for refused in result.refused:  # confirm tools the sandbox refused (not approved)
+            self._record(
+                step,
+                ToolCall(
+                    name=str(refused.get("name", "")),
+                    error=f"PermissionError: {refused.get('message', '')}",
+                    error_detail=ErrorLocation(
+                        type="PermissionError", message=str(refused.get("message", ""))
+                    ),
+                    line=refused.get("line") if isinstance(refused.get("line"), int) else None,
+                ),
+            )
         step.stdout = result.stdout
         step.stderr = result.stderr
         step.value = result.value
@@ -666,6 +690,25 @@ class RunHandle:
             if step is not None and step is self._scratch:
                 return ToolReply(stop=True)  # an earlier run's step: its answer is not this run's
             return self._final_answer(request, step)
+        if request.name in self.flagged and (step is None or id(step) not in self._approved):
+            # where the call is served: however the code reached the tool, it does not run
+            err = ErrorLocation(
+                type="PermissionError",
+                message=f"{request.name}() needs a person's approval and this step was not "
+                f"approved; call {request.name}(...) by name in a step of its own, so the step "
+                "is shown for approval",
+            )
+            self._record(
+                step,
+                ToolCall(
+                    name=request.name,
+                    args=_raw_args(request, self._record_chars),
+                    error=f"{err.type}: {err.message}",
+                    error_detail=err,
+                    line=request.line,
+                ),
+            )
+            return ToolReply(error=err)
         started = time.perf_counter()
         try:
             outcome = self.session.tools.call_sync(
@@ -675,7 +718,7 @@ class RunHandle:
             err = ErrorLocation(type="RuntimeError", message=f"tool host failed: {exc}")
             call = ToolCall(
                 name=request.name,
-                args=_raw_args(request),
+                args=_raw_args(request, self._record_chars),
                 error=f"{err.type}: {err.message}",
                 error_detail=err,
                 duration_ms=(time.perf_counter() - started) * 1000,
@@ -683,10 +726,11 @@ class RunHandle:
             )
             self._record(step, call)
             return ToolReply(error=err)
-        result, wire = _recorded(outcome.result) if outcome.ok else (None, None)
+        limit = self._record_chars
+        result, wire = _recorded(outcome.result, limit) if outcome.ok else (None, None)
         call = ToolCall(
             name=request.name,
-            args=outcome.bound_args or _raw_args(request),
+            args=_clip_args(outcome.bound_args, limit) or _raw_args(request, limit),
             result=result,
             wire=wire,
             error=outcome.error_text,
@@ -729,6 +773,11 @@ class RunHandle:
     def _record(self, step: Step | None, call: ToolCall) -> None:
         if step is None or self._loop is None:
             return
+        if len(step.tool_calls) >= self._max_recorded:
+            # the record stays bounded however many calls a loop makes: count the rest
+            omitted = int(getattr(step, "tool_calls_omitted", 0) or 0) + 1
+            setattr(step, "tool_calls_omitted", omitted)  # noqa: B010 - an extra field
+            return
         step.tool_calls.append(call)
         if step is self._scratch:
             return  # an earlier run's step run again for real: its rebuild entry keeps the calls
@@ -743,23 +792,35 @@ class RunHandle:
         self._loop.call_soon_threadsafe(lambda: self._emit("tool_called", step.index, **data))
 
 
-def _raw_args(request: ToolRequest) -> dict[str, Any]:
+def _raw_args(request: ToolRequest, limit: int) -> dict[str, Any]:
     """Arguments as called, when the tool layer could not bind them to parameter names."""
     from codeact_lsp.sandbox import codec
 
-    out: dict[str, Any] = {k: codec.preview(v) for k, v in request.kwargs.items()}
+    out: dict[str, Any] = {
+        k: codec.clip(codec.preview(v), limit) for k, v in request.kwargs.items()
+    }
     if request.args:
-        out["*args"] = [codec.preview(a) for a in request.args]
+        out["*args"] = codec.clip([codec.preview(a) for a in request.args], limit)
     return out
 
 
-def _recorded(result: Any) -> tuple[Any, Any]:
-    """(what the trajectory shows, the exact wire value when the shown one is only a preview)."""
+def _clip_args(args: dict[str, Any], limit: int) -> dict[str, Any]:
     from codeact_lsp.sandbox import codec
 
-    if codec.is_plain(result):
-        return result, None
-    return codec.preview(result), result
+    return {k: codec.clip(v, limit) for k, v in args.items()}
+
+
+def _recorded(result: Any, limit: int) -> tuple[Any, Any]:
+    """(what the trajectory shows, the exact wire value when the shown one is only a preview);
+    both within the record budget: a longer value is clipped and marked, and its exact form is
+    not kept (a replay of that call then answers with the clipped one)."""
+    from codeact_lsp.sandbox import codec
+
+    plain = codec.is_plain(result)
+    shown = codec.clip(result if plain else codec.preview(result), limit)
+    if plain:
+        return shown, None
+    return shown, (result if codec.size(result) <= limit else None)
 
 
 class _RunFailure(Exception):

@@ -60,7 +60,9 @@ class Session:
         from codeact_lsp.sandbox import Sandbox, ToolStub
 
         stubs = [
-            ToolStub(name=t.name, signature=t.signature, doc=t.doc, local=t.local)
+            ToolStub(
+                name=t.name, signature=t.signature, doc=t.doc, local=t.local, confirm=t.confirm
+            )
             for t in self.schemas
         ]
         stubs.append(ToolStub(name="final_answer", signature="def final_answer(*args, **kwargs)"))

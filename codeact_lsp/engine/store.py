@@ -131,9 +131,6 @@ class RunStore:
         """Resolves once every write queued so far is on disk."""
         return self._writer.submit(lambda: None)
 
-    def close(self) -> None:
-        self._writer.shutdown(wait=True)
-
     def _write_pending(self, run_id: str) -> None:
         with self._lock:
             data = self._pending.pop(run_id, None)

@@ -195,28 +195,68 @@ async def run_suite(
     factory = fresh_tools or (default_fresh_tools(engine) if mode == "fresh" else None)
     # tasks that share state run in file order, one at a time: interleaved they would race
     gate = asyncio.Semaphore(1 if mode == "shared" else width)
+    spares = _Spares(factory, len(tasks)) if factory is not None else None
 
     async def one(task: SuiteTask) -> TaskResult:
         async with gate:
-            if factory is None:
+            if spares is None:
                 result = await run_task(engine, task, on_start=on_start)
                 result.isolation = "shared"
                 result.tool_host_pid = _pid(engine.tools)
             else:
-                result = await _fresh_task(engine, task, factory, on_start)
+                result = await _fresh_task(engine, task, spares.take, on_start)
         if on_result is not None:
             on_result(result)
         return result
 
-    return list(await asyncio.gather(*(one(t) for t in tasks)))
+    try:
+        return list(await asyncio.gather(*(one(t) for t in tasks)))
+    finally:
+        if spares is not None:
+            await spares.close()
+
+
+class _Spares:
+    """Fresh tool providers, one started ahead while a task runs, so that a task waits for a
+    tool host's start only when tasks are quicker than it. A spare has served nobody: it is as
+    fresh as one started on demand (its own process, no call made to it)."""
+
+    def __init__(self, factory: ToolsFactory, total: int) -> None:
+        self.factory = factory
+        self.left = total
+        self.spare: asyncio.Future[ToolProvider] | None = None
+
+    async def take(self) -> ToolProvider:
+        fut = self.spare or asyncio.ensure_future(self.factory())
+        self.spare = None
+        self.left -= 1
+        if self.left > 0:
+            self.spare = asyncio.ensure_future(self.factory())
+        return await fut
+
+    async def close(self) -> None:
+        spare, self.spare = self.spare, None
+        if spare is None:
+            return
+        try:
+            tools = await spare
+        except Exception:
+            return
+        await tools.close()
 
 
 def default_fresh_tools(engine: Engine) -> ToolsFactory:
-    """A new tool host like the engine's (same workspace, config, interpreter) for each task."""
+    """A new tool host like the engine's (same workspace, config, interpreter) for each task.
+
+    When the engine's tools also serve MCP servers (a provider wrapping the tool host as
+    `.host`, with `.serves(name)` for the tools it answers itself), the workspace tools get the
+    fresh host and the MCP servers stay shared: their processes are the workspace's, started
+    once (their own state is not reset between tasks)."""
     from codeact_lsp.tools.host import ToolHost
 
     base = engine.tools
-    if not isinstance(base, ToolHost):
+    host = base if isinstance(base, ToolHost) else getattr(base, "host", None)
+    if not isinstance(host, ToolHost):
         raise SuiteError(
             "isolated tasks need a fresh tool state for each task, which these tools cannot"
             " provide (they are not served by a tool host); pass fresh_tools=, or opt in to"
@@ -224,9 +264,44 @@ def default_fresh_tools(engine: Engine) -> ToolsFactory:
         )
 
     async def start() -> ToolProvider:
-        return await ToolHost.astart(base.workspace, base.config, python=base.python)
+        fresh = await ToolHost.astart(host.workspace, host.config, python=host.python)
+        return fresh if base is host else _BesideShared(base, fresh)
 
     return start
+
+
+class _BesideShared:
+    """A fresh tool host for the workspace's tools next to the engine's shared MCP tools;
+    closing it closes only the fresh host."""
+
+    def __init__(self, shared: Any, host: Any) -> None:
+        self.shared = shared
+        self.host = host
+
+    @property
+    def pid(self) -> int | None:
+        return _pid(self.host)
+
+    def schemas(self) -> list[Any]:
+        return list(self.shared.schemas())
+
+    def serves(self, name: str) -> bool:
+        return bool(self.shared.serves(name))
+
+    def call_sync(
+        self, name: str, args: list[Any], kwargs: dict[str, Any], timeout: float | None = None
+    ) -> Any:
+        if self.shared.serves(name):
+            return self.shared.call_sync(name, args, kwargs, timeout)
+        if timeout is None:
+            return self.host.call_sync(name, args, kwargs)
+        return self.host.call_sync(name, args, kwargs, timeout=timeout)
+
+    def cancel(self) -> None:
+        self.host.cancel()
+
+    async def close(self) -> None:
+        await self.host.close()
 
 
 async def _fresh_task(

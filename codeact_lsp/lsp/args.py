@@ -69,10 +69,14 @@ class AcceptArgs(RunIdArgs):
 class RerunArgs(RunIdArgs):
     step: int = Field(ge=1)
     code: str | None = None
+    # how the steps before `step` get their state back: tool calls answered from the record
+    # (default, nothing runs twice) or run again for real (each step approved as usual)
+    replay: Literal["recorded", "real"] = "recorded"
 
 
 class FollowUpArgs(RunIdArgs):
     task: str = Field(min_length=1)
+    replay: Literal["recorded", "real"] = "recorded"  # if the parent's sandbox is gone
 
 
 class NoArgs(_Args):

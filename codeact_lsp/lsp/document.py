@@ -187,13 +187,6 @@ def parse_sections(text: str) -> list[StepSection]:
     return sections
 
 
-def section_for(sections: list[StepSection], index: int) -> StepSection | None:
-    for section in sections:
-        if section.index == index:
-            return section
-    return None
-
-
 def write_atomic(path: Path, text: str) -> bool:
     """Replace `path` with `text` unless it already holds it; True when the file changed."""
     return replace_file(path, text) is not None

@@ -127,10 +127,6 @@ def typescript() -> str:
     out.append("}")
     out.append("")
     out.append("export type CommandName = keyof Commands;")
-    out.append("")
-    out.append("export const COMMAND_NAMES: readonly CommandName[] = [")
-    out += [f"  {_literal(name)}," for name in NAMES]
-    out.append("];")
     return "\n".join(out) + "\n"
 
 

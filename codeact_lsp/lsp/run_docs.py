@@ -25,6 +25,7 @@ from codeact_lsp.lsp.document import (
     path_to_uri,
     render,
     replace_file,
+    run_id_from_uri,
     trajectory_path,
     uri_to_path,
 )
@@ -108,6 +109,11 @@ class RunDocuments:
 
     def get(self, run_id: str) -> EditorRun | None:
         return self.runs.get(run_id)
+
+    def of_uri(self, uri: str) -> EditorRun | None:
+        """The run whose trajectory document this is, if this server tracks it."""
+        run_id = run_id_from_uri(uri)
+        return self.runs.get(run_id) if run_id else None
 
     def active(self, rs: EditorRun) -> bool:
         traj = rs.trajectory()
@@ -365,6 +371,12 @@ class RunDocuments:
                 rs.overrides[step.index] = section.code
             else:
                 rs.overrides.pop(step.index, None)
+
+    def follow_user_text(self, rs: EditorRun) -> None:
+        """The user's text of the document changed (typed, reverted, closed): keep their step
+        edits, and pause or resume the rewriting of the file."""
+        self.capture_overrides(rs)
+        self.check_paused(rs)
 
     def edited_code(self, rs: EditorRun, step: int) -> str | None:
         """The step's code as the user left it in the trajectory document, if they changed it."""

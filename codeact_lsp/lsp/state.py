@@ -102,11 +102,9 @@ class ServerState:
             self.refresh.schedule(uri)
 
     def on_doc_changed(self, uri: str) -> None:
-        run_id = run_id_from_uri(uri)
-        rs = self.runs.get(run_id) if run_id else None
+        rs = self.runs.of_uri(uri)
         if rs is not None:
-            self.runs.capture_overrides(rs)
-            self.runs.check_paused(rs)
+            self.runs.follow_user_text(rs)
             self.refresh.schedule(uri)
             return
         # an undo or edit in a document that holds an accepted program: its runs' views follow
@@ -125,18 +123,15 @@ class ServerState:
 
     def on_doc_closed(self, uri: str) -> None:
         """A trajectory document closed with unsaved edits: they are gone, the view resumes."""
-        run_id = run_id_from_uri(uri)
-        rs = self.runs.get(run_id) if run_id else None
+        rs = self.runs.of_uri(uri)
         if rs is not None:
-            self.runs.capture_overrides(rs)
-            self.runs.check_paused(rs)
+            self.runs.follow_user_text(rs)
 
     def on_doc_saved(self, uri: str) -> None:
         path = uri_to_path(uri)
         if path is None:
             return
-        run_id = run_id_from_uri(uri)
-        rs = self.runs.get(run_id) if run_id else None
+        rs = self.runs.of_uri(uri)
         if rs is not None:
             doc = self.open_doc(uri)
             if doc is not None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 KERNEL_MARGIN_MB = 32  # kernel objects of a normal worker: page tables, stacks, a few buffers
+MAX_TASKS = 256  # threads of one worker (its own included)
 _PREFIX = "codeact-"
 
 
@@ -114,7 +115,7 @@ def hierarchies() -> tuple[Hierarchy, ...]:
 
 
 _LOCK = threading.Lock()
-_PARENTS: dict[Path, bool] = {}  # our codeact-<pid> directories -> usable
+_PARENTS: dict[tuple[Path, str], bool] = {}  # (our codeact-<pid> dir, controller) -> usable
 
 
 def _write(path: Path, value: str) -> None:
@@ -125,9 +126,10 @@ def _write(path: Path, value: str) -> None:
 def _parent(h: Hierarchy) -> Path | None:
     """`codeact-<our pid>` under the server's cgroup, made once (controllers delegated for v2)."""
     parent = h.path / f"{_PREFIX}{os.getpid()}"
+    key = (parent, h.controller)
     with _LOCK:
-        if parent in _PARENTS:
-            return parent if _PARENTS[parent] else None
+        if key in _PARENTS:
+            return parent if _PARENTS[key] else None
         ok = True
         try:
             _sweep_dead_servers(h.path)
@@ -141,7 +143,7 @@ def _parent(h: Hierarchy) -> Path | None:
             ok = False
             with contextlib.suppress(OSError):
                 parent.rmdir()
-        _PARENTS[parent] = ok
+        _PARENTS[key] = ok
         if ok and len(_PARENTS) == 1:
             atexit.register(_sweep_all)
         return parent if ok else None
@@ -170,7 +172,7 @@ def _sweep_dead_servers(base: Path) -> None:
 
 
 def _sweep_all() -> None:
-    for parent, ok in list(_PARENTS.items()):
+    for (parent, _ctl), ok in list(_PARENTS.items()):
         if ok:
             _sweep(parent)
             with contextlib.suppress(OSError):
@@ -182,14 +184,83 @@ def memory_limit_mb(memory_mb: int, disk_mb: int) -> int:
     return memory_mb + disk_mb + KERNEL_MARGIN_MB
 
 
-def attach(pid: int, memory_mb: int, disk_mb: int, tasks: int) -> tuple[WorkerCgroup, list[str]]:
-    """Put worker `pid` (not yet running untrusted code) into cgroups of its own.
+_PREPARED: dict[int, tuple[WorkerCgroup, list[str]]] = {}  # spawned pid -> its cgroups
+
+
+def prepare(pid: int, tasks: int = MAX_TASKS) -> None:
+    """At spawn, off the critical path: cgroups for a spare that has not been configured yet (the
+    memory limit comes with its settings, in `take`). Children it creates later inherit them."""
+    cg, problems = attach(pid, None, 0, tasks)
+    with _LOCK:
+        if len(_PREPARED) > 64:  # spares that died unconfigured
+            for old in [p for p in _PREPARED if not Path(f"/proc/{p}").exists()]:
+                _PREPARED.pop(old)
+        _PREPARED[pid] = (cg, problems)
+
+
+def adopt(spawned: int, pid: int | None) -> None:
+    """When a spare says it is ready: inside bubblewrap the worker is bwrap's child, which may have
+    been created before bwrap was moved; move it too (still before it runs any untrusted code)."""
+    with _LOCK:
+        pre = _PREPARED.get(spawned)
+    if pre is None or pid is None or pid == spawned:
+        return
+    for d in pre[0].dirs:
+        if not _holds(d, pid):
+            with contextlib.suppress(OSError):
+                _write(d / "cgroup.procs", str(pid))
+
+
+def take(
+    spawned: int, pid: int, memory_mb: int, disk_mb: int, tasks: int = MAX_TASKS
+) -> tuple[WorkerCgroup, list[str]]:
+    """The cgroups of worker `pid` (spawned as `spawned`: bwrap's pid inside bubblewrap), with the
+    memory limit of its settings written; made now if they were not prepared, or do not hold it."""
+    with _LOCK:
+        pre = _PREPARED.pop(spawned, None)
+    if pre is not None:
+        cg, problems = pre
+        if spawned == pid or all(_holds(d, pid) for d in cg.dirs):
+            return cg, problems + _set_memory(cg, memory_mb, disk_mb)
+        cg.remove()  # bwrap's child was created before bwrap was moved: do it the slow way
+    return attach(pid, memory_mb, disk_mb, tasks)
+
+
+def _holds(d: Path, pid: int) -> bool:
+    try:
+        return str(pid) in (d / "cgroup.procs").read_text().split()
+    except OSError:
+        return False
+
+
+def _set_memory(cg: WorkerCgroup, memory_mb: int, disk_mb: int) -> list[str]:
+    mem = next((d for d in cg.dirs if _is_memory(d)), None)
+    if mem is None:
+        return []
+    limit = memory_limit_mb(memory_mb, disk_mb)
+    try:
+        _limit_memory(mem, limit << 20, (mem / "memory.max").exists())
+    except OSError as exc:
+        return [f"memory: cgroup limit failed ({exc.strerror or exc})"]
+    cg.memory_mb = limit
+    return []
+
+
+def _is_memory(d: Path) -> bool:
+    return (d / "memory.max").exists() or (d / "memory.limit_in_bytes").exists()
+
+
+def attach(
+    pid: int, memory_mb: int | None, disk_mb: int, tasks: int = MAX_TASKS
+) -> tuple[WorkerCgroup, list[str]]:
+    """Put worker `pid` (not yet running untrusted code) into cgroups of its own; `memory_mb`
+    None: the memory cgroup without a limit yet (see `take`).
 
     Returns what was applied and, for each controller that could not be used, why."""
     cg = WorkerCgroup()
     problems: list[str] = []
     by_ctl = {h.controller: h for h in hierarchies()}
-    limit = memory_limit_mb(memory_mb, disk_mb)
+    limit = memory_limit_mb(memory_mb, disk_mb) if memory_mb is not None else None
     for ctl in ("memory", "pids"):
         h = by_ctl.get(ctl)
         if h is None:
@@ -199,21 +270,27 @@ def attach(pid: int, memory_mb: int, disk_mb: int, tasks: int) -> tuple[WorkerCg
         if parent is None:
             problems.append(f"{ctl}: cannot create cgroups under {h.path}")
             continue
-        _sweep(parent)
         d = parent / f"w{pid}"
+        fresh = d not in cg.dirs  # under v2 both controllers share one directory
+        if fresh:
+            _sweep(parent)
         try:
-            d.mkdir()
+            if fresh:
+                d.mkdir()
             if ctl == "memory":
-                _limit_memory(d, limit << 20, h.v2)
+                if limit is not None:
+                    _limit_memory(d, limit << 20, h.v2)
             else:
                 _write(d / "pids.max", str(tasks))
             _write(d / "cgroup.procs", str(pid))
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                d.rmdir()
+            if fresh:
+                with contextlib.suppress(OSError):
+                    d.rmdir()
             problems.append(f"{ctl}: cgroup setup failed ({exc.strerror or exc})")
             continue
-        cg.dirs.append(d)
+        if fresh:
+            cg.dirs.append(d)
         if ctl == "memory":
             cg.memory_mb = limit
         else:

@@ -597,3 +597,38 @@ def local_callable(path: object) -> object:
     import importlib
 
     return getattr(importlib.import_module(mod), name, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# the record's budget
+
+
+def size(value: object) -> int:
+    """Characters of a JSON value's compact text (what it costs in a run file)."""
+    import json
+
+    try:
+        return len(json.dumps(value, separators=(",", ":"), default=repr))
+    except (ValueError, RecursionError):
+        return 1 << 30
+
+
+def clip(value: Any, limit: int) -> Any:
+    """`value` when its JSON text fits in `limit` characters, else a marked string holding the
+    head of that text: a run file stays small and loadable whatever a snippet passed."""
+    kind = type(value)
+    if kind is int or kind is bool or value is None or kind is float:
+        return value
+    if kind is str:
+        if len(value) <= limit:
+            return value
+        return f"{value[:limit]}… [clipped: {len(value) - limit} more characters]"
+    import json
+
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=repr)
+    except (ValueError, RecursionError):
+        return f"<{type(value).__name__} too deep to record>"
+    if len(text) <= limit:
+        return value
+    return f"{text[:limit]}… [clipped: {len(text) - limit} more characters]"

@@ -32,6 +32,9 @@ class ToolStub(BaseModel):
     # "builtins.min": a pure stdlib callable the worker binds as itself instead of a stub (see
     # codec.local_name); such calls never leave the sandbox
     local: str | None = None
+    # needs a person's approval: served only while a step approved by one runs (checked where
+    # the call is served, so no alias, getattr, eval or forged frame gets around it)
+    confirm: bool = False
 
 
 class ToolRequest(BaseModel):
@@ -87,6 +90,9 @@ class ExecResult(BaseModel):
     truncated: bool = False  # output was cut (head and tail kept, the cut is marked)
     cancelled: bool = False  # interrupted by interrupt() or cancellation, not by the timeout
     sandbox: SandboxInfo | None = None  # the isolation in force while this snippet ran
+    # calls of `confirm` tools refused because the snippet was not approved ({name, line,
+    # message}): they never reached the handler, so the caller records them from here
+    refused: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class SandboxError(RuntimeError):

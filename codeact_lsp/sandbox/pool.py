@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from codeact_lsp.config import SandboxSettings
+from codeact_lsp.sandbox import cgroups
 from codeact_lsp.sandbox.models import SandboxError
 from codeact_lsp.sandbox.process import SpawnSpec, WorkerProcess
 
@@ -118,6 +119,13 @@ class SandboxPool:
         return _spawner().submit(lambda: self._track(WorkerProcess(spec)))
 
     def _track(self, w: WorkerProcess) -> WorkerProcess:
+        if w.spec.backend != "none" and sys.platform.startswith("linux"):
+            # its cgroups now, on the spawner thread: configuring it only writes the memory limit
+            # (inside bubblewrap, bwrap's own pid: the worker it starts next inherits them)
+            cgroups.prepare(w.proc.pid)
+            if w.spec.backend == "bwrap":  # its child: moved as soon as it says it is ready
+                pid = w.proc.pid
+                w.ready.add_done_callback(lambda _f: cgroups.adopt(pid, w.pid))
         with self._lock:
             self._live = {x for x in self._live if x.alive}
             self._live.add(w)

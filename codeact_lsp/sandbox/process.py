@@ -9,12 +9,15 @@ call). Everything the worker sends is untrusted: frames are size-capped and JSON
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import contextlib
 import json
 import json.scanner
 import marshal
 import os
+import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -56,6 +59,28 @@ def _scrub(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {_scrub(k): _scrub(v) for k, v in obj.items()}
     return obj
+
+
+@dataclass
+class ChannelLimits:
+    """Caps of what one worker may send (bytes; calls per snippet), from SandboxSettings."""
+
+    frame: int = MAX_FRAME  # any one message: over it, the worker is killed
+    args: int = 1024 * 1024  # one call's arguments: over it, the call fails in the snippet
+    calls: int = 10_000  # tool calls per snippet
+    backlog: int = 2 * MAX_FRAME  # bytes waiting for a worker that does not read its channel
+
+
+def _frame(payload: bytes) -> bytes:
+    return len(payload).to_bytes(_HEADER, "little") + payload
+
+
+def _refuse(cid: int | None, kind: str, message: str) -> bytes:
+    return marshal.dumps(("r", cid, None, (kind, message, None, None), False))
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class WorkerDied(RuntimeError):
@@ -129,10 +154,23 @@ class WorkerProcess:
         self.dead = False
         self.death: str = ""
         self._lock = threading.Lock()
-        self._send_lock = threading.Lock()
+        # Outgoing bytes: written without ever blocking (the pipe is non-blocking); what the pipe
+        # does not take now waits in `_backlog` for the drain thread. `_out_lock` is held only
+        # around non-blocking calls, so the event loop never waits behind a full pipe.
+        self._out_lock = threading.Lock()
+        self._backlog: collections.deque[bytes] = collections.deque()
+        self._backlog_size = 0
+        self._drain_wake = threading.Event()
+        self._drainer: threading.Thread | None = None
         self._pending: cf.Future[dict[str, Any]] | None = None
-        self._buf = b""
+        self._rbuf = bytearray()  # what the readers received and have not used yet
         self._gen = 0
+        self.limits = ChannelLimits()
+        self.confirm_names: frozenset[str] = frozenset()  # tools that need the step's approval
+        self.confirmed = False  # a person approved the snippet in flight (confirm tools may run)
+        self._calls = 0  # tool calls answered during the snippet in flight
+        self.refusals: list[dict[str, Any]] = []  # confirm tools refused during that snippet
+        self.broken: str | None = None  # why the channel is unusable (then the worker is killed)
         self._readers = 0
         self._in_call = False
         # What the host itself saw during the current snippet. The worker's own report is written
@@ -141,7 +179,7 @@ class WorkerProcess:
         self.executing = False  # an "exec" is in flight: only then are tool calls answered
         self.stop_replied = False  # a tool reply said stop (final_answer) during this snippet
         self.interrupted = False  # we asked the worker to interrupt this snippet
-        self._seq = 0  # number of the snippet in flight
+        self._nonce = ""  # random id of the snippet in flight: its "done" must echo it
         p2w_r, self._to = os.pipe()  # not inheritable (PEP 446): only pass_fds reach the child
         self._from, w2p_w = os.pipe()
         ctl_r, self._ctl = os.pipe()
@@ -172,6 +210,8 @@ class WorkerProcess:
             raise
         for fd in child_fds:
             os.close(fd)
+        os.set_blocking(self._to, False)
+        os.set_blocking(self._ctl, False)
         self._start_reader()
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -200,7 +240,7 @@ class WorkerProcess:
             if self._in_call:  # the reader is busy in a handler: let a fresh reader take over
                 self._in_call = False
                 self._start_reader()
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # non-blocking: a full control pipe already says it
             os.write(self._ctl, b"i")
 
     def _host_pid(self) -> int:
@@ -226,7 +266,9 @@ class WorkerProcess:
 
     # --- requests -------------------------------------------------------------------------------
 
-    def request(self, msg: dict[str, Any]) -> cf.Future[dict[str, Any]]:
+    def request(self, msg: dict[str, Any], *, confirmed: bool = False) -> cf.Future[dict[str, Any]]:
+        """Send one command; never blocks (see `_write`). `confirmed`: a person approved this
+        snippet, so tools flagged `confirm` may be served while it runs."""
         fut: cf.Future[dict[str, Any]] = cf.Future()
         with self._lock:
             if self.dead:
@@ -235,28 +277,84 @@ class WorkerProcess:
             self._pending = fut
             self.executing = msg.get("t") == "exec"
             self.stop_replied = self.interrupted = False
+            self.confirmed = confirmed and self.executing
+            self._calls = 0
+            self.refusals = []
             if self.executing:
-                # each snippet's "done" must echo its number: after a forged early "done", the
-                # real one of that snippet would otherwise be taken as the next snippet's result
-                self._seq += 1
-                msg = {**msg, "seq": self._seq}
-        try:
-            self._send(marshal.dumps(msg))
-        except OSError as exc:
-            self.kill(f"channel broken: {exc}")
+                # each snippet's "done" must echo its nonce: after a forged early "done", the
+                # real one of that snippet would otherwise be taken as the next snippet's result,
+                # and a thread left from an earlier snippet cannot know the next one's
+                self._nonce = secrets.token_hex(8)
+                msg = {**msg, "seq": self._nonce}
+        self._write(_frame(marshal.dumps(msg)))
         return fut
 
-    def _send(self, payload: bytes) -> None:
-        data = len(payload).to_bytes(_HEADER, "little") + payload
-        with self._send_lock:
-            self._send_rest(data)
+    def _write(self, data: bytes) -> None:
+        """Queue `data` for the worker without ever blocking: write what the pipe takes now, leave
+        the rest to the drain thread. A worker that stops reading is killed once its backlog
+        passes the cap (it cannot make the server hold its messages forever)."""
+        over = False
+        with self._out_lock:
+            if self.dead:
+                return
+            if not self._backlog:
+                try:
+                    n = os.write(self._to, data)
+                except BlockingIOError:
+                    n = 0
+                except OSError as exc:
+                    self._kill_later(f"channel broken: {exc}")
+                    return
+                if n == len(data):
+                    return
+                data = data[n:]
+            self._backlog.append(data)
+            self._backlog_size += len(data)
+            over = self._backlog_size > self.limits.backlog
+            if over:
+                self.broken = (
+                    f"the worker stopped reading its channel ({self._backlog_size} bytes waiting)"
+                )
+            if self._drainer is None and not over:
+                self._drainer = threading.Thread(
+                    target=self._drain, name=f"sandbox-drain-{self.proc.pid}", daemon=True
+                )
+                self._drainer.start()
+        if over:
+            self._kill_later(self.broken or "the worker stopped reading its channel")
+        self._drain_wake.set()
 
-    def _send_rest(self, data: bytes) -> None:
-        """Write all of `data` (a blocking pipe writes it whole unless a signal interrupts)."""
-        view = memoryview(data)
-        while view:
-            n = os.write(self._to, view)
-            view = view[n:]
+    def _kill_later(self, why: str) -> None:
+        threading.Thread(target=self.kill, args=(why,), daemon=True).start()
+
+    def _drain(self) -> None:
+        """Write the backlog as the pipe drains (the only place that waits on the pipe)."""
+        fd = self._to
+        while not self.dead:
+            self._drain_wake.wait(1.0)
+            self._drain_wake.clear()
+            while self._backlog and not self.dead:
+                try:
+                    _, ready, _ = select.select([], [fd], [], 1.0)
+                except (OSError, ValueError):
+                    return
+                if not ready:
+                    continue
+                with self._out_lock:
+                    if not self._backlog:
+                        break
+                    chunk = self._backlog[0]
+                    try:
+                        n = os.write(fd, chunk[: 1 << 16])
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        return
+                    self._backlog_size -= n
+                    if n == len(chunk):
+                        self._backlog.popleft()
+                    else:
+                        self._backlog[0] = chunk[n:]
 
     # --- the reader thread ------------------------------------------------------------------------
 
@@ -285,24 +383,40 @@ class WorkerProcess:
 
     def _serve_loop(self, gen: int) -> None:
         # The hot path of every tool call: locals instead of attribute lookups, no helper calls.
-        read, write, scan, rfd, wfd = os.read, os.write, _SCAN, self._from, self._to
-        send_lock = self._send_lock
-        buf = self._buf
+        # Reads are linear in the frame size (a bytearray that grows by amortised appends, used
+        # up by an offset and compacted now and then).
+        read, scan, rfd = os.read, _SCAN, self._from
+        limits = self.limits
+        buf = self._rbuf
+        pos = 0
         try:
             while True:
-                while len(buf) < _HEADER or len(buf) < _HEADER + (
-                    n := int.from_bytes(buf[:_HEADER], "little")
-                ):
-                    if len(buf) >= _HEADER and n > MAX_FRAME:
-                        raise WorkerDied(f"the worker sent an oversized message ({n} bytes)")
+                while len(buf) - pos < _HEADER:
                     chunk = read(rfd, 65536)
                     if not chunk:
                         raise EOFError
                     buf += chunk
-                end = _HEADER + n
+                n = int.from_bytes(buf[pos : pos + _HEADER], "little")
+                if n > limits.frame:
+                    raise WorkerDied(
+                        f"the worker sent an oversized message ({n} bytes, the limit is "
+                        f"{limits.frame})"
+                    )
+                end = pos + _HEADER + n
+                while len(buf) < end:
+                    chunk = read(rfd, min(max(65536, end - len(buf)), 1 << 20))
+                    if not chunk:
+                        raise EOFError
+                    buf += chunk
                 # strict: the worker's JSON is ASCII; raw UTF-8 surrogates can only be forged
-                text = buf[_HEADER:end].decode("utf-8")
-                buf = self._buf = buf[end:]
+                try:
+                    text = buf[pos + _HEADER : end].decode("utf-8")
+                except UnicodeDecodeError:
+                    raise WorkerDied("the worker sent malformed text (not UTF-8)") from None
+                pos = end
+                if pos == len(buf) or pos > 1 << 20:
+                    del buf[:pos]
+                    pos = 0
                 try:
                     msg, stop = scan(text, 1)
                     if "\\u" in text:  # lone surrogates come only as \u escapes: ASCII skips this
@@ -313,19 +427,16 @@ class WorkerProcess:
                     raise WorkerDied("the worker broke the protocol")
                 tag = text[:1]
                 if tag == "C":
+                    del buf[:pos]  # a reader that takes over meanwhile starts from here
+                    pos = 0
                     self._in_call = True
-                    reply = self._call(msg)
-                    data = len(reply).to_bytes(_HEADER, "little") + reply
+                    reply = self._call(msg, n)
                     with self._lock:  # atomically: leave the call, and retire if replaced
                         self._in_call = False
                         retired = gen != self._gen
-                    with send_lock:
-                        try:
-                            sent = write(wfd, data)
-                            if sent != len(data):
-                                self._send_rest(data[sent:])
-                        except OSError:
-                            pass
+                    self._write(_frame(reply))
+                    if self.broken:  # no more calls served for a worker that does not read
+                        raise WorkerDied(self.broken)
                     if retired:
                         return
                     continue
@@ -337,7 +448,7 @@ class WorkerProcess:
                     if not self.ready.done():
                         self.ready.set_result(msg)
                 elif kind in ("done", "configured", "fatal"):
-                    if kind == "done" and msg.get("seq") != self._seq:
+                    if kind == "done" and msg.get("seq") != self._nonce:
                         continue  # the late "done" of a snippet that forged an early one
                     with self._lock:
                         fut, self._pending = self._pending, None
@@ -345,19 +456,25 @@ class WorkerProcess:
                     if fut is not None and not fut.done():
                         fut.set_result(msg)
                 else:
-                    raise WorkerDied(f"the worker broke the protocol (message {kind!r})")
+                    raise WorkerDied(
+                        f"the worker broke the protocol (message {_clip(repr(kind), 80)})"
+                    )
         except (EOFError, OSError, ValueError, WorkerDied) as exc:
             self._finish(exc)
 
-    def _call(self, msg: Any) -> bytes:
-        """Run the handler for one call; the reply is ("r", id, result, (type, message)|None, stop)."""
+    def _call(self, msg: Any, size: int) -> bytes:
+        """Run the handler for one call; the reply is ("r", id, result, error|None, stop), error
+        being (type, message, exception tree, "file:line")."""
         try:
             cid, name, line, args, kwargs = msg
         except (TypeError, ValueError):
             return marshal.dumps(("r", None, None, ("TypeError", "malformed tool call"), False))
         handler = self.handler
+        if type(cid) is not int:
+            cid = None
         if (
             not isinstance(name, str)
+            or len(name) > 200
             or not isinstance(args, list)
             or not isinstance(kwargs, dict)
             or not (line is None or type(line) is int)
@@ -365,6 +482,32 @@ class WorkerProcess:
             return marshal.dumps(("r", cid, None, ("TypeError", "malformed tool call"), False))
         if handler is None or name not in self.tool_names:
             return marshal.dumps(("r", cid, None, ("NameError", f"no tool named {name!r}"), False))
+        limits = self.limits
+        if size > limits.args:
+            return _refuse(
+                cid,
+                "ValueError",
+                f"{name}(): the arguments are {size // 1024} KiB, over the "
+                f"{limits.args // 1024} KiB limit (sandbox.max_args_kb); pass less, or a path",
+            )
+        self._calls += 1
+        if self._calls > limits.calls:
+            return _refuse(
+                cid,
+                "RuntimeError",
+                f"{name}(): this step already made {limits.calls} tool calls, the limit "
+                "(sandbox.max_tool_calls); do the rest in a later step or in fewer calls",
+            )
+        if name in self.confirm_names and not self.confirmed:
+            # enforced here, where the call is served: an alias, getattr, globals(), eval or a
+            # frame written straight to the channel all end up here
+            message = (
+                f"{name}() needs a person's approval and this step was not approved; call "
+                f"{name}(...) by name in a step of its own, so the step is shown for approval"
+            )
+            if len(self.refusals) < 100:
+                self.refusals.append({"name": name, "line": line, "message": message})
+            return _refuse(cid, "PermissionError", message)
         if self.stop_replied:
             # final_answer's reply said stop; the stub refuses further calls itself, but the
             # snippet can swallow `Stop`, reset the worker's flag, or write frames directly
@@ -401,6 +544,10 @@ class WorkerProcess:
                 return marshal.dumps((*out[:2], None, ("TypeError", "unencodable result"), False))
 
     def _finish(self, exc: BaseException) -> None:
+        self._drain_wake.set()
+        self._finish_inner(exc)
+
+    def _finish_inner(self, exc: BaseException) -> None:
         """The channel ended: make sure the process is gone, reap it, fail whoever waits."""
         self.kill("channel closed" if isinstance(exc, EOFError) else str(exc))
         with self._lock:

@@ -28,7 +28,7 @@ from codeact_lsp.sandbox.models import (
     ToolStub,
 )
 from codeact_lsp.sandbox.pool import SandboxPool
-from codeact_lsp.sandbox.process import WorkerDied, WorkerProcess
+from codeact_lsp.sandbox.process import MAX_FRAME, ChannelLimits, WorkerDied, WorkerProcess
 
 GRACE = 0.3  # seconds an interrupted snippet gets to unwind before the worker is killed
 POLL = 0.25  # seconds between CPU-time checks while a snippet runs
@@ -129,8 +129,22 @@ class Sandbox:
     async def _configure(self, worker: WorkerProcess) -> None:
         worker.handler = self.handler
         worker.tool_names = frozenset(t.name for t in self.tools)
+        worker.confirm_names = frozenset(t.name for t in self.tools if t.confirm)
+        st = self.settings
+        worker.limits = ChannelLimits(
+            frame=max(MAX_FRAME, st.max_args_kb * 1024 + 4096),
+            args=st.max_args_kb * 1024,
+            calls=st.max_tool_calls,
+            # replies waiting for a worker that does not read: a few of the largest results
+            backlog=max(8 * 1024 * 1024, 4 * st.max_result_kb * 1024),
+        )
         tools = [
-            {"name": t.name, "doc": t.doc, "signature": t.signature, "local": t.local}
+            {
+                "name": t.name,
+                "doc": t.doc,
+                "signature": t.signature,
+                "local": None if t.confirm else t.local,
+            }
             for t in self.tools
         ]
         # kernel memory and tasks: cgroups made by the host before the worker runs any code
@@ -140,6 +154,8 @@ class Sandbox:
             self.settings, self.plan, worker.scratch, tools, self.extra_paths
         )
         msg["exceptions"] = list(self.exceptions)
+        msg["max_args"] = st.max_args_kb * 1024
+        msg["max_depth"] = st.max_depth
         try:
             reply = await asyncio.wrap_future(worker.request(msg))
         except WorkerDied as exc:
@@ -153,8 +169,8 @@ class Sandbox:
             raise SandboxError(
                 f"the sandbox worker could not be configured: {err.get('traceback') or reply}"
             )
-        applied = [str(x) for x in reply.get("applied", [])]
-        problems = [str(x) for x in reply.get("problems", [])]
+        applied = [str(x)[:300] for x in list(reply.get("applied", []))[:50]]
+        problems = [str(x)[:300] for x in list(reply.get("problems", []))[:50]]
         info = backends.describe(self.plan, applied, problems, contained)
         try:
             backends.refuse_if_required(self.settings, info)
@@ -164,8 +180,14 @@ class Sandbox:
         self.info = info
         self._worker = worker
 
-    async def execute(self, code: str, timeout: float | None = None) -> ExecResult:
-        """Run one snippet in the persistent globals. Never raises for errors of the code itself."""
+    async def execute(
+        self, code: str, timeout: float | None = None, *, confirmed: bool = False
+    ) -> ExecResult:
+        """Run one snippet in the persistent globals. Never raises for errors of the code itself.
+
+        `confirmed`: a person approved this snippet; only then are tools whose stub says
+        `confirm` served (however the code reaches them); otherwise they fail with a
+        PermissionError inside the snippet and do not run."""
         if self._closed:
             raise SandboxError("the sandbox is closed")
         if self._lock is None:
@@ -177,7 +199,7 @@ class Sandbox:
             assert worker is not None
             self._parking.wake(worker)
             try:
-                result = await self._run(worker, code, timeout or self.settings.timeout)
+                result = await self._run(worker, code, timeout or self.settings.timeout, confirmed)
             finally:
                 self._parking.park(self._worker, self._idle_expired)
             if self._lost_unreported:
@@ -185,10 +207,12 @@ class Sandbox:
                 result.state_lost = True
             return result
 
-    async def _run(self, worker: WorkerProcess, code: str, limit: float) -> ExecResult:
+    async def _run(
+        self, worker: WorkerProcess, code: str, limit: float, confirmed: bool
+    ) -> ExecResult:
         t0 = time.perf_counter()
         cpu_limit = self.settings.cpu_seconds or limit
-        cfut = worker.request({"t": "exec", "code": code})
+        cfut = worker.request({"t": "exec", "code": code}, confirmed=confirmed)
         with contextlib.suppress(cf.TimeoutError, WorkerDied):
             # Trivial snippets finish in tens of microseconds: waiting here briefly saves the
             # event-loop round trip (and the CPU it steals from the worker on 2 cores).
@@ -343,6 +367,7 @@ class Sandbox:
             truncated=bool(msg.get("truncated")),
             cancelled=cancelled,
             sandbox=self.info,
+            refused=list(worker.refusals),
         )
 
     def interrupt(self) -> None:

@@ -270,7 +270,8 @@ class Worker:
         self.source_lines: list[str] = []
         self.exc_types = _codec.ExceptionTypes()
         self.encode = _codec.Encoder(strict=True).encode
-        self.decode = _codec.Decoder().decode
+        self.decode = _codec.Decoder(max_depth=256).decode
+        self.max_args = 1024 * 1024
         self.loop: object = None
         self.main_ident = _thread.get_ident()
         self.tmpfs_done = False
@@ -355,6 +356,9 @@ class Worker:
         _thread.stack_size(256 * 1024)
         _thread.start_new_thread(self.control_loop, ())
         _thread.stack_size(0)  # threads of generated code get the default stack again
+        depth = int(cfg.get("max_depth") or _codec.MAX_DEPTH)
+        self.encode = _codec.Encoder(strict=True, max_depth=depth).encode
+        self.max_args = int(cfg.get("max_args") or self.max_args)
         for tree in cfg.get("exceptions", ()):  # the tool modules' exception classes, by name
             name = tree.get("name") if type(tree) is dict else None
             if isinstance(name, str) and name.isidentifier() and not hasattr(builtins, name):
@@ -401,6 +405,11 @@ class Worker:
         except (TypeError, ValueError, RecursionError) as exc:
             raise TypeError(f"{name}(): {exc}") from None
         data = ("C" + body).encode("utf-8", "surrogatepass")
+        if len(data) > self.max_args:
+            raise ValueError(
+                f"{name}(): the arguments are {len(data) // 1024} KiB, over the "
+                f"{self.max_args // 1024} KiB limit (sandbox.max_args_kb); pass less, or a path"
+            )
         data = len(data).to_bytes(_HEADER, "little") + data
         with self.call_lock:  # one call on the channel at a time, whichever thread makes it
             if not self.running:  # a thread left running by an earlier step

@@ -30,7 +30,6 @@ from codeact_lsp.trajectory import ErrorLocation
 
 RUNTIME_DIR = runtime.PACKAGE_DIR
 _STACK_RE = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+) in (?P<func>\S+)')
-MAX_REPLY = 64 * 1024 * 1024
 
 
 class HostError(Exception):
@@ -61,14 +60,15 @@ class ToolHost:
         self._schemas: list[ToolSchema] = []
         self._by_name: dict[str, ToolSchema] = {}
         self._proc: subprocess.Popen[bytes] | None = None
-        self._buf = b""
+        self._buf = bytearray()
         self._next_id = 0
         self._lock = threading.Lock()
         self._stack_file: str | None = None
         self._closed = False
         self.grace = 1.0  # seconds past a call's timeout before the host is killed
         self._loaded_mtimes: dict[str, int] = {}
-        self.max_reply = 16 * 1024 * 1024  # bytes of one reply; a bigger result is an error
+        # bytes of one reply; a bigger result is an error the snippet sees
+        self.max_reply = config.sandbox.max_result_kb * 1024
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -122,11 +122,12 @@ class ToolHost:
             ],
             "stack_file": self._stack_file,
             "max_reply": self.max_reply,
+            "max_depth": self.config.sandbox.max_depth,
         }
 
     def _spawn(self) -> None:
         self._kill()
-        self._buf = b""
+        self._buf = bytearray()
         if self._closed:
             self.problem = "the tool host is closed"
             return
@@ -306,28 +307,33 @@ class ToolHost:
         return _outcome(reply)
 
     def _read(self, limit: float) -> dict[str, Any]:
-        """The next JSON line from the host, or HostError on timeout / exit."""
+        """The next JSON line from the host, or HostError on timeout / exit. Linear in the size
+        of the reply: each chunk is searched once for the end of line."""
         proc = self._proc
         assert proc is not None and proc.stdout is not None
         fd = proc.stdout.fileno()
         deadline = time.monotonic() + limit
-        while b"\n" not in self._buf:
+        buf = self._buf
+        start = 0
+        while (nl := buf.find(b"\n", start)) < 0:
+            start = len(buf)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise HostError(f"timed out after {limit:g} s")
             ready, _, _ = select.select([fd], [], [], remaining)
             if not ready:
                 continue
-            chunk = os.read(fd, 1 << 16)
+            chunk = os.read(fd, 1 << 20)
             if not chunk:
                 code = proc.poll()
                 if code is None:
                     code = proc.wait()
                 raise HostError(_exit_text(code))
-            self._buf += chunk
-            if len(self._buf) > MAX_REPLY:
+            buf += chunk
+            if len(buf) > self.max_reply + 65536:
                 raise HostError("the tool host sent an oversized reply")
-        line, _, self._buf = self._buf.partition(b"\n")
+        line = bytes(buf[:nl])
+        del buf[: nl + 1]
         result: dict[str, Any] = json.loads(line)
         return result
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from pydantic import BaseModel, Field
 
@@ -163,9 +163,3 @@ def render_table(report: ToolsReport) -> str:
             where = f"{_rel(d.file, report.workspace)}:{d.line}"
             lines.append(f"  {where}: {d.severity}: {d.message} [{d.code}]")
     return "\n".join(lines) + "\n"
-
-
-def report_json(report: ToolsReport) -> dict[str, Any]:
-    """The JSON shape of `codeact tools --json` and `codeact.listTools`."""
-    data: dict[str, Any] = report.model_dump(mode="json")
-    return data

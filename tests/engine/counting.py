@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from codeact_lsp.engine import RetryPolicy
+
 TOOLS = '''\
 """Stateful tools: a booking with memory, a price lookup; every real call is logged."""
 
@@ -63,3 +65,8 @@ def real_calls(ws: Path) -> list[list[object]]:
 
 def reset_calls(ws: Path) -> None:
     (ws / "calls.log").unlink(missing_ok=True)
+
+
+def fast_retry() -> RetryPolicy:
+    """Model retries that do not wait (the scripted model fails fast)."""
+    return RetryPolicy(timeout=5.0, retries=3, base_delay=0.001, max_delay=0.01)

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAST_RETRY
-from counting import make_workspace, real_calls, reset_calls
+from counting import fast_retry, make_workspace, real_calls, reset_calls
 from engine_helpers import Script, code
 
 from codeact_lsp.config import CodeActConfig, load_config
@@ -45,7 +44,7 @@ async def tools(ws: Path) -> AsyncIterator[ToolHost]:
 def _engine(ws: Path, host: ToolHost, tmp_path: Path, **kw: object) -> Engine:
     config = kw.pop("config", None) or load_config(ws).config
     assert isinstance(config, CodeActConfig)
-    return Engine(config, host, workspace=ws, runs_dir=tmp_path / "runs", retry=FAST_RETRY, **kw)  # type: ignore[arg-type]
+    return Engine(config, host, workspace=ws, runs_dir=tmp_path / "runs", retry=fast_retry(), **kw)  # type: ignore[arg-type]
 
 
 async def _wait(handle: RunHandle) -> Trajectory:
@@ -286,3 +285,48 @@ async def test_idle_seconds_zero_never_evicts_and_bad_replay_mode_is_refused(
             await eng.rerun(first.id, 1, replay="again")  # type: ignore[arg-type]
     finally:
         await eng.close()
+
+
+async def test_idle_time_eviction_is_reported(
+    ws: Path, tools: ToolHost, tmp_path: Path, script: Script
+) -> None:
+    """The idle timer's check, driven by the session's clock instead of a sleep."""
+    eng = _engine(ws, tools, tmp_path, idle_seconds=60)
+    try:
+        model = script([code("x = reserve('2D')\nfinal_answer(1)"), code("final_answer(x)")])
+        first = await _wait(await eng.start(RunRequest(task="a", model=model)))
+        session = eng._sessions[first.id]
+        eng._evict_idle()
+        assert eng._sessions.get(first.id) is session  # not idle long enough yet
+        session.last_used -= 120
+        eng._evict_idle()
+        assert first.id not in eng._sessions
+        follow = await _wait(await eng.follow_up(first.id, "again"))
+    finally:
+        await eng.close()
+    assert follow.rebuild is not None and follow.rebuild.session == "rebuilt"
+    assert follow.rebuild.reason == "evicted: idle for more than 60s"
+    assert follow.outputs == {"answer": ["2D"]} and real_calls(ws) == [["reserve", "2D"]]
+
+
+async def test_rerun_with_edited_code_calling_a_confirm_tool_asks(
+    ws: Path, tools: ToolHost, tmp_path: Path, script: Script
+) -> None:
+    config = load_config(ws, {"confirm": ["reserve"]}).config
+    asked: list[tuple[str, int]] = []
+
+    def approver(handle: RunHandle, step: Step, confirm: list[str]) -> Decision:
+        asked.append((handle.id, step.index))
+        return Decision(action="approve")
+
+    eng = _engine(ws, tools, tmp_path, config=config, approver=approver)
+    try:
+        first = await _four_step_run(eng, script, ws)
+        asked.clear()
+        reset_calls(ws)
+        rerun = await _wait(await eng.rerun(first.id, 2, "b = reserve('13B')\nfinal_answer(b)"))
+    finally:
+        await eng.close()
+    assert asked == [(rerun.id, 2)]  # the edited step calls reserve: a fresh approval first
+    assert real_calls(ws) == [["reserve", "13B"]]
+    assert rerun.outputs == {"answer": ["12A", "14C", "13B"]}  # the host's own state goes on

@@ -8,8 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import FAST_RETRY
-from counting import make_workspace, real_calls
+from counting import fast_retry, make_workspace, real_calls
 from engine_helpers import Script, code
 
 from codeact_lsp.api import CodeAct
@@ -27,7 +26,7 @@ async def test_discard_restart_list_restore_and_accept_survive(
     runs = tmp_path / "runs"
     host = await ToolHost.astart(ws, config)
     try:
-        eng = Engine(config, host, workspace=ws, runs_dir=runs, retry=FAST_RETRY)
+        eng = Engine(config, host, workspace=ws, runs_dir=runs, retry=fast_retry())
         model = script([code("s = reserve('5E')\nfinal_answer(s)")])
         one = await (await eng.start(RunRequest(task="one", model=model))).wait()
         model = script([code("final_answer(2)")])
@@ -41,7 +40,7 @@ async def test_discard_restart_list_restore_and_accept_survive(
         assert json.loads((runs / f"{one.id}.json").read_text())["discarded_at"] is not None
 
         # a restart: a new engine knows the runs only from their files
-        again = Engine(config, host, workspace=ws, runs_dir=runs, retry=FAST_RETRY)
+        again = Engine(config, host, workspace=ws, runs_dir=runs, retry=fast_retry())
         listing = again.list_runs()
         assert [(r.id, r.accepted) for r in listing] == [(two.id, True)]
         everything = again.list_runs(include_discarded=True)

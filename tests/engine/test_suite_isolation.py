@@ -11,8 +11,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 import pytest
-from conftest import FAST_RETRY
-from counting import make_workspace, real_calls
+from counting import fast_retry, make_workspace, real_calls
 
 from codeact_lsp.config import load_config
 from codeact_lsp.engine import Engine
@@ -45,7 +44,7 @@ def ws(tmp_path: Path) -> Path:
 async def _run(ws: Path, tmp_path: Path, **kw: object) -> list:  # type: ignore[type-arg]
     config = load_config(ws).config
     host = await ToolHost.astart(ws, config)
-    eng = Engine(config, host, workspace=ws, runs_dir=tmp_path / "runs", retry=FAST_RETRY)
+    eng = Engine(config, host, workspace=ws, runs_dir=tmp_path / "runs", retry=fast_retry())
     try:
         return await run_suite(eng, ws / "tasks.toml", **kw)  # type: ignore[arg-type]
     finally:

@@ -161,6 +161,14 @@ async def test_rerun_and_follow_up_views_say_how_the_state_was_rebuilt(tmp_path:
             t.startswith("state rebuilt (tool calls answered from the record)") for t in titles
         )
         assert sum("replayed: tool calls answered from the record" in t for t in titles) == 2
+        # re-executing for real is an explicit choice: the tool runs again
+        real = await first.command(
+            "codeact.rerun",
+            {"runId": started["runId"], "step": 3, "code": "final_answer(m)", "replay": "real"},
+        )
+        run = await first.run_until(real["runId"], {"finished"})
+        assert run["rebuild"]["mode"] == "real" and _calls(ws) == ["a", "b", "a", "b"]
+        assert run["outputs"] == {"answer": 3 + 4}  # the counter went on: 3, then 3 + 4
         await first.shutdown_session()
     finally:
         await stop_client(first)
@@ -183,7 +191,7 @@ async def test_rerun_and_follow_up_views_say_how_the_state_was_rebuilt(tmp_path:
         await second.shutdown_session()
     finally:
         await stop_client(second)
-    assert _calls(ws) == ["a", "b"]
+    assert _calls(ws) == ["a", "b", "a", "b"]
 
 
 async def test_task_lens_and_diagnostic_lead_with_the_root_error(tmp_path: Path) -> None:

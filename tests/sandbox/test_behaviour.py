@@ -592,11 +592,15 @@ async def test_large_code_arguments_and_results(make_sandbox: Factory) -> None:
     def handler(req: ToolRequest) -> ToolReply:
         return ToolReply(result="y" * (3 * 1024 * 1024) + str(len(req.args[0])))
 
-    sb = await make_sandbox(handler, memory_mb=1024)
+    sb = await make_sandbox(handler, memory_mb=1024, max_args_kb=8192)
     big_code = "x = 1\n" + "# filler\n" * 200_000 + "x + 1"
     assert (await sb.execute(big_code)).value == "2"
     r = await sb.execute("r = add('z' * (5 * 1024 * 1024))\n(len(r), r[-7:])")
     assert r.error is None and r.value == "(3145735, '5242880')"
+    capped = await make_sandbox(handler, memory_mb=1024)  # the default cap: 1 MiB of arguments
+    r = await capped.execute("add('z' * (5 * 1024 * 1024))")
+    assert r.error is not None and r.error.type == "ValueError"
+    assert "over the 1024 KiB limit (sandbox.max_args_kb)" in r.error.message
 
 
 async def test_output_budget_is_shared_by_stdout_and_stderr(make_sandbox: Factory) -> None:

@@ -52,21 +52,24 @@ async def test_confinement_attack_is_blocked(
     assert blocked, f"{case.id} got through: {detail}"
 
 
-async def test_the_reported_memory_limit_is_the_one_in_force(make_sandbox: Factory) -> None:
+@pytest.mark.parametrize("backend", ["auto", "bwrap"])
+async def test_the_reported_memory_limit_is_the_one_in_force(
+    backend: str, make_sandbox: Factory
+) -> None:
     """The trajectory's kernel-memory entry names the limit that holds: with a cgroup, the one
-    written in the worker's own cgroup; without one, the seccomp caps and their bound."""
-    sb = await make_sandbox(memory_mb=100, disk_mb=10)
+    written in the worker's own cgroup (the worker itself in it, also inside bubblewrap); without
+    one, the seccomp caps and their bound."""
+    sb = await make_sandbox(backend=backend, memory_mb=100, disk_mb=10)
     entry = next(x for x in sb.info.isolation if x.startswith("kernel-memory:"))
     cg = sb._cgroup
     if entry.startswith("kernel-memory:cgroup"):
         assert cg is not None and cg.memory_mb == 100 + 10 + 32
         assert f"{cg.memory_mb} MB" in entry
-        mem = next(d for d in cg.dirs if (d / "cgroup.procs").exists() and "memory" in str(d))
-        limit_file = mem / (
-            "memory.max" if (mem / "memory.max").exists() else "memory.limit_in_bytes"
-        )
+        limits = [d / f for d in cg.dirs for f in ("memory.max", "memory.limit_in_bytes")]
+        limit_file = next(f for f in limits if f.exists())
         assert int(limit_file.read_text()) == cg.memory_mb << 20
-        assert str(sb.pid) in (mem / "cgroup.procs").read_text().split()
+        for d in cg.dirs:  # memory and pids: the worker's own pid is in each
+            assert str(sb.pid) in (d / "cgroup.procs").read_text().split()
     else:
         assert entry.startswith("kernel-memory:seccomp caps")
         assert cg is None or cg.memory_mb is None

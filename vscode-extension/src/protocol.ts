@@ -78,6 +78,7 @@ export interface ErrorLocation {
 export interface FollowUpArgs {
   runId: string;
   task: string;
+  replay?: "recorded" | "real";
 }
 
 export type NoArgs = Record<string, never>;
@@ -136,6 +137,7 @@ export interface RerunArgs {
   runId: string;
   step: number;
   code?: string | null;
+  replay?: "recorded" | "real";
 }
 
 export interface RestoreReply {
@@ -394,22 +396,3 @@ export interface Commands {
 }
 
 export type CommandName = keyof Commands;
-
-export const COMMAND_NAMES: readonly CommandName[] = [
-  "codeact.run",
-  "codeact.getRun",
-  "codeact.cancel",
-  "codeact.approve",
-  "codeact.reject",
-  "codeact.accept",
-  "codeact.rerun",
-  "codeact.followUp",
-  "codeact.listTools",
-  "codeact.tryTool",
-  "codeact.runTasks",
-  "codeact.acceptPreview",
-  "codeact.discard",
-  "codeact.restore",
-  "codeact.listRuns",
-  "codeact.showStep",
-];

@@ -53,15 +53,9 @@ async def run(state: ServerState, args: RunArgs) -> RunStarted:
     state.workspace.require_root()
     target, start_text = _snapshot_target(state, args)  # as the user sees it now
     eng = await engine(state)
-    request = engine_mod().RunRequest(
-        task=args.task,
-        signature=args.signature,
-        inputs=args.inputs,
-        model=args.model,
-        approval=args.approval,
-        max_iters=args.maxIters,
-        target=target,
-    )
+    # The contract's camelCase `maxIters` is the engine's `max_iters`; the other keys match.
+    asked = args.model_dump(include={"task", "signature", "inputs", "model", "approval"})
+    request = engine_mod().RunRequest(**asked, max_iters=args.maxIters, target=target)
     handle = await engine_call(eng.start(request))
     rs = state.runs.register(handle, target, start_text)
     return RunStarted(runId=rs.id, trajectoryUri=rs.uri)
@@ -190,7 +184,7 @@ async def rerun(state: ServerState, args: RerunArgs) -> RunStarted:
         raise CommandError(f"run {rs.id} has no step {args.step} (it has {len(traj.steps)})")
     code = args.code if args.code is not None else state.runs.edited_code(rs, args.step)
     eng = await engine(state)
-    handle = await engine_call(eng.rerun(rs.id, args.step, code))
+    handle = await engine_call(eng.rerun(rs.id, args.step, code, replay=args.replay))
     return _derived(state, rs, handle)
 
 
@@ -198,5 +192,5 @@ async def rerun(state: ServerState, args: RerunArgs) -> RunStarted:
 async def follow_up(state: ServerState, args: FollowUpArgs) -> RunStarted:
     rs = state.runs.need(args.runId)
     eng = await engine(state)
-    handle = await engine_call(eng.follow_up(rs.id, args.task))
+    handle = await engine_call(eng.follow_up(rs.id, args.task, replay=args.replay))
     return _derived(state, rs, handle)

@@ -40,13 +40,13 @@ def to_json(value: Any) -> tuple[Any, bool]:
         return f"<unrepresentable {type(value).__name__}: {exc}>", True
 
 
-def to_wire(value: Any) -> tuple[Any, bool]:
+def to_wire(value: Any, max_depth: int | None = None) -> tuple[Any, bool]:
     """(wire value, lossy): the typed codec's form of a result; lossy when some part of it had
     no faithful form and became a marked stand-in (type name and repr)."""
     kind = type(value)
     if kind is str or kind is int or kind is bool or value is None:
         return value, False
-    enc = _codec.codec.Encoder()
+    enc = _codec.codec.Encoder(max_depth=max_depth or _codec.codec.MAX_DEPTH)
     try:
         wire = enc.encode(value)
     except Exception as exc:  # a hostile __getattr__, a dataclass field that raises, ...

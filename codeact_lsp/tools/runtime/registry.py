@@ -101,7 +101,13 @@ class Registry:
     """Validation, calling, output capture and error location: one code path for the tool host and
     for tools served in the caller's process, so both behave the same."""
 
-    def __init__(self, confirm: list[str] | None = None, workspace: str | None = None) -> None:
+    def __init__(
+        self,
+        confirm: list[str] | None = None,
+        workspace: str | None = None,
+        *,
+        max_depth: int | None = None,
+    ) -> None:
         self.confirm = list(confirm or [])
         self.workspace = os.path.abspath(workspace) if workspace else None
         self.tools: dict[str, Tool] = {}
@@ -111,7 +117,8 @@ class Registry:
         self._loop_lock = threading.Lock()
         self._capture = _Capture()
         self.modules: set[str] = set()  # tool modules: their dataclasses may be rebuilt from args
-        self._decoder = _codec.codec.Decoder(self._resolve)
+        self.max_depth = int(max_depth or _codec.codec.MAX_DEPTH)
+        self._decoder = _codec.codec.Decoder(self._resolve, self.max_depth)
 
     @property
     def has_pydantic(self) -> bool:
@@ -279,7 +286,7 @@ class Registry:
         token = _CURRENT.set(buf)
         try:
             value = self._invoke(tool, bound, args, kwargs, buf, timeout)
-            out["result"], out["result_is_repr"] = to_wire(value)
+            out["result"], out["result_is_repr"] = to_wire(value, self.max_depth)
             out["ok"] = True
         except KeyboardInterrupt:
             raise

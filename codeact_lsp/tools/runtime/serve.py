@@ -69,7 +69,7 @@ def serve(argv: list[str]) -> int:
     if workspace:
         with contextlib.suppress(OSError):
             os.chdir(workspace)
-    registry = Registry(spec.get("confirm", []), workspace)
+    registry = Registry(spec.get("confirm", []), workspace, max_depth=spec.get("max_depth"))
     if hasattr(signal, "SIGUSR2"):
         signal.signal(signal.SIGUSR2, _on_cancel)  # ToolHost.cancel(): interrupt the running tool
     load_targets(registry, spec.get("targets", []))
