@@ -342,7 +342,12 @@ async def test_try_tool_and_list_tools(shared_client: EditorClient) -> None:
         "stock_level",
         "reserve",
         "price_of",
+        "delivery_estimate",  # from the example's MCP server, next to tools.py
     }
+    modules = {t["name"]: t["module"] for t in listed["tools"]}
+    assert modules["delivery_estimate"] == "mcp:carrier"
+    mcp_try = {"name": "delivery_estimate", "args": ["FR"]}
+    assert (await client.command("codeact.tryTool", mcp_try))["result"]["days"] == 3
     with pytest.raises(Exception, match="did you mean 'price_of'"):
         await client.command("codeact.tryTool", {"name": "price_off"})
 
