@@ -1,6 +1,6 @@
 """Python API benchmarks: what `CodeAct(...)` costs on top of the engine, and batch throughput.
 
-Targets: the API layer adds ≤ 2 ms per call over driving the engine directly (DESIGN.md §4's
+Targets: the API layer adds ≤ 2 ms per call over driving the engine directly (docs/contracts.md's
 per-step engine budget), `from codeact_lsp import CodeAct` imports no litellm/pygls.
 Anchor: DSPy's CodeAct starts a Deno/Pyodide interpreter, 1.8–2.1 s cold on this machine.
 

@@ -1,6 +1,6 @@
 """Engine benchmarks: overhead per step outside the model, and prompt size as a run goes on.
 
-Targets (DESIGN.md §4): ≤ 2 ms engine overhead per step; prompt growing linearly with steps.
+Targets (docs/contracts.md): ≤ 2 ms engine overhead per step; prompt growing linearly with steps.
 Anchors: DSPy CodeAct's prompt ~1.6 k chars at step 1 (plus a separate extractor call);
 smolagents' CodeAgent ~8.6 k chars at step 1.
 

@@ -1,4 +1,4 @@
-"""Sandbox figures beside DESIGN.md §4's targets and the anchors measured on this kind of machine.
+"""Sandbox figures beside docs/contracts.md's targets and the anchors measured on this kind of machine.
 
 Cold start (no spare), warm start (from the pool's spare), warm exec of `1+1`, tool calls per
 second across the process boundary (1 000 and 10 000 calls in one snippet, in-test handler), memory

@@ -1,4 +1,4 @@
-"""Run every benchmark (`benchmarks/bench_*.py`) and print its figures beside DESIGN.md's targets.
+"""Run every benchmark (`benchmarks/bench_*.py`) and print its figures beside docs/contracts.md's targets.
 
 Usage: `.venv/bin/python benchmarks/run.py [AREA ...]` (areas: sandbox, tools, engine, lsp).
 Each module exposes `main()`, prints its own table, and may be run alone.

@@ -1,6 +1,6 @@
 """`codeact`: run tasks, list tools and run task suites from a terminal or CI, on the same engine.
 
-Exit codes (DESIGN.md §3): 0 the run finished (or every suite task passed), 1 it did not, 2 a usage
+Exit codes (docs/contracts.md): 0 the run finished (or every suite task passed), 1 it did not, 2 a usage
 or configuration error. Progress goes to stderr so stdout stays clean for the answer or `--json`.
 """
 
@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--discard", metavar="RUN_ID", help="discard this run (undo: --restore)")
     runs.add_argument("--restore", metavar="RUN_ID", help="bring a discarded run back")
     runs.add_argument("--json", action="store_true")
+
+    mcp = sub.add_parser("mcp", help="serve the sandbox and the tools as a stdio MCP server")
+    mcp.add_argument("--workspace", "-w", default=".")
     return parser
 
 
@@ -144,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from codeact_lsp.mcp.report import tools_command
 
             return tools_command(_workspace(args.workspace), args.json, sys.stdout)
+        if args.command == "mcp":
+            from codeact_lsp.mcp.server import serve
+
+            return serve(_workspace(args.workspace))
         if args.command == "run":
             return asyncio.run(_run(args))
         if args.command == "runs":

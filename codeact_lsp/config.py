@@ -164,7 +164,7 @@ def matches_glob(name: str, globs: Iterable[str]) -> bool:
 
 
 class CodeActConfig(BaseModel):
-    """The keys of DESIGN.md §3; everything optional with defaults a new workspace can live with."""
+    """The keys of docs/contracts.md; everything optional with defaults a new workspace can live with."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -202,7 +202,7 @@ class CodeActConfig(BaseModel):
         return params
 
     def needs_confirmation(self, name: str, flagged: bool = False) -> bool:
-        """Does a call of tool `name` wait for a person's approval in every mode (DESIGN.md §1)?
+        """Does a call of tool `name` wait for a person's approval in every mode (docs/contracts.md, "Approval")?
         `flagged`: the tool layer flagged it (ToolSchema.confirm); else a `confirm` glob decides."""
         return flagged or matches_glob(name, self.confirm)
 

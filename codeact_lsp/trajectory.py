@@ -1,4 +1,4 @@
-"""The trajectory: the record of a run that every layer shares (DESIGN.md §3).
+"""The trajectory: the record of a run that every layer shares (docs/contracts.md).
 
 It is persisted under `.codeact/runs/`, printed by `codeact run --json`, returned by `codeact.getRun`
 and rendered by the editor, so the field names below are a contract: extend, never rename.
@@ -166,6 +166,7 @@ class Acceptance(BaseModel):
     version: int | None = None  # the document's version after the edit, when known
     at: float = 0.0  # when (epoch seconds)
     mode: str | None = None  # how it was applied (target, new file...), as the Accept command says
+    name: str = ""  # the accepted function's name
 
 
 class Trajectory(BaseModel):

@@ -80,7 +80,7 @@ class _Shared:
 class CodeAct:
     """An agent that answers `signature` by writing Python that calls `tools`, run in a sandbox.
 
-    `signature` is DESIGN.md's "inputs -> outputs" string, with optional types
+    `signature` is docs/contracts.md's "inputs -> outputs" string, with optional types
     (`"n: int -> factorial: int"`), or a pydantic model of the outputs. `tools` may be functions,
     async functions, bound methods, callable objects, builtins or a `{name: callable}` mapping;
     they run in this process, the model's code does not.

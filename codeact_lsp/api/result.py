@@ -82,7 +82,7 @@ class Result:
         return self
 
     def to_json(self, **kwargs: Any) -> str:
-        """The trajectory as DESIGN.md's JSON (the same document `codeact run --json` prints)."""
+        """The trajectory as docs/protocol.md's JSON (the same document `codeact run --json` prints)."""
         return self.trajectory.model_dump_json(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def flagged_tools(
 
 
 def needs_approval(mode: str, code: str, flagged: set[str]) -> tuple[bool, list[str]]:
-    """(wait?, the flagged tools that made it wait). Flagged tools wait in every mode (DESIGN.md:
+    """(wait?, the flagged tools that made it wait). Flagged tools wait in every mode (docs/contracts.md:
     "tools flagged for confirmation always wait"); `review` waits for every step."""
     hits = confirm_tools(code, flagged) if flagged else []
     return (mode == "review" or bool(hits)), hits

@@ -1,4 +1,4 @@
-"""Reading the code out of a model reply (DESIGN.md §3, "the action format").
+"""Reading the code out of a model reply (docs/contracts.md, "the action format").
 
 Models wrap code in many ways; a parser that is strict about the wrapping wastes steps. A block the
 model *labelled* as Python (or put in `<execute>` tags) runs as written: the parser never judges

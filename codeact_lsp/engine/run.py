@@ -180,7 +180,7 @@ class RunHandle:
         return True
 
     def program(self, name: str | None = None, form: str | None = None) -> str:
-        """The accepted program (DESIGN.md §3): one typed function from the successful steps
+        """The accepted program (docs/contracts.md): one typed function from the successful steps
         (those of earlier runs in the session first), as a module with its imports."""
         traj = self.trajectory
         inputs = {**self.prior_inputs, **traj.inputs}

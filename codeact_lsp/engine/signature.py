@@ -2,7 +2,7 @@
 
 The output types are the run's contract with its caller: they decide whether `final_answer(...)`
 ends the run or raises inside the snippet so the model can fix its answer on the next step. A field
-without a type accepts any JSON value as it is (DESIGN.md: no coercion to str).
+without a type accepts any JSON value as it is (docs/contracts.md: no coercion to str).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Arguments of the `codeact.*` commands (DESIGN.md §3), validated before anything runs.
+"""Arguments of the `codeact.*` commands (docs/protocol.md), validated before anything runs.
 
 A command comes from a keybinding, a code lens, another extension or a person typing JSON, so the
 argument is checked here and a mistake is answered with an LSP error that names the key, says what
@@ -64,6 +64,17 @@ class AcceptArgs(RunIdArgs):
     # Extension: after a refusal the client offers these alternatives and calls accept again.
     mode: AcceptMode = "target"
     newFileUri: str | None = None
+    replace: bool = Field(
+        default=False, description="replace the run's selection (else insert after it)"
+    )
+    name: str | None = Field(default=None, description="the function's name (default: the task's)")
+    form: Literal["function", "script"] | None = Field(
+        default=None, description='"script" adds an `if __name__ == "__main__":` block'
+    )
+    confirm: bool = Field(
+        default=True,
+        description="ask the editor to show its preview before applying (change annotations)",
+    )
 
 
 class RerunArgs(RunIdArgs):

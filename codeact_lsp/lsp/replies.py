@@ -1,4 +1,4 @@
-"""What the `codeact.*` commands answer: one pydantic model per reply shape (DESIGN.md §3).
+"""What the `codeact.*` commands answer: one pydantic model per reply shape (docs/protocol.md).
 
 With the argument models in `args`, these are the client contract: `protocol_ts` turns both
 into `vscode-extension/src/protocol.ts`, and a test keeps that file current. Replies are sent
@@ -43,12 +43,32 @@ class ApproveReply(RejectReply):
     edited: bool  # ran the user's version of the step
 
 
+class AcceptChoice(Reply):
+    """A button after a refused Accept: its words, and the mode or client action it stands for."""
+
+    label: str
+    mode: str | None = None  # call codeact.accept again with this mode
+    action: str | None = None  # "showDiff": the client shows what Insert at End would write
+
+
+class AcceptHunk(Reply):
+    range: Range | None
+    newText: str
+    kind: str  # "codeact.imports" | "codeact.function" | "codeact.newFile"
+
+
 class AcceptReply(Reply):
     applied: bool
-    reason: str | None = None  # why not (applied false)
+    reason: str | None = None  # why not (applied false), in words
     alternatives: list[str] | None = None  # modes that may work instead
+    choices: list[AcceptChoice] | None = None  # the same, as buttons (and Show Diff)
+    cancelled: bool | None = None  # the user closed the editor's preview: nothing written
     uri: str | None = None  # applied: the document edited
     version: int | None = None
+    range: Range | None = None  # applied: where the function is now
+    name: str | None = None  # the function's name
+    created: bool | None = None  # Accept created the file
+    message: str | None = None  # the one status line to show
 
 
 class AcceptPreview(Reply):
@@ -64,6 +84,12 @@ class AcceptPreview(Reply):
     newText: str
     documentAfter: str | None
     program: str
+    choices: list[AcceptChoice] = []
+    edits: list[AcceptHunk] = []  # every hunk: the import merge, the function
+    functionRange: Range | None = None  # where the function is in documentAfter
+    name: str = ""
+    message: str | None = None  # what the status line will say once applied
+    selection: bool = False  # the run was given a selection (replace it, or insert after?)
 
 
 class CommandRef(Reply):

@@ -137,7 +137,13 @@ class RunDocuments:
         if run_id in self.runs:
             return self.runs[run_id]
         path = trajectory_path(root, run_id)
-        rs = EditorRun(id=run_id, path=path, uri=path_to_uri(path), loaded=traj, target=traj.target)
+        rs = EditorRun(
+            id=run_id,
+            path=path,
+            uri=path_to_uri(path),
+            loaded=traj,
+            target=traj.target,
+        )
         self.runs[run_id] = rs
         return rs
 

@@ -25,7 +25,7 @@ def test_outputs_come_back_as_the_signature_types(make_act: Callable[..., CodeAc
     assert result.pair == (2, 3)
     assert result.scores == {"a": 1.5}
     assert result.label == "big"
-    # the trajectory keeps DESIGN.md's JSON form
+    # the trajectory keeps docs/protocol.md's JSON form
     assert result.trajectory.outputs == {"pair": [2, 3], "scores": {"a": 1.5}, "label": "big"}
 
 

@@ -1,4 +1,4 @@
-"""Re-runs and follow-ups rebuild earlier state without side effects (DESIGN.md "Re-runs and
+"""Re-runs and follow-ups rebuild earlier state without side effects (docs/contracts.md "Re-runs and
 follow-ups"). The oracle is the tools' own log of real calls (see counting.py)."""
 
 from __future__ import annotations

@@ -212,13 +212,21 @@ def test_accept_refuses_when_the_document_changed() -> None:
     rng = lsp.Range(lsp.Position(1, 0), lsp.Position(1, 0))
     start = "a\nb\n"
     ok = acc.plan_at_target("x = 1\n", acc.DocState("file:///t.py", start, 3), rng, start, "")
-    assert ok.ok and ok.version == 3 and ok.document_after == "a\nx = 1\nb\n"
+    # the cursor is on the top-level statement `b`: the program goes after it
+    assert ok.ok and ok.version == 3 and ok.document_after == "a\nb\n\n\nx = 1\n"
     changed = acc.plan_at_target(
         "x = 1\n", acc.DocState("file:///t.py", "a\nB\n", 4), rng, start, ""
     )
-    assert not changed.ok and "newFile" in (changed.reason or "")
-    edit = acc.workspace_edit(acc.plan_new_file("x = 1\n", "file:///new.py"))
+    assert not changed.ok and "t.py was edited after the run started (1 line changed)" in (
+        changed.reason or ""
+    )
+    edit = acc.workspace_edit(
+        acc.plan_new_file("x = 1\n", "file:///new.py"), annotate=True, label=""
+    )
     assert isinstance((edit.document_changes or [])[0], lsp.CreateFile)
+    assert edit.change_annotations and all(
+        a.needs_confirmation for a in edit.change_annotations.values()
+    )
 
 
 def test_arguments_are_validated_with_actionable_messages() -> None:

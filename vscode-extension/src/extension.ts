@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { DidChangeConfigurationNotification, ExecuteCommandRequest, LanguageClient, State } from 'vscode-languageclient/node';
-import { PREVIEW_SCHEME, PreviewDocuments, closeDiff, planFromPreview, showDiff } from './accept';
+import { PREVIEW_SCHEME, PreviewDocuments, acceptRun, planFromPreview, showDiff } from './accept';
 import {
   LspRange,
   RunInput,
@@ -46,8 +46,14 @@ export interface CodeActApi {
   prompts: Prompts;
   /** The last Accept diff shown (left: target, right: the server's text). */
   lastDiff?: { left: vscode.Uri; right: vscode.Uri; after: string };
+  /** The last status line Accept showed. */
+  lastStatus?: string;
   /** The server's `workspace/executeCommand`, bypassing the client's prompts. */
   server(command: string, arg?: Json): Promise<unknown>;
+}
+
+function pruneUndefined(arg: Json): Json {
+  return Object.fromEntries(Object.entries(arg).filter(([, v]) => v !== undefined));
 }
 
 const RUN_STARTERS = new Set(['codeact.run', 'codeact.rerun', 'codeact.followUp']);
@@ -56,6 +62,7 @@ class Controller implements CodeActApi {
   runs = new RunTracker();
   prompts: Prompts = defaultPrompts;
   lastDiff?: { left: vscode.Uri; right: vscode.Uri; after: string };
+  lastStatus?: string;
 
   private client?: LanguageClient;
   private starting?: Promise<void>;
@@ -343,70 +350,32 @@ class Controller implements CodeActApi {
     }
   }
 
-  /** After a refusal: offer the ways that cannot overwrite anything; the chosen mode or undefined. */
-  private async chooseAlternative(reason: string, alternatives: unknown, current: string | undefined): Promise<string | undefined> {
-    const labels: Record<string, string> = { insertAtEnd: 'Insert at End', newFile: 'New File' };
-    const offered = (Array.isArray(alternatives) ? (alternatives as string[]) : []).filter((a) => labels[a] && a !== current);
-    const choice = await this.prompts.notify('warning', `CodeAct: not applied: ${reason}`, ...offered.map((a) => labels[a]));
-    return offered.find((a) => labels[a] === choice);
-  }
-
-  /**
-   * Accept = preview, diff, confirm, apply; when the server refuses (the target changed since the
-   * run started), offer its alternatives and go round again with the chosen mode.
-   */
+  /** Accept: the flow lives in `accept.ts`; this wires it to the server and the UI. */
   private async acceptFlow(arg: Json, send: (arg: Json) => Promise<unknown>): Promise<unknown> {
-    const runId = typeof arg.runId === 'string' ? arg.runId : undefined;
-    if (!runId) {
-      return send(arg);
-    }
-    const showDiffFirst = vscode.workspace.getConfiguration('codeact').get<boolean>('accept.showDiff', true);
-    let mode = typeof arg.mode === 'string' ? arg.mode : undefined;
-    for (let round = 0; round < 3; round++) {
-      if (showDiffFirst) {
-        let preview: Json;
-        try {
-          preview = await this.preview(runId, mode, arg.newFileUri);
-        } catch (e) {
-          void this.prompts.notify('error', `CodeAct: cannot preview the accept: ${(e as Error).message}`);
-          return undefined;
-        }
-        if (preview.ok === false) {
-          const reason = String(preview.reason ?? 'refused');
-          mode = await this.chooseAlternative(reason, preview.alternatives, mode);
-          if (!mode) {
-            return { applied: false, reason };
+    const settings = vscode.workspace.getConfiguration('codeact');
+    const review = settings.get<string>('accept.review', 'preview') === 'diff' ? 'diff' : 'preview';
+    return acceptRun(
+      {
+        prompts: this.prompts,
+        previews: this.previews,
+        preview: async (a) => {
+          const { runId, mode, newFileUri, replace, name, form } = a;
+          if (!this.serverHas('codeact.acceptPreview')) {
+            return this.preview(String(runId), typeof mode === 'string' ? mode : undefined, newFileUri);
           }
-          continue;
-        }
-        const plan = planFromPreview(runId, preview, (uri) => this.currentText(uri));
-        if (!plan) {
-          void this.prompts.notify('warning', `CodeAct: run ${runId} has nothing to accept.`);
-          return undefined;
-        }
-        const sides = await showDiff(this.previews, plan);
-        this.lastDiff = { ...sides, after: plan.after };
-        const where = plan.targetUri ? vscode.workspace.asRelativePath(vscode.Uri.parse(plan.targetUri)) : 'a new file';
-        const answer = await this.prompts.confirm(
-          `Accept run ${runId}: ${plan.createsFile ? 'create' : 'write its program into'} ${where}?`,
-          plan.summary || 'The diff shows the change. It is applied as one undoable edit, and refused if the file changed since the preview.',
-          'Accept',
-        );
-        await closeDiff(this.previews, sides.right);
-        if (answer !== 'Accept') {
-          return { applied: false, reason: 'not confirmed' };
-        }
-      }
-      const result = (await send(mode ? { ...arg, runId, mode } : { ...arg, runId })) as Json | undefined;
-      if (result && result.applied === false && typeof result.reason === 'string') {
-        mode = await this.chooseAlternative(result.reason, result.alternatives, mode);
-        if (mode) {
-          continue;
-        }
-      }
-      return result;
-    }
-    return { applied: false, reason: 'gave up after repeated refusals' };
+          return ((await this.server('codeact.acceptPreview', pruneUndefined({ runId, mode, newFileUri, replace, name, form }))) as Json) ?? {};
+        },
+        send: async (a) => (await send(a)) as Json | undefined,
+        currentText: (uri) => this.currentText(uri),
+        shown: (diff) => (this.lastDiff = diff),
+        status: (message) => {
+          this.lastStatus = message;
+          vscode.window.setStatusBarMessage(message, 10000);
+        },
+      },
+      arg,
+      review,
+    );
   }
 
   // ── Try Tool ─────────────────────────────────────────────────────────────────────────────────

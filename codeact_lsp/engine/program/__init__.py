@@ -1,4 +1,4 @@
-"""The accepted program (DESIGN.md §3): what Accept inserts and `codeact run --program` prints.
+"""The accepted program (docs/contracts.md): what Accept inserts and `codeact run --program` prints.
 
 `build` turns a run's steps into one typed function, `prune` decides what exploration goes,
 `imports` merges the program's imports into a file, `placement` finds where the function goes in

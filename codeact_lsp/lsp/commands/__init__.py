@@ -9,7 +9,7 @@ from __future__ import annotations
 
 GROUPS = ("runs", "review", "tools", "tasks")
 
-# DESIGN.md §3 commands, then this server's extensions (client helpers for lenses and diffs).
+# docs/protocol.md's commands: the contract's, then this server's extensions (client helpers for lenses and diffs).
 NAMES: tuple[str, ...] = (
     "codeact.run",
     "codeact.getRun",
