@@ -369,7 +369,7 @@ describe('CodeAct in VS Code', function () {
     const text = doc.getText();
     // the person's text kept; the tools imported beside the file's own imports; the function at the end
     assert.ok(
-      text.startsWith('# my own change\nimport math\nfrom tools import convert_currency, price_of, shipping_quote, stock_level\n\n# TODO: compute the quote here\n'),
+      text.startsWith('# my own change\nimport math\n\nfrom tools import convert_currency, price_of, shipping_quote, stock_level\n\n# TODO: compute the quote here\n'),
       text,
     );
     assert.ok(text.trimEnd().endsWith('return total'), text);
