@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--discard", metavar="RUN_ID", help="discard this run (undo: --restore)")
     runs.add_argument("--restore", metavar="RUN_ID", help="bring a discarded run back")
     runs.add_argument("--json", action="store_true")
+
+    mcp = sub.add_parser("mcp", help="serve the sandbox and the tools as a stdio MCP server")
+    mcp.add_argument("--workspace", "-w", default=".")
     return parser
 
 
@@ -144,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from codeact_lsp.mcp.report import tools_command
 
             return tools_command(_workspace(args.workspace), args.json, sys.stdout)
+        if args.command == "mcp":
+            from codeact_lsp.mcp.server import serve
+
+            return serve(_workspace(args.workspace))
         if args.command == "run":
             return asyncio.run(_run(args))
         if args.command == "runs":

@@ -184,6 +184,22 @@ def _path(uri: str) -> Path:
     return Path(unquote(urlparse(uri).path))
 
 
+async def _show_mcp_tools(editor: EditorDouble) -> None:
+    """The workspace's MCP server next to tools.py: its tools are listed and tried like any."""
+    listed = _plain(await editor.command("codeact.listTools", {}))
+    mcp_tools = [t for t in listed.get("tools", []) if str(t.get("module", "")).startswith("mcp:")]
+    if not mcp_tools:
+        return
+    print("\n── MCP tools (codeact.listTools, next to the tools of tools.py)")
+    for t in mcp_tools:
+        print(f"  {t['module']}: {t['signature']}")
+    name = mcp_tools[0]["name"]
+    if name == "delivery_estimate":
+        print(f'\n▶ codeact.tryTool {name}("DE")')
+        tried = _plain(await editor.command("codeact.tryTool", {"name": name, "args": ["DE"]}))
+        print(f"  → {json.dumps(tried.get('result', tried.get('error')))}")
+
+
 def _print_lenses(lenses: list[types.CodeLens], lines: list[str]) -> None:
     for lens in sorted(lenses, key=lambda x: x.range.start.line):
         ln = lens.range.start.line
@@ -324,6 +340,8 @@ async def demo(source: Path, keep: bool) -> int:
         _print_lenses(await editor.lenses(tools_uri), tools_lines)
         print("── diagnostics on tools.py")
         _print_diagnostics(await editor.diagnostics_for(tools_uri, pull))
+
+        await _show_mcp_tools(editor)
 
         print("\n▶ codeact.accept")
         accepted = _plain(await editor.command("codeact.accept", {"runId": run_id}))

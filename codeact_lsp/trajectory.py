@@ -166,6 +166,7 @@ class Acceptance(BaseModel):
     version: int | None = None  # the document's version after the edit, when known
     at: float = 0.0  # when (epoch seconds)
     mode: str | None = None  # how it was applied (target, new file...), as the Accept command says
+    name: str = ""  # the accepted function's name
 
 
 class Trajectory(BaseModel):

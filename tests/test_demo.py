@@ -29,6 +29,9 @@ def test_demo_runs_the_example_through_the_language_server(tmp_path: Path) -> No
     after = out.split("after Accept", 1)[1]
     assert "# The agent's program goes here." in after
     assert "return total" in after and "final_answer" not in after
+    # the workspace's MCP server next to tools.py: listed and tried like any tool
+    assert "mcp:carrier: def delivery_estimate(country: str) -> dict[str, Any]" in out
+    assert '→ {"country": "DE", "days": 1, "service": "road"}' in out
     # the tool bench showed lenses on tools.py
     assert "codeact.tryTool" in out
     # and the example stays untouched: the demo works on a copy

@@ -64,6 +64,17 @@ class AcceptArgs(RunIdArgs):
     # Extension: after a refusal the client offers these alternatives and calls accept again.
     mode: AcceptMode = "target"
     newFileUri: str | None = None
+    replace: bool = Field(
+        default=False, description="replace the run's selection (else insert after it)"
+    )
+    name: str | None = Field(default=None, description="the function's name (default: the task's)")
+    form: Literal["function", "script"] | None = Field(
+        default=None, description='"script" adds an `if __name__ == "__main__":` block'
+    )
+    confirm: bool = Field(
+        default=True,
+        description="ask the editor to show its preview before applying (change annotations)",
+    )
 
 
 class RerunArgs(RunIdArgs):

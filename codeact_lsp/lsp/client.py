@@ -30,6 +30,7 @@ class ClientFeatures:
     show_document: bool = False  # window/showDocument (new runs open)
     work_done_progress: bool = False  # window/workDoneProgress/create
     apply_edit: bool = False  # workspace/applyEdit (Accept)
+    change_annotations: bool = False  # edits can ask for confirmation (VS Code: Refactor Preview)
 
     @classmethod
     def from_capabilities(cls, caps: lsp.ClientCapabilities | None) -> ClientFeatures:
@@ -44,4 +45,7 @@ class ClientFeatures:
             show_document=_has(caps, "window", "show_document", "support"),
             work_done_progress=_has(caps, "window", "work_done_progress"),
             apply_edit=_has(caps, "workspace", "apply_edit"),
+            change_annotations=_has(
+                caps, "workspace", "workspace_edit", "change_annotation_support"
+            ),
         )

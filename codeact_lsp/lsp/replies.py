@@ -43,12 +43,32 @@ class ApproveReply(RejectReply):
     edited: bool  # ran the user's version of the step
 
 
+class AcceptChoice(Reply):
+    """A button after a refused Accept: its words, and the mode or client action it stands for."""
+
+    label: str
+    mode: str | None = None  # call codeact.accept again with this mode
+    action: str | None = None  # "showDiff": the client shows what Insert at End would write
+
+
+class AcceptHunk(Reply):
+    range: Range | None
+    newText: str
+    kind: str  # "codeact.imports" | "codeact.function" | "codeact.newFile"
+
+
 class AcceptReply(Reply):
     applied: bool
-    reason: str | None = None  # why not (applied false)
+    reason: str | None = None  # why not (applied false), in words
     alternatives: list[str] | None = None  # modes that may work instead
+    choices: list[AcceptChoice] | None = None  # the same, as buttons (and Show Diff)
+    cancelled: bool | None = None  # the user closed the editor's preview: nothing written
     uri: str | None = None  # applied: the document edited
     version: int | None = None
+    range: Range | None = None  # applied: where the function is now
+    name: str | None = None  # the function's name
+    created: bool | None = None  # Accept created the file
+    message: str | None = None  # the one status line to show
 
 
 class AcceptPreview(Reply):
@@ -64,6 +84,12 @@ class AcceptPreview(Reply):
     newText: str
     documentAfter: str | None
     program: str
+    choices: list[AcceptChoice] = []
+    edits: list[AcceptHunk] = []  # every hunk: the import merge, the function
+    functionRange: Range | None = None  # where the function is in documentAfter
+    name: str = ""
+    message: str | None = None  # what the status line will say once applied
+    selection: bool = False  # the run was given a selection (replace it, or insert after?)
 
 
 class CommandRef(Reply):
@@ -87,13 +113,25 @@ class RestoreReply(Reply):
 
 
 class RunSummary(Reply):
+    """A run as the Runs view shows it: codeact.listRuns, and each `codeact/runState` push."""
+
     runId: str
     task: str
     status: RunStatus
     trajectoryUri: str
     live: bool  # started by this server (commands that need the live run work)
     accepted: bool
-    updatedAt: float
+    updatedAt: float  # unix seconds
+    createdAt: float
+    steps: int  # steps so far
+    currentStep: int | None = None  # the step being written or run, while live
+    tool: str | None = None  # the tool the current step called last, while it runs
+    pendingStep: int | None = None  # the step waiting for approval
+    answer: dict[str, Any] | None = None  # the run's outputs, once finished
+    error: str | None = None
+    maxIters: int
+    discarded: bool = False
+    parent: str | None = None  # the run this one follows up or re-runs
 
 
 class RunList(Reply):

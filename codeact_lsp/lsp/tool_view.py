@@ -186,3 +186,36 @@ def bench_diagnostics(
                     )
                 )
     return out
+
+
+CONFIG_FILES = frozenset({"pyproject.toml", "codeact.toml"})
+
+
+def mcp_lenses(
+    schemas: Iterable[Any], file: str, stats: dict[str, ToolStats], run_id: str | None
+) -> list[lsp.CodeLens]:
+    """ "▷ Try <tool>" with last-run usage for each MCP tool, above its server's table in the
+    config file (an MCP tool has no source of its own to put a lens on)."""
+    lenses: list[lsp.CodeLens] = []
+    for s in schemas:
+        if not str(getattr(s, "module", "")).startswith("mcp:") or not getattr(s, "line", None):
+            continue
+        if not same_file(getattr(s, "file", None), file):
+            continue
+        at = lsp.Range(lsp.Position(int(s.line) - 1, 0), lsp.Position(int(s.line) - 1, 0))
+        entry = stats.get(s.name)
+        if run_id is None or entry is None:
+            used = ""
+        else:
+            used = f" · {entry.calls}× in last run, {entry.errors} error{'s' if entry.errors != 1 else ''}"
+        lenses.append(
+            lsp.CodeLens(
+                range=at,
+                command=lsp.Command(
+                    title=f"▷ Try {s.name}{used}",
+                    command="codeact.tryTool",
+                    arguments=[{"name": s.name, "args": {}}],
+                ),
+            )
+        )
+    return lenses

@@ -16,7 +16,13 @@ from lsprotocol import types as lsp
 
 from codeact_lsp.lsp.document import path_to_uri, run_id_from_uri, uri_to_path
 from codeact_lsp.lsp.tasks_view import task_diagnostics, task_lenses
-from codeact_lsp.lsp.tool_view import ToolStatsCache, bench_diagnostics, bench_lenses
+from codeact_lsp.lsp.tool_view import (
+    CONFIG_FILES,
+    ToolStatsCache,
+    bench_diagnostics,
+    bench_lenses,
+    mcp_lenses,
+)
 from codeact_lsp.lsp.trajectory_view import TrajectoryView, build_view
 
 if TYPE_CHECKING:
@@ -129,6 +135,12 @@ class Views:
             )
             self._bench_cache[uri] = (key, lenses)
             return lenses
+        if path is not None and path.name in CONFIG_FILES and workspace.backend is not None:
+            tools = workspace.backend.tools  # MCP servers' tools: lenses at their tables
+            if tools is not None:
+                last = self.state.runs.last_trajectory()
+                stats = self._stats.get(last)
+                return mcp_lenses(tools.schemas(), str(path), stats, last.id if last else None)
         return []
 
     def diagnostics(self, uri: str) -> list[lsp.Diagnostic]:
@@ -159,6 +171,14 @@ class Views:
             diags = bench_diagnostics(str(path), reported, last, self._stats.get(last))
             self._bench_cache["diag:" + uri] = (key, diags)
             return diags
+        if path is not None and path.name in CONFIG_FILES and workspace.backend is not None:
+            # an MCP server that failed to start or lists no tools, at its table
+            found = [
+                d
+                for d in workspace.backend.host_diagnostics()
+                if str(getattr(d, "code", "")).startswith("mcp-")
+            ]
+            return bench_diagnostics(str(path), found, None)
         return []
 
     def hover(self, uri: str, pos: lsp.Position) -> lsp.Hover | None:

@@ -30,6 +30,24 @@ from codeact_lsp.trajectory import ErrorLocation
 
 RESERVED = frozenset({"final_answer"})
 
+# the classes MCP failures raise in the snippet (`codec.exception_tree` form): bound by name in
+# its globals, so `except McpToolError:` works; a lost server is also a ConnectionError
+_BUILTIN = "builtins"
+MCP_EXCEPTIONS: dict[str, dict[str, Any]] = {
+    "McpToolError": {
+        "name": "McpToolError",
+        "module": "codeact.mcp",
+        "qualname": "McpToolError",
+        "bases": [{"name": "Exception", "module": _BUILTIN}],
+    },
+    "McpServerError": {
+        "name": "McpServerError",
+        "module": "codeact.mcp",
+        "qualname": "McpServerError",
+        "bases": [{"name": "ConnectionError", "module": _BUILTIN}],
+    },
+}
+
 
 class McpTool(BaseModel):
     """One exposed MCP tool: its Python name, where it lives and how to call it."""
@@ -74,6 +92,7 @@ class McpTools:
         self.diagnostics: list[ToolDiagnostic] = []
         self.started = False
         self.start_ms = 0.0
+        self.exceptions: list[dict[str, Any]] = list(MCP_EXCEPTIONS.values())
 
     @classmethod
     def for_workspace(
@@ -199,8 +218,13 @@ class McpTools:
         tool = self.tools.get(name)
         if tool is None:
             return _failed("NameError", f"no MCP tool named {name!r}", began)
+        from codeact_lsp.sandbox import codec
+
         try:
-            arguments = bind(name, tool.params, list(args), dict(kwargs))
+            # codec wire values -> JSON (tuples and sets as lists): what an MCP server takes
+            plain_args = [codec.preview(a) for a in args]
+            plain_kwargs = {k: codec.preview(v) for k, v in kwargs.items()}
+            arguments = bind(name, tool.params, plain_args, plain_kwargs)
         except TypeError as exc:
             return _failed("TypeError", str(exc), began)
         conn = self.connections[tool.server]
@@ -219,7 +243,7 @@ class McpTools:
             result_value = result_value["result"]
         return ToolOutcome(
             ok=True,
-            result=result_value,
+            result=codec.encode(result_value),  # JSON is wire, except dicts with a "$" key
             bound_args=arguments,
             duration_ms=(time.perf_counter() - began) * 1000,
         )
@@ -275,7 +299,7 @@ def _failed(
 ) -> ToolOutcome:
     return ToolOutcome(
         ok=False,
-        error=ErrorLocation(type=kind, message=message),
+        error=ErrorLocation(type=kind, message=message, exception=MCP_EXCEPTIONS.get(kind)),
         bound_args=bound or {},
         duration_ms=(time.perf_counter() - began) * 1000,
     )
@@ -289,9 +313,10 @@ class CombinedTools:
     changed...) is the host's.
     """
 
-    def __init__(self, host: Any, mcp: McpTools) -> None:
+    def __init__(self, host: Any, mcp: McpTools, *, owns_mcp: bool = True) -> None:
         self.host = host
         self.mcp = mcp
+        self.owns_mcp = owns_mcp  # False: the servers belong to another CombinedTools
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.host, name)
@@ -304,6 +329,12 @@ class CombinedTools:
     @property
     def diagnostics(self) -> list[ToolDiagnostic]:
         return list(getattr(self.host, "diagnostics", []) or []) + list(self.mcp.diagnostics)
+
+    @property
+    def exceptions(self) -> list[dict[str, Any]]:
+        """Exception classes bound in the snippet: the tool modules' and the MCP ones."""
+        own = getattr(self.host, "exceptions", None)
+        return (list(own) if isinstance(own, list) else []) + list(self.mcp.exceptions)
 
     def serves(self, name: str) -> bool:
         """Is `name` answered in this process (an MCP tool) rather than by the tool host?"""
@@ -321,13 +352,15 @@ class CombinedTools:
         return result
 
     async def close(self) -> None:
-        await asyncio.gather(self.host.close(), self.mcp.close(), return_exceptions=True)
+        closing = [self.host.close()] + ([self.mcp.close()] if self.owns_mcp else [])
+        await asyncio.gather(*closing, return_exceptions=True)
 
     def close_sync(self) -> None:
         closer = getattr(self.host, "close_sync", None)
         if callable(closer):
             closer()
-        self.mcp.close_sync()
+        if self.owns_mcp:
+            self.mcp.close_sync()
 
 
 def has_servers(workspace: Path | str, config: CodeActConfig) -> bool:

@@ -1,7 +1,8 @@
 """Which MCP servers a workspace has: `[tool.codeact.mcp.<name>]`, plus (when `mcp_vscode` is on)
 the servers of `.vscode/mcp.json`, resolved into launch specs.
 
-Values may use `${workspaceFolder}`, `${userHome}` and `${env:NAME}` (VS Code's spelling, so an
+Values may use `${workspaceFolder}`, `${userHome}`, `${env:NAME}` and `${codeactPython}` (the
+interpreter codeact runs in, which has the MCP SDK) (VS Code's spelling, so an
 entry can be copied either way). A reference that cannot be resolved (an unset variable, a VS Code
 `${input:...}` prompt) leaves the server unstartable with a message, never a half-filled command.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -98,6 +100,8 @@ def _substitute(text: str, workspace: Path, problems: list[str]) -> str:
             return str(workspace)
         if ref == "userHome":
             return str(Path.home())
+        if ref == "codeactPython":  # the interpreter codeact runs in: it has the MCP SDK
+            return sys.executable
         if ref.startswith("env:"):
             var = ref[4:]
             value = os.environ.get(var)
@@ -148,6 +152,8 @@ def _vscode_specs(workspace: Path) -> list[ServerSpec]:
         if not isinstance(entry, dict):
             out.append(_broken(str(name), str(path), "entry is not an object", line))
             continue
+        if _is_codeact(entry):
+            continue  # `codeact mcp` itself: its tools are these tools already
         kind = entry.get("type") or ("http" if entry.get("url") else "stdio")
         raw: dict[str, Any] = {}
         if kind == "stdio":
@@ -170,6 +176,12 @@ def _vscode_specs(workspace: Path) -> list[ServerSpec]:
             continue
         out.append(resolve(str(name), server, workspace, source=str(path), line=line))
     return out
+
+
+def _is_codeact(entry: dict[str, Any]) -> bool:
+    command = os.path.basename(str(entry.get("command") or ""))
+    args = [str(a) for a in entry.get("args") or []]
+    return command.startswith("codeact") and "mcp" in args
 
 
 def _json_key_line(text: str, key: str) -> int:

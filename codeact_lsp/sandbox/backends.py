@@ -158,10 +158,10 @@ class Containment:
 
 def contain(worker: WorkerProcess, settings: SandboxSettings, plan: Plan) -> Containment:
     """The cgroups of a worker about to be configured (no untrusted code run yet): made when it
-    was spawned (pool.py), the memory limit of these settings written now."""
+    said it was ready (pool.py), the memory limit of these settings written now."""
     if plan.spec.backend == "none" or worker.pid is None or not sys.platform.startswith("linux"):
         return Containment()
-    cg, problems = cgroups.take(worker.proc.pid, worker.pid, settings.memory_mb, settings.disk_mb)
+    cg, problems = cgroups.take(worker.pid, worker.pid, settings.memory_mb, settings.disk_mb)
     return Containment(cg, tuple(problems))
 
 

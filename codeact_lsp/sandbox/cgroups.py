@@ -150,12 +150,45 @@ def _parent(h: Hierarchy) -> Path | None:
 
 
 def _sweep(parent: Path) -> None:
-    """Remove the directories of workers that are gone (rmdir refuses while tasks remain)."""
+    """Remove the directories of workers that are gone. Only those: a directory made a moment ago
+    is still empty until its worker is written into it, and rmdir would succeed on it."""
     with contextlib.suppress(OSError):
         for d in parent.iterdir():
-            if d.is_dir() and d.name.startswith("w"):
+            pid = d.name[1:]
+            if d.name.startswith("w") and pid.isdigit() and not Path(f"/proc/{pid}").exists():
                 with contextlib.suppress(OSError):
                     d.rmdir()
+
+
+class _Sweeper:
+    """Removes the directories of workers that are gone, on a thread of its own: removing a memory
+    cgroup can take milliseconds (tens under load), which the spawn path must not wait for."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        if self._thread is None:
+            with _LOCK:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="sandbox-cgroup-sweeper", daemon=True
+                    )
+                    self._thread.start()
+        self._event.set()
+
+    def _run(self) -> None:
+        while True:
+            self._event.wait()
+            self._event.clear()
+            with _LOCK:
+                parents = [parent for (parent, _c), ok in _PARENTS.items() if ok]
+            for parent in dict.fromkeys(parents):
+                _sweep(parent)
+
+
+_SWEEPER = _Sweeper()
 
 
 def _sweep_dead_servers(base: Path) -> None:
@@ -184,31 +217,19 @@ def memory_limit_mb(memory_mb: int, disk_mb: int) -> int:
     return memory_mb + disk_mb + KERNEL_MARGIN_MB
 
 
-_PREPARED: dict[int, tuple[WorkerCgroup, list[str]]] = {}  # spawned pid -> its cgroups
+_PREPARED: dict[int, tuple[WorkerCgroup, list[str]]] = {}  # worker pid -> its cgroups
 
 
 def prepare(pid: int, tasks: int = MAX_TASKS) -> None:
-    """At spawn, off the critical path: cgroups for a spare that has not been configured yet (the
-    memory limit comes with its settings, in `take`). Children it creates later inherit them."""
+    """When a spare is ready, off the critical path: cgroups for a worker that has not been
+    configured yet (the memory limit comes with its settings, in `take`). Its threads inherit
+    them."""
     cg, problems = attach(pid, None, 0, tasks)
     with _LOCK:
         if len(_PREPARED) > 64:  # spares that died unconfigured
             for old in [p for p in _PREPARED if not Path(f"/proc/{p}").exists()]:
                 _PREPARED.pop(old)
         _PREPARED[pid] = (cg, problems)
-
-
-def adopt(spawned: int, pid: int | None) -> None:
-    """When a spare says it is ready: inside bubblewrap the worker is bwrap's child, which may have
-    been created before bwrap was moved; move it too (still before it runs any untrusted code)."""
-    with _LOCK:
-        pre = _PREPARED.get(spawned)
-    if pre is None or pid is None or pid == spawned:
-        return
-    for d in pre[0].dirs:
-        if not _holds(d, pid):
-            with contextlib.suppress(OSError):
-                _write(d / "cgroup.procs", str(pid))
 
 
 def take(
@@ -273,7 +294,7 @@ def attach(
         d = parent / f"w{pid}"
         fresh = d not in cg.dirs  # under v2 both controllers share one directory
         if fresh:
-            _sweep(parent)
+            _SWEEPER.wake()
         try:
             if fresh:
                 d.mkdir()

@@ -80,6 +80,11 @@ def _spawner() -> _Spawner:
         return _SPAWNER
 
 
+def _contain_ready(w: WorkerProcess, ready: cf.Future[dict[str, Any]]) -> None:
+    if not ready.cancelled() and ready.exception() is None and w.pid is not None:
+        cgroups.prepare(w.pid)  # the worker itself (inside bubblewrap: bwrap's child)
+
+
 class SandboxPool:
     """Keeps `spares` started workers per spec (for the `max_specs` most recent specs)."""
 
@@ -120,12 +125,11 @@ class SandboxPool:
 
     def _track(self, w: WorkerProcess) -> WorkerProcess:
         if w.spec.backend != "none" and sys.platform.startswith("linux"):
-            # its cgroups now, on the spawner thread: configuring it only writes the memory limit
-            # (inside bubblewrap, bwrap's own pid: the worker it starts next inherits them)
-            cgroups.prepare(w.proc.pid)
-            if w.spec.backend == "bwrap":  # its child: moved as soon as it says it is ready
-                pid = w.proc.pid
-                w.ready.add_done_callback(lambda _f: cgroups.adopt(pid, w.pid))
+            # Its cgroups as soon as it says it is ready (it then waits, idle, for its config):
+            # moving a process while it is still exec'ing the interpreter waits for the exec
+            # (~5 ms), and configuring it then only writes the memory limit. The callback runs on
+            # the reader thread before anyone awaiting `ready` sees it.
+            w.ready.add_done_callback(functools.partial(_contain_ready, w))
         with self._lock:
             self._live = {x for x in self._live if x.alive}
             self._live.add(w)

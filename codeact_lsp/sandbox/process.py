@@ -322,7 +322,8 @@ class WorkerProcess:
                 self._drainer.start()
         if over:
             self._kill_later(self.broken or "the worker stopped reading its channel")
-        self._drain_wake.set()
+        else:
+            self._drain_wake.set()
 
     def _kill_later(self, why: str) -> None:
         threading.Thread(target=self.kill, args=(why,), daemon=True).start()

@@ -41,6 +41,7 @@ class EditorClient(LanguageClient):
         self.applied: list[lsp.ApplyWorkspaceEditParams] = []
         self.lens_refreshes = 0
         self.registrations: list[lsp.Registration] = []
+        self.decline_edits = False  # the user cancels the editor's preview of an edit
         self.workspace: Path = Path()
 
     # -- documents ----------------------------------------------------------------------------
@@ -86,6 +87,7 @@ class EditorClient(LanguageClient):
                 path = Path(lsp_path(change.uri))
                 if path.exists():
                     return f"{change.uri} exists"
+                path.write_text("", encoding="utf-8")  # as VS Code does: on disk, then edited
                 self.docs[change.uri] = (0, "")
                 continue
             assert isinstance(change, lsp.TextDocumentEdit)
@@ -101,7 +103,7 @@ class EditorClient(LanguageClient):
                 key=lambda e: (e.range.start.line, e.range.start.character),
                 reverse=True,
             ):
-                assert isinstance(e, lsp.TextEdit)
+                assert isinstance(e, lsp.TextEdit | lsp.AnnotatedTextEdit)
                 text = splice(text, e.range, e.new_text)
             if uri in self.docs and version > 0:
                 self.edit(uri, text)  # an open document: the editor tells the server
@@ -195,6 +197,8 @@ def make_client() -> EditorClient:
     @client.feature(lsp.WORKSPACE_APPLY_EDIT)  # type: ignore[untyped-decorator]
     def apply_edit(params: lsp.ApplyWorkspaceEditParams) -> lsp.ApplyWorkspaceEditResult:
         client.applied.append(params)
+        if client.decline_edits:
+            return lsp.ApplyWorkspaceEditResult(applied=False)
         problem = client._apply(params.edit)
         if problem:
             return lsp.ApplyWorkspaceEditResult(applied=False, failure_reason=problem)

@@ -409,6 +409,7 @@ async def test_broad_tool_globs_leave_trajectory_files_alone(client: EditorClien
         names = sorted(t["name"] for t in listed["tools"])
     assert names == [
         "convert_currency",
+        "delivery_estimate",  # the example's MCP server (carrier_mcp.py itself exports nothing)
         "extra_tool",
         "price_of",
         "reserve",

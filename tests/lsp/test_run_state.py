@@ -52,6 +52,10 @@ def _calls(ws: Path) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
+def _def_line(text: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if line.startswith("def "))
+
+
 def _titles(lenses: list) -> list[str]:  # type: ignore[type-arg]
     return [lens.command.title for lens in lenses if lens.command]
 
@@ -77,8 +81,10 @@ async def test_accept_undo_discard_restart_restore(tmp_path: Path) -> None:
         assert applied["applied"] is True
         inserted = first.docs[uri][1]
         assert "bump(" in inserted
+        # the lens names the line the accepted function starts at
+        at = f"accepted into later.py:{_def_line(inserted)}"
         titles = _titles(await first.lenses(doc))
-        assert "accepted into later.py:2" in titles
+        assert at in titles
         assert not any(t.startswith("✔ Accept") for t in titles)
         run = await first.command("codeact.getRun", {"runId": started["runId"]})
         assert run["accepted"]["uri"] == uri and run["accepted"]["text"].strip() in inserted
@@ -91,7 +97,9 @@ async def test_accept_undo_discard_restart_restore(tmp_path: Path) -> None:
         again = await first.command("codeact.accept", {"runId": started["runId"]})
         assert again["applied"] is True
         first.save(uri)  # on disk, so a new server finds it there
-        assert "accepted into later.py:2" in _titles(await first.lenses(doc))
+        assert f"accepted into later.py:{_def_line(first.docs[uri][1])}" in _titles(
+            await first.lenses(doc)
+        )
 
         # a second run, discarded: no diagnostics, no document, not listed
         other_model = write_replies(ws, "fail", [code_reply("bump('b')\n1 / 0")])
@@ -119,9 +127,9 @@ async def test_accept_undo_discard_restart_restore(tmp_path: Path) -> None:
         assert [(r["runId"], r["accepted"]) for r in listed["runs"]] == [(started["runId"], True)]
         doc = second.open(Path(lsp_path(started["trajectoryUri"])))
         titles = _titles(await second.lenses(doc))
-        assert "accepted into later.py:2" in titles and "✔ Accept" not in titles
+        assert at in titles and "✔ Accept" not in titles
         refused = await second.command("codeact.accept", {"runId": started["runId"]})
-        assert refused["applied"] is False and "already accepted" in refused["reason"]
+        assert refused["applied"] is False and "already in later.py" in refused["reason"]
         back = await second.command("codeact.restore", {"runId": other["runId"]})
         assert back["restored"] is True
         assert Path(lsp_path(other["trajectoryUri"])).exists()

@@ -114,3 +114,22 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_suite_tasks_get_fresh_tools_and_share_the_servers(
+    mcp_workspace: Path, tmp_path: Path
+) -> None:
+    replies = tmp_path / "r.json"
+    replies.write_text(json.dumps(["```python\nfinal_answer(stock('apple')['count'])\n```"]))
+    suite = tmp_path / "suite.toml"
+    suite.write_text(
+        "".join(
+            f'[[task]]\nname = "t{i}"\ntask = "apples"\nmodel = "scripted:{replies}"\nexpect = 3\n'
+            for i in (1, 2)
+        )
+    )
+    proc = _run("test", str(suite), "--workspace", str(mcp_workspace), "--json", cwd=mcp_workspace)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads(proc.stdout)
+    assert [r["passed"] for r in results] == [True, True]
+    assert results[0]["tool_host_pid"] != results[1]["tool_host_pid"]  # fresh tool state

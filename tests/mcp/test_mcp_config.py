@@ -87,6 +87,7 @@ VSCODE = """{
     "prompted": {"type": "http", "url": "https://h/mcp",
                  "headers": {"Authorization": "Bearer ${input:token}"}},
     "shadowed": {"command": "from-vscode"},
+    "codeact": {"command": "/x/.venv/bin/codeact", "args": ["mcp", "--workspace", "."]},
   },
 }"""
 
@@ -106,6 +107,7 @@ def test_vscode_servers_are_reused_only_when_asked(tmp_path: Path, enabled: bool
         return
     assert specs["local"].args == [f"{tmp_path}/srv.js"] and specs["local"].line == 5
     assert specs["local"].source.endswith("mcp.json")
+    assert "codeact" not in specs  # codeact mcp itself is not one of its own tool servers
     assert "VS Code prompt" in (specs["prompted"].problem or "")
 
 

@@ -216,3 +216,45 @@ def test_nothing_outlives_close(tmp_path: Path) -> None:
     assert len(server_pids(str(own))) == 1
     tools.close_sync()
     assert server_pids(str(own)) == []
+
+
+def test_a_streamable_http_server_with_headers_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+    import subprocess
+
+    server = subprocess.Popen(
+        [sys.executable, str(PY_SERVER), "--http"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        url = None
+        for line in server.stderr:  # uvicorn says where it listens once it does
+            found = re.search(r"running on (http://\S+)", line)
+            if found:
+                url = found.group(1) + "/mcp"
+                break
+        assert url, "the HTTP server did not start"
+        monkeypatch.setenv("CODEACT_TEST_HTTP_TOKEN", "t0ken")
+        (tmp_path / "codeact.toml").write_text(
+            f'[mcp.remote]\nurl = "{url}"\n'
+            'headers = { Authorization = "Bearer ${env:CODEACT_TEST_HTTP_TOKEN}" }\n'
+        )
+        loaded = load_config(tmp_path)
+        assert not loaded.problems
+        tools = McpTools.for_workspace(tmp_path, loaded.config)
+        tools.start()
+        try:
+            assert tools.diagnostics == []
+            assert tools.specs[0].headers == {"Authorization": "Bearer t0ken"}
+            assert tools.call_sync("stock", ["apple"], {}).result["count"] == 3
+            error = tools.call_sync("stock", ["kiwi"], {}).error
+            assert error is not None and "unknown sku 'kiwi'" in error.message
+        finally:
+            tools.close_sync()
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -59,6 +59,7 @@ for a, b in [(1, 2), (3, 4), (5, 6)]:
 weather = get_structured_content("Chicago")
 item = stock("apple")
 entities = create_entities([{"name": "run", "entityType": "test", "observations": [str(total)]}])
+opened = open_nodes(("run",))  # a tuple crosses the sandbox boundary and arrives as a list
 print(total, weather["conditions"] != "", item["count"], note("mine"), inventory_note("theirs"))
 """
 
@@ -79,12 +80,15 @@ async def test_one_snippet_calls_several_servers_in_a_loop(engine: Engine, tmp_p
         "get_structured_content",
         "stock",
         "create_entities",
+        "open_nodes",
         "note",
         "inventory_note",
     ]
     first = step.tool_calls[0]
     assert first.args == {"a": 1, "b": 2} and first.result == "The sum of 1 and 2 is 3."
     assert step.tool_calls[3].args == {"location": "Chicago"}
+    assert step.tool_calls[6].args == {"names": ["run"]}
+    assert step.tool_calls[6].result["entities"][0]["observations"] == ["21"]
     # recorded in the run file like any other tool call
     saved = json.loads((tmp_path / "runs" / f"{traj.id}.json").read_text())
     assert [c["name"] for c in saved["steps"][0]["tool_calls"]] == names
@@ -95,7 +99,7 @@ async def test_a_server_error_is_a_named_exception_in_the_snippet(
 ) -> None:
     snippet = "before = 1\nstock('kiwi')\nafter = 2"
     caught = (
-        "try:\n    stock('kiwi')\nexcept Exception as exc:\n"
+        "try:\n    stock('kiwi')\nexcept McpToolError as exc:\n"  # bound by name in the snippet
         "    final_answer(type(exc).__name__ + ': ' + str(exc))"
     )
     model = scripted(tmp_path, [code(snippet), code(caught)])
@@ -112,13 +116,16 @@ async def test_a_crash_mid_run_fails_that_call_and_the_next_step_has_a_server(
     engine: Engine, tmp_path: Path
 ) -> None:
     first = "a = pid()\ncrash()\nnever = 1"
-    second = "b = pid()\nfinal_answer(a != b)"
+    second = (
+        "try:\n    crash()\nexcept ConnectionError as exc:\n    lost = type(exc).__name__\n"
+        "b = pid()\nfinal_answer([a != b, lost])"
+    )
     model = scripted(tmp_path, [code(first), code(second)])
     traj = await _wait(await engine.start(RunRequest(task="crash", model=model)))
     error = traj.steps[0].error
     assert error is not None and error.type == "McpServerError" and error.line == 2
     assert "started again at the next call" in error.message
-    assert traj.status == "finished" and traj.outputs == {"answer": True}
+    assert traj.status == "finished" and traj.outputs == {"answer": [True, "McpServerError"]}
 
 
 async def test_a_flagged_mcp_tool_waits_for_approval(engine: Engine, tmp_path: Path) -> None:
@@ -140,3 +147,31 @@ async def test_servers_are_shared_across_runs(engine: Engine, tmp_path: Path) ->
     model = scripted(tmp_path, [code("final_answer(pid())")])
     two = await _wait(await engine.start(RunRequest(task="pid", model=model)))
     assert one.outputs == two.outputs
+
+
+async def test_the_accepted_program_imports_mcp_tools_and_replays(
+    engine: Engine, mcp_workspace: Path, tmp_path: Path
+) -> None:
+    snippet = "item = stock('apple')\nfinal_answer(item['count'] * 2)"
+    model = scripted(tmp_path, [code(snippet)])
+    traj = await _wait(await engine.start(RunRequest(task="twice the apples", model=model)))
+    assert traj.status == "finished"
+    program = traj.program or ""
+    assert "from codeact_lsp.mcp.remote.inventory import stock" in program
+    # imported and called outside the sandbox, against the real server, it answers the same
+    script = tmp_path / "replay.py"
+    fname = program.split("def ", 1)[1].split("(", 1)[0]
+    script.write_text(program + f"\nprint({fname}())\n")
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=mcp_workspace,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "6"

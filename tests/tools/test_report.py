@@ -80,7 +80,9 @@ def test_codeact_tools_json_command() -> None:
         "stock_level",
         "reserve",
         "price_of",
+        "delivery_estimate",  # the example's MCP server, next to tools.py
     }
+    assert schemas["delivery_estimate"]["module"] == "mcp:carrier"
     assert schemas["reserve"]["confirm"] is True
     assert schemas["stock_level"]["parameters"]["required"] == ["sku"]
     assert data["diagnostics"] == []

@@ -57,3 +57,21 @@ export function planFromPreview(runId: string, preview: Json, currentText: (uri:
   }
   return undefined;
 }
+
+export interface AcceptChoice {
+  label: string;
+  mode?: string;
+  action?: string;
+}
+
+/** The buttons a refusal offers: the server's `choices`, or labels for its `alternatives`. */
+export function refusalChoices(result: Json): AcceptChoice[] {
+  if (Array.isArray(result.choices)) {
+    return (result.choices as Json[])
+      .filter((c) => typeof c?.label === 'string')
+      .map((c) => ({ label: String(c.label), mode: typeof c.mode === 'string' ? c.mode : undefined, action: typeof c.action === 'string' ? c.action : undefined }));
+  }
+  const labels: Record<string, string> = { insertAtEnd: 'Insert at End', newFile: 'New File' };
+  const alternatives = Array.isArray(result.alternatives) ? (result.alternatives as string[]) : [];
+  return alternatives.filter((a) => labels[a]).map((a) => ({ label: labels[a], mode: a }));
+}

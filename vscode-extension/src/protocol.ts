@@ -6,6 +6,27 @@ export interface AcceptArgs {
   runId: string;
   mode?: "target" | "newFile" | "insertAtEnd";
   newFileUri?: string | null;
+  /** replace the run's selection (else insert after it) */
+  replace?: boolean;
+  /** the function's name (default: the task's) */
+  name?: string | null;
+  /** "script" adds an `if __name__ == "__main__":` block */
+  form?: ("function" | "script") | null;
+  /** ask the editor to show its preview before applying (change annotations) */
+  confirm?: boolean;
+}
+
+/** A button after a refused Accept: its words, and the mode or client action it stands for. */
+export interface AcceptChoice {
+  label: string;
+  mode?: string | null;
+  action?: string | null;
+}
+
+export interface AcceptHunk {
+  range: Range | null;
+  newText: string;
+  kind: string;
 }
 
 /** What a diff needs: the target, the text to insert and the document after Accept. */
@@ -20,14 +41,26 @@ export interface AcceptPreview {
   newText: string;
   documentAfter: string | null;
   program: string;
+  choices?: AcceptChoice[];
+  edits?: AcceptHunk[];
+  functionRange?: Range | null;
+  name?: string;
+  message?: string | null;
+  selection?: boolean;
 }
 
 export interface AcceptReply {
   applied: boolean;
   reason?: string | null;
   alternatives?: string[] | null;
+  choices?: AcceptChoice[] | null;
+  cancelled?: boolean | null;
   uri?: string | null;
   version?: number | null;
+  range?: Range | null;
+  name?: string | null;
+  created?: boolean | null;
+  message?: string | null;
 }
 
 /** Where and what Accept applied, so the views can tell whether it is still there. */
@@ -38,6 +71,7 @@ export interface Acceptance {
   version?: number | null;
   at?: number;
   mode?: string | null;
+  name?: string;
 }
 
 export interface ApproveArgs {
@@ -186,6 +220,7 @@ export interface RunStarted {
   trajectoryUri: string;
 }
 
+/** A run as the Runs view shows it: codeact.listRuns, and each `codeact/runState` push. */
 export interface RunSummary {
   runId: string;
   task: string;
@@ -194,6 +229,16 @@ export interface RunSummary {
   live: boolean;
   accepted: boolean;
   updatedAt: number;
+  createdAt: number;
+  steps: number;
+  currentStep?: number | null;
+  tool?: string | null;
+  pendingStep?: number | null;
+  answer?: (Record<string, unknown>) | null;
+  error?: string | null;
+  maxIters: number;
+  discarded?: boolean;
+  parent?: string | null;
 }
 
 export interface RunTasksArgs {

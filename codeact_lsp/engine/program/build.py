@@ -33,6 +33,15 @@ class ProgramError(ValueError):
     """The steps cannot be turned into a program (code that no longer parses)."""
 
 
+def _importable(module: str) -> str:
+    """An MCP server's tools ("mcp:<server>") are imported through codeact's own module for them."""
+    if module.startswith("mcp:"):
+        from codeact_lsp.mcp.schema import python_name
+
+        return "codeact_lsp.mcp.remote." + python_name(module[4:])
+    return module
+
+
 def program_steps(steps: Sequence[Step]) -> list[Step]:
     """Steps that ran without error, in order (the ones whose effects the answer rests on)."""
     return [s for s in steps if s.code and (s.status == "ok" or s.final) and s.error is None]
@@ -155,7 +164,7 @@ def make_program(
     for tool_name in sorted(used - bound_here):
         schema = by_name.get(tool_name)
         if schema is not None and schema.module not in _NOT_IMPORTABLE:
-            needs.append(Need(schema.module, tool_name))
+            needs.append(Need(_importable(schema.module), tool_name))
 
     annotations: list[str] = []
     param_text: list[str] = []
