@@ -203,8 +203,12 @@ def is_local_base(api_base: Any) -> bool:
 
 
 def keyless(params: dict[str, Any]) -> bool:
-    """No key is demanded: a loopback `api_base`, or `keyless = true` for a self-hosted server."""
-    return bool(params.get("keyless")) or is_local_base(params.get("api_base"))
+    """No key is demanded: a loopback `api_base` (or, without one, a loopback OPENAI_BASE_URL /
+    OPENAI_API_BASE, which litellm reads too), or `keyless = true` for a self-hosted server."""
+    if params.get("keyless"):
+        return True
+    base = params.get("api_base") or os.environ.get("OPENAI_BASE_URL")
+    return is_local_base(base or os.environ.get("OPENAI_API_BASE"))
 
 
 class LiteLLMModel:

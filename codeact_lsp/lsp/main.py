@@ -17,7 +17,10 @@ __all__ = ["main"]
 def _quiet_expected_errors(record: logging.LogRecord) -> bool:
     """pygls logs every error answer with a traceback; a user's bad argument is not a crash."""
     exc = record.exc_info[1] if record.exc_info else None
-    return type(exc).__name__ not in {"JsonRpcInvalidParams", "CommandError"}
+    if type(exc).__name__ in {"JsonRpcInvalidParams", "CommandError"}:
+        return False
+    # VS Code cancels requests it no longer needs, often after they were answered: routine.
+    return not str(record.msg).startswith("Cancel notification for unknown message id")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,6 +53,7 @@ class Refresher:
             rs = state.runs.get(run_id)
             if rs is not None:
                 state.runs.write_doc(rs)
+        state.push.flush()  # run states after their documents: file, lenses and state agree
         server = state.server
         if state.client.code_lens_refresh:
             state.spawn(_ask(server.workspace_code_lens_refresh_async(None)), "lens-refresh")

@@ -113,13 +113,25 @@ class RestoreReply(Reply):
 
 
 class RunSummary(Reply):
+    """A run as the Runs view shows it: codeact.listRuns, and each `codeact/runState` push."""
+
     runId: str
     task: str
     status: RunStatus
     trajectoryUri: str
     live: bool  # started by this server (commands that need the live run work)
     accepted: bool
-    updatedAt: float
+    updatedAt: float  # unix seconds
+    createdAt: float
+    steps: int  # steps so far
+    currentStep: int | None = None  # the step being written or run, while live
+    tool: str | None = None  # the tool the current step called last, while it runs
+    pendingStep: int | None = None  # the step waiting for approval
+    answer: dict[str, Any] | None = None  # the run's outputs, once finished
+    error: str | None = None
+    maxIters: int
+    discarded: bool = False
+    parent: str | None = None  # the run this one follows up or re-runs
 
 
 class RunList(Reply):

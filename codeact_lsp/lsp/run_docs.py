@@ -228,6 +228,7 @@ class RunDocuments:
         self.runs[rs.id] = rs
         self.last_run_id = rs.id
         self.write_doc(rs)
+        self.state.push.changed(rs, now=True)
         rs.pump = self.state.spawn(self._pump(rs, progress), f"run-{rs.id}")
         if show:
             self.state.spawn(self._show(rs.uri), f"show-{rs.id}")
@@ -250,7 +251,8 @@ class RunDocuments:
         assert handle is not None
         reporter = self.state.progress
         token: str | None = None
-        if progress:
+        # A client that follows `codeact/runState` shows its own progress (with Cancel) instead.
+        if progress and not self.state.push.enabled:
             token = await reporter.begin(
                 f"run-{rs.id}", f"CodeAct: {handle.trajectory.task[:60]}", handle.cancel
             )
@@ -260,6 +262,7 @@ class RunDocuments:
             async for event in handle.subscribe():
                 self.state.record("runEvent", 0.0)
                 self.changed(rs)
+                self.state.push.on_event(rs, event)
                 now = time.monotonic()
                 # A loop of tool calls emits thousands of events: report at most ~4 per second.
                 if event.kind != "tool_called" or now - last_report > 0.25:
@@ -268,6 +271,7 @@ class RunDocuments:
             await handle.wait()
         finally:
             self.changed(rs, now=True)
+            self.state.push.changed(rs, now=True)
             reporter.end(token, handle.trajectory.status)
 
     # ------------------------------------------------------------------ the document

@@ -97,6 +97,7 @@ class CodeActServer(LanguageServer):
         super().__init__("codeact-lsp", __version__, protocol_cls=CodeActProtocol)
         self._state: ServerState | None = None
         self.stats = Stats()
+        self.init_options: Any = None  # `initializationOptions` of `initialize`
 
     @property
     def state(self) -> ServerState:
@@ -251,6 +252,11 @@ def build_server() -> CodeActServer:
         server's own work from transport and from CPU contention)."""
         reset = bool(args and isinstance(args[0], dict) and args[0].get("reset"))
         return ls.stats.report(reset=reset)
+
+    @server.feature(lsp.INITIALIZE)
+    def initialize(ls: CodeActServer, params: lsp.InitializeParams) -> None:
+        # what the client asked for beyond capabilities (e.g. `runStateNotifications`, run_state)
+        ls.init_options = params.initialization_options
 
     @server.feature(lsp.INITIALIZED)
     async def initialized(ls: CodeActServer, params: lsp.InitializedParams) -> None:

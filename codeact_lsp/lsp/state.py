@@ -22,6 +22,7 @@ from codeact_lsp.lsp.client import ClientFeatures
 from codeact_lsp.lsp.document import run_id_from_uri, uri_to_path
 from codeact_lsp.lsp.refresh import Progress, Refresher
 from codeact_lsp.lsp.run_docs import RunDocuments
+from codeact_lsp.lsp.run_state import RunStatePusher
 from codeact_lsp.lsp.views import Views
 from codeact_lsp.lsp.workspace import WorkspaceState
 
@@ -40,6 +41,7 @@ class ServerState:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.refresh = Refresher(self)
         self.progress = Progress(self)
+        self.push = RunStatePusher(self)
         self.workspace = WorkspaceState(self)
         self.runs = RunDocuments(self)
         self.views = Views(self)
@@ -157,6 +159,7 @@ class ServerState:
             return
         self.closing = True
         self.refresh.cancel()
+        self.push.cancel()
         for rs in self.runs.runs.values():
             if rs.handle is not None and self.runs.active(rs):
                 with contextlib.suppress(Exception):

@@ -41,6 +41,15 @@ _RUN_ICON = {
     "cancelled": "■",
     "max_iters": "⚠",
 }
+# A run's status in words (lens titles and messages), not the trajectory's enum names.
+STATUS_WORDS = {
+    "running": "running",
+    "awaiting_approval": "waiting for you",
+    "finished": "finished",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "max_iters": "step budget spent",
+}
 PENDING = frozenset({"proposed", "awaiting_approval"})
 
 
@@ -144,7 +153,7 @@ def run_summary(traj: Trajectory) -> str:
     icon = _RUN_ICON.get(traj.status, "?")
     tokens = traj.usage.prompt_tokens + traj.usage.completion_tokens
     parts = [
-        f"{icon} {traj.status}",
+        f"{icon} {STATUS_WORDS.get(traj.status, traj.status)}",
         f"{len(traj.steps)} step{'s' if len(traj.steps) != 1 else ''}",
     ]
     if tokens:
@@ -192,7 +201,10 @@ def build_view(
         )
         view.diagnostics.append(
             _diag(
-                _line_range(0), f"run {traj.status}: {traj.error}", severity, "run-" + traj.status
+                _line_range(0),
+                f"run {STATUS_WORDS.get(traj.status, traj.status)}: {traj.error}",
+                severity,
+                "run-" + traj.status,
             )
         )
     known: set[str] = set()
@@ -396,17 +408,22 @@ def _step_diagnostics(
             )
     if edited:
         return out  # results below belong to the code as it ran, not to the edited text
-    if step.error is not None:
-        line = _code_line(section, step.error.line)
-        tb = _short_traceback(step.error.traceback, uri, line)
-        message = f"{step.error.type}: {step.error.message}"
-        out.append(
-            _diag(_line_range(line), message, lsp.DiagnosticSeverity.Error, "step-error", tb)
-        )
+    # One diagnostic per failure. A failed tool call that ended the step is one error at the call
+    # line (the step's own error would repeat it), with the raising line in the tool's file as
+    # related information; the traceback is in the step's hover, not repeated here.
+    step_error_line = _code_line(section, step.error.line) if step.error is not None else None
+    merged = False
     for call in step.tool_calls:
         if not call.error:
             continue
         line = _code_line(section, call.line)
+        ended_step = (
+            step.error is not None
+            and not merged
+            and line == step_error_line
+            and call.error.startswith(f"{step.error.type}:")
+        )
+        merged = merged or ended_step
         related: list[lsp.DiagnosticRelatedInformation] = []
         detail = call.error_detail
         if detail is not None and detail.file and detail.line:
@@ -414,31 +431,27 @@ def _step_diagnostics(
                 uri=path_to_uri(Path(detail.file)),
                 range=_line_range(detail.line - 1),
             )
-            related.append(lsp.DiagnosticRelatedInformation(location=loc, message="raised here"))
+            related.append(
+                lsp.DiagnosticRelatedInformation(
+                    location=loc, message=f"raised here: {detail.type}: {detail.message}"
+                )
+            )
         out.append(
             _diag(
                 _line_range(line),
-                f"tool `{call.name}` failed: {call.error}",
-                lsp.DiagnosticSeverity.Warning,
+                f"`{call.name}` raised {call.error}"
+                if ended_step
+                else f"`{call.name}` raised {call.error} (caught by the step)",
+                lsp.DiagnosticSeverity.Error if ended_step else lsp.DiagnosticSeverity.Warning,
                 "tool-error",
                 related,
             )
         )
+    if step.error is not None and not merged:
+        line = _code_line(section, step.error.line)
+        message = f"{step.error.type}: {step.error.message}"
+        out.append(_diag(_line_range(line), message, lsp.DiagnosticSeverity.Error, "step-error"))
     return out
-
-
-def _short_traceback(tb: str, uri: str, line: int) -> list[lsp.DiagnosticRelatedInformation] | None:
-    """The traceback's last lines as related information (the client shows them under the error)."""
-    lines = [line for line in tb.strip().splitlines() if line.strip()]
-    if not lines:
-        return None
-    # Related information needs a location; the traceback lines point at the failing line.
-    return [
-        lsp.DiagnosticRelatedInformation(
-            location=lsp.Location(uri=uri, range=_line_range(line)), message=text
-        )
-        for text in lines[-6:]
-    ]
 
 
 def _tool_call_md(call: ToolCall) -> str:

@@ -300,3 +300,33 @@ def test_function_name_from_task_or_setting(task: str, name: str | None, expecte
 def test_only_failed_steps_give_no_program() -> None:
     steps = [Step(index=1, code="x = 1/0", status="error")]
     assert build_program(steps, []) == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a name joins the file's own line, nothing else moves
+        (
+            "import math\nfrom tools import a\n\nx = 1\n",
+            "import math\nfrom tools import a, b\n\nx = 1\n",
+        ),
+        # a local import after the file's standard-library group: a group of its own
+        ("import math\n\n# x\n", "import math\n\nfrom tools import b\n\n# x\n"),
+        # after the docstring, one blank line between
+        ('"""D."""\n\nx = 1\n', '"""D."""\n\nfrom tools import b\n\nx = 1\n'),
+        # below a header comment, `from __future__` stays first
+        ("# header\n", "# header\n\nfrom tools import b\n"),
+        (
+            "from __future__ import annotations\n",
+            "from __future__ import annotations\n\nfrom tools import b\n",
+        ),
+        # already imported (or defined): nothing to do
+        ("from tools import b as b\n", "from tools import b as b\n"),
+        ("def b():\n    pass\n", "def b():\n    pass\n"),
+    ],
+)
+def test_imports_merge_into_the_file(text: str, expected: str) -> None:
+    from codeact_lsp.engine.program.imports import Need, apply, merge
+
+    edits, _ = merge(text, [Need("tools", "b")])
+    assert apply(text, edits) == expected

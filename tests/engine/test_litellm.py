@@ -358,3 +358,28 @@ async def test_keyless_and_named_key_variables(
         make_model("openai/x", api_key_env="MY_MISSING_KEY")
     problem = await check_model("openai/x", api_key_env="MY_MISSING_KEY")
     assert problem is not None and "MY_MISSING_KEY" in problem
+
+
+@pytest.mark.parametrize(
+    ("env", "params", "want"),
+    [
+        ({}, {"api_base": "http://127.0.0.1:8080/v1"}, True),
+        ({}, {"api_base": "http://[::1]:8000/v1"}, True),
+        ({}, {"api_base": "http://127.example.com/v1"}, False),
+        ({}, {"api_base": "https://api.openai.com/v1"}, False),
+        ({}, {"api_base": "http://gpu-box:8000/v1", "keyless": True}, True),
+        ({"OPENAI_BASE_URL": "http://localhost:8089/v1"}, {}, True),  # litellm reads it too
+        ({"OPENAI_API_BASE": "http://10.0.0.5:8000/v1"}, {}, False),
+        ({"OPENAI_BASE_URL": "http://localhost:8089/v1"}, {"api_base": "https://x.ai/v1"}, False),
+    ],
+)
+def test_which_bases_need_no_key(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], params: dict[str, Any], want: bool
+) -> None:
+    from codeact_lsp.engine.model import keyless
+
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_BASE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert keyless(params) is want

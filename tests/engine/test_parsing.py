@@ -78,8 +78,11 @@ def test_real_model_replies(case: dict[str, Any]) -> None:
         assert parsed.code == case["code"]
     if "skipped" in case:
         assert len(parsed.skipped) == case["skipped"]
-    if parsed.code is not None:
-        compile(parsed.code, "<reply>", "exec")  # what runs is at least Python
+    if "redefines" in case:
+        from codeact_lsp.engine.contract import redefined
+
+        tools = {"convert_currency", "price_of", "shipping_quote", "stock_level", "reserve"}
+        assert redefined(parsed.code or "", tools | {"final_answer"}) == case["redefines"]
 
 
 def test_execute_tags_with_and_without_inner_fence() -> None:

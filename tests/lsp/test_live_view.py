@@ -43,7 +43,7 @@ async def test_unsaved_edits_pause_the_rewrites_until_saved(shared_client: Edito
     assert path.read_text() == on_disk  # not touched while the user has unsaved edits
     titles = _titles(await client.lenses(doc_uri))
     assert any(t.startswith("⏸ live view paused") and "1 newer step" in t for t in titles), titles
-    assert any(t.startswith("⏸ awaiting_approval") for t in titles)  # the run's live status
+    assert any(t.startswith("⏸ waiting for you") for t in titles)  # the run's live status
     # Lenses still sit on the user's text: step 1's lens on its marker line.
     step1 = next(lens for lens in await client.lenses(doc_uri) if "step 1" in _title(lens))
     assert client.docs[doc_uri][1].splitlines()[step1.range.start.line].startswith("# ━━ step 1")

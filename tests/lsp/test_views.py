@@ -93,18 +93,35 @@ def test_step_lenses_status_and_rerun_actions() -> None:
     assert "codeact.followUp" in commands
 
 
-def test_error_diagnostic_sits_on_the_failing_line_with_traceback() -> None:
+def test_a_failed_tool_call_is_one_error_at_the_call_with_the_raising_line() -> None:
     traj = _traj()
     view = build_view(traj, uri="file:///ws/.codeact/runs/r1.py")
     section = view.sections[1]
-    errors = [d for d in view.diagnostics if d.code == "step-error"]
-    assert len(errors) == 1
-    assert errors[0].range.start.line == section.code_start + 1
-    assert errors[0].message == "ValueError: no shipping to 'XX'"
-    assert errors[0].related_information
-    warnings = [d for d in view.diagnostics if d.code == "tool-error"]
-    assert warnings[0].severity == lsp.DiagnosticSeverity.Warning
-    assert (warnings[0].related_information or [])[0].location.range.start.line == 32
+    [error] = view.diagnostics  # not a step error and a tool warning on the same line
+    assert error.code == "tool-error" and error.severity == lsp.DiagnosticSeverity.Error
+    assert error.range.start.line == section.code_start + 1
+    assert error.message == "`shipping_quote` raised ValueError: no shipping to 'XX'"
+    [raised] = error.related_information or []
+    assert raised.location.uri == TOOLS.as_uri() and raised.location.range.start.line == 32
+    assert "Traceback" not in raised.message  # the traceback is in the hover, once
+
+
+def test_a_step_error_is_one_diagnostic_and_a_caught_tool_error_stays_a_warning() -> None:
+    traj = _traj()
+    failing = traj.steps[1]
+    failing.error = StepError(type="ZeroDivisionError", message="division by zero", line=3)
+    view = build_view(traj, uri="file:///ws/.codeact/runs/r1.py")
+    section = view.sections[1]
+    by_code = {str(d.code): d for d in view.diagnostics}
+    assert sorted(by_code) == ["step-error", "tool-error"]
+    step_error = by_code["step-error"]
+    assert step_error.range.start.line == section.code_start + 2
+    assert step_error.message == "ZeroDivisionError: division by zero"
+    assert not step_error.related_information, "no traceback entries: the hover has it"
+    caught = by_code["tool-error"]
+    assert caught.severity == lsp.DiagnosticSeverity.Warning
+    assert caught.range.start.line == section.code_start + 1
+    assert "caught by the step" in caught.message
     run_level = [d for d in view.diagnostics if d.code == "run-failed"]
     assert not run_level  # no run error text in this trajectory
 

@@ -20,6 +20,23 @@ if ! "$PY" -c 'import codeact_lsp' 2>/dev/null; then
 fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
+# The wheel a VSIX bundles (npm run package builds it the same way): the install the extension
+# offers for a missing server installs it, and one test runs that offer in a fresh venv.
+rm -rf "$EXT/bundled" && mkdir -p "$EXT/bundled"
+"$PY" -m pip wheel -q --no-deps -w "$EXT/bundled" "$REPO" >/dev/null
+# A fresh venv without codeact-lsp whose dependencies are already there (symlinked from $PY's
+# site-packages, so the test's pip install needs no network and takes seconds).
+BASE=$("$PY" -c 'import sys; print(sys._base_executable)')
+"$BASE" -m venv "$TMP/fresh"
+SITE=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+FRESH_SITE=$("$TMP/fresh/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+mkdir -p "$TMP/deps"
+for entry in "$SITE"/*; do
+  case "$(basename "$entry")" in codeact_lsp*|__editable__*|_virtualenv*|pip|pip-*|setuptools|setuptools-*|distutils-precedence.pth|*.pth) continue ;; esac
+  ln -s "$entry" "$TMP/deps/"
+done
+echo "$TMP/deps" > "$FRESH_SITE/_e2e_deps.pth"
+export CODEACT_E2E_FRESH_PYTHON="$TMP/fresh/bin/python"
 WS="$TMP/quickstart"
 cp -r "$REPO/examples/quickstart" "$WS"
 rm -rf "$WS/.codeact" "$WS/__pycache__"

@@ -59,11 +59,6 @@ export function shellQuote(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
-/** The one command that makes `python -m codeact_lsp` work with the chosen interpreter. */
-export function installCommand(python: string): string {
-  return `${shellQuote(python)} -m pip install codeact-lsp`;
-}
-
 /** Result of probing the interpreter before starting the server. */
 export type ProbeOutcome = { ok: true } | { ok: false; reason: 'no-python' | 'no-package' | 'too-old'; detail: string };
 
@@ -92,19 +87,23 @@ export const PROBE_SCRIPT =
   'if sys.version_info < (3, 11):\n    print(sys.version.split()[0]); sys.exit(4)\n' +
   'sys.exit(0 if importlib.util.find_spec("codeact_lsp") else 3)\n';
 
-/** The sentence shown when the server cannot start, with the fix in it. */
-export function probeMessage(outcome: ProbeOutcome, choice: PythonChoice): string {
+/**
+ * The sentence shown when the server cannot start, with the fix in it. `install`: the command
+ * that installs the server into that interpreter (see present.ts `installCommandFor`), if known.
+ */
+export function probeMessage(outcome: ProbeOutcome, choice: PythonChoice, install?: string): string {
   if (outcome.ok) {
     return '';
   }
   const where = choice.source === 'setting' ? ' (setting codeact.server.python)' : choice.source === 'environment' ? ' (CODEACT_PYTHON)' : '';
+  const how = install ? `Install it with: ${install}` : 'Install the codeact-lsp package from its source checkout into it (pip install PATH/TO/codeact-lsp).';
   switch (outcome.reason) {
     case 'no-package':
-      return `CodeAct: the language server is not installed in ${choice.python}${where}. Install it with: ${installCommand(choice.python)}`;
+      return `CodeAct: the language server is not installed in ${choice.python}${where}. ${how}`;
     case 'too-old':
       return `CodeAct: ${choice.python}${where} is Python ${outcome.detail}; the server needs Python 3.11 or newer. Set codeact.server.python to a newer interpreter.`;
     case 'no-python':
-      return `CodeAct: cannot run ${choice.python}${where}: ${outcome.detail}. Set codeact.server.python to a Python 3.11+ interpreter that has codeact-lsp (${installCommand('python3')}).`;
+      return `CodeAct: cannot run ${choice.python}${where}: ${outcome.detail}. Set codeact.server.python to a Python 3.11+ interpreter that has the codeact-lsp package.`;
   }
 }
 
@@ -270,15 +269,60 @@ export function pruneSettings(value: unknown): unknown {
   return out;
 }
 
-export interface TrackedRun {
+/**
+ * What the server pushes about a run (`codeact/runState`) and lists (`codeact.listRuns`): the
+ * protocol's RunSummary, with every field but the id optional (a command's answer says less).
+ */
+export interface RunState {
   runId: string;
-  trajectoryUri?: string;
   task?: string;
   status: string;
+  trajectoryUri?: string;
+  /** Steps so far. */
+  steps?: number;
+  /** The step being written or run, while the run is live. */
+  currentStep?: number | null;
+  /** The tool being called right now, if any. */
+  tool?: string | null;
+  /** Unix seconds. */
+  createdAt?: number;
+  updatedAt?: number;
+  answer?: unknown;
+  error?: string | null;
+  accepted?: boolean;
+  discarded?: boolean;
+  /** The server holds the run's engine handle (it can still be cancelled, approved, continued). */
+  live?: boolean;
+  maxIters?: number;
+  pendingStep?: number | null;
+  parent?: string | null;
+}
+
+export interface TrackedRun extends RunState {
+  /** Order of the last change this window saw (newest first in pickers). */
   updated: number;
 }
 
-/** Runs this window started or looked at, so the status bar and run pickers need no extra request. */
+const STATE_KEYS = [
+  'task',
+  'status',
+  'trajectoryUri',
+  'steps',
+  'currentStep',
+  'tool',
+  'createdAt',
+  'updatedAt',
+  'answer',
+  'error',
+  'accepted',
+  'discarded',
+  'live',
+  'maxIters',
+  'pendingStep',
+  'parent',
+] as const;
+
+/** Runs as the server last described them, so the views and run pickers need no extra request. */
 export class RunTracker {
   private readonly runs = new Map<string, TrackedRun>();
   private clock = 0;
@@ -296,42 +340,57 @@ export class RunTracker {
     };
   }
 
-  /** Record what a `codeact.run`/`rerun`/`followUp` answer or a `getRun` trajectory says. */
+  /**
+   * Record what the server said about a run: a pushed or listed run state, a `codeact.run`
+   * answer (`{runId, trajectoryUri}`), or a command's `{runId, status}`. Fields left out keep
+   * their last value; listeners hear only real changes.
+   */
   observe(value: unknown, task?: string): TrackedRun | undefined {
     if (!value || typeof value !== 'object') {
       return undefined;
     }
     const v = value as Record<string, unknown>;
-    const runId = typeof v.runId === 'string' ? v.runId : typeof v.id === 'string' && typeof v.status === 'string' ? v.id : undefined;
+    const runId = typeof v.runId === 'string' ? v.runId : undefined;
     if (!runId) {
       return undefined;
     }
     const prev = this.runs.get(runId);
-    const run: TrackedRun = {
-      runId,
-      trajectoryUri: typeof v.trajectoryUri === 'string' ? v.trajectoryUri : prev?.trajectoryUri,
-      task: typeof v.task === 'string' ? v.task : task ?? prev?.task,
-      status: typeof v.status === 'string' ? v.status : prev?.status ?? 'running',
-      updated: ++this.clock,
-    };
-    this.runs.set(runId, run);
-    if (!prev || prev.status !== run.status || prev.trajectoryUri !== run.trajectoryUri || prev.task !== run.task) {
-      for (const l of [...this.listeners]) {
-        l(run);
+    const run: TrackedRun = { ...(prev ?? { runId, status: 'running' }), runId, updated: prev?.updated ?? 0 };
+    const fields = run as unknown as Record<string, unknown>;
+    for (const key of STATE_KEYS) {
+      if (key in v && v[key] !== undefined) {
+        fields[key] = v[key];
       }
+    }
+    if (run.task === undefined && task !== undefined) {
+      run.task = task;
+    }
+    const changed = !prev || STATE_KEYS.some((k) => JSON.stringify(prev[k]) !== JSON.stringify(run[k]));
+    if (!changed) {
+      return prev;
+    }
+    run.updated = ++this.clock;
+    this.runs.set(runId, run);
+    for (const l of [...this.listeners]) {
+      l(run);
     }
     return run;
   }
 
   forget(runId: string): void {
-    this.runs.delete(runId);
+    const run = this.runs.get(runId);
+    if (run && this.runs.delete(runId)) {
+      for (const l of [...this.listeners]) {
+        l({ ...run, discarded: true });
+      }
+    }
   }
 
   get(runId: string): TrackedRun | undefined {
     return this.runs.get(runId);
   }
 
-  /** Most recently touched first. */
+  /** Most recently changed first. */
   all(): TrackedRun[] {
     return [...this.runs.values()].sort((a, b) => b.updated - a.updated);
   }
@@ -339,20 +398,6 @@ export class RunTracker {
   active(): TrackedRun[] {
     return this.all().filter((r) => !TERMINAL_STATUSES.has(r.status));
   }
-}
-
-/** Status-bar text and tooltip for the runs in flight (codicons in `$(...)`). */
-export function statusBarText(runs: readonly TrackedRun[]): { text: string; tooltip: string } {
-  const waiting = runs.filter((r) => r.status === 'awaiting_approval');
-  if (runs.length === 0) {
-    return { text: '$(hubot) CodeAct', tooltip: 'CodeAct: no run in progress. Click to show runs.' };
-  }
-  const text =
-    waiting.length > 0
-      ? `$(debug-pause) CodeAct: ${waiting.length} waiting` + (runs.length > waiting.length ? `, ${runs.length - waiting.length} running` : '')
-      : `$(sync~spin) CodeAct: ${runs.length} running`;
-  const lines = runs.map((r) => `${r.status === 'awaiting_approval' ? 'waiting for you' : r.status}: ${truncate(r.task ?? r.runId, 60)}`);
-  return { text, tooltip: lines.join('\n') };
 }
 
 export function truncate(s: string, n: number): string {

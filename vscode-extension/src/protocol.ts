@@ -220,6 +220,7 @@ export interface RunStarted {
   trajectoryUri: string;
 }
 
+/** A run as the Runs view shows it: codeact.listRuns, and each `codeact/runState` push. */
 export interface RunSummary {
   runId: string;
   task: string;
@@ -228,6 +229,16 @@ export interface RunSummary {
   live: boolean;
   accepted: boolean;
   updatedAt: number;
+  createdAt: number;
+  steps: number;
+  currentStep?: number | null;
+  tool?: string | null;
+  pendingStep?: number | null;
+  answer?: (Record<string, unknown>) | null;
+  error?: string | null;
+  maxIters: number;
+  discarded?: boolean;
+  parent?: string | null;
 }
 
 export interface RunTasksArgs {

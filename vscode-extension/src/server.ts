@@ -4,7 +4,8 @@
 import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as vscode from 'vscode';
-import { LanguageClient, LanguageClientOptions, Middleware, ServerOptions } from 'vscode-languageclient/node';
+import { LanguageClient, LanguageClientOptions, Middleware, RevealOutputChannelOn, ServerOptions } from 'vscode-languageclient/node';
+import { codiconTitle } from './present';
 import { PROBE_SCRIPT, PythonChoice, ProbeOutcome, chooseServerPython, interpretProbe, serverSettings } from './logic';
 
 export const CLIENT_ID = 'codeact';
@@ -49,8 +50,23 @@ export function createClient(python: string, output: vscode.OutputChannel, middl
     },
     outputChannel: output,
     traceOutputChannel: output,
+    // The client shows run state from `codeact/runState` notifications (Runs view, progress with
+    // Cancel, status bar) instead of the server's work-done progress for each run.
+    initializationOptions: { runStateNotifications: true },
+    // A failed request is shown by the client itself, with the server's message (connection.ts).
+    revealOutputChannelOn: RevealOutputChannelOn.Never,
     middleware: {
       ...middleware,
+      // the server's lens glyphs are portable Unicode; VS Code draws codicons instead
+      provideCodeLenses: async (document, token, next) => {
+        const lenses = await next(document, token);
+        for (const lens of lenses ?? []) {
+          if (lens.command) {
+            lens.command.title = codiconTitle(lens.command.title);
+          }
+        }
+        return lenses;
+      },
       workspace: {
         ...middleware.workspace,
         // Unset settings (empty strings, nulls) are left out so the workspace file's value applies.

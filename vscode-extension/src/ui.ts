@@ -13,6 +13,11 @@ export interface Prompts {
   notify(kind: 'info' | 'warning' | 'error', message: string, ...buttons: string[]): Promise<string | undefined>;
   /** A quick pick. */
   pick<T extends vscode.QuickPickItem>(items: T[], options: vscode.QuickPickOptions): Promise<T | undefined>;
+  /** A progress notification (cancellable when the options say so). */
+  progress<T>(
+    options: vscode.ProgressOptions,
+    task: (progress: vscode.Progress<{ message?: string; increment?: number }>, token: vscode.CancellationToken) => Thenable<T>,
+  ): Thenable<T>;
 }
 
 export const defaultPrompts: Prompts = {
@@ -24,4 +29,5 @@ export const defaultPrompts: Prompts = {
     return show(message, ...buttons);
   },
   pick: async (items, options) => vscode.window.showQuickPick(items, { ignoreFocusOut: true, ...options }),
+  progress: (options, task) => vscode.window.withProgress(options, task),
 };

@@ -147,6 +147,17 @@ def leading_end(text: str, tree: ast.Module | None) -> tuple[int, bool]:
     return starts[min(end, len(starts) - 1)], after_imports
 
 
+def _ends_stdlib(tree: ast.Module) -> bool:
+    """The file's leading imports end with a standard-library one."""
+    last: ast.Import | ast.ImportFrom | None = None
+    for i, stmt in enumerate(tree.body):
+        if isinstance(stmt, ast.Import | ast.ImportFrom):
+            last = stmt
+        elif not (i == 0 and isinstance(stmt, ast.Expr)):
+            break
+    return last is not None and all(_is_stdlib(n.module) for n in needs_of(last))
+
+
 def merge(text: str, needs: Iterable[Need]) -> tuple[list[Edit], list[Need]]:
     """Edits that make `text` import every need it lacks, and the needs actually added."""
     try:
@@ -192,6 +203,13 @@ def merge(text: str, needs: Iterable[Need]) -> tuple[list[Edit], list[Need]]:
             block = "\n" + block
         if before.strip() and not after_imports:
             block = "\n" + block  # a blank line after the docstring
+        elif (
+            after_imports
+            and tree is not None
+            and _ends_stdlib(tree)
+            and not any(_is_stdlib(n.module) for n in rest)
+        ):
+            block = "\n" + block  # the file's standard-library group stays its own
         after = text[at:]
         if after.strip() and not after_imports and not after.startswith("\n"):
             block += "\n"

@@ -197,6 +197,7 @@ async def accept(state: ServerState, args: AcceptArgs) -> AcceptReply:
     accepted = _landed(state, plan, args.mode)
     eng = await engine(state)
     rs.updated(await engine_call(_mark_accepted(eng, rs.id, accepted)))
+    state.push.changed(rs)
     state.refresh.schedule(rs.uri)
     rng = acc.to_range(accepted.range)
     if state.client.show_document and rng is not None:

@@ -22,6 +22,7 @@ from codeact_lsp.lsp.replies import (
     StepReply,
 )
 from codeact_lsp.lsp.run_docs import EditorRun
+from codeact_lsp.lsp.run_state import run_state
 from codeact_lsp.lsp.trajectory_view import step_markdown
 from codeact_lsp.trajectory import Target, Trajectory
 
@@ -93,22 +94,13 @@ async def list_runs(state: ServerState, args: NoArgs) -> RunList:
         for run_id, traj in loaded:
             if traj is not None:
                 known.adopt(root, run_id, traj)
+    # The shape `codeact/runState` pushes (see run_state): a view starts here and follows pushes.
     runs: list[RunSummary] = []
     for rs in known.runs.values():
-        traj = rs.trajectory()
-        if traj is None or rs.discarded:
+        current = run_state(rs, state.push.tool_of(rs.id))
+        if current is None or rs.discarded:
             continue
-        runs.append(
-            RunSummary(
-                runId=rs.id,
-                task=traj.task,
-                status=traj.status,
-                trajectoryUri=rs.uri,
-                live=rs.handle is not None,
-                accepted=rs.accepted,
-                updatedAt=traj.updated_at,
-            )
-        )
+        runs.append(current)
     runs.sort(key=lambda r: r.updatedAt)
     return RunList(runs=runs)
 
@@ -141,6 +133,7 @@ async def discard(state: ServerState, args: RunIdArgs) -> DiscardReply:
     rs.rendered = None
     if runs.last_run_id == rs.id:
         runs.last_run_id = None
+    state.push.changed(rs, now=True)
     state.refresh.schedule(rs.uri, *state.workspace.tool_file_uris())
     return DiscardReply(
         discarded=True,
@@ -162,6 +155,7 @@ async def restore(state: ServerState, args: RunIdArgs) -> RestoreReply:
     eng = await engine(state)
     rs.updated(await engine_call(_sync(eng.restore, rs.id)))
     runs.write_doc(rs, force=True)
+    state.push.changed(rs, now=True)
     state.refresh.schedule(rs.uri, *state.workspace.tool_file_uris())
     return RestoreReply(restored=True, runId=rs.id, trajectoryUri=rs.uri)
 

@@ -6,7 +6,7 @@ import * as assert from 'assert';
 import * as vscode from 'vscode';
 import type { CodeActApi } from '../../extension';
 import { defaultPrompts } from '../../ui';
-import { api, eventually, lensTitles, lineOf, workspaceRoot, writeFile } from './helpers';
+import { EXTENSION_ID, api, eventually, lensTitles, lineOf, workspaceRoot, writeFile } from './helpers';
 
 type Json = Record<string, unknown>;
 
@@ -80,9 +80,17 @@ describe('CodeAct in VS Code', function () {
 
   it('starts the server and registers its commands', async function () {
     const commands = await vscode.commands.getCommands(true);
-    for (const id of ['codeact.run', 'codeact.getRun', 'codeact.accept', 'codeact-lsp.runTask', 'codeact-lsp.accept']) {
+    for (const id of ['codeact.run', 'codeact.getRun', 'codeact.accept', 'codeact-lsp.runTask', 'codeact-lsp.accept', 'codeact-lsp.discard', 'codeact-lsp.openRun']) {
       assert.ok(commands.includes(id), `command ${id} missing`);
     }
+    // the palette: Run Task on Selection only with a selection; Discard and Reject are two commands
+    const pkg = vscode.extensions.getExtension(EXTENSION_ID)?.packageJSON as { contributes: { commands: Json[]; menus: Record<string, Json[]> } };
+    const when = (menu: string, id: string): unknown => pkg.contributes.menus[menu].find((m) => m.command === id)?.when;
+    assert.equal(when('commandPalette', 'codeact-lsp.runTaskOnSelection'), 'editorHasSelection');
+    const title = (id: string): unknown => pkg.contributes.commands.find((c) => c.command === id)?.title;
+    assert.equal(title('codeact-lsp.discard'), 'Discard Run');
+    assert.equal(title('codeact-lsp.reject'), 'Reject Pending Step…');
+    assert.match(String(when('view/item/context', 'codeact-lsp.approve')), /viewItem =~ \/\\bwaiting\\b\//);
   });
 
   it('puts a failing step and the raising tool line under diagnostics', async function () {
@@ -103,10 +111,16 @@ describe('CodeAct in VS Code', function () {
     const zero = diags.find((d) => /ZeroDivisionError/.test(d.message));
     assert.equal(zero?.severity, vscode.DiagnosticSeverity.Error);
     assert.equal(zero?.range.start.line, zeroLine(), 'diagnostic on the failing line');
-    assert.ok(
-      diags.some((d) => /KeyError|SKU-999/.test(d.message) && d.range.start.line === lineOf(doc, 'price_of("SKU-999")')),
-      `the failing tool call is marked: ${diags.map((d) => `${d.range.start.line}: ${d.message}`).join(' | ')}`,
-    );
+    assert.ok(!zero?.relatedInformation?.length, 'the traceback is in the hover, not in four related entries');
+    // one diagnostic per failure: the failed tool call is one error at the call line, with the
+    // raising line of tools.py as its related information (not an error and a warning)
+    const listed = diags.map((d) => `${d.range.start.line} ${d.severity}: ${d.message}`).join(' | ');
+    assert.equal(diags.length, 2, listed);
+    const call = diags.find((d) => d.range.start.line === lineOf(doc, 'price_of("SKU-999")'));
+    assert.ok(call && /`price_of` raised KeyError/.test(call.message), listed);
+    assert.equal(call.severity, vscode.DiagnosticSeverity.Error);
+    const [raisedAt] = call.relatedInformation ?? [];
+    assert.equal(raisedAt?.location.uri.toString(), tools.toString(), 'related: the raising line in tools.py');
     // the tool's own file: the exception at the line that raised it
     // (diagnostics are pulled for documents shown in the editor, as a person would look at them)
     const toolsDoc = await vscode.workspace.openTextDocument(tools);
@@ -117,6 +131,7 @@ describe('CodeAct in VS Code', function () {
       () => vscode.languages.getDiagnostics(tools),
       (ds) => ds.some((d) => d.range.start.line === raising && /KeyError|SKU-999/.test(d.message)),
     );
+    assert.equal(raisedAt.location.range.start.line, raising, 'the related location is the raising line');
   });
 
   it('runs a task, shows the trajectory with code lenses, and accepts it after a diff', async function () {
@@ -149,13 +164,30 @@ describe('CodeAct in VS Code', function () {
     );
     assert.equal(lenses.find((l) => l.command === 'codeact.accept')?.line, 0, 'run lenses sit on the first line');
     const step2 = lineOf(trajDoc, '# ━━ step 2');
-    assert.ok(lenses.some((l) => l.line === step2 && l.command === 'codeact.showStep' && /✓/.test(l.title)), JSON.stringify(lenses));
+    assert.ok(lenses.some((l) => l.line === step2 && l.command === 'codeact.showStep' && l.title.startsWith('$(check) step 2')), JSON.stringify(lenses));
+    // codicons, not emoji (which render as empty boxes without an emoji font), and words
+    assert.ok(lenses.find((l) => l.line === 0)?.title.startsWith('$(check) finished'), JSON.stringify(lenses));
+    for (const l of lenses) {
+      assert.doesNotMatch(l.title, /[✓✔✗⏸⟳⊘∅■⚠🗑↪▶▷↻]/u, `a glyph left in "${l.title}"`);
+      assert.doesNotMatch(l.title, /awaiting_approval|max_iters/);
+    }
+    assert.deepEqual(
+      ['$(check) Accept', '$(trash) Discard', '$(reply) Follow up'].filter((t) => !lenses.some((l) => l.title === t)),
+      [],
+    );
     assert.ok(lenses.some((l) => l.command === 'codeact.discard') && lenses.some((l) => l.command === 'codeact.followUp'));
-    // the step lens opens the server's account of the step beside the trajectory
+    // the step lens shows the server's account of the step rendered, as the hover on the step
+    // (no markdown source beside the trajectory, which keeps its width)
     const stepLens = lenses.find((l) => l.line === step2 && l.command === 'codeact.showStep');
+    const columns = vscode.window.visibleTextEditors.length;
     await vscode.commands.executeCommand(stepLens?.command ?? '', ...(stepLens?.args ?? []));
-    const stepDoc = vscode.window.visibleTextEditors.map((e) => e.document).find((d) => d.uri.path.endsWith(`/${runId}/step-2.md`));
-    assert.ok(stepDoc && stepDoc.getText().includes('convert_currency'), stepDoc?.getText());
+    const active = vscode.window.activeTextEditor;
+    assert.equal(active?.document.uri.toString(), trajUri.toString(), 'the trajectory stays in front');
+    assert.equal(active?.selection.active.line, step2, 'at the step');
+    assert.equal(vscode.window.visibleTextEditors.length, columns, 'nothing opened beside it');
+    const hovers = (await vscode.commands.executeCommand<vscode.Hover[]>('vscode.executeHoverProvider', trajUri, new vscode.Position(step2, 0))) ?? [];
+    const rendered = hovers.flatMap((h) => h.contents.map((c) => (typeof c === 'string' ? c : 'value' in c ? c.value : ''))).join('\n');
+    assert.match(rendered, /convert_currency/);
     assert.deepEqual(
       vscode.languages.getDiagnostics(trajUri).filter((d) => d.severity === vscode.DiagnosticSeverity.Error),
       [],
@@ -218,6 +250,27 @@ describe('CodeAct in VS Code', function () {
     const result = (await vscode.commands.executeCommand(lens.command, ...lens.args)) as Json;
     assert.equal(result?.result, 9.2, JSON.stringify(result));
     assert.deepEqual(Object.keys(JSON.parse(template)), ['amount', 'from_currency', 'to_currency'], 'template from the schema');
+  });
+
+  it('formats a Try error: type, message, and the raising tools.py line one click away', async function () {
+    const doc = await vscode.workspace.openTextDocument(tools);
+    const raising = lineOf(doc, 'raise KeyError');
+    const said: Array<{ message: string; buttons: string[] }> = [];
+    codeact.prompts = {
+      ...defaultPrompts,
+      input: async () => '{"sku": "SKU-999"}',
+      notify: async (_kind, message, ...buttons) => (said.push({ message, buttons }), buttons.find((b) => b.startsWith('Open tools.py'))),
+    };
+    const result = (await vscode.commands.executeCommand('codeact.tryTool', { name: 'price_of', args: {} })) as Json;
+    assert.ok(result?.error, JSON.stringify(result));
+    const [shown] = said;
+    assert.match(String(shown?.message), new RegExp(`^CodeAct: price_of raised KeyError: .*SKU-999.* at tools\\.py:${raising + 1}$`), JSON.stringify(said));
+    assert.doesNotMatch(shown.message, /[{}\\]|Traceback/, 'no raw JSON or escaped traceback');
+    assert.deepEqual(shown.buttons, [`Open tools.py:${raising + 1}`, 'Show Output']);
+    await eventually('tools.py at the raising line', () => vscode.window.activeTextEditor, (e) => e?.document.uri.toString() === tools.toString() && e.selection.active.line === raising);
+    const account = codeact.logLines.join('\n');
+    assert.match(account, /price_of raised KeyError: .*SKU-999/);
+    assert.equal(account.split(`raised at tools.py:${raising + 1}`).length - 1, 1, 'the location once');
   });
 
   it('waits for approval in review mode: run step, reject with feedback', async function () {
@@ -316,7 +369,7 @@ describe('CodeAct in VS Code', function () {
     const text = doc.getText();
     // the person's text kept; the tools imported beside the file's own imports; the function at the end
     assert.ok(
-      text.startsWith('# my own change\nimport math\nfrom tools import convert_currency, price_of, shipping_quote, stock_level\n\n# TODO: compute the quote here\n'),
+      text.startsWith('# my own change\nimport math\n\nfrom tools import convert_currency, price_of, shipping_quote, stock_level\n\n# TODO: compute the quote here\n'),
       text,
     );
     assert.ok(text.trimEnd().endsWith('return total'), text);
@@ -337,6 +390,83 @@ describe('CodeAct in VS Code', function () {
     );
     await vscode.commands.executeCommand('codeact-lsp.cancel'); // no argument: the run in front
     assert.equal(await codeact.waitForRun(runId), 'cancelled');
+  });
+
+  it('shows pushed run state in the Runs view, the status bar and a progress with Cancel — no polling', async function () {
+    const cts = new vscode.CancellationTokenSource();
+    const progress: { options?: vscode.ProgressOptions; reports: string[]; ended: boolean } = { reports: [], ended: false };
+    codeact.prompts = {
+      ...defaultPrompts,
+      progress: (options, task) => {
+        progress.options = options;
+        return task({ report: (v) => progress.reports.push(v.message ?? '') }, cts.token).then((r) => ((progress.ended = true), r));
+      },
+    };
+    const from = codeact.sent.length;
+    const started = (await vscode.commands.executeCommand('codeact-lsp.runTask', {
+      task: 'Price of 3 units of SKU-42 in USD (pushed)',
+      model: 'scripted:replies/review.json',
+      approval: 'review',
+    })) as Json;
+    const runId = String(started.runId);
+    const trajUri = vscode.Uri.parse(String(started.trajectoryUri));
+    const item = (): vscode.TreeItem | undefined => codeact.runItems().find((i) => i.id === runId);
+    // the state arrives pushed: the view, the status bar and the lenses agree
+    await eventually('the Runs view to show the run waiting', () => String(item()?.description ?? ''), (d) => d.startsWith('waiting for you'));
+    const waiting = item();
+    assert.equal(waiting?.label, 'Price of 3 units of SKU-42 in USD (pushed)');
+    assert.match(String(waiting?.description), /^waiting for you · step 1 of \d+ · \d+ s$/);
+    assert.equal((waiting?.iconPath as vscode.ThemeIcon).id, 'debug-pause');
+    assert.deepEqual(String(waiting?.contextValue).split(' ').sort(), ['awaiting_approval', 'cancellable', 'run', 'waiting']);
+    assert.match(codeact.statusText, /^\$\(debug-pause\) CodeAct: waiting for you/);
+    const stateAt = Date.now();
+    await eventually('the lens to agree', () => lensTitles(trajUri), (ls) => ls.some((l) => l.line === 0 && l.title.startsWith('$(debug-pause) waiting for you')));
+    console.log(`e2e: lens agreed with the pushed state after ${Date.now() - stateAt} ms`);
+    // a progress notification with Cancel, worded from the same state
+    assert.equal(progress.options?.location, vscode.ProgressLocation.Notification);
+    assert.equal(progress.options?.cancellable, true);
+    assert.match(String(progress.options?.title), /Price of 3 units of SKU-42/);
+    await eventually('the progress to say the run waits', () => progress.reports, (r) => r.some((m) => m.startsWith('waiting for you · step 1')));
+    // the Runs view's inline action, as VS Code calls it (with the item's element): Run step
+    const element = codeact.runs.get(runId);
+    await vscode.commands.executeCommand('codeact-lsp.approve', element);
+    await eventually('step 2 to wait', () => codeact.runs.get(runId), (r) => r?.status === 'awaiting_approval' && r.pendingStep === 2);
+    // Cancel in the progress notification ends the run
+    cts.cancel();
+    assert.equal(await codeact.waitForRun(runId), 'cancelled');
+    await eventually('the progress to close', () => progress.ended, (e) => e);
+    await eventually('the view to say cancelled', () => String(item()?.description ?? ''), (d) => d.startsWith('cancelled · 2 steps'));
+    assert.match(codeact.statusText, /^\$\(hubot\) CodeAct$/);
+    const sent = codeact.sent.slice(from);
+    assert.deepEqual(sent.filter((c) => c === 'codeact.getRun'), [], `no polling: ${sent.join(', ')}`);
+    // Discard from the view: the run leaves it, its document closes, and Undo brings it back
+    let undo = true;
+    codeact.prompts = { ...defaultPrompts, notify: async (_kind, message, ...buttons) => (/discarded/.test(message) && undo ? buttons[0] : undefined) };
+    await vscode.window.showTextDocument(trajUri, { preview: false });
+    await vscode.commands.executeCommand('codeact-lsp.discard', codeact.runs.get(runId));
+    await eventually('the run back in the view after Undo', () => item(), (i) => i !== undefined && !codeact.runs.get(runId)?.discarded);
+    undo = false;
+    await vscode.commands.executeCommand('codeact-lsp.discard', codeact.runs.get(runId));
+    await eventually('the run to leave the view', () => item(), (i) => i === undefined);
+    const open = vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.input instanceof vscode.TabInputText && t.input.uri.toString() === trajUri.toString());
+    assert.deepEqual(open, [], 'the discarded run document closed');
+  });
+
+  it('lists stored runs in the Runs view with words, age, steps, answer and accepted state', async function () {
+    await vscode.commands.executeCommand('codeact-lsp.refreshRuns');
+    const items = codeact.runItems();
+    const accepted = items.find((i) => /accepted$/.test(String(i.description)));
+    assert.ok(accepted, items.map((i) => i.description).join(' | '));
+    assert.match(String(accepted.description), /^finished · 2 steps · (just now|\d+ s ago|\d+ min ago) · → 76\.9 · accepted$/);
+    assert.equal((accepted.iconPath as vscode.ThemeIcon).id, 'check');
+    assert.ok(!String(accepted.contextValue).includes('acceptable'), 'no Accept for an accepted run');
+    assert.equal(accepted.command?.command, 'codeact-lsp.openRun');
+    for (const i of items) {
+      assert.doesNotMatch(String(i.description), /awaiting_approval|max_iters/);
+    }
+    const open = accepted.command;
+    await vscode.commands.executeCommand(open?.command ?? '', ...(open?.arguments ?? []));
+    await eventually('the run opened from the view', () => vscode.window.activeTextEditor?.document.uri.path, (p) => !!p?.endsWith(`/.codeact/runs/${accepted.id}.py`));
   });
 
   it('follows up a finished run from its lens, asking for the task', async function () {
@@ -386,18 +516,88 @@ describe('CodeAct in VS Code', function () {
     }
   });
 
-  it('says which command installs the server when the interpreter lacks it', async function () {
+  it('offers an install that works in a fresh venv, and checks the server before asking for a task', async function () {
+    this.timeout(120000);
+    const fresh = process.env.CODEACT_E2E_FRESH_PYTHON;
+    assert.ok(fresh, 'scripts/e2e.sh provides a fresh venv without codeact-lsp');
     const config = vscode.workspace.getConfiguration('codeact');
     const good = config.get<string>('server.python');
     assert.ok(good, 'the e2e settings name the server interpreter');
-    const shown: string[] = [];
-    codeact.prompts = { ...defaultPrompts, notify: async (_kind, message) => (shown.push(message), undefined) };
+    const shown: Array<{ message: string; buttons: string[] }> = [];
+    let installs = 0;
+    let asked = 0;
+    codeact.prompts = {
+      ...defaultPrompts,
+      input: async () => (asked++, undefined),
+      notify: async (_kind, message, ...buttons) => {
+        shown.push({ message, buttons });
+        // the first offer: the person clicks Install (a task in a terminal, then a restart)
+        return buttons.includes('Install') && installs++ === 0 ? 'Install' : undefined;
+      },
+    };
     try {
-      await config.update('server.python', '/usr/bin/python3', vscode.ConfigurationTarget.Workspace);
-      await eventually('the missing-package message', () => shown, (s) => s.some((m) => m.includes('/usr/bin/python3 -m pip install codeact-lsp')));
+      await config.update('server.python', fresh, vscode.ConfigurationTarget.Workspace);
+      const offer = await eventually('the install offer', () => shown, (s) => s.some((m) => m.buttons.includes('Install')));
+      const message = offer.find((m) => m.buttons.includes('Install'))?.message ?? '';
+      // codeact-lsp is not on PyPI: the offered command installs the wheel the extension bundles
+      assert.match(message, /-m pip install \S*bundled\/codeact_lsp-[\w.-]+\.whl/, message);
+      assert.doesNotMatch(message, /pip install codeact-lsp\b/);
+      assert.equal(codeact.installCommand && message.endsWith(codeact.installCommand), true, message);
+      // Run Task while the server is missing: the failure first, no task asked for (nothing typed is lost)
+      await vscode.commands.executeCommand('codeact-lsp.runTask');
+      assert.equal(asked, 0, 'no input box before the server is up');
+      // the install runs and the client restarts the server with it
+      await eventually('the server to run from the fresh venv', () => codeact.ready().then(() => codeact.server('codeact.listTools', {})), (r) => Array.isArray((r as Json)?.tools), 90000);
+      const { execFileSync } = await import('child_process');
+      assert.match(execFileSync(fresh, ['-c', 'import codeact_lsp, sys; print(codeact_lsp.__file__)']).toString(), /site-packages/);
     } finally {
-      await config.update('server.python', undefined, vscode.ConfigurationTarget.Workspace);
+      // back to the suite's interpreter (removing the workspace value drops the user one here too)
+      await config.update('server.python', good, vscode.ConfigurationTarget.Workspace);
     }
     await eventually('the server to start again', () => codeact.ready().then(() => true), (ok) => ok);
+  });
+
+  it('surfaces a missing model with the message of the server and its fixes', async function () {
+    const config = vscode.workspace.getConfiguration('codeact');
+    const said: Array<{ kind: string; message: string; buttons: string[] }> = [];
+    codeact.prompts = {
+      ...defaultPrompts,
+      notify: async (kind, message, ...buttons) => (said.push({ kind, message, buttons }), buttons.includes('Open pyproject.toml') ? 'Open pyproject.toml' : undefined),
+    };
+    await config.update('model', '', vscode.ConfigurationTarget.Workspace);
+    try {
+      const started = await eventually(
+        'the run to be refused for want of a model',
+        async () => {
+          said.length = 0;
+          return { result: await vscode.commands.executeCommand('codeact-lsp.runTask', { task: 'Price of SKU-42?' }), said: [...said] };
+        },
+        (r) => r.said.length > 0,
+        30000,
+      );
+      assert.equal(started.result, undefined);
+      const [error] = started.said;
+      assert.equal(error.kind, 'error');
+      assert.match(error.message, /^CodeAct: No model configured: set `model` in \[tool\.codeact\]/);
+      assert.doesNotMatch(error.message, /Request workspace\/executeCommand failed/);
+      assert.deepEqual(error.buttons, ['Open pyproject.toml', 'Settings']);
+      await eventually('pyproject.toml in front', () => vscode.window.activeTextEditor?.document.uri.path, (p) => !!p?.endsWith('/pyproject.toml'));
+    } finally {
+      await config.update('model', undefined, vscode.ConfigurationTarget.Workspace);
+    }
+  });
+
+  it('restarts the server without an error line in the log', async function () {
+    const from = codeact.logLines.length;
+    await vscode.commands.executeCommand('codeact-lsp.restartServer');
+    await codeact.ready();
+    assert.ok(await codeact.server('codeact.listRuns', {}));
+    const lines = codeact.logLines.slice(from);
+    assert.ok(lines.some((l) => /starting .* -m codeact_lsp/.test(l)), lines.join('\n'));
+    assert.deepEqual(
+      lines.filter((l) => /\b(error|ERROR|Error)\b|Traceback|Cancel notification for unknown message id/.test(l)),
+      [],
+      lines.join('\n'),
+    );
   });
 });

@@ -10,7 +10,6 @@ import {
   describeTaskResults,
   firstArg,
   hasCodeactTable,
-  installCommand,
   interpretProbe,
   parseToolArgs,
   probeMessage,
@@ -18,12 +17,12 @@ import {
   resolveRunId,
   runIdFromPath,
   serverSettings,
-  statusBarText,
   trajectoriesToSave,
   validateSignature,
   validateTask,
 } from '../../logic';
 import { planFromPreview } from '../../accept-plan';
+import { installCommandFor, installSource, statusBarText } from '../../present';
 
 describe('chooseServerPython', () => {
   const none = (): boolean => false;
@@ -57,10 +56,17 @@ describe('probe outcome and message', () => {
     assert.deepEqual(interpretProbe(null, 'spawn python9 ENOENT', ''), { ok: false, reason: 'no-python', detail: 'spawn python9 ENOENT' });
   });
   it('names the one command that installs the server, quoted for the shell', () => {
-    assert.equal(installCommand('/my venv/bin/python'), `'/my venv/bin/python' -m pip install codeact-lsp`);
-    const msg = probeMessage({ ok: false, reason: 'no-package', detail: '' }, choice);
+    // codeact-lsp is not on PyPI: the bundled wheel, else the checkout the extension runs from
+    assert.equal(installSource(['/ext/bundled/README', '/ext/bundled/codeact_lsp-0.1.0-py3-none-any.whl'], '/repo'), '/ext/bundled/codeact_lsp-0.1.0-py3-none-any.whl');
+    assert.equal(installSource([], '/repo'), '/repo');
+    assert.equal(installSource([], undefined), undefined);
+    const install = installCommandFor('/my venv/bin/python', '/src/codeact lsp');
+    assert.equal(install, `'/my venv/bin/python' -m pip install '/src/codeact lsp'`);
+    assert.equal(installCommandFor('python3', undefined), undefined);
+    const msg = probeMessage({ ok: false, reason: 'no-package', detail: '' }, choice, install);
     assert.match(msg, /not installed in \/my venv\/bin\/python \(setting codeact.server.python\)/);
-    assert.ok(msg.endsWith(`Install it with: '/my venv/bin/python' -m pip install codeact-lsp`));
+    assert.ok(msg.endsWith(`Install it with: ${install}`));
+    assert.doesNotMatch(probeMessage({ ok: false, reason: 'no-package', detail: '' }, choice), /pip install codeact-lsp/);
   });
   it('explains an old or missing interpreter', () => {
     assert.match(probeMessage({ ok: false, reason: 'too-old', detail: '3.9.1' }, choice), /Python 3\.9\.1; the server needs Python 3\.11/);
@@ -150,20 +156,24 @@ describe('settings sent to the server', () => {
 });
 
 describe('RunTracker', () => {
-  it('tracks runs from command answers and trajectories, newest first', () => {
+  it('merges pushed states and command answers, newest first, telling only real changes', () => {
     const t = new RunTracker();
     const seen: string[] = [];
-    t.onChange((r) => seen.push(`${r.runId}:${r.status}`));
+    t.onChange((r) => seen.push(`${r.runId}:${r.status}${r.tool ? `:${r.tool}` : ''}`));
     t.observe({ runId: 'a', trajectoryUri: 'file:///ws/.codeact/runs/a.py' }, 'first task');
     t.observe({ runId: 'b' }, 'second');
     assert.deepEqual(
       t.active().map((r) => r.runId),
       ['b', 'a'],
     );
-    t.observe({ id: 'a', status: 'finished', task: 'first task', steps: [] });
-    t.observe({ id: 'a', status: 'finished', task: 'first task', steps: [] }); // no change, no event
-    assert.deepEqual(seen, ['a:running', 'b:running', 'a:finished']);
-    assert.equal(t.get('a')?.trajectoryUri, 'file:///ws/.codeact/runs/a.py');
+    t.observe({ runId: 'a', status: 'running', tool: 'price_of', steps: 1 });
+    t.observe({ runId: 'a', status: 'finished', tool: null, steps: 2, answer: { answer: 76.9 } });
+    t.observe({ runId: 'a', status: 'finished', tool: null, steps: 2, answer: { answer: 76.9 } }); // no change, no event
+    assert.deepEqual(seen, ['a:running', 'b:running', 'a:running:price_of', 'a:finished']);
+    const a = t.get('a');
+    assert.equal(a?.trajectoryUri, 'file:///ws/.codeact/runs/a.py', 'kept when a state leaves it out');
+    assert.equal(a?.task, 'first task');
+    assert.deepEqual(a?.answer, { answer: 76.9 });
     assert.deepEqual(
       t.active().map((r) => r.runId),
       ['b'],
@@ -172,14 +182,17 @@ describe('RunTracker', () => {
     assert.equal(t.observe('nope'), undefined);
     t.forget('b');
     assert.equal(t.active().length, 0);
+    assert.equal(seen.at(-1), 'b:running', 'forgetting tells the views');
   });
-  it('words the status bar', () => {
-    assert.match(statusBarText([]).text, /CodeAct$/);
-    const running = { runId: 'a', status: 'running', updated: 1, task: 'price of SKU-42' };
-    const waiting = { runId: 'b', status: 'awaiting_approval', updated: 2, task: 'reserve' };
-    assert.equal(statusBarText([running]).text, '$(sync~spin) CodeAct: 1 running');
-    assert.equal(statusBarText([running, waiting]).text, '$(debug-pause) CodeAct: 1 waiting, 1 running');
+  it('words the status bar with codicons and words, not enum names', () => {
+    assert.match(statusBarText([]).text, /^\$\(hubot\) CodeAct$/);
+    const running = { runId: 'a', status: 'running', task: 'price of SKU-42', steps: 2, currentStep: 2, tool: 'convert_currency', createdAt: 100 };
+    const waiting = { runId: 'b', status: 'awaiting_approval', task: 'reserve' };
+    assert.equal(statusBarText([running], 112).text, '$(sync~spin) CodeAct: running · step 2 · 12 s · calling convert_currency');
+    assert.equal(statusBarText([waiting], 112).text, '$(debug-pause) CodeAct: waiting for you');
+    assert.equal(statusBarText([running, waiting]).text, '$(debug-pause) CodeAct: 1 waiting for you, 1 running');
     assert.match(statusBarText([running, waiting]).tooltip, /waiting for you: reserve/);
+    assert.doesNotMatch(statusBarText([running, waiting]).tooltip, /awaiting_approval/);
   });
 });
 
