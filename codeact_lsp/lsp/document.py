@@ -98,6 +98,10 @@ def _observation(step: Step) -> list[str]:
     return [line.rstrip() for line in lines]
 
 
+# The header says a run's status in words, as the lenses do (not the trajectory's enum names).
+_STATUS_WORDS = {"awaiting_approval": "waiting for you", "max_iters": "step budget spent"}
+
+
 def render(traj: Trajectory, overrides: dict[int, str] | None = None) -> str:
     """The document text for `traj`; `overrides` keeps the user's edited code of some steps."""
     overrides = overrides or {}
@@ -105,7 +109,7 @@ def render(traj: Trajectory, overrides: dict[int, str] | None = None) -> str:
     if traj.scripted:
         model += " — scripted replies, not a real model"
     lines = [
-        f"# CodeAct run {traj.id} · {traj.status} · {model}",
+        f"# CodeAct run {traj.id} · {_STATUS_WORDS.get(traj.status, traj.status)} · {model}",
         *_comment(traj.task, "# task: "),
         *_lineage(traj),
         '# Edit a step\'s code, then use its "Re-run from here" (or "Run step") lens.',

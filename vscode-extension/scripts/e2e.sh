@@ -50,6 +50,10 @@ if [ "${1:-}" = screenshot ]; then
   # a fresh window reopening the finished run, as a person would (the server reloads it from disk)
   CODEACT_PYTHON="$PY" bash "$EXT/scripts/screenshot.sh" "$WS" "$OUT"
   echo "screenshot: $OUT"
+  # the Runs view with a run in progress (review mode: it waits for "Run step")
+  RUNS_OUT="$(dirname "$OUT")/screenshot-runs.png"
+  SHOT=runs CODEACT_PYTHON="$PY" bash "$EXT/scripts/screenshot.sh" "$WS" "$RUNS_OUT"
+  echo "screenshot: $RUNS_OUT"
 else
   bash "$E2E/run-extension-tests.sh" "$EXT" "$WS" "$EXT/out/test/e2e/index"
 fi

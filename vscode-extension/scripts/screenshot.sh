@@ -17,7 +17,8 @@ cat > "$TMP/ud/User/settings.json" <<'JSON'
 {"workbench.startupEditor": "none", "files.hotExit": "off", "telemetry.telemetryLevel": "off",
  "update.mode": "none", "security.workspace.trust.enabled": false, "workbench.tips.enabled": false,
  "extensions.autoCheckUpdates": false, "extensions.autoUpdate": false, "window.commandCenter": false,
- "workbench.colorTheme": "Default Dark Modern", "editor.minimap.enabled": false}
+ "workbench.colorTheme": "Default Dark Modern", "editor.minimap.enabled": false,
+ "codeact.model": "scripted:replies/screenshot.json", "codeact.approval": "review"}
 JSON
 setsid "$HOME_DIR/node_modules/.bin/code-server" --auth none --bind-addr "127.0.0.1:$PORT" \
   --user-data-dir "$TMP/ud" --extensions-dir "$TMP/ext" --disable-telemetry --disable-update-check \
@@ -27,4 +28,4 @@ CS_PID=$!
 cleanup() { kill -- -"$CS_PID" 2>/dev/null || true; wait "$CS_PID" 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT
 for _ in $(seq 1 300); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz" && break; sleep 0.1; done
-PORT=$PORT EXT_DEV=$EXT WS=$WS OUTPNG=$OUTPNG NODE_PATH="$HOME_DIR/node_modules" node "$EXT/scripts/screenshot-driver.js"
+SHOT=${SHOT:-} PORT=$PORT EXT_DEV=$EXT WS=$WS OUTPNG=$OUTPNG NODE_PATH="$HOME_DIR/node_modules" node "$EXT/scripts/screenshot-driver.js"

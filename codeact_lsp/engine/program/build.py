@@ -36,9 +36,15 @@ class ProgramError(ValueError):
 def _importable(module: str) -> str:
     """An MCP server's tools ("mcp:<server>") are imported through codeact's own module for them."""
     if module.startswith("mcp:"):
-        from codeact_lsp.mcp.schema import python_name
+        # the server name as an identifier, as codeact_lsp.mcp.schema.python_name makes it (not
+        # imported: the engine sits below mcp); the remote module accepts either spelling
+        import keyword
+        import re
 
-        return "codeact_lsp.mcp.remote." + python_name(module[4:])
+        name = re.sub(r"\W", "_", module[4:].strip(), flags=re.ASCII) or "tool"
+        name = "_" + name if name[0].isdigit() else name
+        name = name + "_" if keyword.iskeyword(name) or keyword.issoftkeyword(name) else name
+        return "codeact_lsp.mcp.remote." + name
     return module
 
 
