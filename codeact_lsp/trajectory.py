@@ -104,6 +104,7 @@ class Step(BaseModel):
     replayed: bool = False
     reexecuted: bool = False  # rebuilt by running it again for real (explicit choice, approved)
     extracted: bool = False  # the one extra call after the step budget (asks only for the answer)
+    cut_off: bool = False  # the model's reply stopped at the reply cap (model_params.max_tokens)
 
 
 class ReplayDivergence(BaseModel):

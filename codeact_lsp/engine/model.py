@@ -44,6 +44,7 @@ class ModelReply(BaseModel):
     usage: Usage = Usage()
     duration_ms: float = 0.0
     attempts: int = 1
+    cut_off: bool = False  # the reply stopped at the reply cap (finish_reason "length")
 
 
 class ModelClient(Protocol):
@@ -164,7 +165,8 @@ class ScriptedModel:
         # Rough token counts (4 chars/token) so the views have something proportional to show;
         # no price: a stand-in costs nothing, but it is not a free real model either.
         usage = Usage(prompt_tokens=prompt_chars // 4, completion_tokens=len(text) // 4)
-        return ModelReply(text=text, usage=usage)
+        cut = isinstance(entry, dict) and entry.get("finish_reason") == "length"
+        return ModelReply(text=text, usage=usage, cut_off=cut)
 
 
 _SCRIPT_ERRORS: dict[str, ErrorKind] = {
@@ -275,7 +277,8 @@ class LiteLLMModel:
         choices = getattr(response, "choices", None) or []
         message = getattr(choices[0], "message", None) if choices else None
         text = str(getattr(message, "content", None) or "")
-        return ModelReply(text=text, usage=_usage(litellm, response))
+        cut = bool(choices) and getattr(choices[0], "finish_reason", None) == "length"
+        return ModelReply(text=text, usage=_usage(litellm, response), cut_off=cut)
 
     async def _streamed(
         self, litellm: Any, messages: list[Message], on_delta: Callable[[str], None] | None

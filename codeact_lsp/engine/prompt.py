@@ -19,6 +19,10 @@ from codeact_lsp.engine.signature import Signature
 from codeact_lsp.tools.models import ToolSchema
 from codeact_lsp.trajectory import Step, Trajectory
 
+CUT_OFF_HINT = (
+    "Your reply was cut off at the reply length limit (max_tokens): keep each step short, with"
+    " little prose, and close the code block."
+)
 OBSERVATION_CHARS = 2000  # per stream, head + tail
 DOC_CHARS = 700
 INPUT_CHARS = 2000
@@ -157,7 +161,8 @@ def observation(step: Step, reserved: Collection[str] = ()) -> str:
     step must not redefine."""
     skipped = sorted(set(parse_reply(step.reply).skipped)) if step.reply else []
     if step.status == "no_code":
-        return f"{NO_CODE_HINT} {SKIPPED_HINT}" if skipped else NO_CODE_HINT
+        hint = f"{NO_CODE_HINT} {SKIPPED_HINT}" if skipped else NO_CODE_HINT
+        return f"{hint} {CUT_OFF_HINT}" if step.cut_off else hint
     if step.status == "rejected":
         why = step.feedback or "no reason given"
         return f"The user rejected this step before it ran. Their feedback: {why}\nRevise your approach."
@@ -188,6 +193,8 @@ def observation(step: Step, reserved: Collection[str] = ()) -> str:
         parts.append("(no output; print what you want to see)")
     if skipped:
         parts.append("Not run: " + "; ".join(skipped) + ".")
+    if step.cut_off:
+        parts.append(CUT_OFF_HINT)
     return f"Observation (step {step.index}):\n" + "\n".join(parts)
 
 

@@ -546,6 +546,7 @@ class RunHandle:
             reply=reply.text,
             usage=reply.usage,
             model_duration_ms=reply.duration_ms,
+            cut_off=reply.cut_off,
             status="proposed" if code else "no_code",
             started_at=time.time(),
         )

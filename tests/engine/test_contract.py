@@ -136,3 +136,11 @@ async def test_prompt_stubs_are_valid_in_the_session_as_written(
 def test_session_valid_quotes_only_what_the_session_lacks(sig: str, want: str) -> None:
     bound = set(dir(builtins)) | {"Any"}
     assert session_valid(sig, bound)[0] == want
+
+
+async def test_scripted_cut_off_reaches_the_step(engine: Engine, script: Script) -> None:
+    model = script(
+        [{"reply": "```python\nx = '''", "finish_reason": "length"}, code("final_answer(1)")]
+    )
+    traj = await _wait(await engine.start(RunRequest(task="t", model=model)))
+    assert traj.steps[0].cut_off and not traj.steps[1].cut_off

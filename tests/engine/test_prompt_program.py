@@ -140,3 +140,11 @@ def test_observation_says_which_fences_did_not_run() -> None:
     assert text.startswith("No code found") and "not run" in text
     plain = Step(index=3, code="", reply="I think 4.", status="no_code")
     assert "not run" not in observation(plain)
+
+
+def test_a_reply_cut_at_the_cap_is_said_out_loud() -> None:
+    cut = Step(index=1, code="x = '''", reply="```python\nx = '''", status="error", cut_off=True)
+    assert "cut off at the reply length limit" in observation(cut)
+    none = Step(index=2, code="", reply="The error is " * 50, status="no_code", cut_off=True)
+    assert "cut off" in observation(none)
+    assert "cut off" not in observation(Step(index=3, code="x", status="ok"))

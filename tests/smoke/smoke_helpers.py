@@ -69,6 +69,8 @@ def check_trajectory(traj: dict[str, Any]) -> None:
         if step.get("replayed") or step.get("edited"):
             continue
         assert step["usage"]["prompt_tokens"] > 0, step  # tokens recorded per step
+        if step["usage"]["completion_tokens"] >= PARAMS["max_tokens"]:
+            assert step["cut_off"], "a reply at the cap must be marked cut off"
         # what ran is exactly what the parser took: bare output/prose fences never run
         parsed = parse_reply(reply)
         assert step["code"] == (parsed.code or ""), (reply, step["code"])
