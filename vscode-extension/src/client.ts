@@ -9,6 +9,7 @@ import { RunTracker, runIdFromPath } from './logic';
 import { commandMiddleware } from './middleware';
 import { RunStore } from './runs';
 import { RunsView, runItem } from './runs-view';
+import { TaskTests } from './tasks-tests';
 import { Prompts, defaultPrompts } from './ui';
 
 type Json = Record<string, unknown>;
@@ -22,6 +23,7 @@ export class CodeActClient implements Env, CodeActApi, vscode.Disposable {
   readonly store: RunStore;
   readonly previews = new PreviewDocuments();
   readonly view: RunsView;
+  readonly tasks: TaskTests;
 
   constructor(readonly context: vscode.ExtensionContext) {
     this.log = new LogChannel(vscode.window.createOutputChannel('CodeAct'));
@@ -30,10 +32,12 @@ export class CodeActClient implements Env, CodeActApi, vscode.Disposable {
     });
     this.store = new RunStore(this.conn, () => this.prompts);
     this.view = new RunsView(this.store);
+    this.tasks = new TaskTests(this);
     context.subscriptions.push(
       this.log,
       this.store,
       this.view,
+      this.tasks,
       vscode.workspace.registerTextDocumentContentProvider(PREVIEW_SCHEME, this.previews),
       vscode.workspace.onDidChangeConfiguration((e) => this.conn.onConfigurationChanged(e)),
       vscode.window.onDidChangeActiveTextEditor((e) => this.focusChanged(e)),
@@ -88,6 +92,10 @@ export class CodeActClient implements Env, CodeActApi, vscode.Disposable {
 
   get installCommand(): string | undefined {
     return this.conn.lastInstallCommand;
+  }
+
+  get taskTests(): TaskTests {
+    return this.tasks;
   }
 
   runItems(): vscode.TreeItem[] {

@@ -7,6 +7,7 @@ import { ServerConnection } from './connection';
 import { LogChannel } from './log';
 import { RunTracker } from './logic';
 import { RunStore } from './runs';
+import type { TaskTests } from './tasks-tests';
 import { Prompts } from './ui';
 
 type Json = Record<string, unknown>;
@@ -47,6 +48,8 @@ export interface CodeActApi {
   readonly statusText: string;
   /** The install command last offered for a missing server. */
   readonly installCommand?: string;
+  /** The task suite in the Testing view. */
+  readonly taskTests: TaskTests;
   /** The Runs view's tree items now, as shown. */
   runItems(): vscode.TreeItem[];
 }

@@ -314,3 +314,22 @@ export function codiconTitle(title: string): string {
   }
   return out;
 }
+
+/** The `[[task]]` tables of a task-suite file: each one's `name` and the line of its header. */
+export function findTasks(text: string): Array<{ name: string; line: number }> {
+  const lines = text.split('\n');
+  const out: Array<{ name: string; line: number }> = [];
+  for (let i = 0; i < lines.length; i++) {
+    if (!/^\s*\[\[\s*task\s*\]\]/.test(lines[i])) {
+      continue;
+    }
+    for (let j = i + 1; j < lines.length && !/^\s*\[/.test(lines[j]); j++) {
+      const m = /^\s*name\s*=\s*["']([^"']+)["']/.exec(lines[j]);
+      if (m) {
+        out.push({ name: m[1], line: i });
+        break;
+      }
+    }
+  }
+  return out;
+}

@@ -494,6 +494,20 @@ describe('CodeAct in VS Code', function () {
     assert.ok(said.includes('CodeAct task suite: 1/1 passed.'), said.join(' | '));
   });
 
+  it('runs the task suite from the Testing view: one test per task, the verdict from the server', async function () {
+    const tests = codeact.taskTests;
+    const [suite] = await tests.discover();
+    assert.equal(suite?.label, 'tasks.toml');
+    const names: string[] = [];
+    suite.children.forEach((c) => names.push(c.label));
+    assert.deepEqual(names, ['quote-to-germany']);
+    const item = suite.children.get(`${suite.id}#quote-to-germany`);
+    assert.equal(item?.range?.start.line, lineOf(await vscode.workspace.openTextDocument(suite.uri as vscode.Uri), '[[task]]'));
+    const cts = new vscode.CancellationTokenSource();
+    await tests.run(new vscode.TestRunRequest(item ? [item] : undefined), cts.token);
+    assert.deepEqual(tests.verdicts.get(`${suite.id}#quote-to-germany`), { passed: true, message: '' });
+  });
+
   it('passes codeact.* settings to the server, and changes to them', async function () {
     const config = vscode.workspace.getConfiguration('codeact');
     await config.update('maxIters', 1, vscode.ConfigurationTarget.Workspace);

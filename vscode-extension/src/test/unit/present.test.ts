@@ -1,7 +1,7 @@
 // Unit tests of how the client words and decorates what the server reports (present.ts).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { age, answerText, codiconTitle, duration, errorActions, errorText, formatTryResult, isLogNoise, liveDetail, logLine, runContext, runDescription, statusIcon, statusWords } from '../../present';
+import { age, answerText, codiconTitle, findTasks, duration, errorActions, errorText, formatTryResult, isLogNoise, liveDetail, logLine, runContext, runDescription, statusIcon, statusWords } from '../../present';
 
 describe('status words and icons', () => {
   const table: Array<[string, string, string]> = [
@@ -137,4 +137,14 @@ describe('lens titles', () => {
       assert.equal(codiconTitle(server), shown);
     });
   }
+});
+
+describe('task-suite files', () => {
+  it('finds each [[task]] name and its header line', () => {
+    const text = '# suite\n\n[[task]]\nname = "quote-to-germany"\ntask = "x"\n\n[[task]]\ntask = "no name"\n\n[[task]]\n  name = \'second\'\n[tool]\nname = "not a task"\n';
+    assert.deepEqual(findTasks(text), [
+      { name: 'quote-to-germany', line: 2 },
+      { name: 'second', line: 9 },
+    ]);
+  });
 });
