@@ -285,13 +285,16 @@ class RunDocuments:
         """
         if rs.discarded:
             return
-        if self.doc_dirty(rs):
-            if not rs.paused:
-                rs.paused = True  # the lens says so; the state is written once they save
-                self.state.refresh.schedule(rs.uri)
-            return
         traj = rs.trajectory()
         if traj is None:
+            return
+        if self.doc_dirty(rs):
+            # Paused only when the file owes the run something: a final write of the state the
+            # file already shows (getRun wrote it first) leaves the user's edits unpaused.
+            owed = rs.rendered is None or rs.rendered[0] != state_key(traj)
+            if owed and not rs.paused:
+                rs.paused = True  # the lens says so; the state is written once they save
+                self.state.refresh.schedule(rs.uri)
             return
         key = text_key(traj, rs.overrides)
         if key == rs.rendered and not force:
