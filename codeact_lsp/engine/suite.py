@@ -21,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import builtins
 import math
+import re
 import time
 import tomllib
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from xml.etree import ElementTree as ET
@@ -123,6 +125,36 @@ class SuiteError(ValueError):
     """The suite file cannot be read: exit code 2 in the CLI."""
 
 
+_HEADER = re.compile(r"^\s*\[\[\s*task\s*\]\]")
+_NAME = re.compile(r"""^\s*name\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_TABLE = re.compile(r"^\s*\[")
+
+
+@dataclass(frozen=True)
+class TaskLocation:
+    name: str
+    line: int  # 0-based line of the [[task]] header
+
+
+def find_tasks(text: str) -> list[TaskLocation]:
+    """Where each `[[task]]` table starts and its name (tomllib gives no line numbers)."""
+    found: list[TaskLocation] = []
+    lines = text.splitlines()
+    for no, line in enumerate(lines):
+        if not _HEADER.match(line):
+            continue
+        name = f"task-{len(found) + 1}"
+        for follow in lines[no + 1 :]:
+            if _TABLE.match(follow):
+                break
+            match = _NAME.match(follow)
+            if match:
+                name = match.group(1) if match.group(1) is not None else match.group(2)
+                break
+        found.append(TaskLocation(name=name, line=no))
+    return found
+
+
 def load_suite(path: Path) -> list[SuiteTask]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -134,7 +166,7 @@ def load_suite(path: Path) -> list[SuiteTask]:
     raw = data.get("task", [])
     if not isinstance(raw, list) or not raw:
         raise SuiteError(f"{path}: no [[task]] tables")
-    lines = [i + 1 for i, line in enumerate(text.splitlines()) if line.strip() == "[[task]]"]
+    lines = [found.line + 1 for found in find_tasks(text)]
     tasks: list[SuiteTask] = []
     for i, item in enumerate(raw):
         try:

@@ -1,29 +1,34 @@
 """Code lenses and diagnostics on the task-suite file (`tasks.toml`, `[[task]]` tables).
 
-tomllib gives no line numbers, so the `[[task]]` headers and their `name = "…"` keys are found by a
-line scan; the lens sits on the header, where a reader looks for "which task is this".
+tomllib gives no line numbers, so the `[[task]]` headers are found by the suite's own line scan
+(`engine.suite.find_tasks`, the one locator); the lens sits on the header, where a reader looks for "which task is this".
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from lsprotocol import types as lsp
 from pydantic import BaseModel, ValidationError
 
+from codeact_lsp.engine.suite import TaskLocation, find_tasks
 from codeact_lsp.lsp.document import write_atomic
+
+__all__ = [
+    "TaskLocation",
+    "TaskResult",
+    "find_tasks",
+    "load_results",
+    "save_results",
+    "task_diagnostics",
+    "task_lenses",
+]
 
 log = logging.getLogger(__name__)
 # The last result of each task, kept across server restarts (the lens "last ✓ 1.2 s" is what a
 # user looks at when they reopen the project).
 RESULTS_FILE = Path(".codeact") / "task_results.json"
-
-_HEADER = re.compile(r"^\s*\[\[\s*task\s*\]\]")
-_NAME = re.compile(r"""^\s*name\s*=\s*(?:"([^"]*)"|'([^']*)')""")
-_TABLE = re.compile(r"^\s*\[")
 
 
 class TaskResult(BaseModel):
@@ -64,30 +69,6 @@ def save_results(workspace: Path, results: dict[str, TaskResult]) -> None:
         write_atomic(workspace / RESULTS_FILE, text + "\n")
     except OSError as exc:
         log.warning("cannot save task results: %s", exc)
-
-
-@dataclass(frozen=True)
-class TaskLocation:
-    name: str
-    line: int  # 0-based line of the [[task]] header
-
-
-def find_tasks(text: str) -> list[TaskLocation]:
-    found: list[TaskLocation] = []
-    lines = text.splitlines()
-    for no, line in enumerate(lines):
-        if not _HEADER.match(line):
-            continue
-        name = f"task-{len(found) + 1}"
-        for follow in lines[no + 1 :]:
-            if _TABLE.match(follow):
-                break
-            match = _NAME.match(follow)
-            if match:
-                name = match.group(1) if match.group(1) is not None else match.group(2)
-                break
-        found.append(TaskLocation(name=name, line=no))
-    return found
 
 
 def task_lenses(text: str, file: str, results: dict[str, TaskResult]) -> list[lsp.CodeLens]:

@@ -346,3 +346,16 @@ def test_a_run_out_of_steps_offers_to_continue_with_the_same_budget() -> None:
     )
     finished = build_view(_traj(status="finished")).lenses
     assert not [lens for lens in finished if lens.command and "Continue" in lens.command.title]
+
+
+def test_the_suite_and_its_lenses_locate_tasks_the_same_way(tmp_path: Path) -> None:
+    from codeact_lsp.engine.suite import load_suite
+
+    text = (
+        '[[task]]  # first\nname = "a"\ntask = "x"\nexpect = 1\n\n'
+        '[[ task ]]\nname = "b"\ntask = "y"\nexpect = 2\n'
+    )
+    (tmp_path / "tasks.toml").write_text(text, encoding="utf-8")
+    suite_lines = [(t.name, t.line) for t in load_suite(tmp_path / "tasks.toml")]
+    lens_lines = [(t.name, t.line + 1) for t in find_tasks(text)]
+    assert suite_lines == lens_lines == [("a", 1), ("b", 6)]

@@ -278,6 +278,7 @@ export interface Step {
   replayed?: boolean;
   reexecuted?: boolean;
   extracted?: boolean;
+  cut_off?: boolean;
 }
 
 export interface StepError {

@@ -1,4 +1,4 @@
-"""What every command module shares: the user-fixable error, argument parsing, engine access.
+"""What every command module shares: engine access, engine errors as command errors, `dump`.
 
 A command's failure is either something the user can fix (bad argument, unknown run, wrong state:
 `CommandError`, an InvalidParams answer) or the backend not starting (an InternalError whose
