@@ -246,6 +246,16 @@ def _run_lenses(traj: Trajectory, accepted: str | None) -> list[lsp.CodeLens]:
         lenses.append(
             lsp.CodeLens(range=top, command=_cmd("Preview", "codeact.acceptPreview", runId=traj.id))
         )
+    if traj.status == "max_iters":
+        # a follow-up in the same sandbox gets the run's step budget again
+        n = traj.max_iters
+        title = f"⏩ Continue ({n} more step{'s' if n != 1 else ''})"
+        lenses.append(
+            lsp.CodeLens(
+                range=top,
+                command=_cmd(title, "codeact.followUp", runId=traj.id, task=continue_task(traj)),
+            )
+        )
     if accepted is not None:
         lenses.append(
             lsp.CodeLens(
@@ -260,6 +270,12 @@ def _run_lenses(traj: Trajectory, accepted: str | None) -> list[lsp.CodeLens]:
         lsp.CodeLens(range=top, command=_cmd("↪ Follow up", "codeact.followUp", runId=traj.id))
     )
     return lenses
+
+
+def continue_task(traj: Trajectory) -> str:
+    """The follow-up task of "Continue" after the step budget ran out."""
+    task = traj.task.removeprefix("Continue: ")
+    return f"Continue: {task}"
 
 
 def _accepted_title(traj: Trajectory, state: str) -> str:

@@ -329,6 +329,25 @@ def test_a_replayed_step_says_so_in_its_lens() -> None:
     assert "replayed" not in step_summary(traj.steps[1])
 
 
+def test_a_run_out_of_steps_offers_to_continue_with_the_same_budget() -> None:
+    traj = _traj(status="max_iters", max_iters=4, task="quote")
+    lenses = build_view(traj).lenses
+    [cont] = [lens for lens in lenses if lens.command and "Continue" in lens.command.title]
+    assert cont.command is not None
+    assert cont.command.title == "⏩ Continue (4 more steps)"
+    assert cont.command.command == "codeact.followUp"
+    assert cont.command.arguments == [{"runId": "r1", "task": "Continue: quote"}]
+    again = build_view(_traj(status="max_iters", max_iters=1, task="Continue: quote")).lenses
+    assert any(lens.command and lens.command.title == "⏩ Continue (1 more step)" for lens in again)
+    assert all(
+        (lens.command.arguments or [{}])[0].get("task") in (None, "Continue: quote")
+        for lens in again
+        if lens.command
+    )
+    finished = build_view(_traj(status="finished")).lenses
+    assert not [lens for lens in finished if lens.command and "Continue" in lens.command.title]
+
+
 def test_the_suite_and_its_lenses_locate_tasks_the_same_way(tmp_path: Path) -> None:
     from codeact_lsp.engine.suite import load_suite
 

@@ -34,6 +34,7 @@ export function registerCommands(env: Env): vscode.Disposable[] {
     'codeact-lsp.reject': (arg) => forward(env, 'codeact.reject', arg, 'reject the pending step of', waiting),
     'codeact-lsp.discard': (arg) => forward(env, 'codeact.discard', arg, 'discard', done),
     'codeact-lsp.followUp': (arg) => forward(env, 'codeact.followUp', arg, 'follow up', done),
+    'codeact-lsp.continue': (arg) => continueRun(env, arg),
     'codeact-lsp.tryTool': (arg) => tryTool(env, arg),
     'codeact-lsp.runTasks': (arg) => runTasks(env, arg),
     'codeact-lsp.showRuns': () => vscode.commands.executeCommand(`${RUNS_VIEW}.focus`),
@@ -85,6 +86,18 @@ async function forward(env: Env, server: string, arg: unknown, purpose: string, 
     return undefined;
   }
   return vscode.commands.executeCommand(server, { ...passOn(arg), runId });
+}
+
+/** "Continue (N more steps)" of a run that spent its budget: a follow-up in the same sandbox. */
+async function continueRun(env: Env, arg: unknown): Promise<unknown> {
+  await env.conn.ready();
+  const runId = await pickRun(env, arg, 'continue', (r) => r.status === 'max_iters');
+  const run = runId ? env.store.tracker.get(runId) : undefined;
+  if (!runId) {
+    return undefined;
+  }
+  const task = (run?.task ?? '').replace(/^Continue: /, '');
+  return vscode.commands.executeCommand('codeact.followUp', { runId, task: `Continue: ${task}` });
 }
 
 async function runTask(env: Env, arg: unknown, onSelection: boolean): Promise<unknown> {

@@ -303,6 +303,7 @@ const GLYPH_ICONS: Array<[RegExp, string]> = [
   [/↪/g, '$(reply)'],
   [/[▶▷]/g, '$(play)'],
   [/↻/g, '$(debug-restart)'],
+  [/⏩/g, '$(debug-continue)'],
   [/^… /, '$(ellipsis) '],
 ];
 

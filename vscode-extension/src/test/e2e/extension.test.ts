@@ -525,6 +525,17 @@ describe('CodeAct in VS Code', function () {
       );
       assert.equal((run.steps as Json[]).length, 1);
       assert.equal(run.model, 'scripted:replies/quote.json', 'the model came from the codeact.model setting');
+      // the step budget ran out: the lens offers to go on in the same sandbox with the same budget
+      const budgetRun = codeact.runs.get(String(run.id));
+      assert.ok(budgetRun?.trajectoryUri, 'the run is known from its pushed state');
+      const lenses = await eventually('the Continue lens', () => lensTitles(vscode.Uri.parse(String(budgetRun.trajectoryUri))), (ls) => ls.some((l) => l.command === 'codeact.followUp' && l.title.startsWith('$(debug-continue) Continue')));
+      const cont = lenses.find((l) => l.title.startsWith('$(debug-continue) Continue'));
+      assert.equal(cont?.title, '$(debug-continue) Continue (1 more step)');
+      const item = codeact.runItems().find((i) => i.id === run.id);
+      assert.ok(String(item?.contextValue).split(' ').includes('continuable'));
+      const next = (await vscode.commands.executeCommand(cont?.command ?? '', ...(cont?.args ?? []))) as Json;
+      assert.equal(await codeact.waitForRun(String(next.runId)), 'finished');
+      assert.deepEqual(((await codeact.server('codeact.getRun', { runId: next.runId })) as Json).outputs, { answer: 76.9 }, 'the script went on where it stopped');
     } finally {
       await config.update('maxIters', undefined, vscode.ConfigurationTarget.Workspace);
     }

@@ -130,6 +130,7 @@ describe('lens titles', () => {
     ['▷ Run task · last ✓ 1.2 s', '$(play) Run task · last $(check) 1.2 s'],
     ['⚠ step budget spent', '$(warning) step budget spent'],
     ['… step 3', '$(ellipsis) step 3'],
+    ['⏩ Continue (4 more steps)', '$(debug-continue) Continue (4 more steps)'],
     ['used 1× in last run · 0 errors', 'used 1× in last run · 0 errors'],
   ];
   for (const [server, shown] of table) {
