@@ -101,7 +101,16 @@ class SpawnSpec:
 
 
 def _minimal_env(scratch: str) -> dict[str, str]:
-    return {"PATH": "/usr/bin:/bin", "HOME": scratch, "TMPDIR": scratch, "LANG": "C.UTF-8"}
+    # MALLOC_ARENA_MAX: glibc gives each concurrently allocating thread its own arena, and every
+    # arena reserves 64 MB of address space; under RLIMIT_AS (memory_mb) that let only ~13
+    # threads start at 512 MB. Two arenas keep threads usable within the memory limit.
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": scratch,
+        "TMPDIR": scratch,
+        "LANG": "C.UTF-8",
+        "MALLOC_ARENA_MAX": "2",
+    }
 
 
 def _bwrap_argv(spec: SpawnSpec, scratch: str) -> list[str]:

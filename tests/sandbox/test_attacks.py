@@ -163,7 +163,7 @@ async def process_vm_readv_parent(sb: Sandbox, e: Env) -> bool:
 @attack
 async def environment_is_scrubbed(sb: Sandbox, e: Env) -> bool:
     r = await sb.execute("import os\nsorted(os.environ)")
-    allowed = {"HOME", "LANG", "PATH", "TMPDIR", "PWD"}  # bwrap sets PWD (the scratch path)
+    allowed = {"HOME", "LANG", "PATH", "TMPDIR", "PWD", "MALLOC_ARENA_MAX"}  # bwrap sets PWD
     return r.error is None and r.value is not None and set(ast.literal_eval(r.value)) <= allowed
 
 

@@ -653,3 +653,31 @@ async def test_deep_nesting_in_a_thread_works(make_sandbox: Factory) -> None:
     )
     r = await sb.execute(code)
     assert (r.value, r.state_lost) == ("[1802]", False)
+
+
+THREADS_THAT_ALLOCATE = """
+import threading
+stop = threading.Event()
+ok = []
+def work():
+    ok.append(len([bytearray(200) for _ in range(2000)]))
+    stop.wait()
+started = 0
+try:
+    for _ in range(40):
+        threading.Thread(target=work, daemon=True).start()
+        started += 1
+except RuntimeError:
+    pass
+stop.set()
+started
+"""
+
+
+async def test_threads_that_allocate_start_within_the_memory_limit(make_sandbox: Factory) -> None:
+    """Each allocating thread used to get its own 64 MB malloc arena of address space, so only
+    about 13 could start under memory_mb=512; the worker caps glibc's arenas."""
+    sb = await make_sandbox(memory_mb=512)
+    r = await sb.execute(THREADS_THAT_ALLOCATE)
+    assert r.error is None, r.error
+    assert r.value == "40"
