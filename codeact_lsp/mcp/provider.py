@@ -12,15 +12,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import contextlib
-import fnmatch
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from codeact_lsp.config import CodeActConfig
+from codeact_lsp.config import CodeActConfig, matches_glob
 from codeact_lsp.mcp.connection import McpCallError, McpLoop, ServerConnection
 from codeact_lsp.mcp.content import convert
 from codeact_lsp.mcp.schema import McpParam, annotation, assign_names, bind, build_stub
@@ -60,8 +59,8 @@ class McpTool(BaseModel):
     tool_schema: ToolSchema
 
 
-def _matches(globs: Iterable[str], *names: str) -> bool:
-    return any(fnmatch.fnmatchcase(n, g) for g in globs for n in names)
+def _matches(globs: Sequence[str], *names: str) -> bool:
+    return any(matches_glob(n, globs) for n in names)
 
 
 def _wrapped(output: Any) -> Any:

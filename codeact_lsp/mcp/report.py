@@ -4,14 +4,13 @@ or lists no tools reported as a diagnostic at its table in the config file."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TextIO
 
 from codeact_lsp.config import load_config
 from codeact_lsp.mcp.provider import CombinedTools, McpTools, has_servers
 from codeact_lsp.tools.host import ToolHost
-from codeact_lsp.tools.report import ToolsReport, collect, render_table
+from codeact_lsp.tools.report import ToolsReport, collect, write_report
 
 
 def collect_with_mcp(workspace: Path) -> ToolsReport:
@@ -39,11 +38,4 @@ def collect_with_mcp(workspace: Path) -> ToolsReport:
 def tools_command(workspace: Path, as_json: bool, out: TextIO) -> int:
     """Print the report. Exit code: 0 fine, 1 a tool module (or MCP server) has errors, 2
     configuration problems."""
-    report = collect_with_mcp(workspace)
-    if as_json:
-        out.write(json.dumps(report.model_dump(mode="json"), indent=2) + "\n")
-    else:
-        out.write(render_table(report))
-    if report.problems:
-        return 2
-    return 1 if report.has_errors or report.host_problem else 0
+    return write_report(collect_with_mcp(workspace), as_json, out)

@@ -101,7 +101,12 @@ def collect(
 
 def tools_command(workspace: Path, as_json: bool, out: TextIO) -> int:
     """Print the report. Exit code: 0 fine, 1 a tool module has errors, 2 configuration problems."""
-    report = collect(workspace)
+    return write_report(collect(workspace), as_json, out)
+
+
+def write_report(report: ToolsReport, as_json: bool, out: TextIO) -> int:
+    """Print an already collected report and give `codeact tools`' exit code, shared with the MCP
+    variant so both commands format and judge a report the same way."""
     if as_json:
         out.write(json.dumps(report.model_dump(mode="json"), indent=2) + "\n")
     else:
