@@ -569,6 +569,9 @@ def landlock_abi() -> int:
 # private scratch filesystem
 
 
+TASK_UID_BASE = 1_900_000_000  # + the worker's pid: a real uid no account and no other worker has
+
+
 def private_tmpfs(path: str, size_mb: int, max_files: int) -> None:
     """Mount a size-limited tmpfs over ``path`` in a new user+mount namespace of our own.
 
@@ -576,8 +579,20 @@ def private_tmpfs(path: str, size_mb: int, max_files: int) -> None:
     process may own a user namespace and mount a tmpfs in it. Must run single-threaded.
     """
     lib = _lib()
-    uid, gid = os.getuid(), os.getgid()
-    _check(lib.unshare(ctypes.c_int(CLONE_NEWUSER | CLONE_NEWNS)), "unshare(user|mount)")
+    uid, gid = os.geteuid(), os.getegid()
+    # A root server's worker is exempt from RLIMIT_NPROC, so its threads (each a pid of the whole
+    # machine, with a kernel stack outside RLIMIT_AS) would have no cap without a pids cgroup. The
+    # kernel exempts by *real* uid, and checks the capability in the initial namespace: a real
+    # uid of the worker's own (effective uid still root, so file access is unchanged) plus this
+    # user namespace (no capabilities outside it) make the limit apply, counted for this worker.
+    apart = uid == 0 and os.getuid() == 0
+    if apart:
+        os.setresuid(TASK_UID_BASE + os.getpid(), 0, 0)
+    if lib.unshare(ctypes.c_int(CLONE_NEWUSER | CLONE_NEWNS)) != 0:
+        err = ctypes.get_errno()
+        if apart:
+            os.setresuid(0, 0, 0)
+        raise OSError(err, f"unshare(user|mount): {os.strerror(err)}")
     with open("/proc/self/setgroups", "w") as fh:
         fh.write("deny")
     with open("/proc/self/uid_map", "w") as fh:

@@ -23,9 +23,10 @@ from pathlib import Path
 import pytest
 from confinement_cases import CASES, Case, ConfEnv, make_env, run_case
 from conftest import ATTACK_RESULTS
-from sandbox_helpers import Factory
+from sandbox_helpers import TOOLS, Factory, Recorder
 
-from codeact_lsp.sandbox import Sandbox
+from codeact_lsp.config import SandboxSettings
+from codeact_lsp.sandbox import Sandbox, SandboxPool
 
 HERE = Path(__file__).parent
 
@@ -73,6 +74,32 @@ async def test_the_reported_memory_limit_is_the_one_in_force(
     else:
         assert entry.startswith("kernel-memory:seccomp caps")
         assert cg is None or cg.memory_mb is None
+
+
+async def test_threads_are_capped_without_a_cgroup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the server may create no cgroup (many CI containers) the thread cap still holds,
+    also for a root server, which RLIMIT_NPROC normally exempts: the worker then gets a real uid of
+    its own (its effective uid, and so its file access, unchanged)."""
+    from codeact_lsp.sandbox import cgroups
+    from codeact_lsp.sandbox.confine import TASK_UID_BASE
+
+    monkeypatch.setattr(cgroups, "hierarchies", lambda: ())
+    case = next(c for c in CASES if c.id == "kernel-memory:threads-kernel-stacks")
+    pool = SandboxPool(spares=0)
+    sb = await Sandbox.start(SandboxSettings(timeout=30), TOOLS, Recorder(), pool=pool)
+    try:
+        assert "threads:rlimit" in sb.info.isolation, sb.info
+        r = await sb.execute(case.code, timeout=30)
+        assert case.ok(r), r
+        with open(f"/proc/{sb.pid}/status") as fh:
+            real, effective = (int(x) for x in fh.read().split("Uid:")[1].split()[:2])
+        if os.geteuid() == 0:
+            assert (real, effective) == (TASK_UID_BASE + sb.pid, 0)
+        wrote = await sb.execute("open('kept.txt', 'w').write('x')")
+        assert wrote.value == "1", wrote
+    finally:
+        await sb.close()
+        pool._kill_all()
 
 
 # --- 5. code that outlives its step ------------------------------------------------------------
