@@ -125,7 +125,26 @@ class ToolCancelled(BaseException):
     """Raised inside a running tool when the caller cancels the call (the run was cancelled)."""
 
 
-_IN_CALL = threading.Event()  # a tool is running in the main thread: a cancel may interrupt it
+class _Flag:
+    """A plain flag (set and read in the main thread, by the tool's call and by the signal
+    handler): a `threading.Event` costs a lock and a notify on every call."""
+
+    __slots__ = ("on",)
+
+    def __init__(self) -> None:
+        self.on = False
+
+    def set(self) -> None:
+        self.on = True
+
+    def clear(self) -> None:
+        self.on = False
+
+    def is_set(self) -> bool:
+        return self.on
+
+
+_IN_CALL = _Flag()  # a tool is running in the main thread: a cancel may interrupt it
 
 
 def _on_cancel(signum: int, frame: Any) -> None:
