@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import traceback
 from typing import Any
 

@@ -3,6 +3,7 @@ and by tools served in the caller's process (the Python API), so both behave the
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # (no stubs; `signal.getsignal` is slow)
 import asyncio
 import concurrent.futures
 import contextlib
@@ -12,7 +13,6 @@ import inspect
 import io
 import logging
 import os
-import _signal
 import signal
 import sys
 import threading

@@ -125,8 +125,10 @@ def serve(argv: list[str]) -> int:
             sock = socket.socket(fileno=control_fd)
         except OSError:
             sock = None
-        if sock is not None:
+        if sock is not None and hasattr(socket, "recv_fds"):
             Control(sock, hub).start()
+        elif sock is not None:  # Python < 3.9: no direct route; the server sees it closed
+            sock.close()
     hub.run(rfd, on_line)
     return 0
 
