@@ -28,7 +28,7 @@ from codeact_lsp.engine.run import Approver, RunHandle, RunRequest
 from codeact_lsp.engine.runstate import RunSummary
 from codeact_lsp.engine.session import Session
 from codeact_lsp.engine.signature import Signature, SignatureError
-from codeact_lsp.engine.store import RunStore, new_run_id, runs_dir, valid_run_id
+from codeact_lsp.engine.store import RunStore, new_run_id, valid_run_id
 from codeact_lsp.tools.models import ToolProvider, ToolSchema
 from codeact_lsp.trajectory import Acceptance, Rebuild, Step, Trajectory
 
@@ -400,8 +400,16 @@ class Engine:
         if python is None and self.workspace is not None:
             python = resolve_python(self.workspace, self.config)
         workspace = str(self.workspace) if self.workspace is not None else None
+        base = tools or self.tools
+        for_run = getattr(base, "for_run", None)  # per-run MCP servers: the session's own
+        own = for_run() if callable(for_run) else None
         return Session(
-            tools or self.tools, schemas, self.config.sandbox, python=python, workspace=workspace
+            own or base,
+            schemas,
+            self.config.sandbox,
+            python=python,
+            workspace=workspace,
+            owns_tools=own is not None,
         )
 
     def _continuing(
@@ -594,7 +602,3 @@ def _untyped(signature: str) -> str:
     ins = ", ".join(n.split(":")[0].strip() for n in left.split(",") if n.strip())
     outs = ", ".join(n.split(":")[0].strip() for n in right.split(",") if n.strip())
     return f"{ins} -> {outs or 'answer'}"
-
-
-def default_runs_dir(workspace: Path) -> Path:
-    return runs_dir(workspace)

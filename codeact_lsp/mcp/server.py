@@ -28,6 +28,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from codeact_lsp.config import CodeActConfig, load_config
+from codeact_lsp.engine.store import runs_dir
 
 if TYPE_CHECKING:
     from codeact_lsp.engine import Engine, RunHandle
@@ -122,7 +123,7 @@ class CodeActMcp:
     def __init__(self, workspace: Path, config: CodeActConfig) -> None:
         self.workspace = workspace
         self.config = config
-        self.runs_dir = workspace / ".codeact" / "runs"
+        self.runs_dir = runs_dir(workspace)
         self.tools: Any = None
         self._session_engine: Engine | None = None
         self._task_engine: Engine | None = None
@@ -136,12 +137,10 @@ class CodeActMcp:
         async with self._ready:
             if self.tools is not None:
                 return
-            from codeact_lsp.engine import Engine, RetryPolicy
-            from codeact_lsp.mcp.provider import with_mcp
-            from codeact_lsp.tools import ToolHost
+            from codeact_lsp.assemble import make_engine, start_workspace_tools
+            from codeact_lsp.engine import RetryPolicy
 
-            host = await ToolHost.astart(self.workspace, self.config)
-            self.tools = await with_mcp(host, self.workspace, self.config)
+            self.tools = await start_workspace_tools(self.workspace, self.config)
             client = self._client_model
 
             def factory(name: str, **kwargs: Any) -> Any:
@@ -149,20 +148,18 @@ class CodeActMcp:
 
                 return client if name == CLIENT_MODEL else make_model(name, **kwargs)
 
-            self._session_engine = Engine(
+            self._session_engine = make_engine(
                 self.config,
                 self.tools,
                 workspace=self.workspace,
-                runs_dir=self.runs_dir,
                 approver=self._approver,
                 retry=RetryPolicy(timeout=_NO_WAIT, retries=0),
                 model_factory=factory,
             )
-            self._task_engine = Engine(
+            self._task_engine = make_engine(
                 self.config,
                 self.tools,
                 workspace=self.workspace,
-                runs_dir=self.runs_dir,
                 approver=self._approver,
             )
 

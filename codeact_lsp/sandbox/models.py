@@ -101,8 +101,13 @@ class DirectConn(Protocol):
         """The step's records so far (blocking, bounded): before a call the server serves."""
         ...
 
-    def close(self, nonce: str) -> cf.Future[dict[str, Any]]:
-        """End the step: {"calls", "omitted", "refused", "broken"?}."""
+    def close(self, nonce: str, wait: float = 0.0) -> cf.Future[dict[str, Any]]:
+        """End the step: {"calls", "omitted", "refused", "broken"?}; `wait`: seconds a call
+        still running may take to end (a cancelled one, so its record is kept)."""
+        ...
+
+    def cancel(self, nonce: str) -> None:
+        """The run was cancelled: interrupt the step's call running now, serve no more."""
         ...
 
     def halt(self, nonce: str) -> None:

@@ -37,6 +37,7 @@ GRACE = 0.3  # seconds an interrupted snippet gets to unwind before the worker i
 POLL = 0.25  # seconds between CPU-time checks while a snippet runs
 FAST_WAIT = 0.0005  # seconds `execute` may block the event loop waiting for a quick snippet
 DIRECT_TIMEOUT = 5.0  # seconds the tool host may take to open or close a step
+CANCEL_WAIT = 2.0  # seconds a cancelled host call may take to end, so its record is kept
 
 
 class Sandbox:
@@ -310,6 +311,7 @@ class Sandbox:
         if not fut.result():
             return None
         worker.direct_nonce = nonce
+        worker.direct_cancelled = False
         return nonce
 
     async def _close_direct(self, worker: WorkerProcess, nonce: str) -> None:
@@ -319,7 +321,8 @@ class Sandbox:
         conn, sink = worker.direct, self.on_direct
         if conn is None or sink is None:
             return
-        fut = conn.close(nonce)
+        # a cancelled call is interrupted in the host: wait for its record (briefly)
+        fut = conn.close(nonce, CANCEL_WAIT if worker.direct_cancelled else 0.0)
         reply: dict[str, Any] = {}
         try:
             with contextlib.suppress(cf.TimeoutError):
@@ -522,6 +525,17 @@ class Sandbox:
             sandbox=self.info,
             refused=list(worker.refusals),
         )
+
+    def cancel_tools(self) -> None:
+        """The run was cancelled: a host tool the running snippet called directly is interrupted
+        where it is, and the step's further calls are refused (safe from any thread)."""
+        worker = self._worker
+        if worker is None:
+            return
+        conn, nonce = worker.direct, worker.direct_nonce
+        if conn is not None and nonce is not None:
+            worker.direct_cancelled = True
+            conn.cancel(nonce)
 
     def interrupt(self) -> None:
         """Interrupt the running snippet (it ends with KeyboardInterrupt, globals kept)."""

@@ -195,8 +195,11 @@ class HostConn(DirectConn):
         calls = reply.get("calls")
         return (calls if isinstance(calls, list) else []), 0
 
-    def close(self, nonce: str) -> cf.Future[dict[str, Any]]:
-        return self.link.request({"op": "close", "conn": self.id, "nonce": nonce})
+    def close(self, nonce: str, wait: float = 0.0) -> cf.Future[dict[str, Any]]:
+        return self.link.request({"op": "close", "conn": self.id, "nonce": nonce, "wait": wait})
+
+    def cancel(self, nonce: str) -> None:
+        self.link.send({"op": "cancel", "conn": self.id, "nonce": nonce})
 
     def halt(self, nonce: str) -> None:
         self.link.send({"op": "halt", "conn": self.id, "nonce": nonce})

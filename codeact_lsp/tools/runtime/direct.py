@@ -26,6 +26,7 @@ import json.scanner
 import marshal
 import os
 import select
+import signal
 import socket
 import threading
 import time
@@ -33,6 +34,7 @@ from typing import Any
 
 from . import _codec
 from .describe import JSON
+from .errors import _CANCEL
 from .registry import Registry
 
 _HEADER = 4
@@ -140,6 +142,7 @@ class Hub:
         os.set_blocking(self._wake_w, False)
         self.control: Control | None = None
         self.busy_until = 0.0  # a direct call runs until then, at the latest (see `watch`)
+        self.serving: Conn | None = None  # whose direct call runs now
 
     def watch(self) -> None:
         """A tool that ignores its timeout's interrupt would hold every worker of this host: the
@@ -382,9 +385,13 @@ class Hub:
                 return _refuse(cid, "PermissionError", message)
             timeout = step.timeout
         self.busy_until = time.monotonic() + timeout + HUNG_GRACE
+        self.serving = conn
+        _CANCEL.current = conn.id
         try:
             out = self.registry.call(name, args, kwargs, timeout)
         finally:
+            _CANCEL.current = None
+            self.serving = None
             self.busy_until = 0.0
         result = out["result"]
         if out["ok"]:
@@ -453,10 +460,15 @@ class Hub:
         return True
 
     def take(self, msg: JSON, close: bool) -> JSON:
-        """The records so far (flush) or all of them, ending the step (close)."""
+        """The records so far (flush) or all of them, ending the step (close). `wait`: seconds
+        a call of this connection still running may take to end (a cancelled one), so that its
+        record is not lost."""
         conn = self.conns.get(int(msg.get("conn", -1)))
         if conn is None:
             return {"calls": [], "gone": True}
+        deadline = time.monotonic() + float(msg.get("wait") or 0)
+        while self.serving is conn and time.monotonic() < deadline:
+            time.sleep(0.005)
         with conn.lock:
             step = conn.step
             if step is None or step.nonce != str(msg.get("nonce", "")):
@@ -478,6 +490,18 @@ class Hub:
             with conn.lock:
                 if conn.step is not None:
                     conn.step.halted = True
+
+    def cancel(self, msg: JSON) -> None:
+        """The run was cancelled: its step serves no more calls, and its call running now (if
+        it is that connection's, or with conn 0 the server's own request) is interrupted."""
+        cid = int(msg.get("conn", -1))
+        if cid:
+            self.halt(msg)
+        running = self.serving.id if self.serving is not None else _CANCEL.current
+        if running == cid:
+            _CANCEL.target = cid
+            with contextlib.suppress(OSError):
+                os.kill(os.getpid(), signal.SIGUSR2)
 
 
 class Control:
@@ -542,6 +566,8 @@ class Control:
             reply = self.hub.take(msg, close=True)
         elif op == "halt":
             self.hub.halt(msg)
+        elif op == "cancel":
+            self.hub.cancel(msg)
         elif op == "detach":
             self.hub.detach(int(msg.get("conn", -1)))
         if reply is not None and "id" in msg:

@@ -146,9 +146,29 @@ class _Flag:
 _IN_CALL = _Flag()  # a tool is running in the main thread: a cancel may interrupt it
 
 
+class _Cancel:
+    """Whose call a cancel is for: `current` names the caller of the running call (0: the
+    server's own request, N: direct-route connection N), `target` the one to interrupt (None:
+    whatever runs). A cancel meant for one run never interrupts another run's call."""
+
+    __slots__ = ("current", "target")
+
+    def __init__(self) -> None:
+        self.current: int | None = None
+        self.target: int | None = None
+
+
+_CANCEL = _Cancel()
+
+
 def _on_cancel(signum: int, frame: Any) -> None:
-    if _IN_CALL.is_set():
-        raise ToolCancelled()
+    if not _IN_CALL.is_set():
+        return
+    target = _CANCEL.target
+    if target is not None and target != _CANCEL.current:
+        return
+    _CANCEL.target = None
+    raise ToolCancelled()
 
 
 def _coroutine_location(coro: Any, workspace: str | None) -> tuple[str | None, int | None]:

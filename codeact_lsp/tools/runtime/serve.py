@@ -15,7 +15,7 @@ import typing
 from typing import Any
 
 from .direct import Control, Hub
-from .errors import _PKG_DIR, _error, _on_cancel, to_json
+from .errors import _CANCEL, _PKG_DIR, _error, _on_cancel, to_json
 from .loader import load_targets
 from .registry import Registry
 
@@ -109,9 +109,13 @@ def serve(argv: list[str]) -> int:
 
     def on_line(line: bytes) -> None:
         req = json.loads(line)
-        reply = registry.call(
-            req["name"], req.get("args", []), req.get("kwargs", {}), req.get("timeout")
-        )
+        _CANCEL.current = 0  # the server's own request (see Hub.cancel)
+        try:
+            reply = registry.call(
+                req["name"], req.get("args", []), req.get("kwargs", {}), req.get("timeout")
+            )
+        finally:
+            _CANCEL.current = None
         reply["id"] = req.get("id")
         send(reply)
 
