@@ -98,6 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="one tool host for the whole suite, tasks in file order (default: each task gets"
         " fresh tool state)",
     )
+    test.add_argument(
+        "--models",
+        help="comma-separated models to run every task on (a matrix; default: config"
+        " suite.models, else --model); a task naming its own model keeps it",
+    )
+    test.add_argument(
+        "--repeat",
+        "-n",
+        type=int,
+        help="runs of each task per model (default: config suite.repeat, 1)",
+    )
 
     runs = sub.add_parser("runs", help="list the workspace's runs; discard or restore one")
     runs.add_argument("--workspace", "-w", default=".")
@@ -541,9 +552,17 @@ async def _test(args: argparse.Namespace) -> int:
     ws = _workspace(args.workspace)
     if args.jobs is not None and args.jobs < 1:
         raise UsageProblem(f"--jobs must be at least 1, not {args.jobs}")
+    if args.repeat is not None and args.repeat < 1:
+        raise UsageProblem(f"--repeat must be at least 1, not {args.repeat}")
     suite_over: dict[str, Any] = {"jobs": args.jobs} if args.jobs is not None else {}
     if args.shared_state:
         suite_over["isolation"] = "shared"
+    if args.models is not None:
+        suite_over["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
+        if not suite_over["models"]:
+            raise UsageProblem("--models names no model")
+    if args.repeat is not None:
+        suite_over["repeat"] = args.repeat
     overrides = {
         "model": args.model,
         "suite": suite_over or None,
@@ -557,7 +576,10 @@ async def _test(args: argparse.Namespace) -> int:
         raise UsageProblem(str(exc)) from None
     fallback = config.model or os.environ.get("CODEACT_MODEL")
     chosen = [t for t in tasks if not args.names or t.name in args.names]
-    for name in sorted({m for t in chosen if (m := t.model or fallback)}):
+    wanted = {t.model for t in chosen if t.model}
+    if any(not t.model for t in chosen):
+        wanted |= set(config.suite.models) or ({fallback} if fallback else set())
+    for name in sorted(wanted):
         await _check_model(name, config.model_params)
     err = sys.stderr
     tools = await _start_tools(ws, config, err, args.json)
@@ -586,13 +608,14 @@ async def _test(args: argparse.Namespace) -> int:
 
 
 def _table(results: Sequence[Any]) -> str:
+    matrix = len({r.model for r in results}) > 1 or any(r.repeat > 1 for r in results)
     rows = [("task", "result", "status", "steps", "time", "answer / reason")]
     for r in results:
         detail = json.dumps(r.answer) if r.passed else r.message
         label = " (scripted)" if r.scripted else ""
         rows.append(
             (
-                r.name,
+                f"{r.label} {r.model}" if matrix else r.name,
                 ("PASS" if r.passed else "FAIL") + label,
                 r.status,
                 str(r.steps),

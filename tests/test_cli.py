@@ -141,6 +141,22 @@ def test_suite_failure_exits_1(ws: Path) -> None:
     assert results["wrong"]["passed"] is False and "expected 1.0" in results["wrong"]["message"]
 
 
+def _matrix_suite(ws: Path) -> tuple[str, str]:
+    """The quote task with no model of its own, a model that gets it right and one that
+    answers without looking anything up."""
+    (ws / "matrix.toml").write_text(f'[[task]]\nname = "quote"\ntask = "{QUOTE}"\nexpect = 76.9\n')
+    bad = _replies(ws, "guess.json", ["```python\nfinal_answer(70.0)\n```"])
+    return "scripted:replies/quote.json", bad
+
+
+def test_suite_matrix_runs_each_model_n_times(ws: Path) -> None:
+    good, bad = _matrix_suite(ws)
+    out = codeact("test", "matrix.toml", "--models", f"{good},{bad}", "-n", "2", "--json", cwd=ws)
+    assert out.returncode == 1, out.stderr  # one model fails the task
+    cells = [(r["model"], r["repeat"], r["passed"]) for r in json.loads(out.stdout)]
+    assert cells == [(good, 1, True), (good, 2, True), (bad, 1, False), (bad, 2, False)]
+
+
 def test_tools_subcommand_lists_the_workspace_tools(ws: Path) -> None:
     out = codeact("tools", "--json", cwd=ws)
     assert out.returncode == 0, out.stderr
