@@ -291,10 +291,9 @@ def _edit(code: str) -> str | None:
 
 
 async def _start_tools(ws: Path, config: CodeActConfig, out: TextIO, quiet: bool) -> Any:
-    from codeact_lsp.mcp.provider import with_mcp
-    from codeact_lsp.tools import ToolHost
+    from codeact_lsp.assemble import start_workspace_tools
 
-    host = await with_mcp(await ToolHost.astart(ws, config), ws, config)
+    host = await start_workspace_tools(ws, config)
     if not quiet:
         if host.problem:
             _say(f"warning: tools unavailable: {host.problem}", out)
@@ -308,7 +307,8 @@ async def _start_tools(ws: Path, config: CodeActConfig, out: TextIO, quiet: bool
 
 
 async def _run(args: argparse.Namespace) -> int:
-    from codeact_lsp.engine import Engine, EngineError, RetryPolicy, RunRequest, default_runs_dir
+    from codeact_lsp.assemble import make_engine
+    from codeact_lsp.engine import EngineError, RetryPolicy, RunRequest
 
     ws = _workspace(args.workspace)
     overrides: dict[str, Any] = {
@@ -329,11 +329,10 @@ async def _run(args: argparse.Namespace) -> int:
     err = sys.stderr
     quiet = args.quiet or args.json
     tools = await _start_tools(ws, config, err, quiet)
-    engine = Engine(
+    engine = make_engine(
         config,
         tools,
         workspace=ws,
-        runs_dir=default_runs_dir(ws),
         approver=_make_approver(args.yes, err, progress=not quiet),
         retry=RetryPolicy(timeout=args.model_timeout) if args.model_timeout else None,
     )
@@ -510,13 +509,13 @@ def _show(value: Any) -> str:
 
 async def _runs(args: argparse.Namespace) -> int:
     """The run files' listing, honouring discard (kept in each file, so it survives restarts)."""
-    from codeact_lsp.engine import Engine, EngineError, default_runs_dir
-    from codeact_lsp.tools import InProcessTools
+    from codeact_lsp.assemble import make_engine, no_tools
+    from codeact_lsp.engine import EngineError
 
     ws = _workspace(args.workspace)
     config = _config(ws, {})
     # listing needs no tools: an empty provider, so no tool host process is started
-    engine = Engine(config, InProcessTools([]), workspace=ws, runs_dir=default_runs_dir(ws))
+    engine = make_engine(config, no_tools(), workspace=ws)
     try:
         for run_id, action in ((args.discard, engine.discard), (args.restore, engine.restore)):
             if run_id:
@@ -546,7 +545,7 @@ async def _runs(args: argparse.Namespace) -> int:
 
 
 async def _test(args: argparse.Namespace) -> int:
-    from codeact_lsp.engine import Engine, default_runs_dir
+    from codeact_lsp.assemble import make_engine
     from codeact_lsp.engine.suite import SuiteError, junit_xml, load_suite, run_suite, suite_path
 
     ws = _workspace(args.workspace)
@@ -583,11 +582,10 @@ async def _test(args: argparse.Namespace) -> int:
         await _check_model(name, config.model_params)
     err = sys.stderr
     tools = await _start_tools(ws, config, err, args.json)
-    engine = Engine(
+    engine = make_engine(
         config,
         tools,
         workspace=ws,
-        runs_dir=default_runs_dir(ws),
         approver=_make_approver(args.yes, err, progress=False),
     )
     try:

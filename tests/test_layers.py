@@ -1,9 +1,11 @@
 """The import-layer contract (docs/architecture.md): imports only point down.
 
-    lsp / cli / api / mcp / demo   (the ways in: editor, command line, Python, MCP clients)
-      → engine                     (the CodeAct loop)
-        → tools → sandbox          (workspace tools; worker processes for untrusted code)
-          → trajectory / config    (the shared records)
+    lsp / cli / api / mcp.server / demo  (the ways in: editor, command line, Python, MCP clients)
+      → assemble                         (engine + tools, built the same way for each way in)
+        → mcp                            (MCP servers' tools, served beside the workspace's)
+          → engine                       (the CodeAct loop)
+            → tools → sandbox            (workspace tools; worker processes for untrusted code)
+              → trajectory / config      (the shared records)
 
 Every `import` counts, also the lazy ones inside functions, those under TYPE_CHECKING and
 `importlib.import_module("codeact_lsp....")` with a literal name: a lazy import is still a
@@ -29,21 +31,21 @@ LAYERS: dict[str, int] = {
     "codeact_lsp.sandbox": 1,
     "codeact_lsp.tools": 2,
     "codeact_lsp.engine": 3,
-    "codeact_lsp.lsp": 4,
-    "codeact_lsp.cli": 4,
-    "codeact_lsp.api": 4,
     "codeact_lsp.mcp": 4,
-    "codeact_lsp.demo": 4,
-    "codeact_lsp.__main__": 4,
+    "codeact_lsp.assemble": 5,
+    "codeact_lsp.lsp": 6,
+    "codeact_lsp.cli": 6,
+    "codeact_lsp.api": 6,
+    "codeact_lsp.mcp.server": 6,
+    "codeact_lsp.demo": 6,
+    "codeact_lsp.__main__": 6,
 }
 
 # (importing area, imported area): why this edge is allowed although it is not "down".
 ALLOWED: dict[tuple[str, str], str] = {
     ("codeact_lsp", "codeact_lsp.api"): "`from codeact_lsp import CodeAct`: re-exported lazily",
     ("codeact_lsp.__main__", "codeact_lsp.lsp"): "`python -m codeact_lsp` starts the server",
-    ("codeact_lsp.cli", "codeact_lsp.mcp"): "`codeact mcp` serves the MCP server",
-    ("codeact_lsp.lsp", "codeact_lsp.mcp"): "the editor's tools include MCP servers' tools",
-    ("codeact_lsp.api", "codeact_lsp.mcp"): "the Python API's tools include MCP servers' tools",
+    ("codeact_lsp.cli", "codeact_lsp.mcp.server"): "`codeact mcp` serves the MCP server",
 }
 
 

@@ -170,14 +170,11 @@ class CodeAct:
         self.on_event = on_event
         self._usage = Usage()
         self._usage_lock = threading.Lock()
-        from codeact_lsp.tools import InProcessTools
+        from codeact_lsp.assemble import python_tools
 
         # built here, not lazily: a tool that cannot be described fails at construction
-        in_process = InProcessTools(
-            tool_list,
-            confirm=list(self.config.confirm),
-            timeout=tool_timeout,
-            workspace=self.workspace,
+        in_process = python_tools(
+            tool_list, self.config, timeout=tool_timeout, workspace=self.workspace
         )
         self._schemas = in_process.schemas()
         self._diagnostics = list(in_process.diagnostics)
@@ -199,11 +196,11 @@ class CodeAct:
         shared = self._shared
         async with shared.lock:
             if shared.engine is None:
-                from codeact_lsp.engine import Engine
+                from codeact_lsp.assemble import make_engine
 
                 if shared.tools is None:
                     raise RuntimeError("this CodeAct was closed; create a new one")
-                shared.engine = Engine(
+                shared.engine = make_engine(
                     self.config,
                     shared.tools,
                     workspace=self.workspace,

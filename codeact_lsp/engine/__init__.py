@@ -1,7 +1,7 @@
 """The CodeAct loop: signature, prompt, model adapter, parsing, events, runs (docs/architecture.md)."""
 
 from codeact_lsp.engine.approval import Decision
-from codeact_lsp.engine.engine import Engine, EngineError, default_runs_dir
+from codeact_lsp.engine.engine import Engine, EngineError
 from codeact_lsp.engine.events import RunEvent
 from codeact_lsp.engine.model import (
     LiteLLMModel,
@@ -38,7 +38,6 @@ __all__ = [
     "SignatureError",
     "acceptance_state",
     "check_model",
-    "default_runs_dir",
     "make_model",
     "resolve_model_name",
 ]

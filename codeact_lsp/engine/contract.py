@@ -33,19 +33,23 @@ def annotation_names(signature: str) -> set[str]:
     return {n.id for ann in _annotations(fn) for n in ast.walk(ann) if isinstance(n, ast.Name)}
 
 
-def session_prelude(signatures: Iterable[str]) -> str:
-    """The import that makes the stubs' typing names resolve in the session."""
+def prelude_names(signatures: Iterable[str]) -> frozenset[str]:
+    """The typing names the session binds before the first step (steps may use them unimported)."""
     known = typing_names()
     used = set(BASE_TYPING)
     for sig in signatures:
         used |= annotation_names(sig) & known
-    return f"from typing import {', '.join(sorted(used))}"
+    return frozenset(used)
+
+
+def session_prelude(signatures: Iterable[str]) -> str:
+    """The import that makes the stubs' typing names resolve in the session."""
+    return f"from typing import {', '.join(sorted(prelude_names(signatures)))}"
 
 
 def bound_names(signatures: Iterable[str]) -> frozenset[str]:
     """Names an annotation in the prompt may use unquoted: builtins and the prelude's imports."""
-    prelude = session_prelude(signatures)
-    return _BUILTINS | frozenset(n.strip() for n in prelude.split("import", 1)[1].split(","))
+    return _BUILTINS | prelude_names(signatures)
 
 
 def resolvable(node: ast.AST, bound: Collection[str]) -> bool:

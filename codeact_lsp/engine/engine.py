@@ -28,7 +28,7 @@ from codeact_lsp.engine.run import Approver, RunHandle, RunRequest
 from codeact_lsp.engine.runstate import RunSummary
 from codeact_lsp.engine.session import Session
 from codeact_lsp.engine.signature import Signature, SignatureError
-from codeact_lsp.engine.store import RunStore, new_run_id, runs_dir, valid_run_id
+from codeact_lsp.engine.store import RunStore, new_run_id, valid_run_id
 from codeact_lsp.tools.models import ToolProvider, ToolSchema
 from codeact_lsp.trajectory import Acceptance, Rebuild, Step, Trajectory
 
@@ -594,7 +594,3 @@ def _untyped(signature: str) -> str:
     ins = ", ".join(n.split(":")[0].strip() for n in left.split(",") if n.strip())
     outs = ", ".join(n.split(":")[0].strip() for n in right.split(",") if n.strip())
     return f"{ins} -> {outs or 'answer'}"
-
-
-def default_runs_dir(workspace: Path) -> Path:
-    return runs_dir(workspace)

@@ -11,24 +11,30 @@ import asyncio
 import importlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from codeact_lsp.config import CodeActConfig, resolve_python
 
 if TYPE_CHECKING:  # imported at first use (see above), typed here
+    from codeact_lsp.assemble import ServedTools
     from codeact_lsp.engine import Engine
-    from codeact_lsp.tools.models import ToolDiagnostic, ToolProvider
-
-    class ServedTools(ToolProvider, Protocol):
-        """The workspace's tools as the server uses them: the tool host, plus MCP servers'."""
-
-        @property
-        def diagnostics(self) -> list[ToolDiagnostic]: ...
-
-        def restart(self) -> None: ...
+    from codeact_lsp.tools.models import ToolDiagnostic
 
 
 log = logging.getLogger(__name__)
+
+
+async def _assembly() -> ModuleType:
+    """`codeact_lsp.assemble` with what it imports on use (the engine, the tool host, MCP),
+    imported in a worker thread: together they take seconds."""
+
+    def load() -> ModuleType:
+        for name in ("codeact_lsp.engine", "codeact_lsp.tools.host", "codeact_lsp.mcp.provider"):
+            importlib.import_module(name)
+        return importlib.import_module("codeact_lsp.assemble")
+
+    return await asyncio.to_thread(load)
 
 
 class BackendError(Exception):
@@ -54,19 +60,14 @@ class Backend:
                 raise BackendError("the server is shutting down")
             if self.engine is not None:
                 return self.engine
-            engine_mod = await asyncio.to_thread(importlib.import_module, "codeact_lsp.engine")
+            assemble = await _assembly()
             if self.tools is None:
                 self.tools = await self._start_tools()
             if self._closed:  # replaced while starting: do not leave a tool host behind
                 tools, self.tools = self.tools, None
                 await tools.close()
                 raise BackendError("the server is shutting down")
-            self.engine = engine_mod.Engine(
-                self.config,
-                self.tools,
-                workspace=self.workspace,
-                runs_dir=engine_mod.default_runs_dir(self.workspace),
-            )
+            self.engine = assemble.make_engine(self.config, self.tools, workspace=self.workspace)
             return self.engine
 
     async def tool_provider(self) -> ServedTools:
@@ -83,13 +84,12 @@ class Backend:
             return self.tools
 
     async def _start_tools(self) -> ServedTools:
-        tools_mod = await asyncio.to_thread(importlib.import_module, "codeact_lsp.tools")
+        assemble = await _assembly()
         python = resolve_python(self.workspace, self.config, self.client_python)
         try:
-            host = await tools_mod.ToolHost.astart(self.workspace, self.config, python=python)
-            # MCP servers' tools are served from this process (their failures are diagnostics)
-            mcp = await asyncio.to_thread(importlib.import_module, "codeact_lsp.mcp.provider")
-            served: ServedTools = await mcp.with_mcp(host, self.workspace, self.config)
+            served: ServedTools = await assemble.start_workspace_tools(
+                self.workspace, self.config, python=python
+            )
             return served
         except Exception as exc:
             raise BackendError(

@@ -26,7 +26,7 @@ from codeact_lsp.lsp.settings import client_python, settings_to_overrides
 from codeact_lsp.lsp.tasks_view import TaskResult, load_results
 
 if TYPE_CHECKING:
-    from codeact_lsp.lsp.backend import ServedTools
+    from codeact_lsp.assemble import ServedTools
     from codeact_lsp.lsp.state import ServerState
     from codeact_lsp.tools.models import Discovery
 

@@ -28,6 +28,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from codeact_lsp.config import CodeActConfig, load_config
+from codeact_lsp.engine.store import runs_dir
 from codeact_lsp.engine.suite import TaskResult, from_trajectory
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class CodeActMcp:
     def __init__(self, workspace: Path, config: CodeActConfig) -> None:
         self.workspace = workspace
         self.config = config
-        self.runs_dir = workspace / ".codeact" / "runs"
+        self.runs_dir = runs_dir(workspace)
         self.tools: Any = None
         self._session_engine: Engine | None = None
         self._task_engine: Engine | None = None
@@ -127,12 +128,10 @@ class CodeActMcp:
         async with self._ready:
             if self.tools is not None:
                 return
-            from codeact_lsp.engine import Engine, RetryPolicy
-            from codeact_lsp.mcp.provider import with_mcp
-            from codeact_lsp.tools import ToolHost
+            from codeact_lsp.assemble import make_engine, start_workspace_tools
+            from codeact_lsp.engine import RetryPolicy
 
-            host = await ToolHost.astart(self.workspace, self.config)
-            self.tools = await with_mcp(host, self.workspace, self.config)
+            self.tools = await start_workspace_tools(self.workspace, self.config)
             client = self._client_model
 
             def factory(name: str, **kwargs: Any) -> Any:
@@ -140,20 +139,18 @@ class CodeActMcp:
 
                 return client if name == CLIENT_MODEL else make_model(name, **kwargs)
 
-            self._session_engine = Engine(
+            self._session_engine = make_engine(
                 self.config,
                 self.tools,
                 workspace=self.workspace,
-                runs_dir=self.runs_dir,
                 approver=self._approver,
                 retry=RetryPolicy(timeout=_NO_WAIT, retries=0),
                 model_factory=factory,
             )
-            self._task_engine = Engine(
+            self._task_engine = make_engine(
                 self.config,
                 self.tools,
                 workspace=self.workspace,
-                runs_dir=self.runs_dir,
                 approver=self._approver,
             )
 

@@ -330,3 +330,23 @@ def test_imports_merge_into_the_file(text: str, expected: str) -> None:
 
     edits, _ = merge(text, [Need("tools", "b")])
     assert apply(text, edits) == expected
+
+
+def test_typing_names_the_session_bound_are_imported() -> None:
+    """Steps may use the session's pre-bound typing names unimported; the program, run outside
+    the session, imports the ones it still reads (and no others)."""
+    steps = [
+        Step(
+            index=1,
+            code="def pick(x: Optional[int]) -> Union[int, str]:\n    return x or 'none'\n"
+            "final_answer(pick(None))",
+            status="ok",
+            final=True,
+        )
+    ]
+    text = build_program(steps, [], task="pick one", outputs={"answer": "none"})
+    assert "from typing import Optional, Union\n" in text, text
+    assert "Literal" not in text and "Any" not in text.split("def pick")[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(text, "<program>", "exec"), namespace)
+    assert namespace[parse_program(text).name]() == "none"

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from codeact_lsp.engine.contract import prelude_names
 from codeact_lsp.engine.program import naming
 from codeact_lsp.engine.program.imports import Need, needs_of, render
 from codeact_lsp.engine.program.prune import Item, Purity, effects_of, prune, reads
@@ -167,6 +168,11 @@ def make_program(
 
     bound_here = {n for i in kept for n in _bound_top(i.node)} | {f.name for f in params}
     needs = [n for n in hoisted if n.bound in used]
+    # the session pre-binds the common typing names (the prompt's stubs use them), so steps use
+    # them unimported; the program, outside the session, must import what it still reads
+    imported = {n.bound for n in hoisted}
+    unbound = used & prelude_names(t.signature for t in tools) - bound_here - imported
+    needs += [Need("typing", t) for t in sorted(unbound)]
     for tool_name in sorted(used - bound_here):
         schema = by_name.get(tool_name)
         if schema is not None and schema.module not in _NOT_IMPORTABLE:
