@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -100,6 +101,8 @@ class RunHandle:
         self.tools = tools
         self.flagged = flagged
         self._approved: set[int] = set()  # steps (by id) a person approved: confirm tools may run
+        self._calling: int | None = None  # the sandbox thread waiting on a tool call now
+        self._cancelled = False
         self._record_chars = session.settings.record_kb * 1024
         self._max_recorded = session.settings.max_recorded_calls
         self.session = session
@@ -149,6 +152,11 @@ class RunHandle:
         """Stop the run wherever it is (model call, approval wait, or mid-step in the sandbox)."""
         if self.trajectory.done or self._task is None:
             return False
+        self._cancelled = True
+        calling = self._calling
+        cancel = getattr(self.session.tools, "cancel", None)
+        if calling is not None and callable(cancel):
+            cancel(calling)  # the tool stops where it is: nothing goes on behind the user's back
         self._task.cancel()
         return True
 
@@ -711,6 +719,9 @@ class RunHandle:
             )
             return ToolReply(error=err)
         started = time.perf_counter()
+        if self._cancelled:  # the worker is being stopped; the tool must not start now
+            return ToolReply(error=ErrorLocation(type="CancelledError", message="run cancelled"))
+        self._calling = threading.get_ident()
         try:
             outcome = self.session.tools.call_sync(
                 request.name, list(request.args), dict(request.kwargs)
@@ -727,6 +738,8 @@ class RunHandle:
             )
             self._record(step, call)
             return ToolReply(error=err)
+        finally:
+            self._calling = None
         limit = self._record_chars
         result, wire = _recorded(outcome.result, limit) if outcome.ok else (None, None)
         call = ToolCall(

@@ -427,8 +427,11 @@ class _BesideShared:
             return self.host.call_sync(name, args, kwargs)
         return self.host.call_sync(name, args, kwargs, timeout=timeout)
 
-    def cancel(self) -> None:
-        self.host.cancel()
+    def cancel(self, thread: int | None = None) -> None:
+        for tools in (self.host, self.shared):
+            cancel = getattr(tools, "cancel", None)
+            if callable(cancel):
+                cancel(thread)
 
     async def close(self) -> None:
         await self.host.close()

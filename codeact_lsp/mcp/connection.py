@@ -90,6 +90,7 @@ class ServerConnection:
         self.spec = spec
         self._loop = loop
         self._lock = threading.Lock()
+        self._in_flight: dict[int, cf.Future[Any]] = {}  # calling thread -> its call
         self._client: Any = None
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
@@ -153,8 +154,17 @@ class ServerConnection:
         if client is None:  # closed meanwhile
             raise McpCallError(f"MCP server {self.spec.name!r} stopped", kind="McpServerError")
         timeout = self.spec.call_timeout
+        me = threading.get_ident()
+        call = self._loop.submit(self._call(client, tool, arguments, timeout))
+        self._in_flight[me] = call
         try:
-            return self._loop.run(self._call(client, tool, arguments, timeout), timeout + 10)
+            return call.result(timeout + 10)
+        except cf.CancelledError:
+            raise McpCallError(
+                f"{tool}: cancelled (the run was cancelled while MCP server {self.spec.name!r}"
+                " was answering)",
+                kind="CancelledError",
+            ) from None
         except McpCallError as exc:
             if restarted:
                 exc.args = (f"{exc} (the server had been restarted after a crash)",)
@@ -164,6 +174,15 @@ class ServerConnection:
                 f"{tool}: MCP server {self.spec.name!r} did not answer within {timeout:g} s",
                 kind="TimeoutError",
             ) from None
+        finally:
+            self._in_flight.pop(me, None)
+
+    def cancel(self, thread: int | None = None) -> None:
+        """Abandon the call made from `thread` (every call when None): the SDK's request task is
+        cancelled, and the caller gets a CancelledError at once."""
+        for caller, call in list(self._in_flight.items()):
+            if thread is None or caller == thread:
+                call.cancel()
 
     def close(self) -> None:
         with self._lock:

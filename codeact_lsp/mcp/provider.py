@@ -247,8 +247,11 @@ class McpTools:
             duration_ms=(time.perf_counter() - began) * 1000,
         )
 
-    def cancel(self) -> None:
-        """An MCP call in flight is left to its call timeout (the protocol's cancel is advisory)."""
+    def cancel(self, thread: int | None = None) -> None:
+        """Abandon the MCP call in flight from `thread` (its run was cancelled). The server may
+        still finish it (MCP's cancel is advisory), but nobody waits for it any more."""
+        for conn in self.connections.values():
+            conn.cancel(thread)
 
     def close_sync(self) -> None:
         for conn in self.connections.values():
@@ -349,6 +352,12 @@ class CombinedTools:
             return outcome
         result: ToolOutcome = self.host.call_sync(name, args, kwargs, timeout=timeout)
         return result
+
+    def cancel(self, thread: int | None = None) -> None:
+        self.mcp.cancel(thread)
+        cancel = getattr(self.host, "cancel", None)
+        if callable(cancel):
+            cancel(thread)
 
     async def close(self) -> None:
         closing = [self.host.close()] + ([self.mcp.close()] if self.owns_mcp else [])

@@ -63,6 +63,8 @@ class ToolHost:
         self._buf = bytearray()
         self._next_id = 0
         self._lock = threading.Lock()
+        self._serving: int | None = None  # the thread whose call the host runs now
+        self._serving_lock = threading.Lock()  # `cancel` signals only the call it checked
         self._stack_file: str | None = None
         self._closed = False
         self.grace = 1.0  # seconds past a call's timeout before the host is killed
@@ -201,14 +203,18 @@ class ToolHost:
             self.restarts += 1
             self._spawn()
 
-    def cancel(self) -> None:
+    def cancel(self, thread: int | None = None) -> None:
         """Interrupt the tool running now, if any (e.g. its run was cancelled): that call returns
         a CancelledError at the line it was at; the host and its state stay. Safe from any
-        thread; a no-op when nothing runs."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None and self._lock.locked():
-            with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
-                os.kill(proc.pid, signal.SIGUSR2)
+        thread; a no-op when nothing runs. `thread`: only if the running call was made from that
+        thread (another run's call on the same host is left alone)."""
+        with self._serving_lock:
+            proc = self._proc
+            if thread is not None and self._serving != thread:
+                return
+            if proc is not None and proc.poll() is None and self._lock.locked():
+                with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+                    os.kill(proc.pid, signal.SIGUSR2)
 
     def changed(self) -> bool:
         """True when a tool module file changed (or appeared/vanished) since the host loaded it:
@@ -264,6 +270,8 @@ class ToolHost:
         # Waiting for another call is bounded by that call's own timeout.
         if not self._lock.acquire(timeout=limit + self.start_timeout + 5):
             return self._failed(name, "TimeoutError", "the tool host is busy; try again", started)
+        with self._serving_lock:
+            self._serving = threading.get_ident()
         try:
             if self._closed:
                 return self._failed(name, "RuntimeError", "the tool host is closed", started)
@@ -274,6 +282,8 @@ class ToolHost:
                 return self._failed(name, "RuntimeError", self.problem or "no tool host", started)
             return self._roundtrip(name, args, kwargs, limit, started)
         finally:
+            with self._serving_lock:
+                self._serving = None
             self._lock.release()
 
     def _roundtrip(

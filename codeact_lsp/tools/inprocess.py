@@ -91,7 +91,7 @@ class InProcessTools:
             )
         return ToolOutcome.model_validate(box[0])
 
-    def cancel(self) -> None:
+    def cancel(self, thread: int | None = None) -> None:
         """A Python thread cannot be interrupted from outside: calls in this process run to their
         end (or their timeout). Here so the engine can treat both providers alike."""
 

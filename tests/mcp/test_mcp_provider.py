@@ -162,6 +162,26 @@ def test_a_slow_call_times_out_and_the_server_stays(mcp_tools: McpTools) -> None
     assert mcp_tools.call_sync("inventory_note", ["still here"], {}).result == "noted: still here"
 
 
+def test_cancel_abandons_the_call_of_that_thread_only(mcp_tools: McpTools) -> None:
+    """A cancelled run's MCP call ends at once with a CancelledError; nobody waits for it."""
+    import threading
+
+    outcome: list[Any] = []
+    caller = threading.Thread(target=lambda: outcome.append(mcp_tools.call_sync("nap", [4], {})))
+    caller.start()
+    conns = list(mcp_tools.connections.values())
+    while caller.ident is None or not any(caller.ident in c._in_flight for c in conns):
+        threading.Event().wait(0.01)  # until the call is on its way to the server
+    mcp_tools.cancel(thread=caller.ident + 1)  # another thread's cancel: not this call
+    assert any(caller.ident in c._in_flight for c in conns)
+    mcp_tools.cancel(thread=caller.ident)
+    caller.join(10)
+    assert not caller.is_alive()
+    (result,) = outcome
+    assert not result.ok and result.error.type == "CancelledError", result
+    assert mcp_tools.call_sync("inventory_note", ["after"], {}).result == "noted: after"
+
+
 def test_state_is_shared_across_calls(mcp_tools: McpTools) -> None:
     entity = {"name": "codeact", "entityType": "project", "observations": ["runs agents"]}
     assert mcp_tools.call_sync("create_entities", [[entity]], {}).ok
