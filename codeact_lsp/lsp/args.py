@@ -94,6 +94,12 @@ class NoArgs(_Args):
     pass
 
 
+class ListRunsArgs(_Args):
+    includeDiscarded: bool = Field(
+        default=False, description="also the discarded runs (marked `discarded`), to restore one"
+    )
+
+
 class TryToolArgs(_Args):
     name: str = Field(min_length=1)
     args: dict[str, Any] | list[Any] = Field(default_factory=dict)

@@ -115,6 +115,9 @@ async def test_accept_undo_discard_restart_restore(tmp_path: Path) -> None:
         assert not Path(lsp_path(other["trajectoryUri"])).exists()
         listed = await first.command("codeact.listRuns", {})
         assert [r["runId"] for r in listed["runs"]] == [started["runId"]]
+        listed = await first.command("codeact.listRuns", {"includeDiscarded": True})
+        marks = [(r["runId"], r["discarded"]) for r in listed["runs"]]
+        assert marks == [(started["runId"], False), (other["runId"], True)]
         await first.shutdown_session()
     finally:
         await stop_client(first)

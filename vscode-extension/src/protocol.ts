@@ -115,6 +115,11 @@ export interface FollowUpArgs {
   replay?: "recorded" | "real";
 }
 
+export interface ListRunsArgs {
+  /** also the discarded runs (marked `discarded`), to restore one */
+  includeDiscarded?: boolean;
+}
+
 export type NoArgs = Record<string, never>;
 
 export interface Position {
@@ -445,7 +450,7 @@ export interface Commands {
   "codeact.acceptPreview": { args: AcceptArgs; reply: AcceptPreview };
   "codeact.discard": { args: RunIdArgs; reply: DiscardReply };
   "codeact.restore": { args: RunIdArgs; reply: RestoreReply };
-  "codeact.listRuns": { args: NoArgs; reply: RunList };
+  "codeact.listRuns": { args: ListRunsArgs; reply: RunList };
   "codeact.showStep": { args: RerunArgs; reply: StepReply };
 }
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from codeact_lsp.lsp import accept as acc
-from codeact_lsp.lsp.args import FollowUpArgs, NoArgs, RerunArgs, RunArgs, RunIdArgs
+from codeact_lsp.lsp.args import FollowUpArgs, ListRunsArgs, RerunArgs, RunArgs, RunIdArgs
 from codeact_lsp.lsp.commands.common import CommandError, engine, engine_call, engine_mod
 from codeact_lsp.lsp.commands.registry import command
 from codeact_lsp.lsp.replies import (
@@ -83,7 +83,7 @@ def show_step(state: ServerState, args: RerunArgs) -> StepReply:
 
 
 @command("codeact.listRuns")
-async def list_runs(state: ServerState, args: NoArgs) -> RunList:
+async def list_runs(state: ServerState, args: ListRunsArgs) -> RunList:
     known = state.runs
     root = state.workspace.root
     if root is not None:
@@ -98,7 +98,7 @@ async def list_runs(state: ServerState, args: NoArgs) -> RunList:
     runs: list[RunSummary] = []
     for rs in known.runs.values():
         current = run_state(rs, state.push.tool_of(rs.id))
-        if current is None or rs.discarded:
+        if current is None or (rs.discarded and not args.includeDiscarded):
             continue
         runs.append(current)
     runs.sort(key=lambda r: r.updatedAt)
