@@ -559,7 +559,15 @@ _CHECK_BUILTINS: dict[str, Any] = {
 }  # fmt: skip
 
 
+def is_matrix(results: Sequence[TaskResult]) -> bool:
+    """Did these runs vary the model or repeat a task (then a run is named `task[rN]`)?"""
+    return len({r.model for r in results}) > 1 or any(r.repeat > 1 for r in results)
+
+
 def junit_xml(results: Sequence[TaskResult], suite_name: str = "codeact") -> str:
+    """One testcase per run. In a matrix, the classname is the model and the name `task[rN]`,
+    so CI UIs group the runs by model and a task's repeats sit side by side."""
+    matrix = is_matrix(results)
     failures = sum(1 for r in results if not r.passed and r.status != "error")
     errors = sum(1 for r in results if r.status == "error")
     root = ET.Element(
@@ -572,7 +580,11 @@ def junit_xml(results: Sequence[TaskResult], suite_name: str = "codeact") -> str
     )
     for r in results:
         case = ET.SubElement(
-            root, "testcase", classname=suite_name, name=r.name, time=f"{r.duration_s:.3f}"
+            root,
+            "testcase",
+            classname=(r.model or suite_name) if matrix else suite_name,
+            name=r.label if matrix else r.name,
+            time=f"{r.duration_s:.3f}",
         )
         if r.status == "error":
             ET.SubElement(case, "error", message=r.message).text = r.message
