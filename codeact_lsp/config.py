@@ -109,6 +109,11 @@ class McpServerConfig(BaseModel):
         default=30.0, gt=0, description="seconds to start and list tools"
     )
     call_timeout: float = Field(default=60.0, gt=0, description="seconds per tool call")
+    per_run: bool = Field(
+        default=False,
+        description="a fresh server for each run (kept for its follow-ups, closed with its "
+        "session), so one run's server state never reaches another; default: one shared server",
+    )
 
     @field_validator("headers")
     @classmethod

@@ -400,8 +400,16 @@ class Engine:
         if python is None and self.workspace is not None:
             python = resolve_python(self.workspace, self.config)
         workspace = str(self.workspace) if self.workspace is not None else None
+        base = tools or self.tools
+        for_run = getattr(base, "for_run", None)  # per-run MCP servers: the session's own
+        own = for_run() if callable(for_run) else None
         return Session(
-            tools or self.tools, schemas, self.config.sandbox, python=python, workspace=workspace
+            own or base,
+            schemas,
+            self.config.sandbox,
+            python=python,
+            workspace=workspace,
+            owns_tools=own is not None,
         )
 
     def _continuing(

@@ -29,8 +29,10 @@ class Session:
         python: str | None = None,
         extra_paths: list[str] | None = None,
         workspace: str | None = None,
+        owns_tools: bool = False,
     ) -> None:
         self.tools = tools
+        self.owns_tools = owns_tools  # closed with the session (its per-run servers)
         # relative `read_paths` resolve against the workspace, and a grant that would expose the
         # whole workspace (its .env) is reported as not enforced
         self.workspace = workspace
@@ -117,3 +119,5 @@ class Session:
                 sandbox = None
         if sandbox is not None:
             await sandbox.close()
+        if self.owns_tools:
+            await self.tools.close()

@@ -79,8 +79,8 @@ def _wrapped(output: Any) -> Any:
 
 class McpTools:
     """Every configured MCP server's tools. Servers start on `start()` (all at once, each within
-    its `startup_timeout`), are shared by every run that uses this provider, and are restarted
-    by the next call after a crash."""
+    its `startup_timeout`), are shared by every run that uses this provider (a `per_run` server:
+    see `for_run`), and are restarted by the next call after a crash."""
 
     def __init__(self, specs: list[ServerSpec], *, reserved: Iterable[str] = ()) -> None:
         self.specs = specs
@@ -92,6 +92,7 @@ class McpTools:
         self.started = False
         self.start_ms = 0.0
         self.exceptions: list[dict[str, Any]] = list(MCP_EXCEPTIONS.values())
+        self._own: list[ServerConnection] | None = None  # a run's view: only these are its own
 
     @classmethod
     def for_workspace(
@@ -128,6 +129,26 @@ class McpTools:
     async def astart(self) -> McpTools:
         await asyncio.to_thread(self.start)
         return self
+
+    def for_run(self) -> McpTools | None:
+        """The tools as one run's session sees them: the shared servers, plus a fresh instance
+        of each `per_run` server, started at its first call and closed with the session. The
+        tool list stays the one listed at start (the shared instance answers the editor's Try).
+        None when no server is per-run."""
+        per_run = [s for s in self.specs if s.per_run and s.problem is None]
+        if not per_run or self._loop is None:
+            return None
+        view = McpTools(self.specs, reserved=self._reserved)
+        view._loop = self._loop
+        view.connections = dict(self.connections)
+        view._own = []
+        for spec in per_run:
+            conn = ServerConnection(spec, self._loop)
+            view.connections[spec.name] = conn
+            view._own.append(conn)
+        view.tools, view.diagnostics = self.tools, self.diagnostics
+        view.exceptions, view.started = self.exceptions, True
+        return view
 
     def reserve(self, names: Iterable[str]) -> None:
         """Names MCP tools must not take (the workspace's tools); renames on a new collision."""
@@ -254,6 +275,10 @@ class McpTools:
             conn.cancel(thread)
 
     def close_sync(self) -> None:
+        if self._own is not None:  # a run's view: the shared servers and the loop stay
+            for conn in self._own:
+                conn.close()
+            return
         for conn in self.connections.values():
             conn.close()
         if self._loop is not None:
@@ -315,10 +340,19 @@ class CombinedTools:
     changed...) is the host's.
     """
 
-    def __init__(self, host: Any, mcp: McpTools, *, owns_mcp: bool = True) -> None:
+    def __init__(
+        self, host: Any, mcp: McpTools, *, owns_mcp: bool = True, owns_host: bool = True
+    ) -> None:
         self.host = host
         self.mcp = mcp
         self.owns_mcp = owns_mcp  # False: the servers belong to another CombinedTools
+        self.owns_host = owns_host  # False: a run's view; the host belongs to the workspace
+
+    def for_run(self) -> CombinedTools | None:
+        """One run's view (per-run MCP servers of its own), or None when every server is shared.
+        Closing the view closes only its own servers."""
+        scoped = self.mcp.for_run()
+        return None if scoped is None else CombinedTools(self.host, scoped, owns_host=False)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.host, name)
@@ -360,12 +394,14 @@ class CombinedTools:
             cancel(thread)
 
     async def close(self) -> None:
-        closing = [self.host.close()] + ([self.mcp.close()] if self.owns_mcp else [])
+        closing = ([self.host.close()] if self.owns_host else []) + (
+            [self.mcp.close()] if self.owns_mcp else []
+        )
         await asyncio.gather(*closing, return_exceptions=True)
 
     def close_sync(self) -> None:
         closer = getattr(self.host, "close_sync", None)
-        if callable(closer):
+        if callable(closer) and self.owns_host:
             closer()
         if self.owns_mcp:
             self.mcp.close_sync()

@@ -39,6 +39,7 @@ class ServerSpec(BaseModel):
     confirm: list[str] = Field(default_factory=list)
     startup_timeout: float = 30.0
     call_timeout: float = 60.0
+    per_run: bool = False
     source: str = ""  # the file the server was configured in
     line: int = 1  # 1-based line of its table / entry there
     problem: str | None = None
@@ -81,6 +82,7 @@ def resolve(
         confirm=list(server.confirm),
         startup_timeout=server.startup_timeout,
         call_timeout=server.call_timeout,
+        per_run=server.per_run,
         source=source,
         line=line,
     )
