@@ -98,6 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="one tool host for the whole suite, tasks in file order (default: each task gets"
         " fresh tool state)",
     )
+    test.add_argument(
+        "--models",
+        help="comma-separated models to run every task on (a matrix; default: config"
+        " suite.models, else --model); a task naming its own model keeps it",
+    )
+    test.add_argument("--summary", metavar="PATH", help="write the matrix summary (JSON) here")
+    test.add_argument(
+        "--compare",
+        metavar="PREVIOUS.json",
+        help="a --summary file of an earlier run: print what got better or worse",
+    )
+    test.add_argument(
+        "--repeat",
+        "-n",
+        type=int,
+        help="runs of each task per model (default: config suite.repeat, 1)",
+    )
 
     runs = sub.add_parser("runs", help="list the workspace's runs; discard or restore one")
     runs.add_argument("--workspace", "-w", default=".")
@@ -535,14 +552,24 @@ async def _runs(args: argparse.Namespace) -> int:
 
 async def _test(args: argparse.Namespace) -> int:
     from codeact_lsp.assemble import make_engine
+    from codeact_lsp.engine import matrix
     from codeact_lsp.engine.suite import SuiteError, junit_xml, load_suite, run_suite, suite_path
 
     ws = _workspace(args.workspace)
+    previous = _previous_summary(args.compare) if args.compare else None
     if args.jobs is not None and args.jobs < 1:
         raise UsageProblem(f"--jobs must be at least 1, not {args.jobs}")
+    if args.repeat is not None and args.repeat < 1:
+        raise UsageProblem(f"--repeat must be at least 1, not {args.repeat}")
     suite_over: dict[str, Any] = {"jobs": args.jobs} if args.jobs is not None else {}
     if args.shared_state:
         suite_over["isolation"] = "shared"
+    if args.models is not None:
+        suite_over["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
+        if not suite_over["models"]:
+            raise UsageProblem("--models names no model")
+    if args.repeat is not None:
+        suite_over["repeat"] = args.repeat
     overrides = {
         "model": args.model,
         "suite": suite_over or None,
@@ -556,7 +583,10 @@ async def _test(args: argparse.Namespace) -> int:
         raise UsageProblem(str(exc)) from None
     fallback = config.model or os.environ.get("CODEACT_MODEL")
     chosen = [t for t in tasks if not args.names or t.name in args.names]
-    for name in sorted({m for t in chosen if (m := t.model or fallback)}):
+    wanted = {t.model for t in chosen if t.model}
+    if any(not t.model for t in chosen):
+        wanted |= set(config.suite.models) or ({fallback} if fallback else set())
+    for name in sorted(wanted):
         await _check_model(name, config.model_params)
     err = sys.stderr
     tools = await _start_tools(ws, config, err, args.json)
@@ -574,23 +604,56 @@ async def _test(args: argparse.Namespace) -> int:
     finally:
         await engine.close()
         await tools.close()
+    summary = matrix.summarise(results, suite=str(path))
     if args.junit:
         Path(args.junit).write_text(junit_xml(results), encoding="utf-8")
+    if args.summary:
+        Path(args.summary).write_text(summary.model_dump_json(indent=1) + "\n", encoding="utf-8")
     if args.json:
         print(json.dumps([r.model_dump(mode="json") for r in results], indent=2))
     else:
         _say(_table(results), sys.stdout)
+        if len(summary.models) > 1 or summary.repeat > 1:
+            _say("\n" + matrix.render(summary), sys.stdout)
+    if previous is not None:
+        out = sys.stderr if args.json else sys.stdout
+        changes = matrix.compare(previous, summary)
+        _say(f"\ncompared with {args.compare}:", out)
+        for change in changes:
+            _say("  " + change.text(), out)
+        if not changes:
+            _say("  no pass rate changed", out)
     return EXIT_OK if all(r.passed for r in results) else EXIT_NOT_FINISHED
 
 
+def _previous_summary(file: str) -> Any:
+    """`--compare`'s file, read before anything runs: a bad one is a usage error, not a
+    surprise after an hour of runs."""
+    from pydantic import ValidationError
+
+    from codeact_lsp.engine.matrix import MatrixSummary
+
+    try:
+        return MatrixSummary.model_validate_json(Path(file).read_bytes())
+    except OSError as exc:
+        raise UsageProblem(f"--compare: cannot read {file}: {exc.strerror or exc}") from None
+    except ValidationError as exc:
+        raise UsageProblem(
+            f"--compare: {file} is not a `codeact test --summary` file: {exc.errors()[0]['msg']}"
+        ) from None
+
+
 def _table(results: Sequence[Any]) -> str:
+    from codeact_lsp.engine.suite import is_matrix
+
+    matrix = is_matrix(results)
     rows = [("task", "result", "status", "steps", "time", "answer / reason")]
     for r in results:
         detail = json.dumps(r.answer) if r.passed else r.message
         label = " (scripted)" if r.scripted else ""
         rows.append(
             (
-                r.name,
+                f"{r.label} {r.model}" if matrix else r.name,
                 ("PASS" if r.passed else "FAIL") + label,
                 r.status,
                 str(r.steps),

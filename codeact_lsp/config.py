@@ -13,7 +13,7 @@ import re
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -157,6 +157,11 @@ class SuiteSettings(BaseModel):
     # fresh: each task gets its own tool host process; shared: one for the whole suite, tasks
     # one after another in file order (for suites whose tasks build on each other's state)
     isolation: Literal["fresh", "shared"] = "fresh"
+    # the matrix: every task on each model (a task naming its own `model` keeps it), N times
+    models: list[str] = Field(default_factory=list, description="models to run every task on")
+    repeat: int = Field(default=1, ge=1, le=1000, description="runs of each task per model")
+    # at most this many runs of a model at once, across the whole suite (its rate limit)
+    model_jobs: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
 
 
 def matches_glob(name: str, globs: Iterable[str]) -> bool:

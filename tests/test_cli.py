@@ -141,6 +141,58 @@ def test_suite_failure_exits_1(ws: Path) -> None:
     assert results["wrong"]["passed"] is False and "expected 1.0" in results["wrong"]["message"]
 
 
+def _matrix_suite(ws: Path) -> tuple[str, str]:
+    """The quote task with no model of its own, a model that gets it right and one that
+    answers without looking anything up."""
+    (ws / "matrix.toml").write_text(f'[[task]]\nname = "quote"\ntask = "{QUOTE}"\nexpect = 76.9\n')
+    bad = _replies(ws, "guess.json", ["```python\nfinal_answer(70.0)\n```"])
+    return "scripted:replies/quote.json", bad
+
+
+def test_suite_matrix_runs_each_model_n_times(ws: Path) -> None:
+    good, bad = _matrix_suite(ws)
+    out = codeact("test", "matrix.toml", "--models", f"{good},{bad}", "-n", "2", "--json", cwd=ws)
+    assert out.returncode == 1, out.stderr  # one model fails the task
+    cells = [(r["model"], r["repeat"], r["passed"]) for r in json.loads(out.stdout)]
+    assert cells == [(good, 1, True), (good, 2, True), (bad, 1, False), (bad, 2, False)]
+
+
+def test_suite_summary_junit_and_compare(ws: Path, tmp_path: Path) -> None:
+    good, bad = _matrix_suite(ws)
+    first, second, junit = tmp_path / "first.json", tmp_path / "second.json", tmp_path / "j.xml"
+    out = codeact(
+        "test", "matrix.toml", "--models", good, "-n", "2", "--summary", str(first), cwd=ws
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "quote[r2]" in out.stdout and "2/2 100%" in out.stdout
+    # the same suite, now also on a model that fails it, compared with the first run
+    out = codeact(
+        "test", "matrix.toml", "--models", f"{good},{bad}", "-n", "2",
+        "--summary", str(second), "--junit", str(junit), "--compare", str(first), cwd=ws,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert f"quote: fails on {bad}" in out.stdout and "expected 76.9, got 70.0" in out.stdout
+    assert f"compared with {first}:" in out.stdout and f"new: {bad} overall (now 0%)" in out.stdout
+    summary = json.loads(second.read_text())
+    assert [(m["model"], m["passed"], m["runs"]) for m in summary["models"]] == [
+        (good, 2, 2),
+        (bad, 0, 2),
+    ]
+    assert summary["models"][0]["prompt_tokens"] > 0 and summary["models"][0]["cost_usd"] is None
+    cases = [(c.get("classname"), c.get("name")) for c in ET.parse(junit).getroot()]
+    assert cases == [
+        (good, "quote[r1]"),
+        (good, "quote[r2]"),
+        (bad, "quote[r1]"),
+        (bad, "quote[r2]"),
+    ]
+    # a --compare file that is not a summary: exit 2 before anything runs
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    out = codeact("test", "matrix.toml", "--compare", str(tmp_path / "junk.json"), cwd=ws)
+    assert out.returncode == 2 and "not a `codeact test --summary` file" in out.stderr
+    assert len(list((ws / ".codeact" / "runs").glob("*.json"))) == 6
+
+
 def test_tools_subcommand_lists_the_workspace_tools(ws: Path) -> None:
     out = codeact("tools", "--json", cwd=ws)
     assert out.returncode == 0, out.stderr

@@ -23,7 +23,16 @@ from codeact_lsp.engine.model import (
     make_model,
     resolve_model_name,
 )
-from codeact_lsp.engine.replay import REPLAY_MODES, ReplayItem, ReplayMode
+from codeact_lsp.engine.replay import (
+    RAN,
+    REPLAY_MODES,
+    ReplayItem,
+    ReplayMode,
+    prelude,
+    prior_program,
+    replay_chain,
+    replay_item,
+)
 from codeact_lsp.engine.run import Approver, RunHandle, RunRequest
 from codeact_lsp.engine.runstate import RunSummary
 from codeact_lsp.engine.session import Session
@@ -33,7 +42,6 @@ from codeact_lsp.tools.models import ToolProvider, ToolSchema
 from codeact_lsp.trajectory import Acceptance, Rebuild, Step, Trajectory
 
 _APPROVALS = ("auto", "review", "confirm-tools")
-_RAN = ("ok", "error")  # step statuses whose code ran (and so shaped the session state)
 _MINOR_EVENTS = frozenset({"model_call", "model_retry", "model_delta", "executing", "tool_called"})
 
 
@@ -119,7 +127,7 @@ class Engine:
         traj.target = request.target
         session = self._new_session(schemas, tools)
         handle = self._handle(traj, signature, model, schemas, session)
-        handle.launch(replay=[ReplayItem(code=_prelude(inputs))] if inputs else [])
+        handle.launch(replay=[ReplayItem(code=prelude(inputs))] if inputs else [])
         return handle
 
     async def follow_up(
@@ -150,7 +158,7 @@ class Engine:
         if session is None or session.closed or session.busy:
             reason = self._gone_reason(run_id, live, session)
             session = self._new_session(schemas)
-            items = _replay_chain(chain)
+            items = replay_chain(chain)
             rebuild = Rebuild(session="rebuilt", mode=replay, reason=reason)
         else:
             rebuild = Rebuild(session="live", mode=replay, reason="the parent's sandbox is open")
@@ -215,10 +223,12 @@ class Engine:
         schemas = self._schemas()
         session = self._new_session(schemas)
         handle = self._continuing(traj, signature, model, schemas, session, chain)
-        items = _replay_chain(chain)
+        items = replay_chain(chain)
         if parent.inputs:
-            items.append(ReplayItem(code=_prelude(parent.inputs)))
-        items += [_item(parent.id, s, kept=s.index) for s in kept if s.code and s.status in _RAN]
+            items.append(ReplayItem(code=prelude(parent.inputs)))
+        items += [
+            replay_item(parent.id, s, kept=s.index) for s in kept if s.code and s.status in RAN
+        ]
         traj.rebuild = Rebuild(
             session="rebuilt" if any(i.is_step for i in items) else "fresh",
             mode=replay,
@@ -422,7 +432,7 @@ class Engine:
         chain: list[Trajectory],
     ) -> RunHandle:
         """A handle for a run that continues `chain` (follow-up or re-run): the model sees its code."""
-        prior_code, prior_inputs = _prior(chain)
+        prior_code, prior_inputs = prior_program(chain)
         return self._handle(
             traj,
             signature,
@@ -545,47 +555,9 @@ class Engine:
         return "the parent's sandbox was closed"
 
 
-def _prelude(inputs: dict[str, Any]) -> str:
-    """Define the inputs as variables in the session (JSON values have Python literals)."""
-    return "\n".join(f"{name} = {value!r}" for name, value in inputs.items())
-
-
-def _item(run_id: str, step: Step, kept: int | None = None) -> ReplayItem:
-    return ReplayItem(
-        code=step.code,
-        ok=step.status == "ok",
-        run_id=run_id,
-        index=step.index,
-        calls=[c.model_copy() for c in step.tool_calls],
-        error=step.error,
-        kept=kept,
-    )
-
-
-def _replay_chain(chain: list[Trajectory]) -> list[ReplayItem]:
-    """Everything that shaped the chain's session, with each step's recorded tool calls."""
-    items: list[ReplayItem] = []
-    for traj in chain:
-        if traj.inputs:
-            items.append(ReplayItem(code=_prelude(traj.inputs)))
-        items += [_item(traj.id, s) for s in traj.steps if s.code and s.status in _RAN]
-    return items
-
-
 def _check_replay(mode: str) -> None:
     if mode not in REPLAY_MODES:
         raise EngineError(f"replay must be one of {', '.join(REPLAY_MODES)}, not {mode!r}")
-
-
-def _prior(chain: list[Trajectory]) -> tuple[list[str], dict[str, Any]]:
-    from codeact_lsp.engine.program import program_steps
-
-    codes: list[str] = []
-    inputs: dict[str, Any] = {}
-    for traj in chain:
-        inputs.update(traj.inputs)
-        codes += [s.code for s in program_steps(traj.steps)]
-    return codes, inputs
 
 
 def _sum_usage(steps: list[Step]) -> Any:

@@ -10,16 +10,24 @@ stateful tools start fresh and tasks running side by side (`jobs`) cannot see ea
 A suite whose tasks are meant to build on each other opts in with `isolation = "shared"`: one
 tool host for the suite, tasks one after another in file order.
 
+A suite is also a matrix: every task runs on each of `models` (`--models`, config
+`suite.models`), `repeat` times, so that "do my tools still work with model X" gets an answer with
+an error bar (statistics in `engine.matrix`). A task that names its own `model` is pinned to it.
+`plan_runs` expands the matrix into `SuiteRun`s, the unit every executor runs.
+
 The runner's interface (also for other executors, e.g. a distributed one): `run_suite(engine,
-file, names, jobs=, isolation=, fresh_tools=, on_start=, on_result=)`; each task is
-`run_task(engine, task, tools=provider)`, which needs nothing but an engine and a `ToolProvider`
-and returns a `TaskResult` (pydantic, JSON-safe).
+file, names, jobs=, isolation=, fresh_tools=, models=, repeat=, on_start=, on_result=)`; each
+run is `run_task(engine, task, tools=provider)`, which needs nothing but an engine and a
+`ToolProvider` and returns a `TaskResult` (pydantic, JSON-safe). `TaskResult` is the one result
+model of a task's run: `codeact test`, the editor's `codeact.runTasks` (and its stored lens
+results) and MCP's `run_task` all answer with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import math
 import re
 import time
@@ -76,13 +84,18 @@ class RootError(BaseModel):
 
 
 class TaskResult(BaseModel):
-    name: str
+    """One run of a task and its verdict. Also what MCP's `run_task` answers (a run with no
+    expected answer: `passed` is "it finished") and what the editor keeps for its lenses."""
+
+    name: str  # the task's ("" for an MCP run_task run, which has no name)
     passed: bool
     status: str  # the run's status, or "error" when it could not start
     answer: Any = None
     outputs: dict[str, Any] | None = None
     message: str = ""  # why it failed, for a person: the root error first, then the consequence
+    error: str | None = None  # the run's own error, as recorded in its trajectory
     run_id: str | None = None
+    trajectory: str | None = None  # the run file (.codeact/runs/<id>.json)
     steps: int = 0
     duration_s: float = 0.0
     scripted: bool = False
@@ -90,6 +103,74 @@ class TaskResult(BaseModel):
     consequence: str = ""  # how the run ended because of it ("ran out of replies", "expected ...")
     isolation: Isolation = "fresh"
     tool_host_pid: int | None = None  # the tool process that served the task (fresh: its own)
+    # the matrix: which model, which repeat (1-based), and what the run used
+    model: str = ""
+    repeat: int = 1
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None  # None: the model's price is unknown (not: it was free)
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def label(self) -> str:
+        """The run's name in a matrix, `task[rN]` (JUnit groups it under its model)."""
+        return f"{self.name}[r{self.repeat}]"
+
+
+class SuiteRun(BaseModel):
+    """One cell of the matrix: a task on a model, the `repeat`-th time (1-based)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: SuiteTask
+    model: str | None = None  # None: the configured default model
+    repeat: int = 1
+
+    def pinned(self) -> SuiteTask:
+        """The task as this run runs it (the matrix's model unless the task names its own)."""
+        return self.task.model_copy(update={"model": self.model})
+
+
+def plan_runs(tasks: Sequence[SuiteTask], models: Sequence[str], repeat: int) -> list[SuiteRun]:
+    """Every task on every model, `repeat` times, in file order (then model, then repeat).
+    A task that names its `model` in the suite file keeps it: the override wins over the matrix."""
+    if repeat < 1:
+        raise SuiteError(f"repeat must be at least 1, not {repeat}")
+    runs: list[SuiteRun] = []
+    for task in tasks:
+        chosen: list[str | None] = [task.model] if task.model else list(models) or [None]
+        for model in dict.fromkeys(chosen):
+            runs += [SuiteRun(task=task, model=model, repeat=r) for r in range(1, repeat + 1)]
+    return runs
+
+
+def from_trajectory(traj: Trajectory, *, name: str = "", path: Path | None = None) -> TaskResult:
+    """What a finished run says, before any judging: status, outputs, the answer, usage."""
+    outputs = traj.outputs
+    answer: Any = None
+    if outputs is not None:
+        answer = outputs.get(
+            "answer", next(iter(outputs.values())) if len(outputs) == 1 else outputs
+        )
+    return TaskResult(
+        name=name,
+        passed=traj.status == "finished",
+        status=traj.status,
+        answer=answer,
+        outputs=outputs,
+        error=traj.error,
+        run_id=traj.id,
+        trajectory=str(path) if path is not None else None,
+        steps=len(traj.steps),
+        scripted=traj.scripted,
+        model=traj.model,
+        prompt_tokens=traj.usage.prompt_tokens,
+        completion_tokens=traj.usage.completion_tokens,
+        cost_usd=traj.usage.cost_usd,
+    )
 
 
 def root_error(traj: Trajectory) -> RootError | None:
@@ -195,6 +276,17 @@ def suite_path(workspace: Path | None, file: str | None, configured: str | None)
     return path
 
 
+def select_tasks(
+    tasks: list[SuiteTask], names: Sequence[str] | None, file: object
+) -> list[SuiteTask]:
+    if not names:
+        return tasks
+    unknown = sorted(set(names) - {t.name for t in tasks})
+    if unknown:
+        raise SuiteError(f"no task named {', '.join(unknown)} in {file}")
+    return [t for t in tasks if t.name in set(names)]
+
+
 async def run_suite(
     engine: Engine,
     file: Path | str,
@@ -204,22 +296,23 @@ async def run_suite(
     isolation: Isolation | None = None,
     fresh_tools: ToolsFactory | None = None,
     concurrency: int | None = None,
+    models: Sequence[str] | None = None,
+    repeat: int | None = None,
     on_start: Callable[[SuiteTask, RunHandle], None] | None = None,
     on_result: Callable[[TaskResult], None] | None = None,
 ) -> list[TaskResult]:
-    """Run the suite's tasks (or the named ones) and judge each answer; results in file order.
+    """Run the suite's tasks (or the named ones) and judge each answer; results in file order
+    (then model, then repeat).
 
-    `jobs` (default: config `suite.jobs`) tasks run at once; `isolation` (default: config
-    `suite.isolation`) "fresh" gives each task a tool provider from `fresh_tools` (default: a new
-    tool host process like the engine's, closed when the task ends), "shared" runs the tasks one
-    after another on the engine's tools. `concurrency` is the old name of `jobs`."""
-    tasks = load_suite(Path(file))
-    if names:
-        unknown = sorted(set(names) - {t.name for t in tasks})
-        if unknown:
-            raise SuiteError(f"no task named {', '.join(unknown)} in {file}")
-        tasks = [t for t in tasks if t.name in set(names)]
+    `jobs` (default: config `suite.jobs`) runs at once; `isolation` (default: config
+    `suite.isolation`) "fresh" gives each run a tool provider from `fresh_tools` (default: a new
+    tool host process like the engine's, closed when the run ends), "shared" runs them one
+    after another on the engine's tools. `models` and `repeat` (defaults: config `suite.models`,
+    `suite.repeat`) make the matrix; config `suite.model_jobs` caps how many runs of one model
+    go at once (a rate limit). `concurrency` is the old name of `jobs`."""
+    tasks = select_tasks(load_suite(Path(file)), names, file)
     settings = engine.config.suite
+    runs = plan_runs(tasks, models or settings.models, repeat or settings.repeat)
     mode: Isolation = isolation or settings.isolation
     width = jobs or concurrency or settings.jobs
     if width < 1:
@@ -227,22 +320,27 @@ async def run_suite(
     factory = fresh_tools or (default_fresh_tools(engine) if mode == "fresh" else None)
     # tasks that share state run in file order, one at a time: interleaved they would race
     gate = asyncio.Semaphore(1 if mode == "shared" else width)
-    spares = _Spares(factory, len(tasks)) if factory is not None else None
+    caps = {model: asyncio.Semaphore(n) for model, n in settings.model_jobs.items()}
+    spares = _Spares(factory, len(runs)) if factory is not None else None
 
-    async def one(task: SuiteTask) -> TaskResult:
-        async with gate:
+    async def one(run: SuiteRun) -> TaskResult:
+        cap = caps.get(run.model or engine.config.model or "")
+        async with cap if cap is not None else contextlib.nullcontext(), gate:
+            task = run.pinned()
             if spares is None:
                 result = await run_task(engine, task, on_start=on_start)
                 result.isolation = "shared"
                 result.tool_host_pid = _pid(engine.tools)
             else:
                 result = await _fresh_task(engine, task, spares.take, on_start)
+        result.repeat = run.repeat
+        result.model = run.model or result.model
         if on_result is not None:
             on_result(result)
         return result
 
     try:
-        return list(await asyncio.gather(*(one(t) for t in tasks)))
+        return list(await asyncio.gather(*(one(r) for r in runs)))
     finally:
         if spares is not None:
             await spares.close()
@@ -394,27 +492,25 @@ async def run_task(
         handle = await engine.start(request, tools=tools)
     except EngineError as exc:
         return TaskResult(
-            name=task.name, passed=False, status="error", message=str(exc), duration_s=0.0
+            name=task.name,
+            passed=False,
+            status="error",
+            message=str(exc),
+            duration_s=0.0,
+            model=task.model or engine.config.model or "",
         )
     if on_start is not None:
         on_start(task, handle)
     traj = await handle.wait()
-    result = TaskResult(
-        name=task.name,
-        passed=False,
-        status=traj.status,
-        outputs=traj.outputs,
-        run_id=traj.id,
-        steps=len(traj.steps),
-        duration_s=time.perf_counter() - started,
-        scripted=traj.scripted,
+    store = engine.store
+    result = from_trajectory(
+        traj, name=task.name, path=store.path(traj.id) if store is not None else None
     )
+    result.duration_s = time.perf_counter() - started
     if traj.status != "finished" or traj.outputs is None:
+        result.passed = False
         return _failed(result, traj, traj.error or f"run ended {traj.status}")
-    outputs = traj.outputs
-    answer = outputs.get("answer", next(iter(outputs.values())) if len(outputs) == 1 else outputs)
-    result.answer = answer
-    result.passed, message = judge(task, answer, outputs)
+    result.passed, message = judge(task, result.answer, traj.outputs)
     return result if result.passed else _failed(result, traj, message)
 
 
@@ -463,7 +559,15 @@ _CHECK_BUILTINS: dict[str, Any] = {
 }  # fmt: skip
 
 
+def is_matrix(results: Sequence[TaskResult]) -> bool:
+    """Did these runs vary the model or repeat a task (then a run is named `task[rN]`)?"""
+    return len({r.model for r in results}) > 1 or any(r.repeat > 1 for r in results)
+
+
 def junit_xml(results: Sequence[TaskResult], suite_name: str = "codeact") -> str:
+    """One testcase per run. In a matrix, the classname is the model and the name `task[rN]`,
+    so CI UIs group the runs by model and a task's repeats sit side by side."""
+    matrix = is_matrix(results)
     failures = sum(1 for r in results if not r.passed and r.status != "error")
     errors = sum(1 for r in results if r.status == "error")
     root = ET.Element(
@@ -476,7 +580,11 @@ def junit_xml(results: Sequence[TaskResult], suite_name: str = "codeact") -> str
     )
     for r in results:
         case = ET.SubElement(
-            root, "testcase", classname=suite_name, name=r.name, time=f"{r.duration_s:.3f}"
+            root,
+            "testcase",
+            classname=(r.model or suite_name) if matrix else suite_name,
+            name=r.label if matrix else r.name,
+            time=f"{r.duration_s:.3f}",
         )
         if r.status == "error":
             ET.SubElement(case, "error", message=r.message).text = r.message

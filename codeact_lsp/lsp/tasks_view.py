@@ -12,7 +12,7 @@ from pathlib import Path
 from lsprotocol import types as lsp
 from pydantic import BaseModel, ValidationError
 
-from codeact_lsp.engine.suite import TaskLocation, find_tasks
+from codeact_lsp.engine.suite import TaskLocation, TaskResult, find_tasks
 from codeact_lsp.lsp.document import write_atomic
 
 __all__ = [
@@ -29,25 +29,16 @@ log = logging.getLogger(__name__)
 # The last result of each task, kept across server restarts (the lens "last ✓ 1.2 s" is what a
 # user looks at when they reopen the project).
 RESULTS_FILE = Path(".codeact") / "task_results.json"
-
-
-class TaskResult(BaseModel):
-    """What the editor remembers of a task's last run (from `codeact.runTasks`)."""
-
-    name: str
-    passed: bool
-    duration_s: float = 0.0
-    message: str = ""  # the root error first (a tool's exception or a step's error), then the rest
-    run_id: str | None = None
-    root: str | None = None  # the root error alone, for the lens
-    root_file: str | None = None  # where a tool raised it
-    root_line: int | None = None  # 1-based
+RESULTS_VERSION = 2
 
 
 class StoredResults(BaseModel):
-    """`.codeact/task_results.json`: task name → its last result."""
+    """`.codeact/task_results.json`: task name → its last result (the suite's own `TaskResult`).
 
-    version: int = 1
+    Version 1 files held a slimmer result of their own; they are not read (the lenses show no
+    "last" mark until the next run), which loses nothing a run file does not still hold."""
+
+    version: int = RESULTS_VERSION
     results: dict[str, TaskResult] = {}
 
 
@@ -55,12 +46,16 @@ def load_results(workspace: Path) -> dict[str, TaskResult]:
     """The stored results; a missing or unreadable file is no results (logged), never an error."""
     path = workspace / RESULTS_FILE
     try:
-        return StoredResults.model_validate_json(path.read_bytes()).results
+        stored = StoredResults.model_validate_json(path.read_bytes())
     except FileNotFoundError:
         return {}
     except (OSError, ValidationError) as exc:
         log.warning("ignoring %s: %s", path, exc)
         return {}
+    if stored.version != RESULTS_VERSION:
+        log.info("ignoring %s: results of format %s", path, stored.version)
+        return {}
+    return stored.results
 
 
 def save_results(workspace: Path, results: dict[str, TaskResult]) -> None:
@@ -79,9 +74,10 @@ def task_lenses(text: str, file: str, results: dict[str, TaskResult]) -> list[ls
         title = "▷ Run task"
         if result is not None:
             title += f" · last {'✓' if result.passed else '✗'} {result.duration_s:.1f} s"
-            if not result.passed and result.root:
-                root = result.root if len(result.root) <= 80 else result.root[:77] + "..."
-                title += f" · {root}"
+            cause = result.root_error
+            if not result.passed and cause is not None:
+                root = cause.text()
+                title += f" · {root if len(root) <= 80 else root[:77] + '...'}"
         lenses.append(
             lsp.CodeLens(
                 range=at,
@@ -117,15 +113,16 @@ def task_diagnostics(text: str, results: dict[str, TaskResult]) -> list[lsp.Diag
 
 def _root_location(result: TaskResult) -> list[lsp.DiagnosticRelatedInformation] | None:
     """The tool line that raised the root error, one click away from the task's diagnostic."""
-    if not result.root_file or not result.root_line:
+    cause = result.root_error
+    if cause is None or not cause.file or not cause.file_line:
         return None
-    line = max(0, result.root_line - 1)
+    line = max(0, cause.file_line - 1)
     return [
         lsp.DiagnosticRelatedInformation(
             location=lsp.Location(
-                uri=Path(result.root_file).resolve().as_uri(),
+                uri=Path(cause.file).resolve().as_uri(),
                 range=lsp.Range(lsp.Position(line, 0), lsp.Position(line, 10_000)),
             ),
-            message=result.root or "root error",
+            message=cause.text(),
         )
     ]

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 
 from codeact_lsp.config import CodeActConfig, load_config
 from codeact_lsp.engine.store import runs_dir
+from codeact_lsp.engine.suite import TaskResult, from_trajectory
 
 if TYPE_CHECKING:
     from codeact_lsp.engine import Engine, RunHandle
@@ -69,16 +70,6 @@ class ExecuteResult(BaseModel):
     step: int
     trajectory: str = Field(description="path of the run file (.codeact/runs/<id>.json)")
     duration_ms: float = 0.0
-
-
-class TaskResult(BaseModel):
-    status: str
-    answer: Any = None
-    outputs: dict[str, Any] | None = None
-    error: str | None = None
-    steps: int = 0
-    run_id: str
-    trajectory: str
 
 
 class ToolInfo(BaseModel):
@@ -279,17 +270,7 @@ class CodeActMcp:
             raise ValueError(str(exc)) from None
         traj = await handle.wait()
         await engine.flushed()
-        outputs = traj.outputs
-        answer = next(iter(outputs.values())) if outputs and len(outputs) == 1 else outputs
-        return TaskResult(
-            status=traj.status,
-            answer=answer,
-            outputs=outputs,
-            error=traj.error,
-            steps=len(traj.steps),
-            run_id=traj.id,
-            trajectory=str(self.runs_dir / f"{traj.id}.json"),
-        )
+        return from_trajectory(traj, path=self.runs_dir / f"{traj.id}.json")
 
     async def list_tools(self) -> ToolList:
         await self.ready()

@@ -214,8 +214,8 @@ def test_task_lenses_show_last_result() -> None:
     text = '[[task]]\nname = "a"\ntask = "x"\n\n[[task]]\nname = \'b\'\n'
     assert [(t.name, t.line) for t in find_tasks(text)] == [("a", 0), ("b", 4)]
     results = {
-        "a": TaskResult(name="a", passed=True, duration_s=1.23),
-        "b": TaskResult(name="b", passed=False, message="got 3"),
+        "a": TaskResult(name="a", passed=True, status="finished", duration_s=1.23),
+        "b": TaskResult(name="b", passed=False, status="finished", message="got 3"),
     }
     titles = [
         lens.command.title for lens in task_lenses(text, "tasks.toml", results) if lens.command

@@ -313,6 +313,7 @@ export interface Target {
   text?: string | null;
 }
 
+/** One run of a task and its verdict. Also what MCP's `run_task` answers (a run with no expected answer: `passed` is "it finished") and what the editor keeps for its lenses. */
 export interface TaskResult {
   name: string;
   passed: boolean;
@@ -320,7 +321,9 @@ export interface TaskResult {
   answer?: unknown;
   outputs?: (Record<string, unknown>) | null;
   message?: string;
+  error?: string | null;
   run_id?: string | null;
+  trajectory?: string | null;
   steps?: number;
   duration_s?: number;
   scripted?: boolean;
@@ -328,6 +331,11 @@ export interface TaskResult {
   consequence?: string;
   isolation?: "fresh" | "shared";
   tool_host_pid?: number | null;
+  model?: string;
+  repeat?: number;
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  cost_usd?: number | null;
 }
 
 export interface ToolCall {

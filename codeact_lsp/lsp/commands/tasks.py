@@ -14,7 +14,7 @@ from codeact_lsp.lsp.commands.common import CommandError, engine
 from codeact_lsp.lsp.commands.registry import command
 from codeact_lsp.lsp.document import path_to_uri
 from codeact_lsp.lsp.replies import SuiteReply
-from codeact_lsp.lsp.tasks_view import TaskResult, save_results
+from codeact_lsp.lsp.tasks_view import save_results
 
 if TYPE_CHECKING:
     from codeact_lsp.lsp.state import ServerState
@@ -65,17 +65,7 @@ async def run_tasks(state: ServerState, args: RunTasksArgs) -> SuiteReply:
     finally:
         progress.end(token, "cancelled" if cancelled else "done")
     for item in results:
-        cause = item.root_error
-        workspace.task_results[item.name] = TaskResult(
-            name=item.name,
-            passed=item.passed,
-            duration_s=item.duration_s,
-            message=item.message,
-            run_id=item.run_id,
-            root=cause.text() if cause is not None else None,
-            root_file=cause.file if cause is not None else None,
-            root_line=cause.file_line if cause is not None else None,
-        )
+        workspace.task_results[item.name] = item
     await asyncio.to_thread(save_results, root, dict(workspace.task_results))
     state.refresh.schedule(path_to_uri(file))
     return SuiteReply(
