@@ -16,6 +16,7 @@ from typing import Any
 
 from codeact_lsp.config import CodeActConfig, resolve_python
 from codeact_lsp.engine.approval import flagged_tools
+from codeact_lsp.engine.kept_sessions import KeptSessions
 from codeact_lsp.engine.model import (
     ModelClient,
     ModelError,
@@ -49,7 +50,7 @@ class EngineError(ValueError):
     """A request the engine cannot start (bad model, signature, inputs, run id...): say why."""
 
 
-class Engine:
+class Engine(KeptSessions):
     def __init__(
         self,
         config: CodeActConfig,
@@ -236,16 +237,6 @@ class Engine:
         )
         handle.launch(replay=items, first_code=code)
         return handle
-
-    def evict(self, run_id: str, reason: str = "evicted on request") -> bool:
-        """Close the idle sandbox a follow-up of `run_id` would continue (False: there is none);
-        a later follow-up rebuilds it and says so."""
-        session = self._sessions.get(run_id)
-        handle = self._runs.get(run_id)
-        if session is None or (handle is not None and not handle.done) or session.current:
-            return False
-        self._drop_session(run_id, session, reason)
-        return True
 
     # -- review state that survives restarts ---------------------------------------------------
 
@@ -493,66 +484,6 @@ class Engine:
         """Wait until every run-file write queued so far is on disk."""
         if self.store is not None:
             await asyncio.wrap_future(self.store.barrier())
-
-    def _after_end(self, handle: RunHandle) -> None:
-        """Keep the last few ended sessions open for follow-ups; close the oldest beyond that,
-        and any left idle longer than `idle_seconds`."""
-        idle = self._idle()
-        excess = len(idle) - self.max_idle_sessions
-        for _, rid, session in idle[: max(0, excess)]:
-            self._drop_session(
-                rid, session, f"evicted: more than {self.max_idle_sessions} idle sessions"
-            )
-        self._schedule_idle_check()
-
-    def _idle(self) -> list[tuple[float, str, Session]]:
-        idle = [
-            (s.last_used, rid, s)
-            for rid, s in self._sessions.items()
-            if (h := self._runs.get(rid)) is not None
-            and h.done
-            and (s.current is None or s.current.done)  # the run that just ended counts as idle
-        ]
-        idle.sort(key=lambda item: item[0])
-        return idle
-
-    def _drop_session(self, run_id: str, session: Session, reason: str) -> None:
-        self._sessions.pop(run_id, None)
-        self._evicted[run_id] = reason
-        if not any(s is session for s in self._sessions.values()):
-            task = asyncio.ensure_future(session.close())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-
-    def _schedule_idle_check(self) -> None:
-        if self._idle_timer is not None or self._closed or self.idle_seconds <= 0:
-            return
-        idle = self._idle()
-        if not idle:
-            return
-        due = idle[0][0] + self.idle_seconds - time.monotonic()
-        loop = asyncio.get_running_loop()
-        self._idle_timer = loop.call_later(max(0.0, due), self._evict_idle)
-
-    def _evict_idle(self) -> None:
-        self._idle_timer = None
-        now = time.monotonic()
-        for last_used, rid, session in self._idle():
-            if now - last_used >= self.idle_seconds:
-                self._drop_session(
-                    rid, session, f"evicted: idle for more than {self.idle_seconds:g}s"
-                )
-        self._schedule_idle_check()
-
-    def _gone_reason(self, run_id: str, live: RunHandle | None, session: Session | None) -> str:
-        """Why a follow-up cannot continue the parent's sandbox (for the views and the model)."""
-        if run_id in self._evicted:
-            return self._evicted[run_id]
-        if session is not None and session.busy:
-            return "the parent's sandbox is busy with another run"
-        if live is None:
-            return "the run is only on disk (its sandbox ended with the process that ran it)"
-        return "the parent's sandbox was closed"
 
 
 def _check_replay(mode: str) -> None:

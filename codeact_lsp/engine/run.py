@@ -48,12 +48,6 @@ if TYPE_CHECKING:
 Approver = Callable[["RunHandle", Step, list[str]], "Awaitable[Decision | None] | Decision | None"]
 
 
-EXTRACT_PROMPT = (
-    "The step budget is spent. Reply with one ```python block that only calls final_answer(...)"
-    " with your best answer from what the steps above found (use existing variables)."
-)
-
-
 class RunRequest(BaseModel):
     """What a caller asks for; everything unset falls back to the workspace configuration."""
 
@@ -294,19 +288,6 @@ class RunHandle(Rebuilding, Reviewing, Proposing):
         if self.extract and await self._extract():
             return
         self._end("max_iters", f"no final_answer within {traj.max_iters} steps")
-
-    async def _extract(self) -> bool:
-        """One last call after the budget: ask only for final_answer from what is known. Its step
-        runs like any other (approval included) and is marked `extracted`."""
-        step = await self._propose(extra=EXTRACT_PROMPT)
-        step.extracted = True
-        if step.status == "no_code" or not await self._gate(step):
-            return False
-        if await self._execute(step):
-            self.trajectory.extracted = True
-            self._end("finished", None)
-            return True
-        return False
 
     async def _execute(self, step: Step) -> bool:
         """Run one step in the sandbox. True when it ended the run with a valid final answer."""

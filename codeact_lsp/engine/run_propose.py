@@ -1,4 +1,4 @@
-"""Asking the model for the next step: the prompt (with how the state was rebuilt), retries and
+"""Asking the model for the next step (and, out of steps, for one last final answer): the prompt (with how the state was rebuilt), retries and
 streamed deltas as events, and the step made of the reply's code.
 
 Part of `RunHandle` (engine/run.py).
@@ -17,6 +17,11 @@ from codeact_lsp.engine.signature import Signature
 from codeact_lsp.tools.models import ToolSchema
 from codeact_lsp.trajectory import Step, Trajectory
 
+EXTRACT_PROMPT = (
+    "The step budget is spent. Reply with one ```python block that only calls final_answer(...)"
+    " with your best answer from what the steps above found (use existing variables)."
+)
+
 
 class Proposing:
     """`RunHandle`'s model calls (a mixin: the attributes below are the handle's)."""
@@ -34,6 +39,12 @@ class Proposing:
     if TYPE_CHECKING:
 
         def _emit(self, kind: EventKind, step: int | None = None, **data: Any) -> None: ...
+
+        async def _gate(self, step: Step, mode: str | None = None) -> bool: ...
+
+        async def _execute(self, step: Step) -> bool: ...
+
+        def _end(self, status: str, error: str | None) -> None: ...
 
     async def _propose(self, extra: str | None = None) -> Step:
         traj = self.trajectory
@@ -94,3 +105,16 @@ class Proposing:
         if code:
             self._emit("step_proposed", index, code=code)
         return step
+
+    async def _extract(self) -> bool:
+        """One last call after the budget: ask only for final_answer from what is known. Its step
+        runs like any other (approval included) and is marked `extracted`."""
+        step = await self._propose(extra=EXTRACT_PROMPT)
+        step.extracted = True
+        if step.status == "no_code" or not await self._gate(step):
+            return False
+        if await self._execute(step):
+            self.trajectory.extracted = True
+            self._end("finished", None)
+            return True
+        return False
