@@ -11,10 +11,11 @@ with CodeAct("n: int -> factorial: int", tools=[factorial], model="openai/gpt-4o
 """
 
 from codeact_lsp.api.approval import Approve, PendingStep, Reject, Reviewer
-from codeact_lsp.api.codeact import CodeAct, Session
+from codeact_lsp.api.codeact import CodeAct
 from codeact_lsp.api.progress import Progress
 from codeact_lsp.api.result import Result, RunError
 from codeact_lsp.api.scripted import scripted
+from codeact_lsp.api.session import Session
 
 __all__ = [
     "Approve",

@@ -15,66 +15,29 @@ import inspect
 import os
 import threading
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast, get_args
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from codeact_lsp.api._loop import LoopThread, on_caller_thread
-from codeact_lsp.api.approval import (
-    Approve,
-    PendingStep,
-    Reviewer,
-    is_async_reviewer,
-    normalize,
-)
-from codeact_lsp.api.checks import static_checks
+from codeact_lsp.api._loop import on_caller_thread
+from codeact_lsp.api._shared import Shared
+from codeact_lsp.api.approval import Reviewer
+from codeact_lsp.api.options import build_config, split_approval
 from codeact_lsp.api.progress import Progress
-from codeact_lsp.api.result import Result
-from codeact_lsp.config import Approval, CodeActConfig, SandboxSettings, load_config
+from codeact_lsp.api.result import Result, failed_result
+from codeact_lsp.api.review import ask, for_engine, pending_step, weak_approver, with_checks
+from codeact_lsp.api.session import Session
+from codeact_lsp.config import Approval, CodeActConfig, SandboxSettings
 from codeact_lsp.trajectory import Step, Trajectory, Usage
 
 if TYPE_CHECKING:
     from codeact_lsp.engine import Decision as EngineDecision
     from codeact_lsp.engine import Engine, RunEvent, RunHandle
     from codeact_lsp.engine.replay import ReplayMode
-    from codeact_lsp.engine.run import Approver
     from codeact_lsp.engine.runstate import RunSummary
-    from codeact_lsp.tools import InProcessTools, ToolDiagnostic, ToolSchema
-
-_MODES: tuple[str, ...] = get_args(Approval)
-
-
-class _Shared:
-    """What outlives a forgotten `close()`: the loop, the engine and the tools, shut down together."""
-
-    def __init__(self, tools: InProcessTools) -> None:
-        self.tools: InProcessTools | None = tools
-        self.engine: Engine | None = None
-        self.loop = LoopThread()
-        self.lock = asyncio.Lock()  # created here, first used on the private loop only
-
-    async def aclose(self) -> None:
-        engine, tools, self.engine, self.tools = self.engine, self.tools, None, None
-        if engine is not None:
-            await engine.close()
-        if tools is not None:
-            await tools.close()
-
-    def shutdown(self) -> None:
-        """Close everything; also runs from the garbage collector, on whatever thread drops the
-        last reference (the loop thread included, where it must not block)."""
-        if not self.loop.alive:
-            return
-        if self.loop.in_loop_thread():
-            task = self.loop.loop.create_task(self.aclose())
-            task.add_done_callback(lambda _: self.loop.loop.stop())
-            return
-        try:
-            self.loop.run(self.aclose())
-        finally:
-            self.loop.stop()
+    from codeact_lsp.tools import ToolDiagnostic, ToolSchema
 
 
 class CodeAct:
@@ -127,12 +90,12 @@ class CodeAct:
             f.name: TypeAdapter(f.annotation) for f in self.spec.outputs if f.type_text is not None
         }
         tool_list = dict(tools) if isinstance(tools, Mapping) else list(tools)
-        mode, self.reviewer = _approval(approval)
+        mode, self.reviewer = split_approval(approval)
         if reviewer is not None:
             if self.reviewer is not None:
                 raise TypeError("pass the review callback once: approval=callback or reviewer=...")
             self.reviewer = reviewer
-        self.config = _build_config(
+        self.config = build_config(
             config, workspace, model, max_iters, mode, confirm, sandbox, timeout
         )
         # README: `confirm=[...], reviewer=fn` reviews only the steps calling those tools (they
@@ -178,7 +141,7 @@ class CodeAct:
         )
         self._schemas = in_process.schemas()
         self._diagnostics = list(in_process.diagnostics)
-        self._shared = _Shared(in_process)
+        self._shared = Shared(in_process)
         self._finalizer = weakref.finalize(self, self._shared.shutdown)
 
     # -- construction helpers ------------------------------------------------------------------
@@ -205,7 +168,7 @@ class CodeAct:
                     shared.tools,
                     workspace=self.workspace,
                     runs_dir=self.runs_dir,
-                    approver=_weak_approver(self) if self.reviewer is not None else None,
+                    approver=weak_approver(self) if self.reviewer is not None else None,
                     model_params=self.model_params,
                 )
             return shared.engine
@@ -395,34 +358,18 @@ class CodeAct:
         there), or on a daemon thread for async callers; a reviewer that raises cancels the run,
         and the exception is re-raised to whoever called `act(...)`.
         """
-        from codeact_lsp.engine import Decision as EngineDecision
-
         reviewer = self.reviewer
         if reviewer is None:
             return None
-        pending = _pending(handle.trajectory, step, confirm_tools, handle.pending_reason)
-        pending.checks = static_checks(
-            step,
-            handle.trajectory,
-            getattr(handle, "previous", []),
-            self._schemas,
-            list(self.config.confirm),
-        )
+        pending = pending_step(handle.trajectory, step, confirm_tools, handle.pending_reason)
+        with_checks(pending, handle, step, self._schemas, list(self.config.confirm))
         try:
-            if is_async_reviewer(reviewer):
-                answer = await cast(Any, reviewer)(pending)
-            else:
-                answer = await on_caller_thread(reviewer, pending)
-                if inspect.isawaitable(answer):
-                    answer = await answer
-            decision = normalize(answer)
+            decision = await ask(reviewer, pending)
         except Exception as exc:
             self._review_errors[handle.id] = exc
             handle.cancel()
             return None
-        if isinstance(decision, Approve):
-            return EngineDecision(action="approve", code=decision.code)
-        return EngineDecision(action="reject", feedback=decision.feedback)
+        return for_engine(decision)
 
     # -- many runs -----------------------------------------------------------------------------
     def batch(
@@ -468,7 +415,9 @@ class CodeAct:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    result = self._failed(item, exc)
+                    result = failed_result(
+                        item, exc, self.instructions or "", self.signature, self.model or ""
+                    )
             bar.advance(result.ok)
             return result
 
@@ -476,24 +425,6 @@ class CodeAct:
             return list(await asyncio.gather(*(one(item) for item in items)))
         finally:
             bar.close()
-
-    def _failed(self, inputs: object, exc: BaseException) -> Result:
-        """A result for an input that never became a run (bad inputs, a reviewer that raised)."""
-        import time
-
-        now = time.time()
-        traj = Trajectory(
-            id="",
-            task=self.instructions or "",
-            signature=self.signature,
-            model=self.model or "",
-            status="failed",
-            error=f"{type(exc).__name__}: {exc}",
-            inputs=dict(inputs) if isinstance(inputs, Mapping) else {},
-            created_at=now,
-            updated_at=now,
-        )
-        return Result(traj, None)
 
     # -- run listing and review state ---------------------------------------------------------
     def runs(self, *, include_discarded: bool = False) -> list[RunSummary]:
@@ -565,127 +496,3 @@ class CodeAct:
     @property
     def tool_names(self) -> list[str]:
         return [s.name for s in self.tool_schemas]
-
-
-class Session:
-    """Multi-turn use of one CodeAct: later turns see the variables earlier turns left behind."""
-
-    def __init__(self, act: CodeAct) -> None:
-        self.act = act
-        self.results: list[Result] = []
-
-    @property
-    def last(self) -> Result | None:
-        return self.results[-1] if self.results else None
-
-    def __call__(self, task: str | None = None, /, **inputs: Any) -> Result:
-        """First call: a run on `inputs` (and/or `task`). Later calls: `task` as a follow-up in
-        the same sandbox, where the earlier inputs and variables are still defined."""
-        result = self.act._shared.loop.run(self._turn(task, inputs))
-        self.results.append(result)
-        return result
-
-    async def acall(self, task: str | None = None, /, **inputs: Any) -> Result:
-        result = await self.act._shared.loop.call(self._turn(task, inputs))
-        self.results.append(result)
-        return result
-
-    def _turn(self, task: str | None, inputs: dict[str, Any]) -> Coroutine[Any, Any, Result]:
-        if self.last is None:
-            if inputs or task is None:
-                self.act._check_inputs(inputs)
-            return self.act._run(inputs, task=task)
-        if task is None or inputs:
-            raise TypeError(
-                "later turns take only the new instruction, e.g. session('now triple it'); "
-                "the earlier inputs and variables are still defined"
-            )
-        return self.act._run({}, follow_up_of=self.last.run_id, task=task)
-
-    def __enter__(self) -> Session:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-# -- module helpers -----------------------------------------------------------------------------
-def _weak_approver(act: CodeAct) -> Approver:
-    """The engine outlives nothing but must not keep the CodeAct alive (its finalizer closes it)."""
-    ref = weakref.ref(act)
-
-    async def approve(
-        handle: RunHandle, step: Step, confirm_tools: list[str]
-    ) -> EngineDecision | None:
-        owner = ref()
-        return None if owner is None else await owner._approve(handle, step, confirm_tools)
-
-    return approve
-
-
-def _pending(
-    traj: Trajectory, step: Step, confirm_tools: list[str], reason: str = ""
-) -> PendingStep:
-    """What the reviewer needs to decide, copied so that it cannot alter the live run."""
-    reason = reason or (
-        f"calls {', '.join(confirm_tools)}, which needs confirmation"
-        if confirm_tools
-        else "review mode: every step waits for approval"
-    )
-    return PendingStep(
-        run_id=traj.id,
-        index=step.index,
-        code=step.code,
-        task=traj.task,
-        reply=step.reply,
-        reason=reason,
-        confirm_tools=list(confirm_tools),
-        step=step.model_copy(deep=True),
-    )
-
-
-def _approval(approval: Approval | Reviewer | None) -> tuple[Approval | None, Reviewer | None]:
-    if approval is None:
-        return None, None
-    if isinstance(approval, str):
-        if approval not in _MODES:
-            raise ValueError(f"approval must be one of {', '.join(_MODES)} or a callable")
-        return approval, None
-    if callable(approval):
-        return "review", approval
-    raise TypeError(f"approval must be a mode string or a callable, got {approval!r}")
-
-
-def _build_config(
-    config: CodeActConfig | None,
-    workspace: str | os.PathLike[str] | None,
-    model: str | None,
-    max_iters: int | None,
-    approval: Approval | None,
-    confirm: Sequence[str],
-    sandbox: SandboxSettings | Mapping[str, Any] | None,
-    timeout: float | None,
-) -> CodeActConfig:
-    if config is None:
-        if workspace is not None:
-            loaded = load_config(workspace)
-            if loaded.problems:
-                raise ValueError("; ".join(str(p) for p in loaded.problems))
-            config = loaded.config
-        else:
-            config = CodeActConfig()
-    data = config.model_dump()
-    if model is not None:
-        data["model"] = model
-    if max_iters is not None:
-        data["max_iters"] = max_iters
-    if approval is not None:
-        data["approval"] = approval
-    if confirm:
-        data["confirm"] = list(confirm)
-    if sandbox is not None:
-        extra = sandbox.model_dump() if isinstance(sandbox, SandboxSettings) else dict(sandbox)
-        data["sandbox"] = {**data["sandbox"], **extra}
-    if timeout is not None:
-        data["sandbox"]["timeout"] = timeout
-    return CodeActConfig.model_validate(data)

@@ -7,6 +7,7 @@ output field raises `RunError`, which carries the result for inspection.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from codeact_lsp.trajectory import Step, Trajectory, Usage
@@ -133,3 +134,24 @@ def _output_names(signature: str) -> set[str]:
         if name.isidentifier():
             names.add(name)
     return names
+
+
+def failed_result(
+    inputs: object, exc: BaseException, task: str, signature: str, model: str
+) -> Result:
+    """A result for an input that never became a run (bad inputs, a reviewer that raised)."""
+    import time
+
+    now = time.time()
+    traj = Trajectory(
+        id="",
+        task=task,
+        signature=signature,
+        model=model,
+        status="failed",
+        error=f"{type(exc).__name__}: {exc}",
+        inputs=dict(inputs) if isinstance(inputs, Mapping) else {},
+        created_at=now,
+        updated_at=now,
+    )
+    return Result(traj, None)

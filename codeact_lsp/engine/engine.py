@@ -16,6 +16,7 @@ from typing import Any
 
 from codeact_lsp.config import CodeActConfig, resolve_python
 from codeact_lsp.engine.approval import flagged_tools
+from codeact_lsp.engine.kept_sessions import KeptSessions
 from codeact_lsp.engine.model import (
     ModelClient,
     ModelError,
@@ -23,7 +24,16 @@ from codeact_lsp.engine.model import (
     make_model,
     resolve_model_name,
 )
-from codeact_lsp.engine.replay import REPLAY_MODES, ReplayItem, ReplayMode
+from codeact_lsp.engine.replay import (
+    RAN,
+    REPLAY_MODES,
+    ReplayItem,
+    ReplayMode,
+    prelude,
+    prior_program,
+    replay_chain,
+    replay_item,
+)
 from codeact_lsp.engine.run import Approver, RunHandle, RunRequest
 from codeact_lsp.engine.runstate import RunSummary
 from codeact_lsp.engine.session import Session
@@ -33,7 +43,6 @@ from codeact_lsp.tools.models import ToolProvider, ToolSchema
 from codeact_lsp.trajectory import Acceptance, Rebuild, Step, Trajectory
 
 _APPROVALS = ("auto", "review", "confirm-tools")
-_RAN = ("ok", "error")  # step statuses whose code ran (and so shaped the session state)
 _MINOR_EVENTS = frozenset({"model_call", "model_retry", "model_delta", "executing", "tool_called"})
 
 
@@ -41,7 +50,7 @@ class EngineError(ValueError):
     """A request the engine cannot start (bad model, signature, inputs, run id...): say why."""
 
 
-class Engine:
+class Engine(KeptSessions):
     def __init__(
         self,
         config: CodeActConfig,
@@ -119,7 +128,7 @@ class Engine:
         traj.target = request.target
         session = self._new_session(schemas, tools)
         handle = self._handle(traj, signature, model, schemas, session)
-        handle.launch(replay=[ReplayItem(code=_prelude(inputs))] if inputs else [])
+        handle.launch(replay=[ReplayItem(code=prelude(inputs))] if inputs else [])
         return handle
 
     async def follow_up(
@@ -150,7 +159,7 @@ class Engine:
         if session is None or session.closed or session.busy:
             reason = self._gone_reason(run_id, live, session)
             session = self._new_session(schemas)
-            items = _replay_chain(chain)
+            items = replay_chain(chain)
             rebuild = Rebuild(session="rebuilt", mode=replay, reason=reason)
         else:
             rebuild = Rebuild(session="live", mode=replay, reason="the parent's sandbox is open")
@@ -215,10 +224,12 @@ class Engine:
         schemas = self._schemas()
         session = self._new_session(schemas)
         handle = self._continuing(traj, signature, model, schemas, session, chain)
-        items = _replay_chain(chain)
+        items = replay_chain(chain)
         if parent.inputs:
-            items.append(ReplayItem(code=_prelude(parent.inputs)))
-        items += [_item(parent.id, s, kept=s.index) for s in kept if s.code and s.status in _RAN]
+            items.append(ReplayItem(code=prelude(parent.inputs)))
+        items += [
+            replay_item(parent.id, s, kept=s.index) for s in kept if s.code and s.status in RAN
+        ]
         traj.rebuild = Rebuild(
             session="rebuilt" if any(i.is_step for i in items) else "fresh",
             mode=replay,
@@ -226,16 +237,6 @@ class Engine:
         )
         handle.launch(replay=items, first_code=code)
         return handle
-
-    def evict(self, run_id: str, reason: str = "evicted on request") -> bool:
-        """Close the idle sandbox a follow-up of `run_id` would continue (False: there is none);
-        a later follow-up rebuilds it and says so."""
-        session = self._sessions.get(run_id)
-        handle = self._runs.get(run_id)
-        if session is None or (handle is not None and not handle.done) or session.current:
-            return False
-        self._drop_session(run_id, session, reason)
-        return True
 
     # -- review state that survives restarts ---------------------------------------------------
 
@@ -422,7 +423,7 @@ class Engine:
         chain: list[Trajectory],
     ) -> RunHandle:
         """A handle for a run that continues `chain` (follow-up or re-run): the model sees its code."""
-        prior_code, prior_inputs = _prior(chain)
+        prior_code, prior_inputs = prior_program(chain)
         return self._handle(
             traj,
             signature,
@@ -484,108 +485,10 @@ class Engine:
         if self.store is not None:
             await asyncio.wrap_future(self.store.barrier())
 
-    def _after_end(self, handle: RunHandle) -> None:
-        """Keep the last few ended sessions open for follow-ups; close the oldest beyond that,
-        and any left idle longer than `idle_seconds`."""
-        idle = self._idle()
-        excess = len(idle) - self.max_idle_sessions
-        for _, rid, session in idle[: max(0, excess)]:
-            self._drop_session(
-                rid, session, f"evicted: more than {self.max_idle_sessions} idle sessions"
-            )
-        self._schedule_idle_check()
-
-    def _idle(self) -> list[tuple[float, str, Session]]:
-        idle = [
-            (s.last_used, rid, s)
-            for rid, s in self._sessions.items()
-            if (h := self._runs.get(rid)) is not None
-            and h.done
-            and (s.current is None or s.current.done)  # the run that just ended counts as idle
-        ]
-        idle.sort(key=lambda item: item[0])
-        return idle
-
-    def _drop_session(self, run_id: str, session: Session, reason: str) -> None:
-        self._sessions.pop(run_id, None)
-        self._evicted[run_id] = reason
-        if not any(s is session for s in self._sessions.values()):
-            task = asyncio.ensure_future(session.close())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-
-    def _schedule_idle_check(self) -> None:
-        if self._idle_timer is not None or self._closed or self.idle_seconds <= 0:
-            return
-        idle = self._idle()
-        if not idle:
-            return
-        due = idle[0][0] + self.idle_seconds - time.monotonic()
-        loop = asyncio.get_running_loop()
-        self._idle_timer = loop.call_later(max(0.0, due), self._evict_idle)
-
-    def _evict_idle(self) -> None:
-        self._idle_timer = None
-        now = time.monotonic()
-        for last_used, rid, session in self._idle():
-            if now - last_used >= self.idle_seconds:
-                self._drop_session(
-                    rid, session, f"evicted: idle for more than {self.idle_seconds:g}s"
-                )
-        self._schedule_idle_check()
-
-    def _gone_reason(self, run_id: str, live: RunHandle | None, session: Session | None) -> str:
-        """Why a follow-up cannot continue the parent's sandbox (for the views and the model)."""
-        if run_id in self._evicted:
-            return self._evicted[run_id]
-        if session is not None and session.busy:
-            return "the parent's sandbox is busy with another run"
-        if live is None:
-            return "the run is only on disk (its sandbox ended with the process that ran it)"
-        return "the parent's sandbox was closed"
-
-
-def _prelude(inputs: dict[str, Any]) -> str:
-    """Define the inputs as variables in the session (JSON values have Python literals)."""
-    return "\n".join(f"{name} = {value!r}" for name, value in inputs.items())
-
-
-def _item(run_id: str, step: Step, kept: int | None = None) -> ReplayItem:
-    return ReplayItem(
-        code=step.code,
-        ok=step.status == "ok",
-        run_id=run_id,
-        index=step.index,
-        calls=[c.model_copy() for c in step.tool_calls],
-        error=step.error,
-        kept=kept,
-    )
-
-
-def _replay_chain(chain: list[Trajectory]) -> list[ReplayItem]:
-    """Everything that shaped the chain's session, with each step's recorded tool calls."""
-    items: list[ReplayItem] = []
-    for traj in chain:
-        if traj.inputs:
-            items.append(ReplayItem(code=_prelude(traj.inputs)))
-        items += [_item(traj.id, s) for s in traj.steps if s.code and s.status in _RAN]
-    return items
-
 
 def _check_replay(mode: str) -> None:
     if mode not in REPLAY_MODES:
         raise EngineError(f"replay must be one of {', '.join(REPLAY_MODES)}, not {mode!r}")
-
-
-def _prior(chain: list[Trajectory]) -> tuple[list[str], dict[str, Any]]:
-    from codeact_lsp.engine.program import program_steps
-
-    codes: list[str] = []
-    inputs: dict[str, Any] = {}
-    for traj in chain:
-        inputs.update(traj.inputs)
-        codes += [s.code for s in program_steps(traj.steps)]
-    return codes, inputs
 
 
 def _sum_usage(steps: list[Step]) -> Any:

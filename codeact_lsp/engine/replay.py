@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from codeact_lsp.tools.models import ToolSchema
-from codeact_lsp.trajectory import ErrorLocation, ReplayDivergence, StepError, ToolCall
+from codeact_lsp.trajectory import (
+    ErrorLocation,
+    ReplayDivergence,
+    Step,
+    StepError,
+    ToolCall,
+    Trajectory,
+)
 
 if TYPE_CHECKING:
     from codeact_lsp.sandbox import ExecResult, ToolReply, ToolRequest
@@ -30,6 +37,7 @@ REPLAY_MODES: tuple[str, ...] = ("recorded", "real")
 
 # raised inside the replayed snippet at the call that differs: it ends the snippet right there
 DIVERGED_ERROR = "ReplayDiverged"
+RAN = ("ok", "error")  # step statuses whose code ran (and so shaped the session state)
 
 
 class ReplayItem(BaseModel):
@@ -205,3 +213,45 @@ def _outcome(error: StepError | None) -> str:
     if error is None:
         return "no error"
     return f"{error.type}: {error.message}"
+
+
+# -- what a rebuilt session replays ------------------------------------------------------------
+
+
+def prelude(inputs: dict[str, Any]) -> str:
+    """Define the inputs as variables in the session (JSON values have Python literals)."""
+    return "\n".join(f"{name} = {value!r}" for name, value in inputs.items())
+
+
+def replay_item(run_id: str, step: Step, kept: int | None = None) -> ReplayItem:
+    return ReplayItem(
+        code=step.code,
+        ok=step.status == "ok",
+        run_id=run_id,
+        index=step.index,
+        calls=[c.model_copy() for c in step.tool_calls],
+        error=step.error,
+        kept=kept,
+    )
+
+
+def replay_chain(chain: list[Trajectory]) -> list[ReplayItem]:
+    """Everything that shaped the chain's session, with each step's recorded tool calls."""
+    items: list[ReplayItem] = []
+    for traj in chain:
+        if traj.inputs:
+            items.append(ReplayItem(code=prelude(traj.inputs)))
+        items += [replay_item(traj.id, s) for s in traj.steps if s.code and s.status in RAN]
+    return items
+
+
+def prior_program(chain: list[Trajectory]) -> tuple[list[str], dict[str, Any]]:
+    """The code and inputs the chain's accepted program is built from (for the next run's)."""
+    from codeact_lsp.engine.program import program_steps
+
+    codes: list[str] = []
+    inputs: dict[str, Any] = {}
+    for traj in chain:
+        inputs.update(traj.inputs)
+        codes += [s.code for s in program_steps(traj.steps)]
+    return codes, inputs

@@ -17,25 +17,22 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from codeact_lsp.config import AcceptSettings
-from codeact_lsp.engine.approval import Decision, confirm_tools, needs_approval
+from codeact_lsp.engine.approval import Decision, confirm_tools
 from codeact_lsp.engine.events import EventKind, EventLog, RunEvent
 from codeact_lsp.engine.model import (
     ModelClient,
     ModelError,
     RetryPolicy,
-    complete_with_retries,
 )
-from codeact_lsp.engine.parsing import extract_code
 from codeact_lsp.engine.program import as_script, build_program
-from codeact_lsp.engine.prompt import build_messages
 from codeact_lsp.engine.replay import ReplayItem, ReplayPlayer
+from codeact_lsp.engine.run_propose import Proposing
+from codeact_lsp.engine.run_rebuild import Rebuilding, RunFailure
+from codeact_lsp.engine.run_review import Reviewing
 from codeact_lsp.engine.signature import Signature, SignatureError
 from codeact_lsp.tools.models import ToolSchema
 from codeact_lsp.trajectory import (
     ErrorLocation,
-    Rebuild,
-    RebuiltStep,
-    ReplayDivergence,
     Step,
     StepError,
     StepStatus,
@@ -49,12 +46,6 @@ if TYPE_CHECKING:
     from codeact_lsp.sandbox import ToolReply, ToolRequest
 
 Approver = Callable[["RunHandle", Step, list[str]], "Awaitable[Decision | None] | Decision | None"]
-
-
-EXTRACT_PROMPT = (
-    "The step budget is spent. Reply with one ```python block that only calls final_answer(...)"
-    " with your best answer from what the steps above found (use existing variables)."
-)
 
 
 class RunRequest(BaseModel):
@@ -71,7 +62,7 @@ class RunRequest(BaseModel):
     target: Target | None = None
 
 
-class RunHandle:
+class RunHandle(Rebuilding, Reviewing, Proposing):
     """A live run. The trajectory is always current; every change to it is followed by an event."""
 
     def __init__(
@@ -157,6 +148,9 @@ class RunHandle:
         cancel = getattr(self.session.tools, "cancel", None)
         if calling is not None and callable(cancel):
             cancel(calling)  # the tool stops where it is: nothing goes on behind the user's back
+        sandbox = self.session.sandbox
+        if sandbox is not None and self._executing is not None:
+            sandbox.cancel_tools()  # the same for a host tool the step called directly
         self._task.cancel()
         return True
 
@@ -257,7 +251,7 @@ class RunHandle:
             self._end("cancelled", None)
         except ModelError as exc:
             self._end("failed", f"model error ({exc.kind}): {exc}")
-        except _RunFailure as exc:
+        except RunFailure as exc:
             self._end("failed", str(exc))
         except Exception as exc:  # the sandbox or tool layer broke; the run says so and ends
             self._end("failed", f"{type(exc).__name__}: {exc}")
@@ -266,204 +260,9 @@ class RunHandle:
         try:
             sandbox = await self.session.ensure_open()
         except Exception as exc:  # SandboxError, IsolationUnavailable, a missing interpreter...
-            raise _RunFailure(f"the sandbox could not start: {exc}") from exc
+            raise RunFailure(f"the sandbox could not start: {exc}") from exc
         self.trajectory.sandbox = sandbox.info
         await self._rebuild(replay)
-
-    async def _rebuild(self, items: list[ReplayItem]) -> None:
-        """Run earlier steps again to get their state back, by default with every tool call
-        answered from its record (no real tool runs). At a divergence a person chooses: run the
-        rest for real (approval rules apply) or stop. `real` mode runs them for real from the
-        start, each gated like a new step, so a confirm tool never runs without a fresh yes."""
-        rebuild = self.trajectory.rebuild
-        real = rebuild is not None and rebuild.mode == "real"
-        entries: dict[int, RebuiltStep] = {}
-        i = 0
-        while i < len(items):
-            item = items[i]
-            if not item.is_step:
-                await self._run_prelude(item)
-            elif real:
-                entries[i] = await self._reexecute(item)
-            else:
-                entry, divergence = await self._replay_recorded(item)
-                entries[i] = entry
-                if divergence is not None:
-                    assert rebuild is not None
-                    await self._diverged(item, divergence, rebuild)
-                    # for real from here: a new sandbox gets the matched steps again (from the
-                    # record), then this step and the rest run for real
-                    await self.session.reset()
-                    for j, earlier in enumerate(items[:i]):
-                        if not earlier.is_step:
-                            await self._run_prelude(earlier)
-                            continue
-                        entries[j], again = await self._replay_recorded(earlier)
-                        if again is not None:
-                            raise _RunFailure(f"could not rebuild the session: {again.message}")
-                    real = True
-                    continue
-            if rebuild is not None:
-                rebuild.steps = [entries[k] for k in sorted(entries)]
-            i += 1
-        if rebuild is not None:
-            rebuild.steps = [entries[k] for k in sorted(entries)]
-
-    async def _run_prelude(self, item: ReplayItem) -> None:
-        sandbox = await self.session.ensure_open()
-        result = await sandbox.execute(item.code, timeout=self.step_timeout)
-        if result.error is not None:
-            raise _RunFailure(
-                "could not restore the session state: defining the inputs failed with"
-                f" {result.error.type}: {result.error.message}"
-            )
-
-    async def _replay_recorded(
-        self, item: ReplayItem
-    ) -> tuple[RebuiltStep, ReplayDivergence | None]:
-        sandbox = await self.session.ensure_open()
-        player = ReplayPlayer(item, self.tools)
-        self._player = player
-        try:
-            # every call is answered from the record and no tool runs: confirm tools included
-            result = await sandbox.execute(item.code, timeout=self.step_timeout, confirmed=True)
-        finally:
-            self._player = None
-        divergence = player.finish(result)
-        entry = RebuiltStep(
-            run_id=item.run_id or "",
-            index=item.index or 0,
-            mode="recorded",
-            status="diverged" if divergence is not None else "matched",
-            calls=player.position,
-        )
-        return entry, divergence
-
-    async def _diverged(
-        self, item: ReplayItem, divergence: ReplayDivergence, rebuild: Rebuild
-    ) -> None:
-        """Tell the person where replay stopped matching and wait: run the rest for real, or stop."""
-        rebuild.divergence = divergence
-        rebuild.choice = "pending"
-        pending = self._rebuild_step(item)
-        reason = (
-            f"{divergence.message}. Run the rest of the earlier steps for real (their tools are"
-            " called again; confirm tools ask again), or stop."
-        )
-        hits = needs_approval("auto", item.code, self.flagged)[1]
-        decision = await self._ask(pending, reason, hits, kind="replay_diverged")
-        if decision.action == "reject":
-            rebuild.choice = "stop"
-            self._settle_pending(pending, "rejected")
-            raise _RunFailure(f"stopped: {divergence.message}; the earlier state was not rebuilt")
-        rebuild.choice = "real"
-        self._settle_pending(pending, None)
-        self._notes.append(
-            "Note: the session state of the earlier steps was rebuilt by running their code again"
-            f" with the recorded tool results, until {divergence.message}. From there the earlier"
-            " steps were run again for real (their tools were called again)."
-        )
-
-    async def _reexecute(self, item: ReplayItem) -> RebuiltStep:
-        """Run an earlier step again for real: gated like a new step (review mode, confirm
-        tools), its real calls recorded in the rebuild entry (and its copy, for a re-run)."""
-        entry = RebuiltStep(run_id=item.run_id or "", index=item.index or 0, mode="real")
-        wait, hits = needs_approval(self.trajectory.approval, item.code, self.flagged)
-        code = item.code
-        pending = self._rebuild_step(item)
-        if wait:
-            reason = (
-                f"rebuilding the session: step {item.index} of run {item.run_id} runs again for"
-                " real"
-                + (f" and calls {', '.join(hits)}, which needs confirmation" if hits else "")
-            )
-            decision = await self._ask(pending, reason, hits, kind="rebuild_step")
-            if decision.action == "reject":
-                self._settle_pending(pending, "rejected")
-                entry.status = "rejected"
-                raise _RunFailure(
-                    f"stopped: running step {item.index} of run {item.run_id} again for real was"
-                    " not approved; the earlier state was not rebuilt"
-                )
-            if decision.code is not None:
-                code = decision.code
-        kept = self._kept(item)
-        approved = wait  # reached here after a wait: a person approved running it for real
-        record = kept if kept is not None else Step(index=item.index or 0, code=code)
-        record.tool_calls = []
-        sandbox = await self.session.ensure_open()
-        self._executing = record
-        self._scratch = None if kept is not None else record
-        if approved:
-            self._approved.add(id(record))
-        try:
-            result = await sandbox.execute(code, timeout=self.step_timeout, confirmed=approved)
-        finally:
-            self._executing = None
-            self._scratch = None
-            self._approved.discard(id(record))
-        self._settle_pending(pending, None)
-        entry.tool_calls = [c.model_copy() for c in record.tool_calls]
-        if kept is not None:
-            kept.code = code
-            kept.stdout, kept.stderr, kept.value = result.stdout, result.stderr, result.value
-            kept.error = result.error
-            kept.duration_ms = result.duration_ms
-            kept.status = "error" if result.error is not None else "ok"
-            kept.reexecuted = True
-        entry.status = "ran" if (result.error is None) == item.ok else "failed"
-        if result.error is not None and item.ok:
-            raise _RunFailure(
-                "could not restore the session state: running step"
-                f" {item.index} of run {item.run_id} again failed with"
-                f" {result.error.type}: {result.error.message}"
-            )
-        return entry
-
-    def _kept(self, item: ReplayItem) -> Step | None:
-        if item.kept is None or not 0 < item.kept <= len(self.trajectory.steps):
-            return None
-        return self.trajectory.steps[item.kept - 1]
-
-    def _rebuild_step(self, item: ReplayItem) -> Step:
-        """What a person sees while a rebuild waits: the kept copy (re-run) or a stand-in."""
-        kept = self._kept(item)
-        if kept is not None:
-            return kept
-        return Step(index=item.index or 0, code=item.code, replayed=True, status="proposed")
-
-    def _settle_pending(self, step: Step, status: StepStatus | None) -> None:
-        if step not in self.trajectory.steps:
-            step.status = status or "ok"
-
-    async def _ask(self, step: Step, reason: str, hits: list[str], *, kind: str) -> Decision:
-        """Wait for a person (or the approver hook) on `step`, which may be a kept copy or a
-        stand-in outside this run's steps."""
-        in_run = step in self.trajectory.steps
-        self._held_status = step.status
-        step.status = "awaiting_approval"
-        if not in_run:
-            self._pending = step
-        self._pending_reason = reason
-        self.trajectory.status = "awaiting_approval"
-        assert self._loop is not None
-        self._decision = self._loop.create_future()
-        self._emit(
-            "awaiting_approval",
-            step.index,
-            code=step.code,
-            reason=reason,
-            confirm_tools=hits,
-            wait=kind,  # step | rebuild_step | replay_diverged
-        )
-        try:
-            return await self._await_decision(self._decision, step, hits)
-        finally:
-            self._decision = None
-            self._pending = None
-            self.trajectory.status = "running"
-            if in_run and step.replayed and step.status == "awaiting_approval":
-                step.status = self._held_status  # a kept copy keeps what it was
 
     async def _steps(self) -> None:
         traj = self.trajectory
@@ -490,127 +289,6 @@ class RunHandle:
             return
         self._end("max_iters", f"no final_answer within {traj.max_iters} steps")
 
-    async def _extract(self) -> bool:
-        """One last call after the budget: ask only for final_answer from what is known. Its step
-        runs like any other (approval included) and is marked `extracted`."""
-        step = await self._propose(extra=EXTRACT_PROMPT)
-        step.extracted = True
-        if step.status == "no_code" or not await self._gate(step):
-            return False
-        if await self._execute(step):
-            self.trajectory.extracted = True
-            self._end("finished", None)
-            return True
-        return False
-
-    async def _propose(self, extra: str | None = None) -> Step:
-        traj = self.trajectory
-        messages = build_messages(
-            tools=self.tools,
-            signature=self.signature,
-            task=traj.task,
-            inputs=traj.inputs,
-            steps=traj.steps,
-            previous=self.previous,
-            timeout=self.step_timeout,
-        )
-        if self._notes and len(messages) > 1:
-            # how the earlier state was rebuilt goes with the task, in every prompt of the run
-            first = messages[1]
-            messages[1] = {**first, "content": "\n".join(self._notes) + "\n\n" + first["content"]}
-        if extra:
-            messages.append({"role": "user", "content": extra})
-        index = len(traj.steps) + 1
-        self._emit("model_call", index, messages=len(messages))
-
-        attempts = [1]  # deltas name their attempt: after a retry a view starts the text over
-
-        def on_retry(attempt: int, delay: float, error: ModelError) -> None:
-            attempts[0] = attempt + 1
-            self._emit(
-                "model_retry",
-                index,
-                attempt=attempt,
-                delay=delay,
-                error=str(error),
-                error_kind=error.kind,
-            )
-
-        def on_delta(text: str) -> None:
-            self._emit("model_delta", index, text=text, attempt=attempts[0])
-
-        reply = await complete_with_retries(
-            self.model,
-            messages,
-            self.retry,
-            on_retry=on_retry,
-            on_delta=on_delta if self.stream else None,
-        )
-        traj.usage = traj.usage.add(reply.usage)
-        code = extract_code(reply.text)
-        step = Step(
-            index=index,
-            code=code or "",
-            reply=reply.text,
-            usage=reply.usage,
-            model_duration_ms=reply.duration_ms,
-            cut_off=reply.cut_off,
-            status="proposed" if code else "no_code",
-            started_at=time.time(),
-        )
-        traj.steps.append(step)
-        if code:
-            self._emit("step_proposed", index, code=code)
-        return step
-
-    async def _gate(self, step: Step, mode: str | None = None) -> bool:
-        """Wait for a person when the mode or a flagged tool asks for it. True = run the step."""
-        wait, hits = needs_approval(mode or self.trajectory.approval, step.code, self.flagged)
-        if not wait:
-            return True
-        reason = (
-            f"calls {', '.join(hits)}, which needs confirmation"
-            if hits
-            else "review mode: every step waits for approval"
-        )
-        decision = await self._ask(step, reason, hits, kind="step")
-        if decision.action == "reject":
-            step.status = "rejected"
-            step.feedback = decision.feedback
-            self._emit("step_finished", step.index, status="rejected", feedback=decision.feedback)
-            return False
-        if decision.code is not None and decision.code != step.code:
-            step.code = decision.code
-            step.edited = True
-        step.status = "proposed"
-        self._approved.add(id(step))  # a person (or the approver) said yes to this very step
-        return True
-
-    async def _await_decision(
-        self, person: asyncio.Future[Decision], step: Step, hits: list[str]
-    ) -> Decision:
-        """The approver hook's answer or a person's approve()/reject(), whichever comes first;
-        a hook that answers None leaves the decision to the person."""
-        if self.approver is None:
-            return await person
-        answer = self.approver(self, step, hits)
-        if not isinstance(answer, Awaitable):
-            return answer if answer is not None else await person
-
-        async def hook() -> Decision | None:
-            return await answer
-
-        hook_task = asyncio.ensure_future(hook())
-        try:
-            pending: set[asyncio.Future[Any]] = {hook_task, person}
-            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            if person.done():
-                return person.result()
-            decision = hook_task.result()
-            return decision if decision is not None else await person
-        finally:
-            hook_task.cancel()
-
     async def _execute(self, step: Step) -> bool:
         """Run one step in the sandbox. True when it ended the run with a valid final answer."""
         sandbox = await self.session.ensure_open()
@@ -621,7 +299,10 @@ class RunHandle:
         self._emit("executing", step.index, code=step.code)
         try:
             result = await sandbox.execute(
-                step.code, timeout=self.step_timeout, confirmed=id(step) in self._approved
+                step.code,
+                timeout=self.step_timeout,
+                confirmed=id(step) in self._approved,
+                direct=True,  # host tools are served by the host: records come to on_direct_calls
             )
         finally:
             self._executing = None
@@ -740,11 +421,15 @@ class RunHandle:
             return ToolReply(error=err)
         finally:
             self._calling = None
+        from codeact_lsp.sandbox import codec
+
         limit = self._record_chars
-        result, wire = _recorded(outcome.result, limit) if outcome.ok else (None, None)
+        result, wire = codec.recorded_result(outcome.result, limit) if outcome.ok else (None, None)
         call = ToolCall(
             name=request.name,
-            args=_clip_args(outcome.bound_args, limit) or _raw_args(request, limit),
+            args=codec.recorded_args(
+                outcome.bound_args, list(request.args), dict(request.kwargs), limit
+            ),
             result=result,
             wire=wire,
             error=outcome.error_text,
@@ -759,6 +444,25 @@ class RunHandle:
                 error=outcome.error or ErrorLocation(type="RuntimeError", message="tool failed")
             )
         return ToolReply(result=outcome.result)
+
+    def on_direct_calls(self, calls: list[dict[str, Any]], omitted: int) -> None:
+        """Calls the tool host served itself in the executing step (already clipped there, with
+        the same `codec.recorded_*` rules as `on_tool`): recorded as if `on_tool` had seen them."""
+        step = self._executing
+        if step is None or self._player is not None:
+            return
+        for rec in calls:
+            try:
+                call = ToolCall.model_validate(rec)
+            except ValueError:
+                continue
+            self._record(step, call)
+        if omitted:
+            setattr(  # noqa: B010 - an extra field
+                step,
+                "tool_calls_omitted",
+                int(getattr(step, "tool_calls_omitted", 0) or 0) + omitted,
+            )
 
     def _final_answer(self, request: ToolRequest, step: Step | None) -> ToolReply:
         from codeact_lsp.sandbox import ToolReply, codec
@@ -810,32 +514,4 @@ def _raw_args(request: ToolRequest, limit: int) -> dict[str, Any]:
     """Arguments as called, when the tool layer could not bind them to parameter names."""
     from codeact_lsp.sandbox import codec
 
-    out: dict[str, Any] = {
-        k: codec.clip(codec.preview(v), limit) for k, v in request.kwargs.items()
-    }
-    if request.args:
-        out["*args"] = codec.clip([codec.preview(a) for a in request.args], limit)
-    return out
-
-
-def _clip_args(args: dict[str, Any], limit: int) -> dict[str, Any]:
-    from codeact_lsp.sandbox import codec
-
-    return {k: codec.clip(v, limit) for k, v in args.items()}
-
-
-def _recorded(result: Any, limit: int) -> tuple[Any, Any]:
-    """(what the trajectory shows, the exact wire value when the shown one is only a preview);
-    both within the record budget: a longer value is clipped and marked, and its exact form is
-    not kept (a replay of that call then answers with the clipped one)."""
-    from codeact_lsp.sandbox import codec
-
-    plain = codec.is_plain(result)
-    shown = codec.clip(result if plain else codec.preview(result), limit)
-    if plain:
-        return shown, None
-    return shown, (result if codec.size(result) <= limit else None)
-
-
-class _RunFailure(Exception):
-    """The run cannot go on (not the model's fault, not fixable by another step)."""
+    return codec.recorded_args(None, list(request.args), dict(request.kwargs), limit)

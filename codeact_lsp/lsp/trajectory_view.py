@@ -17,11 +17,16 @@ from pathlib import Path
 
 from lsprotocol import types as lsp
 
-from codeact_lsp.engine.checks import CheckContext, check_code, defined_names
-from codeact_lsp.lsp.document import StepSection, parse_sections, path_to_uri, render
+from codeact_lsp.engine.checks import CheckContext, defined_names
+from codeact_lsp.lsp.document import StepSection, parse_sections, render
+from codeact_lsp.lsp.trajectory_diagnostics import (
+    STATUS_WORDS,
+    code_line,
+    line_range,
+    run_diagnostics,
+    step_diagnostics,
+)
 from codeact_lsp.trajectory import Step, ToolCall, Trajectory
-
-SOURCE = "codeact"
 
 _STEP_ICON = {
     "proposed": "…",
@@ -41,16 +46,6 @@ _RUN_ICON = {
     "cancelled": "■",
     "max_iters": "⚠",
 }
-# A run's status in words (lens titles and messages), not the trajectory's enum names.
-STATUS_WORDS = {
-    "running": "running",
-    "awaiting_approval": "waiting for you",
-    "finished": "finished",
-    "failed": "failed",
-    "cancelled": "cancelled",
-    "max_iters": "step budget spent",
-}
-PENDING = frozenset({"proposed", "awaiting_approval"})
 
 
 @dataclass
@@ -104,10 +99,6 @@ class TrajectoryView:
 
 def _span(r: lsp.Range) -> tuple[int, int]:
     return (r.end.line - r.start.line, r.end.character - r.start.character)
-
-
-def _line_range(line: int, start: int = 0, end: int = 10_000) -> lsp.Range:
-    return lsp.Range(lsp.Position(line, start), lsp.Position(line, end))
 
 
 def _cmd(title: str, command: str, **args: object) -> lsp.Command:
@@ -188,24 +179,10 @@ def build_view(
     state = "applied" if accepted is True else (accepted or None)
     view.lenses += _run_lenses(traj, state)
     view.lenses += _rebuild_lenses(traj)
-    view.diagnostics += _rebuild_diagnostics(traj)
+    view.diagnostics += run_diagnostics(traj)
     if paused:
         view.lenses.append(
             _paused_lens(traj, sum(1 for s in traj.steps if s.index not in by_index))
-        )
-    if traj.error and traj.status in {"failed", "max_iters"}:
-        severity = (
-            lsp.DiagnosticSeverity.Error
-            if traj.status == "failed"
-            else lsp.DiagnosticSeverity.Warning
-        )
-        view.diagnostics.append(
-            _diag(
-                _line_range(0),
-                f"run {STATUS_WORDS.get(traj.status, traj.status)}: {traj.error}",
-                severity,
-                "run-" + traj.status,
-            )
         )
     known: set[str] = set()
     for step in traj.steps:
@@ -214,7 +191,7 @@ def build_view(
             continue
         edited = normalise_code(section.code) != normalise_code(step.code)
         view.lenses += _step_lenses(traj, step, section, edited)
-        view.diagnostics += _step_diagnostics(step, section, edited, ctx, known, uri)
+        view.diagnostics += step_diagnostics(step, section, edited, ctx, known, uri)
         view.steps[step.index] = step
         if step.status == "ok":
             known |= defined_names(step.code)
@@ -226,12 +203,12 @@ def _paused_lens(traj: Trajectory, unseen: int) -> lsp.CodeLens:
     if unseen:
         title += f" ({unseen} newer step{'s' if unseen != 1 else ''} not shown yet)"
     return lsp.CodeLens(
-        range=_line_range(0, 0, 0), command=_cmd(title, "codeact.getRun", runId=traj.id)
+        range=line_range(0, 0, 0), command=_cmd(title, "codeact.getRun", runId=traj.id)
     )
 
 
 def _run_lenses(traj: Trajectory, accepted: str | None) -> list[lsp.CodeLens]:
-    top = _line_range(0, 0, 0)
+    top = line_range(0, 0, 0)
     lenses = [
         lsp.CodeLens(range=top, command=_cmd(run_summary(traj), "codeact.getRun", runId=traj.id))
     ]
@@ -294,7 +271,7 @@ def _rebuild_lenses(traj: Trajectory) -> list[lsp.CodeLens]:
     rebuild = traj.rebuild
     if rebuild is None:
         return []
-    top = _line_range(0, 0, 0)
+    top = line_range(0, 0, 0)
     if rebuild.session == "live":
         title = "continues the live session"
     elif rebuild.session == "rebuilt":
@@ -321,29 +298,10 @@ def _rebuild_lenses(traj: Trajectory) -> list[lsp.CodeLens]:
     return lenses
 
 
-def _rebuild_diagnostics(traj: Trajectory) -> list[lsp.Diagnostic]:
-    rebuild = traj.rebuild
-    if rebuild is None or rebuild.divergence is None:
-        return []
-    choice = {
-        "pending": "choose: run the rest for real, or stop",
-        "real": "the rest ran for real",
-        "stop": "stopped",
-    }.get(rebuild.choice or "", "")
-    return [
-        _diag(
-            _line_range(0),
-            f"replay diverged: {rebuild.divergence.message}" + (f" — {choice}" if choice else ""),
-            lsp.DiagnosticSeverity.Warning,
-            "replay-diverged",
-        )
-    ]
-
-
 def _step_lenses(
     traj: Trajectory, step: Step, section: StepSection, edited: bool
 ) -> list[lsp.CodeLens]:
-    at = _line_range(section.header_line, 0, 0)
+    at = line_range(section.header_line, 0, 0)
     title = step_summary(step) + (" · edited here" if edited and not step.edited else "")
     lenses = [
         lsp.CodeLens(
@@ -366,108 +324,6 @@ def _step_lenses(
                 )
             )
     return lenses
-
-
-def _diag(
-    rng: lsp.Range,
-    message: str,
-    severity: lsp.DiagnosticSeverity,
-    code: str,
-    related: list[lsp.DiagnosticRelatedInformation] | None = None,
-) -> lsp.Diagnostic:
-    return lsp.Diagnostic(
-        range=rng,
-        message=message,
-        severity=severity,
-        source=SOURCE,
-        code=code,
-        related_information=related or None,
-    )
-
-
-def _code_line(section: StepSection, line: int | None) -> int:
-    """Document line for a 1-based line of the step's code, kept inside the section."""
-    if line is None or line < 1:
-        return section.code_start if section.code_end > section.code_start else section.header_line
-    last = max(section.code_start, section.code_end - 1)
-    return min(section.code_start + line - 1, last)
-
-
-_SEVERITY = {
-    "error": lsp.DiagnosticSeverity.Error,
-    "warning": lsp.DiagnosticSeverity.Warning,
-    "info": lsp.DiagnosticSeverity.Information,
-}
-
-
-def _step_diagnostics(
-    step: Step,
-    section: StepSection,
-    edited: bool,
-    ctx: CheckContext | None,
-    known: set[str],
-    uri: str,
-) -> list[lsp.Diagnostic]:
-    out: list[lsp.Diagnostic] = []
-    # Pre-run checks: a pending step, or a step the user edited here (what a re-run would run).
-    if ctx is not None and (step.status in PENDING or edited):
-        local = CheckContext(
-            tools=ctx.tools,
-            known_names=ctx.known_names | known,
-            confirm_globs=ctx.confirm_globs,
-            tools_known=ctx.tools_known,
-        )
-        for f in check_code(section.code, local):
-            line = _code_line(section, f.line)
-            out.append(
-                _diag(_line_range(line, f.col, f.end_col), f.message, _SEVERITY[f.severity], f.code)
-            )
-    if edited:
-        return out  # results below belong to the code as it ran, not to the edited text
-    # One diagnostic per failure. A failed tool call that ended the step is one error at the call
-    # line (the step's own error would repeat it), with the raising line in the tool's file as
-    # related information; the traceback is in the step's hover, not repeated here.
-    step_error_line = _code_line(section, step.error.line) if step.error is not None else None
-    merged = False
-    for call in step.tool_calls:
-        if not call.error:
-            continue
-        line = _code_line(section, call.line)
-        ended_step = (
-            step.error is not None
-            and not merged
-            and line == step_error_line
-            and call.error.startswith(f"{step.error.type}:")
-        )
-        merged = merged or ended_step
-        related: list[lsp.DiagnosticRelatedInformation] = []
-        detail = call.error_detail
-        if detail is not None and detail.file and detail.line:
-            loc = lsp.Location(
-                uri=path_to_uri(Path(detail.file)),
-                range=_line_range(detail.line - 1),
-            )
-            related.append(
-                lsp.DiagnosticRelatedInformation(
-                    location=loc, message=f"raised here: {detail.type}: {detail.message}"
-                )
-            )
-        out.append(
-            _diag(
-                _line_range(line),
-                f"`{call.name}` raised {call.error}"
-                if ended_step
-                else f"`{call.name}` raised {call.error} (caught by the step)",
-                lsp.DiagnosticSeverity.Error if ended_step else lsp.DiagnosticSeverity.Warning,
-                "tool-error",
-                related,
-            )
-        )
-    if step.error is not None and not merged:
-        line = _code_line(section, step.error.line)
-        message = f"{step.error.type}: {step.error.message}"
-        out.append(_diag(_line_range(line), message, lsp.DiagnosticSeverity.Error, "step-error"))
-    return out
 
 
 def _tool_call_md(call: ToolCall) -> str:
@@ -516,9 +372,9 @@ def _step_hovers(step: Step, section: StepSection) -> list[Hover]:
     for call in step.tool_calls:
         if call.line is None:
             continue
-        line = _code_line(section, call.line)
+        line = code_line(section, call.line)
         text = code_lines[call.line - 1] if 0 < call.line <= len(code_lines) else ""
         col = text.find(call.name)
         start, stop = (col, col + len(call.name)) if col >= 0 else (0, len(text))
-        hovers.append(Hover(range=_line_range(line, start, stop), markdown=_tool_call_md(call)))
+        hovers.append(Hover(range=line_range(line, start, stop), markdown=_tool_call_md(call)))
     return hovers

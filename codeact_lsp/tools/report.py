@@ -17,6 +17,7 @@ from codeact_lsp.config import CodeActConfig, ConfigProblem, load_config
 from codeact_lsp.tools.discovery import discover
 from codeact_lsp.tools.host import ToolHost
 from codeact_lsp.tools.models import DiscoveredTool, ToolDiagnostic, ToolSchema
+from codeact_lsp.tools.runtime.quality import ECHOES
 
 
 class ToolsReport(BaseModel):
@@ -35,32 +36,30 @@ class ToolsReport(BaseModel):
 
 
 def merge_diagnostics(*groups: list[ToolDiagnostic]) -> list[ToolDiagnostic]:
-    """Static and runtime diagnostics together, without reporting the same thing twice."""
+    """Static and runtime diagnostics together, without reporting the same thing twice: an exact
+    repeat, or a runtime echo of a static finding (`quality.ECHOES`: the static one stays)."""
+
+    def key(d: ToolDiagnostic, code: str, fields: tuple[str, ...]) -> tuple[object, ...]:
+        return (code, *(getattr(d, f) for f in fields))
+
+    static = {
+        key(d, d.code, fields)
+        for g in groups
+        for d in g
+        if d.source != "runtime"
+        for fields in {f for echo, f in ECHOES.values() if echo == d.code}
+    }
     seen: set[tuple[str, int, str, str | None, str]] = set()
-    collided: set[str | None] = set()
-    syntax: set[tuple[str, int]] = set()
-    undefined = {(d.file, d.tool) for g in groups for d in g if d.code == "all-undefined"}
     out: list[ToolDiagnostic] = []
     for group in groups:
         for d in group:
-            if d.code == "not-callable" and (d.file, d.tool) in undefined:
+            echo = ECHOES.get(d.code) if d.source == "runtime" else None
+            if echo is not None and key(d, *echo) in static:
                 continue
-            if d.code == "tool-name-collision" and d.source == "runtime" and d.tool in collided:
+            exact = (d.file, d.line, d.code, d.tool, d.message)
+            if exact in seen:
                 continue
-            if (
-                d.code == "import-error"
-                and (d.file, d.line) in syntax
-                and "SyntaxError" in d.message
-            ):
-                continue
-            if d.code == "syntax-error":
-                syntax.add((d.file, d.line))
-            key = (d.file, d.line, d.code, d.tool, d.message)
-            if key in seen:
-                continue
-            seen.add(key)
-            if d.code == "tool-name-collision":
-                collided.add(d.tool)
+            seen.add(exact)
             out.append(d)
     return sorted(out, key=lambda d: (d.file, d.line, d.code))
 

@@ -64,9 +64,9 @@ def last(x, *rest):
 def analyse_both(
     text: str, monkeypatch: pytest.MonkeyPatch, name: str = "t.py"
 ) -> tuple[object, object]:
-    monkeypatch.setattr(discovery, "CHUNKED_MIN_LINES", 10**9)
+    monkeypatch.setattr(discovery.parse, "CHUNKED_MIN_LINES", 10**9)
     whole = discovery.analyse_source(name, text, "t")
-    monkeypatch.setattr(discovery, "CHUNKED_MIN_LINES", 1)
+    monkeypatch.setattr(discovery.parse, "CHUNKED_MIN_LINES", 1)
     first = discovery.analyse_source(name, text, "t")  # seeds the block cache
     again = discovery.analyse_source(name, text, "t")  # served from it
     assert first == whole
@@ -94,9 +94,9 @@ def test_edits_keep_matching(monkeypatch: pytest.MonkeyPatch) -> None:
     for index, new in edits:
         lines[index] = new
         text = "\n".join(lines)
-        monkeypatch.setattr(discovery, "CHUNKED_MIN_LINES", 1)
+        monkeypatch.setattr(discovery.parse, "CHUNKED_MIN_LINES", 1)
         incremental = discovery.analyse_source("e.py", text, "e")
-        monkeypatch.setattr(discovery, "CHUNKED_MIN_LINES", 10**9)
+        monkeypatch.setattr(discovery.parse, "CHUNKED_MIN_LINES", 10**9)
         assert incremental == discovery.analyse_source("e.py", text, "e"), (index, new)
 
 
@@ -154,7 +154,7 @@ def test_random_edits_match_a_whole_parse(
         else:
             lines.insert(i, text)
         source = "\n".join(lines)
-        monkeypatch.setattr(discovery, "CHUNKED_MIN_LINES", 1)
+        monkeypatch.setattr(discovery.parse, "CHUNKED_MIN_LINES", 1)
         incremental = discovery.analyse_source("h.py", source, "h")
-        monkeypatch.setattr(discovery, "CHUNKED_MIN_LINES", 10**9)
+        monkeypatch.setattr(discovery.parse, "CHUNKED_MIN_LINES", 10**9)
         assert incremental == discovery.analyse_source("h.py", source, "h"), source

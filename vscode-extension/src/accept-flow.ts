@@ -4,6 +4,7 @@
 import * as vscode from 'vscode';
 import { acceptRun, planFromPreview, showDiff } from './accept';
 import { Env } from './env';
+import { AcceptArgs } from './protocol';
 
 type Json = Record<string, unknown>;
 
@@ -14,19 +15,18 @@ function currentText(uri: string): string | undefined {
 /** What the server says Accept would do (`codeact.acceptPreview`), or the run's program. */
 async function preview(env: Env, runId: string, mode: string | undefined, newFileUri: unknown): Promise<Json> {
   if (env.conn.has('codeact.acceptPreview')) {
-    const arg: Json = { runId };
+    const arg: AcceptArgs = { runId };
     if (mode) {
-      arg.mode = mode;
+      arg.mode = mode as AcceptArgs['mode']; // as the lens sent it: the server checks it
     }
     if (typeof newFileUri === 'string') {
       arg.newFileUri = newFileUri;
     }
-    return ((await env.conn.request('codeact.acceptPreview', arg)) as Json) ?? {};
+    return { ...(await env.conn.call('codeact.acceptPreview', arg)) };
   }
   // No preview command: show the run's program (from the server) against the target, unchanged.
-  const run = (await env.conn.request('codeact.getRun', { runId })) as Json;
-  const target = (run?.target ?? {}) as Json;
-  return { program: run?.program ?? '', uri: target.uri };
+  const run = await env.conn.call('codeact.getRun', { runId });
+  return { program: run?.program ?? '', uri: run?.target?.uri };
 }
 
 /** The Preview lens: the diff of what Accept would write, without writing. */

@@ -203,7 +203,7 @@ async function openLastRun(env: Env): Promise<void> {
 async function openRun(env: Env, run: TrackedRun): Promise<void> {
   let uri = run.trajectoryUri;
   if (!uri) {
-    const traj = (await env.conn.request('codeact.getRun', { runId: run.runId })) as Json;
+    const traj = await env.conn.call('codeact.getRun', { runId: run.runId });
     if (typeof traj?.workspace === 'string') {
       uri = vscode.Uri.file(path.join(traj.workspace, '.codeact', 'runs', `${run.runId}.py`)).toString();
     }

@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import { DidChangeConfigurationNotification, ExecuteCommandRequest, LanguageClient, Middleware, ResponseError, State } from 'vscode-languageclient/node';
 import { LogChannel } from './log';
 import { probeMessage } from './logic';
-import { RunSummary } from './protocol';
+import { CommandName, Commands, RunSummary } from './protocol';
 import { installCommandFor, installSource } from './present';
 import { createClient, probe, serverPython } from './server';
 import { Prompts } from './ui';
@@ -216,7 +216,14 @@ export class ServerConnection {
     return provider?.commands.includes(command) ?? false;
   }
 
-  /** `workspace/executeCommand` with the server's error message intact (as a ServerError). */
+  /** A `codeact.*` command with its argument and reply typed by protocol.ts (generated from the
+   * server's models); undefined only when the server answered nothing. */
+  async call<C extends CommandName>(command: C, arg: Commands[C]['args']): Promise<Commands[C]['reply'] | undefined> {
+    return (await this.request(command, arg as Json)) as Commands[C]['reply'] | undefined;
+  }
+
+  /** `workspace/executeCommand` with the server's error message intact (as a ServerError). For a
+   * command named at run time (forwarded by the middleware); a known one goes through `call`. */
   async request(command: string, arg: Json = {}): Promise<unknown> {
     await this.ready();
     const client = this.client;

@@ -7,7 +7,7 @@ import * as vscode from 'vscode';
 import { ServerConnection } from './connection';
 import { RunTracker, TERMINAL_STATUSES, TrackedRun, runIdFromPath } from './logic';
 import { liveDetail, statusBarText, statusWords } from './present';
-import { RunList, RunSummary } from './protocol';
+import { RunSummary } from './protocol';
 import { Prompts } from './ui';
 
 export class RunStore implements vscode.Disposable {
@@ -65,7 +65,7 @@ export class RunStore implements vscode.Disposable {
   /** The runs the server knows (this session's and those stored in the workspace), once per start. */
   async load(): Promise<TrackedRun[]> {
     try {
-      const listed = (await this.conn.request('codeact.listRuns', {})) as RunList | undefined;
+      const listed = await this.conn.call('codeact.listRuns', {});
       for (const r of listed?.runs ?? []) {
         this.tracker.observe(r);
       }
@@ -146,7 +146,7 @@ export class RunStore implements vscode.Disposable {
         };
         this.progress.set(run.runId, update);
         token.onCancellationRequested(() => {
-          this.conn.request('codeact.cancel', { runId: run.runId }).catch((e: Error) => this.conn.log.appendLine(`[client] cancel ${run.runId}: ${e.message}`));
+          this.conn.call('codeact.cancel', { runId: run.runId }).catch((e: Error) => this.conn.log.appendLine(`[client] cancel ${run.runId}: ${e.message}`));
         });
         update(this.tracker.get(run.runId) ?? run);
       });

@@ -5,8 +5,8 @@
 import * as vscode from 'vscode';
 import { Env } from './env';
 import { findTasks } from './present';
+import { SuiteReply, TaskResult } from './protocol';
 
-type Json = Record<string, unknown>;
 
 export class TaskTests implements vscode.Disposable {
   readonly controller = vscode.tests.createTestController('codeact.tasks', 'CodeAct tasks');
@@ -65,14 +65,14 @@ export class TaskTests implements vscode.Disposable {
           break;
         }
         tests.forEach((t) => run.started(t));
-        let result: Json | undefined;
+        let result: SuiteReply | undefined;
         try {
-          result = (await this.env.conn.request('codeact.runTasks', { file: suite.uri.fsPath, names: tests.map((t) => t.label) })) as Json;
+          result = await this.env.conn.call('codeact.runTasks', { file: suite.uri.fsPath, names: tests.map((t) => t.label) });
         } catch (e) {
           tests.forEach((t) => run.errored(t, new vscode.TestMessage((e as Error).message)));
           continue;
         }
-        const results = (Array.isArray(result?.results) ? result.results : []) as Json[];
+        const results: TaskResult[] = result?.results ?? [];
         for (const t of tests) {
           const r = results.find((x) => x.name === t.label);
           const ms = typeof r?.duration_s === 'number' ? r.duration_s * 1000 : undefined;

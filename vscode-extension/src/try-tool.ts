@@ -6,11 +6,12 @@ import * as vscode from 'vscode';
 import { Env } from './env';
 import { argsTemplate, parseToolArgs, truncate } from './logic';
 import { formatTryResult } from './present';
+import { ToolSchema } from './protocol';
 
 type Json = Record<string, unknown>;
 
-export async function toolSchemas(env: Env): Promise<Json[]> {
-  const listed = (await env.conn.request('codeact.listTools', {})) as { tools?: Json[] } | undefined;
+export async function toolSchemas(env: Env): Promise<ToolSchema[]> {
+  const listed = await env.conn.call('codeact.listTools', {});
   return (listed?.tools ?? []).filter((t) => t && typeof t.name === 'string');
 }
 

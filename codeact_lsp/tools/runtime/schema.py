@@ -3,13 +3,12 @@ interpreter has it, a stdlib fallback otherwise), and `Tool`: one callable ready
 
 from __future__ import annotations
 
-import builtins
 import functools
 import inspect
 import typing
 from typing import Any
 
-from . import _codec
+from . import _codec, quality
 from .describe import (
     _UNIONS,
     JSON,
@@ -194,6 +193,7 @@ class Tool:
             p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in self.sig.parameters.values()
         )
         self._plain: list[str] | None = list(self.params) if plain else None
+        self.keywords_only_ok = plain  # a call may pass every argument by name
         self._required = frozenset(required)
 
     def schema(self) -> JSON:
@@ -269,57 +269,46 @@ class Tool:
         return converted
 
 
+_STARS: dict[inspect._ParameterKind, str] = {
+    inspect.Parameter.VAR_POSITIONAL: "*",
+    inspect.Parameter.VAR_KEYWORD: "**",
+}
+
+
 def tool_quality(tool: Tool) -> list[JSON]:
-    """Runtime counterpart of the static checks, for tools with no module to read (the Python
-    API's callables): what leaves the model guessing."""
-    out: list[JSON] = []
-
-    def add(code: str, message: str, severity: str = "warning") -> None:
-        out.append(
-            {
-                "file": tool.file or "",
-                "line": tool.line or 1,
-                "severity": severity,
-                "message": message,
-                "code": code,
-                "tool": tool.name,
-                "source": "runtime",
-            }
-        )
-
-    if not tool.doc.strip():
-        add(
-            "tool-no-docstring",
-            f"tool {tool.name!r} has no docstring: the model sees only its signature; say what "
-            "it does, what it returns and in which unit",
-        )
-    if tool.sig is None:
-        return out
-    for param in tool.sig.parameters.values():
-        ann = tool.params[param.name].annotation if param.name in tool.params else None
-        if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-            add(
-                "tool-varargs",
-                f"tool {tool.name!r} takes {'*' if param.kind is inspect.Parameter.VAR_POSITIONAL else '**'}"
-                f"{param.name}: the model cannot know which arguments it accepts",
-            )
-        elif param.annotation is inspect.Parameter.empty:
-            add(
-                "tool-no-annotation",
-                f"parameter {param.name!r} of tool {tool.name!r} has no type annotation: the "
-                "model has to guess what to pass, and arguments cannot be validated",
-            )
-        elif ann is Any or ann is object:
-            add(
-                "tool-any-annotation",
-                f"parameter {param.name!r} of tool {tool.name!r} is annotated "
-                f"{format_annotation(ann)}: that tells the model nothing; use a concrete type",
-            )
-    if tool.name == "final_answer":
-        add("tool-reserved-name", "'final_answer' is reserved by CodeAct; rename the tool", "error")
-    elif tool.name in dir(builtins) and not tool.name.startswith("_"):
-        add(
-            "tool-shadows-builtin",
-            f"tool {tool.name!r} shadows the Python builtin {tool.name}() in the model's code",
-        )
-    return out
+    """The quality rules (`quality.py`, shared with static discovery) applied to a live callable,
+    for tools with no module to read (the Python API's): what leaves the model guessing."""
+    params: list[quality.Param] = []
+    returns: str | None = None
+    if tool.sig is not None:
+        for param in tool.sig.parameters.values():
+            ann = tool.params[param.name].annotation if param.name in tool.params else None
+            star = _STARS.get(param.kind, "")
+            if param.annotation is inspect.Parameter.empty or star:
+                params.append(quality.Param(param.name, None, star))
+            else:
+                shown = ann if ann is not None else param.annotation
+                params.append(quality.Param(param.name, format_annotation(shown)))
+        if tool.sig.return_annotation is not inspect.Signature.empty:
+            returns = format_annotation(tool.sig.return_annotation)
+    shape = quality.Shape(
+        tool.name,
+        documented=bool(tool.doc.strip()),
+        params=params,
+        returns=returns,
+        has_signature=tool.sig is not None,
+    )
+    found = quality.check(shape)
+    named = quality.check_name(tool.name)
+    return [
+        {
+            "file": tool.file or "",
+            "line": tool.line or 1,
+            "severity": f.severity,
+            "message": f.message,
+            "code": f.code,
+            "tool": tool.name,
+            "source": "runtime",
+        }
+        for f in [*found, *([named] if named is not None else [])]
+    ]
