@@ -28,7 +28,6 @@ from codeact_lsp.engine.suite_ray import run_suite_ray
 from codeact_lsp.tools import ToolHost
 from codeact_lsp.trajectory import Trajectory
 
-
 HEAD = textwrap.dedent(
     """
     import sys, ray
