@@ -62,6 +62,16 @@ def _timed(fn: Callable[[], object], repeat: int) -> list[float]:
     return out
 
 
+def _cpu(pid: int | None) -> float:
+    """CPU seconds a process used so far (the tool host's share of a call)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def row(metric: str, value: str, target: str, anchor: str = "") -> None:
     print(f"  {metric:<58} {value:>16}   target {target:<12} {anchor}")
 
@@ -164,21 +174,35 @@ async def bench_sandbox(host: ToolHost) -> None:
         out = host.call_sync(req.name, req.args, req.kwargs)
         return ToolReply(result=out.result, error=out.error)
 
+    from codeact_lsp.trajectory import ToolCall
+
+    recorded: list[ToolCall] = []
+
+    def sink(calls: list[dict[str, object]], omitted: int) -> None:
+        # what the engine does with the direct route's records: counted as server CPU
+        recorded.extend(ToolCall.model_validate(c) for c in calls)
+
     n = 2000
     code = f"for _ in range({n}):\n    stock_level('SKU-42')\n"
     settings = SandboxSettings()
-    for label, handler in (
-        ("bare handler (sandbox figure)", bare),
-        ("handler -> ToolHost", forward),
+    for label, handler, direct in (
+        ("bare handler (sandbox figure)", bare, False),
+        ("handler -> ToolHost", forward, False),
+        ("direct route -> ToolHost", forward, True),
     ):
-        sb = await Sandbox.start(settings, [ToolStub(name="stock_level")], handler)
+        extra = {"direct": host.direct_route, "on_direct": sink} if direct else {}
+        sb = await Sandbox.start(settings, [ToolStub(name="stock_level")], handler, **extra)
         try:
-            await sb.execute(code)  # warm
+            await sb.execute(code, direct=direct)  # warm
             for attempt in (1, 2):
+                recorded.clear()
                 cpu = time.process_time()
-                res = await sb.execute(code)
+                host_cpu = _cpu(host.pid)
+                res = await sb.execute(code, direct=direct)
                 server_us = (time.process_time() - cpu) / n * 1e6
+                host_us = (_cpu(host.pid) - host_cpu) / n * 1e6
                 assert res.error is None, res.error
+                assert not direct or len(recorded) == settings.max_recorded_calls
                 rate = n / (res.duration_ms / 1000)
                 target = ">= 40k/s" if "ToolHost" in label else ""
                 row(f"sandbox snippet, {label} (run {attempt})", f"{rate:,.0f} calls/s", target)
@@ -187,9 +211,17 @@ async def bench_sandbox(host: ToolHost) -> None:
                     f"{server_us:,.1f} us",
                     "<= 5 us" if "ToolHost" in label else "",
                 )
+                if "ToolHost" in label:
+                    row(
+                        f"  tool host CPU per call, {label} (run {attempt})",
+                        f"{host_us:,.1f} us",
+                        "",
+                    )
         finally:
             await sb.close()
     print(
+        "  (direct route: the worker calls the tool host itself; the server opens and closes the\n"
+        "   step and turns the host's records into ToolCalls, max_recorded_calls of them)\n"
         "  (anchors: the issue's 'before' on an idle machine: 4.4-4.8k calls/s through the real\n"
         "   tool host; DSPy's real-tool RPC 2.1-3.6k calls/s (model-facts.md, 'Anchors\n"
         "   re-measured'); smolagents in-process, no isolation, 68k/s)"

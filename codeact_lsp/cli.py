@@ -103,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated models to run every task on (a matrix; default: config"
         " suite.models, else --model); a task naming its own model keeps it",
     )
+    test.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run on a Ray cluster (pip install 'codeact-lsp[ray]'): ADDRESS, or config"
+        " suite.ray.address, else a local Ray started and stopped for the suite",
+    )
     test.add_argument("--summary", metavar="PATH", help="write the matrix summary (JSON) here")
     test.add_argument(
         "--compare",
@@ -589,21 +597,24 @@ async def _test(args: argparse.Namespace) -> int:
     for name in sorted(wanted):
         await _check_model(name, config.model_params)
     err = sys.stderr
-    tools = await _start_tools(ws, config, err, args.json)
-    engine = make_engine(
-        config,
-        tools,
-        workspace=ws,
-        approver=_make_approver(args.yes, err, progress=False),
-    )
-    try:
+    if args.ray is not None or config.suite.executor == "ray":
+        results = await _test_on_ray(args, ws, config, path)
+    else:
+        tools = await _start_tools(ws, config, err, args.json)
+        engine = make_engine(
+            config,
+            tools,
+            workspace=ws,
+            approver=_make_approver(args.yes, err, progress=False),
+        )
         try:
-            results = await run_suite(engine, path, args.names)
-        except SuiteError as exc:
-            raise UsageProblem(str(exc)) from None
-    finally:
-        await engine.close()
-        await tools.close()
+            try:
+                results = await run_suite(engine, path, args.names)
+            except SuiteError as exc:
+                raise UsageProblem(str(exc)) from None
+        finally:
+            await engine.close()
+            await tools.close()
     summary = matrix.summarise(results, suite=str(path))
     if args.junit:
         Path(args.junit).write_text(junit_xml(results), encoding="utf-8")
@@ -624,6 +635,45 @@ async def _test(args: argparse.Namespace) -> int:
         if not changes:
             _say("  no pass rate changed", out)
     return EXIT_OK if all(r.passed for r in results) else EXIT_NOT_FINISHED
+
+
+async def _test_on_ray(
+    args: argparse.Namespace, ws: Path, config: CodeActConfig, path: Path
+) -> list[Any]:
+    """The matrix on Ray: `--ray ADDRESS`, `--ray` alone (config `suite.ray.address`, else a
+    local instance started and stopped here). Each run finishes on its node; `--json` quiet."""
+    from codeact_lsp.assemble import start_workspace_tools
+    from codeact_lsp.engine.suite import SuiteError, load_suite, plan_runs, select_tasks
+    from codeact_lsp.engine.suite_ray import run_suite_ray
+
+    try:
+        tasks = select_tasks(load_suite(path), args.names, path)
+        total = len(plan_runs(tasks, config.suite.models, config.suite.repeat))
+    except SuiteError as exc:
+        raise UsageProblem(str(exc)) from None
+    done = 0
+
+    def finished(result: Any) -> None:
+        nonlocal done
+        done += 1
+        if not args.json:
+            mark = "ok" if result.passed else "FAIL"
+            where = f" on {result.node}" if result.node else ""
+            _say(f"[{done}/{total}] {result.label} {result.model}{where}: {mark}", sys.stderr)
+
+    try:
+        return await run_suite_ray(
+            config,
+            ws,
+            path,
+            args.names,
+            address=args.ray or None,
+            start_tools=start_workspace_tools,
+            approve=args.yes,
+            on_result=finished,
+        )
+    except SuiteError as exc:  # also Ray missing or out of reach
+        raise UsageProblem(str(exc)) from None
 
 
 def _previous_summary(file: str) -> Any:

@@ -148,6 +148,20 @@ class SessionSettings(BaseModel):
     )
 
 
+class RaySettings(BaseModel):
+    """`[tool.codeact.suite.ray]`: where `codeact test --ray` runs (docs/suites.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # a running cluster ("auto", "ray://host:10001", "host:6379"); None: start a local one
+    address: str | None = None
+    # runs at once on the local instance started without an address; a cluster's nodes say
+    # theirs with `ray start --resources '{"codeact_slot": N}'` (else: one run per CPU)
+    node_jobs: int | None = Field(default=None, ge=1, le=256)
+    # merged over the default (working_dir: the workspace), e.g. {"pip": ["requests"]}
+    runtime_env: dict[str, Any] = Field(default_factory=dict)
+
+
 class SuiteSettings(BaseModel):
     """Task suites (`[tool.codeact.suite]`, `codeact test`)."""
 
@@ -162,6 +176,9 @@ class SuiteSettings(BaseModel):
     repeat: int = Field(default=1, ge=1, le=1000, description="runs of each task per model")
     # at most this many runs of a model at once, across the whole suite (its rate limit)
     model_jobs: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    # local: this machine (the default); ray: a Ray cluster (`pip install codeact-lsp[ray]`)
+    executor: Literal["local", "ray"] = "local"
+    ray: RaySettings = Field(default_factory=RaySettings)
 
 
 def matches_glob(name: str, globs: Iterable[str]) -> bool:

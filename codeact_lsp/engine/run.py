@@ -148,6 +148,9 @@ class RunHandle(Rebuilding, Reviewing, Proposing):
         cancel = getattr(self.session.tools, "cancel", None)
         if calling is not None and callable(cancel):
             cancel(calling)  # the tool stops where it is: nothing goes on behind the user's back
+        sandbox = self.session.sandbox
+        if sandbox is not None and self._executing is not None:
+            sandbox.cancel_tools()  # the same for a host tool the step called directly
         self._task.cancel()
         return True
 
@@ -296,7 +299,10 @@ class RunHandle(Rebuilding, Reviewing, Proposing):
         self._emit("executing", step.index, code=step.code)
         try:
             result = await sandbox.execute(
-                step.code, timeout=self.step_timeout, confirmed=id(step) in self._approved
+                step.code,
+                timeout=self.step_timeout,
+                confirmed=id(step) in self._approved,
+                direct=True,  # host tools are served by the host: records come to on_direct_calls
             )
         finally:
             self._executing = None
@@ -415,11 +421,15 @@ class RunHandle(Rebuilding, Reviewing, Proposing):
             return ToolReply(error=err)
         finally:
             self._calling = None
+        from codeact_lsp.sandbox import codec
+
         limit = self._record_chars
-        result, wire = _recorded(outcome.result, limit) if outcome.ok else (None, None)
+        result, wire = codec.recorded_result(outcome.result, limit) if outcome.ok else (None, None)
         call = ToolCall(
             name=request.name,
-            args=_clip_args(outcome.bound_args, limit) or _raw_args(request, limit),
+            args=codec.recorded_args(
+                outcome.bound_args, list(request.args), dict(request.kwargs), limit
+            ),
             result=result,
             wire=wire,
             error=outcome.error_text,
@@ -434,6 +444,25 @@ class RunHandle(Rebuilding, Reviewing, Proposing):
                 error=outcome.error or ErrorLocation(type="RuntimeError", message="tool failed")
             )
         return ToolReply(result=outcome.result)
+
+    def on_direct_calls(self, calls: list[dict[str, Any]], omitted: int) -> None:
+        """Calls the tool host served itself in the executing step (already clipped there, with
+        the same `codec.recorded_*` rules as `on_tool`): recorded as if `on_tool` had seen them."""
+        step = self._executing
+        if step is None or self._player is not None:
+            return
+        for rec in calls:
+            try:
+                call = ToolCall.model_validate(rec)
+            except ValueError:
+                continue
+            self._record(step, call)
+        if omitted:
+            setattr(  # noqa: B010 - an extra field
+                step,
+                "tool_calls_omitted",
+                int(getattr(step, "tool_calls_omitted", 0) or 0) + omitted,
+            )
 
     def _final_answer(self, request: ToolRequest, step: Step | None) -> ToolReply:
         from codeact_lsp.sandbox import ToolReply, codec
@@ -485,28 +514,4 @@ def _raw_args(request: ToolRequest, limit: int) -> dict[str, Any]:
     """Arguments as called, when the tool layer could not bind them to parameter names."""
     from codeact_lsp.sandbox import codec
 
-    out: dict[str, Any] = {
-        k: codec.clip(codec.preview(v), limit) for k, v in request.kwargs.items()
-    }
-    if request.args:
-        out["*args"] = codec.clip([codec.preview(a) for a in request.args], limit)
-    return out
-
-
-def _clip_args(args: dict[str, Any], limit: int) -> dict[str, Any]:
-    from codeact_lsp.sandbox import codec
-
-    return {k: codec.clip(v, limit) for k, v in args.items()}
-
-
-def _recorded(result: Any, limit: int) -> tuple[Any, Any]:
-    """(what the trajectory shows, the exact wire value when the shown one is only a preview);
-    both within the record budget: a longer value is clipped and marked, and its exact form is
-    not kept (a replay of that call then answers with the clipped one)."""
-    from codeact_lsp.sandbox import codec
-
-    plain = codec.is_plain(result)
-    shown = codec.clip(result if plain else codec.preview(result), limit)
-    if plain:
-        return shown, None
-    return shown, (result if codec.size(result) <= limit else None)
+    return codec.recorded_args(None, list(request.args), dict(request.kwargs), limit)

@@ -76,6 +76,10 @@ class Session:
         exceptions = getattr(self.tools, "exceptions", None)  # the tool modules' own classes
         if isinstance(exceptions, list):
             kwargs["exceptions"] = exceptions
+        route = getattr(self.tools, "direct_route", None)  # the tool host serves its own calls
+        if route is not None:
+            kwargs["direct"] = route
+            kwargs["on_direct"] = self.handle_direct
         sandbox = await Sandbox.start(self.settings, stubs, self.handle_tool, **kwargs)
         await sandbox.execute(self.prelude)
         return sandbox
@@ -97,6 +101,12 @@ class Session:
                 error=ErrorLocation(type="RuntimeError", message="no run is active in this session")
             )
         return run.on_tool(request)
+
+    def handle_direct(self, calls: list[dict[str, Any]], omitted: int) -> None:
+        """Records of calls the tool host served itself (the direct route), in call order."""
+        run = self.current
+        if run is not None:
+            run.on_direct_calls(calls, omitted)
 
     async def reset(self) -> Sandbox:
         """A new sandbox in place of the current one (its state is thrown away)."""

@@ -109,6 +109,10 @@ class TaskResult(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = None  # None: the model's price is unknown (not: it was free)
+    # where it ran (suite_ray): the node's host name, and 2 when the first attempt was lost
+    # with its worker or node and the run was submitted again
+    node: str | None = None
+    attempts: int = 1
 
     @property
     def tokens(self) -> int:

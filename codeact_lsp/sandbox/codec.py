@@ -632,3 +632,28 @@ def clip(value: Any, limit: int) -> Any:
     if len(text) <= limit:
         return value
     return f"{text[:limit]}… [clipped: {len(text) - limit} more characters]"
+
+
+def recorded_result(result: Any, limit: int) -> tuple[Any, Any]:
+    """(what the trajectory shows, the exact wire value when the shown one is only a preview);
+    both within the record budget: a longer value is clipped and marked, and its exact form is
+    not kept (a replay of that call then answers with the clipped one). One definition for the
+    engine's handler and for the tool host's direct route, so both record a call alike."""
+    plain = is_plain(result)
+    shown = clip(result if plain else preview(result), limit)
+    if plain:
+        return shown, None
+    return shown, (result if size(result) <= limit else None)
+
+
+def recorded_args(
+    bound: dict[str, Any] | None, args: list[Any], kwargs: dict[str, Any], limit: int
+) -> dict[str, Any]:
+    """A call's arguments for the record: bound by parameter name (already readable values) when
+    the tool layer could bind them, else as called (wire values, shown); each clipped."""
+    if bound:
+        return {k: clip(v, limit) for k, v in bound.items()}
+    out: dict[str, Any] = {k: clip(preview(v), limit) for k, v in kwargs.items()}
+    if args:
+        out["*args"] = clip([preview(a) for a in args], limit)
+    return out

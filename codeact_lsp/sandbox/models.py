@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
 from codeact_lsp.trajectory import ErrorLocation, SandboxInfo, StepError
 
 __all__ = [
+    "DirectConn",
+    "DirectRoute",
+    "DirectSink",
     "ErrorLocation",
     "ExecResult",
     "IsolationUnavailable",
@@ -73,6 +77,61 @@ class ToolReply(BaseModel):
 
 
 ToolHandler = Callable[[ToolRequest], ToolReply]
+
+
+# The direct route: a tool provider that serves the worker's calls of its tools itself (the tool
+# host), so the server is not a hop of every call. The sandbox hands the provider the far ends of
+# the worker's second pipe pair (`attach`), opens each step there and closes it, getting the
+# step's call records (`ToolCall` fields, already clipped for the record).
+
+DirectSink = Callable[[list[dict[str, Any]], int], None]  # (call records, calls not recorded)
+
+
+class DirectConn(Protocol):
+    """One worker attached to a provider; every method is safe from any thread and bounded."""
+
+    @property
+    def alive(self) -> bool: ...
+
+    def open(self, nonce: str, confirmed: bool, caps: dict[str, Any]) -> cf.Future[bool]:
+        """Start serving a step (`confirmed`: confirm tools may run); resolves once in force."""
+        ...
+
+    def flush(self, nonce: str) -> tuple[list[dict[str, Any]], int]:
+        """The step's records so far (blocking, bounded): before a call the server serves."""
+        ...
+
+    def close(self, nonce: str, wait: float = 0.0) -> cf.Future[dict[str, Any]]:
+        """End the step: {"calls", "omitted", "refused", "broken"?}; `wait`: seconds a call
+        still running may take to end (a cancelled one, so its record is kept)."""
+        ...
+
+    def cancel(self, nonce: str) -> None:
+        """The run was cancelled: interrupt the step's call running now, serve no more."""
+        ...
+
+    def halt(self, nonce: str) -> None:
+        """final_answer ended the step: refuse its further calls."""
+        ...
+
+    def detach(self) -> None: ...
+
+
+class DirectRoute(Protocol):
+    """What a provider offers to serve calls directly (`ToolHost.direct_route`)."""
+
+    def direct_names(self) -> frozenset[str]: ...
+
+    def attach(
+        self,
+        fds: tuple[int, int],
+        names: list[str],
+        confirm: list[str],
+        limits: dict[str, int],
+        on_broken: Callable[[str], None],
+    ) -> DirectConn | None:
+        """Take the worker's pipe ends (read calls, write replies); None when unavailable."""
+        ...
 
 
 class ExecResult(BaseModel):

@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from codeact_lsp.sandbox import codec
-from codeact_lsp.sandbox.models import ErrorLocation, ToolHandler, ToolReply, ToolRequest
+from codeact_lsp.sandbox.models import (
+    DirectConn,
+    DirectSink,
+    ErrorLocation,
+    ToolHandler,
+    ToolReply,
+    ToolRequest,
+)
 
 WORKER_PATH = str(Path(__file__).with_name("worker.py"))
 # Imported, not run as a script: a script is compiled on every start (~5 ms idle, 30 ms on a busy
@@ -189,15 +196,23 @@ class WorkerProcess:
         self.stop_replied = False  # a tool reply said stop (final_answer) during this snippet
         self.interrupted = False  # we asked the worker to interrupt this snippet
         self._nonce = ""  # random id of the snippet in flight: its "done" must echo it
+        # The direct route (see tools/runtime/direct.py): a second pipe pair whose far ends are
+        # handed to the tool host when a sandbox is configured (`take_direct_fds`).
+        self.direct: DirectConn | None = None  # attached to a tool host
+        self.direct_nonce: str | None = None  # the step open on the host, while one is
+        self.direct_sink: DirectSink | None = None  # where that step's call records go
+        self.direct_cancelled = False  # the step open there was cancelled (see Sandbox)
         p2w_r, self._to = os.pipe()  # not inheritable (PEP 446): only pass_fds reach the child
         self._from, w2p_w = os.pipe()
         ctl_r, self._ctl = os.pipe()
-        child_fds = (p2w_r, w2p_w, ctl_r)
+        h2w_r, h2w_w = os.pipe()
+        w2h_r, w2h_w = os.pipe()
+        self._direct_fds: tuple[int, int] | None = (w2h_r, h2w_w)
+        child_fds = (p2w_r, w2p_w, ctl_r, h2w_r, w2h_w)
         parent = 0 if spec.backend == "bwrap" else os.getpid()
         argv = [spec.python, "-I", "-S", "-c", _BOOT, str(Path(WORKER_PATH).parent)]
-        argv += [*map(str, child_fds), str(parent)]
-        if spec.max_files:
-            argv += [str(spec.disk_mb), str(spec.max_files)]
+        argv += [str(p2w_r), str(w2p_w), str(ctl_r), str(parent)]
+        argv += [str(spec.disk_mb), str(spec.max_files), str(h2w_r), str(w2h_w)]
         if spec.backend == "bwrap":
             argv = _bwrap_argv(spec, self.scratch) + argv
         try:
@@ -213,7 +228,7 @@ class WorkerProcess:
                 close_fds=True,
             )
         except BaseException:
-            for fd in (*child_fds, self._to, self._from, self._ctl):
+            for fd in (*child_fds, self._to, self._from, self._ctl, w2h_r, h2w_w):
                 os.close(fd)
             shutil.rmtree(self.scratch, ignore_errors=True)
             raise
@@ -238,7 +253,21 @@ class WorkerProcess:
                     os.killpg(self.proc.pid, signal.SIGKILL)
             if not self.death:
                 self.death = why
+        self._close_direct_fds()
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def take_direct_fds(self) -> tuple[int, int] | None:
+        """The host's ends of the direct pipes (read calls, write replies), once: the caller hands
+        them to the tool host and closes them here, so the worker sees EOF when the host dies."""
+        with self._lock:
+            fds, self._direct_fds = self._direct_fds, None
+        return fds
+
+    def _close_direct_fds(self) -> None:
+        fds = self.take_direct_fds()
+        for fd in fds or ():
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def interrupt(self) -> None:
         """Ask the worker to raise KeyboardInterrupt in the running snippet (keeps its globals)."""
@@ -530,6 +559,13 @@ class WorkerProcess:
             return marshal.dumps(
                 ("r", cid, None, ("RuntimeError", "tools can only be called during a step"), False)
             )
+        conn, nonce, sink = self.direct, self.direct_nonce, self.direct_sink
+        if conn is not None and nonce is not None and sink is not None:
+            # host tools of this step were served by the host itself: record them first, so the
+            # trajectory keeps the order of the calls
+            calls, omitted = conn.flush(nonce)
+            if calls or omitted:
+                sink(calls, omitted)
         try:
             reply = handler(ToolRequest.checked(name, args, kwargs, line))
             if not isinstance(reply, ToolReply):
@@ -539,6 +575,8 @@ class WorkerProcess:
         err = reply.error
         if reply.stop:
             self.stop_replied = True
+            if conn is not None and nonce is not None:
+                conn.halt(nonce)  # the host refuses the step's further calls too
         error = None
         if err is not None:
             where = f"{os.path.basename(err.file)}:{err.line}" if err.file and err.line else None

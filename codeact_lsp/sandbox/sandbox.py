@@ -12,6 +12,7 @@ import asyncio
 import concurrent.futures as cf
 import contextlib
 import os
+import secrets
 import sys
 import time
 from typing import Any
@@ -20,6 +21,8 @@ from codeact_lsp.config import SandboxSettings
 from codeact_lsp.sandbox import backends, cgroups
 from codeact_lsp.sandbox.idle import Parking
 from codeact_lsp.sandbox.models import (
+    DirectRoute,
+    DirectSink,
     ExecResult,
     SandboxError,
     SandboxInfo,
@@ -33,6 +36,8 @@ from codeact_lsp.sandbox.process import MAX_FRAME, ChannelLimits, WorkerDied, Wo
 GRACE = 0.3  # seconds an interrupted snippet gets to unwind before the worker is killed
 POLL = 0.25  # seconds between CPU-time checks while a snippet runs
 FAST_WAIT = 0.0005  # seconds `execute` may block the event loop waiting for a quick snippet
+DIRECT_TIMEOUT = 5.0  # seconds the tool host may take to open or close a step
+CANCEL_WAIT = 2.0  # seconds a cancelled host call may take to end, so its record is kept
 
 
 class Sandbox:
@@ -49,6 +54,8 @@ class Sandbox:
         pool: SandboxPool,
         workspace: str | None = None,
         exceptions: list[dict[str, Any]] | tuple[dict[str, Any], ...] = (),
+        direct: DirectRoute | None = None,
+        on_direct: DirectSink | None = None,
     ) -> None:
         if workspace:  # relative read_paths name files of the workspace
             resolved = [os.path.join(workspace, os.path.expanduser(p)) for p in settings.read_paths]
@@ -68,6 +75,11 @@ class Sandbox:
         self._lost_unreported = False
         self._parking = Parking(settings.idle_timeout)  # stopped between steps, ended when idle
         self._cgroup: cgroups.WorkerCgroup | None = None
+        # the direct route: calls of the provider's own tools go from the worker to it, and
+        # their records come back to `on_direct` (in call order, before the step's result)
+        self.direct = direct if on_direct is not None else None
+        self.on_direct = on_direct
+        self._caps: dict[str, Any] = {}
 
     @classmethod
     async def start(
@@ -81,6 +93,8 @@ class Sandbox:
         pool: SandboxPool | None = None,
         workspace: str | None = None,
         exceptions: list[dict[str, Any]] | tuple[dict[str, Any], ...] = (),
+        direct: DirectRoute | None = None,
+        on_direct: DirectSink | None = None,
     ) -> Sandbox:
         """Configure a (warm) worker. Raises `IsolationUnavailable` under `require_isolation` when a
         layer is missing, `SandboxError` when the worker cannot start.
@@ -88,7 +102,10 @@ class Sandbox:
         `workspace` (optional): relative `read_paths` are resolved against it, and granting a path
         that contains it is reported as not enforced (its `.env` would be readable).
         `exceptions`: exception classes of the tool modules (`codec.exception_tree` form), bound
-        by name in the snippet's globals so `except InsufficientFunds:` works."""
+        by name in the snippet's globals so `except InsufficientFunds:` works.
+        `direct` / `on_direct`: the provider that serves its own tools' calls straight from the
+        worker (the tool host), and where those calls' records go; only steps run with
+        `execute(..., direct=True)` use it, the rest (and every other tool) go to `handler`."""
         sb = cls(
             settings,
             tools,
@@ -98,6 +115,8 @@ class Sandbox:
             pool=pool or SandboxPool.default(),
             workspace=workspace,
             exceptions=exceptions,
+            direct=direct,
+            on_direct=on_direct,
         )
         await sb._boot()
         return sb
@@ -111,7 +130,14 @@ class Sandbox:
     def pid(self) -> int | None:
         return self._worker.pid if self._worker else None
 
+    @staticmethod
+    def _detach(worker: WorkerProcess | None) -> None:
+        if worker is not None and worker.direct is not None:
+            conn, worker.direct = worker.direct, None
+            conn.detach()
+
     async def _boot(self) -> None:
+        self._detach(self._worker)
         try:
             worker = await self.pool.acquire(self.plan.spec, replenish=False)
         except SandboxError as exc:
@@ -154,6 +180,7 @@ class Sandbox:
             self.settings, self.plan, worker.scratch, tools, self.extra_paths
         )
         msg["exceptions"] = list(self.exceptions)
+        msg["direct"] = self._attach(worker)
         msg["max_args"] = st.max_args_kb * 1024
         msg["max_depth"] = st.max_depth
         try:
@@ -180,14 +207,57 @@ class Sandbox:
         self.info = info
         self._worker = worker
 
+    def _attach(self, worker: WorkerProcess) -> list[str]:
+        """Hand the worker's direct pipes to the provider; the tools it will serve directly."""
+        fds = worker.take_direct_fds()
+        route = self.direct
+        if fds is None or route is None:
+            for fd in fds or ():
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            return []
+        own = route.direct_names()
+        names = [t.name for t in self.tools if t.name in own and not (t.local and not t.confirm)]
+        confirm = [t.name for t in self.tools if t.confirm and t.name in names]
+        st = self.settings
+        limits = {
+            "max_frame": worker.limits.frame,
+            "backlog": worker.limits.backlog,
+        }
+        conn = route.attach(fds, names, confirm, limits, worker.kill) if names else None
+        if conn is None:
+            if not names:
+                for fd in fds:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            return []
+        worker.direct = conn
+        worker.direct_sink = self.on_direct
+        self._caps = {
+            "max_calls": st.max_tool_calls,
+            "max_args": st.max_args_kb * 1024,
+            "timeout": st.timeout,
+            "record_chars": st.record_kb * 1024,
+            "max_recorded": st.max_recorded_calls,
+        }
+        return names
+
     async def execute(
-        self, code: str, timeout: float | None = None, *, confirmed: bool = False
+        self,
+        code: str,
+        timeout: float | None = None,
+        *,
+        confirmed: bool = False,
+        direct: bool = False,
     ) -> ExecResult:
         """Run one snippet in the persistent globals. Never raises for errors of the code itself.
 
         `confirmed`: a person approved this snippet; only then are tools whose stub says
         `confirm` served (however the code reaches them); otherwise they fail with a
-        PermissionError inside the snippet and do not run."""
+        PermissionError inside the snippet and do not run.
+        `direct`: calls of the direct route's tools go straight to it (when it is attached and
+        alive), their records to `on_direct`; off for replayed steps, whose calls the handler
+        answers from the record."""
         if self._closed:
             raise SandboxError("the sandbox is closed")
         if self._lock is None:
@@ -199,7 +269,9 @@ class Sandbox:
             assert worker is not None
             self._parking.wake(worker)
             try:
-                result = await self._run(worker, code, timeout or self.settings.timeout, confirmed)
+                result = await self._run(
+                    worker, code, timeout or self.settings.timeout, confirmed, direct
+                )
             finally:
                 self._parking.park(self._worker, self._idle_expired)
             if self._lost_unreported:
@@ -208,11 +280,95 @@ class Sandbox:
             return result
 
     async def _run(
-        self, worker: WorkerProcess, code: str, limit: float, confirmed: bool
+        self, worker: WorkerProcess, code: str, limit: float, confirmed: bool, direct: bool
     ) -> ExecResult:
         t0 = time.perf_counter()
+        nonce = await self._open_direct(worker, confirmed) if direct else None
+        if nonce is None:
+            return await self._run_inner(worker, code, limit, confirmed, nonce, t0)
+        try:
+            result = await self._run_inner(worker, code, limit, confirmed, nonce, t0)
+        finally:
+            await self._close_direct(worker, nonce)
+        result.refused = list(worker.refusals)  # the host's refusals too
+        return result
+
+    async def _open_direct(self, worker: WorkerProcess, confirmed: bool) -> str | None:
+        """Open a step on the direct route; None (the handler serves every call) when it is not
+        attached, not alive or does not answer."""
+        conn = worker.direct
+        if conn is None or not conn.alive or self.on_direct is None:
+            return None
+        nonce = secrets.token_hex(8)
+        fut = conn.open(nonce, confirmed, self._caps)
+        with contextlib.suppress(cf.TimeoutError):
+            fut.result(timeout=FAST_WAIT * 4)  # the host answers in tens of microseconds
+        if not fut.done():
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(fut), DIRECT_TIMEOUT)
+            except TimeoutError:
+                return None
+        if not fut.result():
+            return None
+        worker.direct_nonce = nonce
+        worker.direct_cancelled = False
+        return nonce
+
+    async def _close_direct(self, worker: WorkerProcess, nonce: str) -> None:
+        """End the step on the direct route: its remaining records go to `on_direct` before the
+        step's result is seen; a connection the host cut gets the worker killed."""
+        worker.direct_nonce = None
+        conn, sink = worker.direct, self.on_direct
+        if conn is None or sink is None:
+            return
+        # a cancelled call is interrupted in the host: wait for its record (briefly)
+        fut = conn.close(nonce, CANCEL_WAIT if worker.direct_cancelled else 0.0)
+        reply: dict[str, Any] = {}
+        try:
+            with contextlib.suppress(cf.TimeoutError):
+                reply = fut.result(timeout=FAST_WAIT * 4)
+            if not fut.done():
+                reply = await asyncio.wait_for(asyncio.wrap_future(fut), DIRECT_TIMEOUT)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):  # cancelled: keep what is there already
+                reply = fut.result(timeout=0.05)
+            self._take(worker, reply, sink)
+            raise
+        except (TimeoutError, ConnectionError):
+            reply = {}
+        self._take(worker, reply, sink)
+        if not worker.alive:
+            self._detach(worker)
+        # callbacks the sink scheduled (tool_called events) run before the step's result is seen
+        await asyncio.sleep(0)
+
+    def _take(self, worker: WorkerProcess, reply: dict[str, Any], sink: DirectSink) -> None:
+        calls = reply.get("calls")
+        calls = calls if isinstance(calls, list) else []
+        omitted = reply.get("omitted")
+        refused = reply.get("refused")
+        if isinstance(refused, list):
+            worker.refusals.extend(r for r in refused[:100] if isinstance(r, dict))
+        if calls or (type(omitted) is int and omitted > 0):
+            sink(calls, omitted if type(omitted) is int else 0)
+        broken = reply.get("broken")
+        if isinstance(broken, str) and worker.alive:
+            worker.kill(broken[:500])
+
+    async def _run_inner(
+        self,
+        worker: WorkerProcess,
+        code: str,
+        limit: float,
+        confirmed: bool,
+        nonce: str | None,
+        t0: float,
+    ) -> ExecResult:
         cpu_limit = self.settings.cpu_seconds or limit
-        cfut = worker.request({"t": "exec", "code": code}, confirmed=confirmed)
+        command: dict[str, Any] = {"t": "exec", "code": code}
+        if nonce is not None:
+            command["direct"] = True
+        cfut = worker.request(command, confirmed=confirmed)
         with contextlib.suppress(cf.TimeoutError, WorkerDied):
             # Trivial snippets finish in tens of microseconds: waiting here briefly saves the
             # event-loop round trip (and the CPU it steals from the worker on 2 cores).
@@ -370,6 +526,17 @@ class Sandbox:
             refused=list(worker.refusals),
         )
 
+    def cancel_tools(self) -> None:
+        """The run was cancelled: a host tool the running snippet called directly is interrupted
+        where it is, and the step's further calls are refused (safe from any thread)."""
+        worker = self._worker
+        if worker is None:
+            return
+        conn, nonce = worker.direct, worker.direct_nonce
+        if conn is not None and nonce is not None:
+            worker.direct_cancelled = True
+            conn.cancel(nonce)
+
     def interrupt(self) -> None:
         """Interrupt the running snippet (it ends with KeyboardInterrupt, globals kept)."""
         if self._worker is not None:
@@ -378,6 +545,7 @@ class Sandbox:
     def _idle_expired(self) -> None:
         """Idle for `idle_timeout`: end the worker; the next step gets a fresh one, and says so."""
         worker, self._worker = self._worker, None
+        self._detach(worker)
         if worker is not None and not self._closed:
             worker.kill(f"idle for {self.settings.idle_timeout:g} s")
             self._lost_unreported = True
@@ -387,6 +555,7 @@ class Sandbox:
         self._closed = True
         self._parking.forget()
         worker, self._worker = self._worker, None
+        self._detach(worker)
         if worker is not None:
             worker.kill("sandbox closed")
 

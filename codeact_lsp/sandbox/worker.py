@@ -1,12 +1,16 @@
 """The sandbox worker: runs untrusted snippets, one after another, in persistent globals.
 
 Started with the tools' interpreter as ``python -I -S -c BOOT DIR IN_FD OUT_FD CTL_FD PARENT_PID
-[TMPFS_MB MAX_FILES]``, where BOOT imports this module from DIR (so it loads from its cached .pyc
+[TMPFS_MB MAX_FILES [DIN_FD DOUT_FD]]`` (MAX_FILES 0: no private tmpfs), where BOOT imports this module from DIR (so it loads from its cached .pyc
 instead of being compiled as a script on every start) and calls `main`; ``python -I -S worker.py
 ...`` works too. Stdlib-only, and it imports as little as possible (cold start is a product
 metric). Protocol: frames of a 4-byte little-endian length and a payload. Parent -> worker payloads
 are ``marshal`` (the parent is trusted, and marshal is built in and fast); worker -> parent payloads
 are JSON, because the parent must never unmarshal what untrusted code may have forged.
+
+DIN/DOUT (optional) are the direct route to the tool host: the server hands their far ends to the
+host, and during a step the server opened there (``exec`` says ``direct``) calls of the host's
+tools go over them with the same frames, answered by the host itself (see tools/runtime/direct.py).
 
 Interrupts arrive as single bytes on CTL_FD, read by a small thread that raises KeyboardInterrupt
 in the main thread with ``pthread_kill`` — the worker signals itself, so this works inside
@@ -254,8 +258,11 @@ def _clip(text: str, limit: int) -> str:
 
 
 class Worker:
-    def __init__(self, chan: Channel, ctl_fd: int) -> None:
+    def __init__(self, chan: Channel, ctl_fd: int, direct: Channel | None = None) -> None:
         self.chan = chan
+        self.direct = direct or chan  # the pipe pair to the tool host (see call_tool)
+        self.direct_names: frozenset[str] = frozenset()
+        self.direct_now = False  # the snippet in flight may call the host directly
         self.ctl_fd = ctl_fd
         self.output_limit = 256 * 1024
         self.out = Capture(self.output_limit)
@@ -363,6 +370,14 @@ class Worker:
             name = tree.get("name") if type(tree) is dict else None
             if isinstance(name, str) and name.isidentifier() and not hasattr(builtins, name):
                 self.globals.setdefault(name, self.exc_types.build(tree))
+        self.direct_names = frozenset(str(n) for n in cfg.get("direct", ()))
+        if not self.direct_names and self.direct is not self.chan:  # no direct route: free them
+            for fd in (self.direct.rfd, self.direct.wfd):
+                try:  # noqa: SIM105
+                    os.close(fd)
+                except OSError:
+                    pass
+            self.direct = self.chan
         for tool in cfg["tools"]:
             local = _codec.local_callable(tool.get("local"))  # min, sorted...: run here
             self.bound[tool["name"]] = (
@@ -411,17 +426,30 @@ class Worker:
                 f"{self.max_args // 1024} KiB limit (sandbox.max_args_kb); pass less, or a path"
             )
         data = len(data).to_bytes(_HEADER, "little") + data
+        # the direct route: a host tool, in a step the server opened on the tool host, goes
+        # straight to the host; everything else (final_answer, MCP, replayed steps) to the server
+        chan = self.direct if self.direct_now and name in self.direct_names else self.chan
         with self.call_lock:  # one call on the channel at a time, whichever thread makes it
             if not self.running:  # a thread left running by an earlier step
                 raise RuntimeError(f"{name}(): tools can only be called while a step is running")
-            wfd = self.chan.wfd
-            while data:
-                data = data[os.write(wfd, data) :]
-            recv = self.chan.recv
-            while True:  # replies are ("r", id, result, error, stop); stale ones are dropped
-                reply = recv()
-                if type(reply) is tuple and reply[1] == cid:
-                    break
+            wfd = chan.wfd
+            try:
+                while data:
+                    data = data[os.write(wfd, data) :]
+                recv = chan.recv
+                while True:  # replies are ("r", id, result, error, stop); stale ones are dropped
+                    reply = recv()
+                    if type(reply) is tuple and reply[1] == cid:
+                        break
+            except (EOFError, OSError) as exc:
+                if chan is self.chan:
+                    raise
+                # the tool host went away (crashed, restarted): the server serves later steps
+                self.direct_now = False
+                raise RuntimeError(
+                    f"{name}(): the tool host stopped while serving this call ({exc!r}); "
+                    "the call may or may not have run"
+                ) from None
         if reply[4]:
             self.stopped = True
             raise Stop
@@ -617,7 +645,9 @@ class Worker:
                 continue  # a reply to a call that was interrupted: stale
             kind = msg.get("t")
             if kind == "exec":
+                self.direct_now = bool(msg.get("direct")) and self.direct is not self.chan
                 result = self.execute(msg["code"])
+                self.direct_now = False
                 result["seq"] = msg.get("seq")
                 try:
                     text = _dumps(result)
@@ -749,10 +779,12 @@ def main(argv: list[str]) -> None:
     for fd in (0, 1, 2):  # protocol is on other fds: os.write(1, ...) cannot forge a frame
         os.dup2(devnull, fd)
     os.close(devnull)
-    worker = Worker(Channel(in_fd, out_fd), ctl_fd)
+    direct = Channel(int(argv[7]), int(argv[8])) if len(argv) > 8 else None
+    worker = Worker(Channel(in_fd, out_fd), ctl_fd, direct)
     import resource  # noqa: F401  (for configure: loading it now keeps it off the critical path)
 
-    if len(argv) > 6:  # the private scratch tmpfs: mounted now, while a spare is still idle
+    # the private scratch tmpfs: mounted now, while a spare is still idle
+    if len(argv) > 6 and int(argv[6]) > 0:
         try:
             _confine().private_tmpfs(os.getcwd(), int(argv[5]), int(argv[6]))
             worker.tmpfs_done = True

@@ -15,15 +15,19 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from codeact_lsp.config import CodeActConfig, resolve_python
+from codeact_lsp.sandbox.models import DirectConn, DirectRoute
 from codeact_lsp.tools import runtime
+from codeact_lsp.tools.hostlink import HostLink
 from codeact_lsp.tools.models import ToolDiagnostic, ToolOutcome, ToolSchema
 from codeact_lsp.tools.targets import resolve_targets
 from codeact_lsp.trajectory import ErrorLocation
@@ -60,6 +64,7 @@ class ToolHost:
         self._schemas: list[ToolSchema] = []
         self._by_name: dict[str, ToolSchema] = {}
         self._proc: subprocess.Popen[bytes] | None = None
+        self._link: HostLink | None = None  # the direct route's control socket
         self._buf = bytearray()
         self._next_id = 0
         self._lock = threading.Lock()
@@ -142,6 +147,9 @@ class ToolHost:
         env.pop("PYTHONSTARTUP", None)
         env["PYTHONUNBUFFERED"] = "1"
         env["PYTHONDONTWRITEBYTECODE"] = env.get("PYTHONDONTWRITEBYTECODE", "1")
+        # the direct route's control socket (sandbox workers' pipes are handed over on it)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        spec["control_fd"] = theirs.fileno()
         try:
             self._proc = subprocess.Popen(
                 [self.python, "-c", runtime.BOOT, RUNTIME_DIR, json.dumps(spec)],
@@ -150,12 +158,17 @@ class ToolHost:
                 cwd=str(self.workspace),
                 env=env,
                 start_new_session=True,
+                pass_fds=(theirs.fileno(),),
             )
         except OSError as exc:
+            ours.close()
+            theirs.close()
             self._proc = None
             self.problem = f"cannot start the tool host with {self.python!r}: {exc}"
             self._set_ready({"schemas": [], "diagnostics": []})
             return
+        theirs.close()
+        self._link = HostLink(ours)
         assert self._proc.stdin is not None
         os.set_blocking(self._proc.stdin.fileno(), False)  # partial writes, bounded by select
         try:
@@ -177,6 +190,9 @@ class ToolHost:
         self.exceptions = [e for e in ready.get("exceptions", []) if isinstance(e, dict)]
 
     def _kill(self) -> None:
+        link, self._link = self._link, None
+        if link is not None:
+            link.close()  # its connections are dead: those sandboxes use call_sync from now on
         proc = self._proc
         self._proc = None
         if proc is None:
@@ -213,6 +229,11 @@ class ToolHost:
             if thread is not None and self._serving != thread:
                 return
             if proc is not None and proc.poll() is None and self._lock.locked():
+                link = self._link
+                # through the control socket the host interrupts our request only, not a
+                # sandbox's direct call it may be running meanwhile
+                if link is not None and link.send({"op": "cancel", "conn": 0}):
+                    return
                 with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
                     os.kill(proc.pid, signal.SIGUSR2)
 
@@ -252,6 +273,35 @@ class ToolHost:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
+
+    # -- the direct route (sandbox workers call the host without the server in between) -------
+
+    @property
+    def direct_route(self) -> DirectRoute | None:
+        """This host as a `DirectRoute` while it serves; None when it is not running."""
+        return self if self._link is not None and self._link.alive else None
+
+    def direct_names(self) -> frozenset[str]:
+        """The tools the host serves itself (its own: MCP and final_answer stay the server's)."""
+        return frozenset(self._by_name)
+
+    def attach(
+        self,
+        fds: tuple[int, int],
+        names: list[str],
+        confirm: list[str],
+        limits: dict[str, int],
+        on_broken: Callable[[str], None],
+    ) -> DirectConn | None:
+        """Hand a worker's pipe ends to the host (closed here either way)."""
+        link = self._link
+        if link is None or not link.alive or self._proc is None:
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            return None
+        caps = {**limits, "max_reply": self.max_reply}
+        return link.attach(fds, names, confirm, caps, on_broken)
 
     # -- ToolProvider ---------------------------------------------------------------------------
 

@@ -482,7 +482,7 @@ async def test_forged_call_for_an_unknown_tool_is_refused(make_sandbox: Factory)
     sb = await make_sandbox(rec)
     code = (
         "import gc, json\n"
-        "ch = [o for o in gc.get_objects() if type(o).__name__ == 'Channel'][0]\n"
+        "ch = [o for o in gc.get_objects() if type(o).__name__ == 'Worker'][0].chan\n"
         "ch.send_raw(json.dumps([999, 'not_a_tool', 1, [], {}]), 'C')\n"
         "ch.recv()[3]"
     )

@@ -336,6 +336,8 @@ export interface TaskResult {
   prompt_tokens?: number;
   completion_tokens?: number;
   cost_usd?: number | null;
+  node?: string | null;
+  attempts?: number;
 }
 
 export interface ToolCall {

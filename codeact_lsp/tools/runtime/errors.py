@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import traceback
 from typing import Any
 
@@ -125,12 +124,51 @@ class ToolCancelled(BaseException):
     """Raised inside a running tool when the caller cancels the call (the run was cancelled)."""
 
 
-_IN_CALL = threading.Event()  # a tool is running in the main thread: a cancel may interrupt it
+class _Flag:
+    """A plain flag (set and read in the main thread, by the tool's call and by the signal
+    handler): a `threading.Event` costs a lock and a notify on every call."""
+
+    __slots__ = ("on",)
+
+    def __init__(self) -> None:
+        self.on = False
+
+    def set(self) -> None:
+        self.on = True
+
+    def clear(self) -> None:
+        self.on = False
+
+    def is_set(self) -> bool:
+        return self.on
+
+
+_IN_CALL = _Flag()  # a tool is running in the main thread: a cancel may interrupt it
+
+
+class _Cancel:
+    """Whose call a cancel is for: `current` names the caller of the running call (0: the
+    server's own request, N: direct-route connection N), `target` the one to interrupt (None:
+    whatever runs). A cancel meant for one run never interrupts another run's call."""
+
+    __slots__ = ("current", "target")
+
+    def __init__(self) -> None:
+        self.current: int | None = None
+        self.target: int | None = None
+
+
+_CANCEL = _Cancel()
 
 
 def _on_cancel(signum: int, frame: Any) -> None:
-    if _IN_CALL.is_set():
-        raise ToolCancelled()
+    if not _IN_CALL.is_set():
+        return
+    target = _CANCEL.target
+    if target is not None and target != _CANCEL.current:
+        return
+    _CANCEL.target = None
+    raise ToolCancelled()
 
 
 def _coroutine_location(coro: Any, workspace: str | None) -> tuple[str | None, int | None]:

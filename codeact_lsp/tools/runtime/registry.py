@@ -3,6 +3,7 @@ and by tools served in the caller's process (the Python API), so both behave the
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # (no stubs; `signal.getsignal` is slow)
 import asyncio
 import concurrent.futures
 import contextlib
@@ -41,6 +42,7 @@ _CANCELLED = {
     "qualname": "CancelledError",
     "bases": [{"name": "Exception", "module": "builtins"}],
 }
+_NOT_AWAITABLE = frozenset((str, int, float, bool, type(None), list, dict, tuple))
 MAX_OUTPUT = 64 * 1024  # characters of a call's captured stdout/logging kept
 
 
@@ -208,21 +210,25 @@ class Registry:
             and threading.current_thread() is threading.main_thread()
         )
         if alarm:
-            if signal.getsignal(signal.SIGALRM) is not _on_alarm:  # once (a tool may reset it)
+            # once (a tool may reset it); `_signal`: `signal.getsignal` builds an enum each time
+            if _signal.getsignal(signal.SIGALRM) is not _on_alarm:
                 signal.signal(signal.SIGALRM, _on_alarm)
             signal.setitimer(signal.ITIMER_REAL, float(timeout or 0))
-        if alarm:
             _IN_CALL.set()
         try:
             if bound is None:
                 value = tool.obj(*args, **kwargs)
+            elif tool.keywords_only_ok:
+                # every parameter is positional-or-keyword: `BoundArguments.args/kwargs` would
+                # rebuild the call on each access, which costs more than a small tool
+                value = tool.obj(**bound.arguments)
             else:
                 value = tool.obj(*bound.args, **bound.kwargs)
         finally:
             if alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 _IN_CALL.clear()
-        if not inspect.isawaitable(value):
+        if type(value) in _NOT_AWAITABLE or not inspect.isawaitable(value):
             return value
         coro = value
 

@@ -193,6 +193,7 @@ class Tool:
             p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in self.sig.parameters.values()
         )
         self._plain: list[str] | None = list(self.params) if plain else None
+        self.keywords_only_ok = plain  # a call may pass every argument by name
         self._required = frozenset(required)
 
     def schema(self) -> JSON:

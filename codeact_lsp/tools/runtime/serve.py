@@ -7,13 +7,15 @@ import io
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 import typing
 from typing import Any
 
-from .errors import _PKG_DIR, _error, _on_cancel, to_json
+from .direct import Control, Hub
+from .errors import _CANCEL, _PKG_DIR, _error, _on_cancel, to_json
 from .loader import load_targets
 from .registry import Registry
 
@@ -58,7 +60,6 @@ def serve(argv: list[str]) -> int:
             faulthandler.register(signal.SIGUSR1, file=stack, all_threads=True)
         except Exception:
             pass
-    reader = os.fdopen(rfd, "rb", buffering=1 << 16)
     writer = os.fdopen(wfd, "wb", buffering=0)
 
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _PKG_DIR]
@@ -105,15 +106,34 @@ def serve(argv: list[str]) -> int:
             "version": sys.version.split()[0],
         }
     )
-    for line in reader:
-        if not line.strip():
-            continue
+
+    def on_line(line: bytes) -> None:
         req = json.loads(line)
-        reply = registry.call(
-            req["name"], req.get("args", []), req.get("kwargs", {}), req.get("timeout")
-        )
+        _CANCEL.current = 0  # the server's own request (see Hub.cancel)
+        try:
+            reply = registry.call(
+                req["name"], req.get("args", []), req.get("kwargs", {}), req.get("timeout")
+            )
+        finally:
+            _CANCEL.current = None
         reply["id"] = req.get("id")
         send(reply)
+
+    # The server's own calls (stdin) and the sandbox workers attached over the control socket
+    # (the direct route) are served by one loop in this, the main, thread.
+    hub = Hub(registry, limit)
+    control_fd = spec.get("control_fd")
+    if isinstance(control_fd, int):
+        try:
+            os.set_inheritable(control_fd, False)  # not for the tools' own subprocesses
+            sock = socket.socket(fileno=control_fd)
+        except OSError:
+            sock = None
+        if sock is not None and hasattr(socket, "recv_fds"):
+            Control(sock, hub).start()
+        elif sock is not None:  # Python < 3.9: no direct route; the server sees it closed
+            sock.close()
+    hub.run(rfd, on_line)
     return 0
 
 
