@@ -72,6 +72,7 @@ class StepState:
 
     __slots__ = (
         "calls",
+        "confirm",
         "confirmed",
         "halted",
         "max_args",
@@ -88,6 +89,7 @@ class StepState:
     def __init__(self, msg: JSON) -> None:
         self.nonce = str(msg.get("nonce", ""))
         self.confirmed = bool(msg.get("confirmed"))
+        self.confirm = frozenset(str(n) for n in msg.get("confirm", ()))  # this run's too
         self.max_calls = int(msg.get("max_calls") or 10_000)
         self.max_args = int(msg.get("max_args") or 1 << 20)
         self.timeout = float(msg.get("timeout") or 60.0)
@@ -385,7 +387,7 @@ class Hub:
                     f"{name}(): this step already made {step.max_calls} tool calls, the limit "
                     "(sandbox.max_tool_calls); do the rest in a later step or in fewer calls",
                 )
-            if name in conn.confirm and not step.confirmed:
+            if (name in conn.confirm or name in step.confirm) and not step.confirmed:
                 message = (
                     f"{name}() needs a person's approval and this step was not approved; call "
                     f"{name}(...) by name in a step of its own, so the step is shown for approval"
