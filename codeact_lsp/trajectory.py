@@ -105,6 +105,8 @@ class Step(BaseModel):
     reexecuted: bool = False  # rebuilt by running it again for real (explicit choice, approved)
     extracted: bool = False  # the one extra call after the step budget (asks only for the answer)
     cut_off: bool = False  # the model's reply stopped at the reply cap (model_params.max_tokens)
+    # tool calls past the record's bound (sandbox.max_recorded_calls): counted, not kept
+    tool_calls_omitted: int = 0
 
 
 class ReplayDivergence(BaseModel):

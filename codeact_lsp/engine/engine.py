@@ -147,7 +147,7 @@ class Engine(KeptSessions):
             raise EngineError(f"run {run_id} is still {parent.status}; follow up once it has ended")
         if not task.strip():
             raise EngineError("a follow-up needs a task")
-        signature = live.signature if live is not None else self._signature_of(parent)
+        signature = live.signature if live is not None else Signature.recorded(parent.signature)
         model = self._model(parent.model, scripted_from=live)
         chain = self._chain(parent)
         if live is None and hasattr(model, "skip"):
@@ -197,7 +197,7 @@ class Engine(KeptSessions):
                 f"step must be between 1 and {len(parent.steps) + 1} for run {run_id}, not {step}"
             )
         source = self._runs.get(run_id)
-        signature = source.signature if source is not None else self._signature_of(parent)
+        signature = source.signature if source is not None else Signature.recorded(parent.signature)
         model = self._model(parent.model)
         skip = (step - 1) + (1 if code is not None else 0)
         if hasattr(model, "skip"):
@@ -339,13 +339,6 @@ class Engine(KeptSessions):
             return list((tools or self.tools).schemas())
         except Exception as exc:
             raise EngineError(f"the tools are not available: {exc}") from exc
-
-    def _signature_of(self, traj: Trajectory) -> Signature:
-        try:
-            return Signature.parse(traj.signature)
-        except SignatureError:
-            # a run started with a pydantic model: its text form lost the classes; accept any value
-            return Signature.parse(_untyped(traj.signature))
 
     def _trajectory(self, run_id: str) -> Trajectory:
         traj = self.load(run_id)
@@ -498,10 +491,3 @@ def _sum_usage(steps: list[Step]) -> Any:
     for s in steps:
         total = total.add(s.usage)
     return total
-
-
-def _untyped(signature: str) -> str:
-    left, _, right = signature.partition("->")
-    ins = ", ".join(n.split(":")[0].strip() for n in left.split(",") if n.strip())
-    outs = ", ".join(n.split(":")[0].strip() for n in right.split(",") if n.strip())
-    return f"{ins} -> {outs or 'answer'}"

@@ -457,12 +457,7 @@ class RunHandle(Rebuilding, Reviewing, Proposing):
             except ValueError:
                 continue
             self._record(step, call)
-        if omitted:
-            setattr(  # noqa: B010 - an extra field
-                step,
-                "tool_calls_omitted",
-                int(getattr(step, "tool_calls_omitted", 0) or 0) + omitted,
-            )
+        step.tool_calls_omitted += omitted
 
     def _final_answer(self, request: ToolRequest, step: Step | None) -> ToolReply:
         from codeact_lsp.sandbox import ToolReply, codec
@@ -493,8 +488,7 @@ class RunHandle(Rebuilding, Reviewing, Proposing):
             return
         if len(step.tool_calls) >= self._max_recorded:
             # the record stays bounded however many calls a loop makes: count the rest
-            omitted = int(getattr(step, "tool_calls_omitted", 0) or 0) + 1
-            setattr(step, "tool_calls_omitted", omitted)  # noqa: B010 - an extra field
+            step.tool_calls_omitted += 1
             return
         step.tool_calls.append(call)
         if step is self._scratch:

@@ -112,6 +112,18 @@ class Signature:
             raise SignatureError(f"signature {text!r} repeats field(s) {', '.join(dupes)}")
         return cls(inputs=inputs, outputs=outputs)
 
+    @classmethod
+    def recorded(cls, text: str) -> Signature:
+        """A run file's signature: as written, or untyped when its types no longer resolve (a
+        run started with a pydantic model: its text form lost the classes; any value goes)."""
+        try:
+            return cls.parse(text)
+        except SignatureError:
+            left, _, right = text.partition("->")
+            ins = ", ".join(n.split(":")[0].strip() for n in left.split(",") if n.strip())
+            outs = ", ".join(n.split(":")[0].strip() for n in right.split(",") if n.strip())
+            return cls.parse(f"{ins} -> {outs or 'answer'}")
+
     # -- validation -------------------------------------------------------------------------
 
     def _adapter(self, f: SigField) -> TypeAdapter[Any]:

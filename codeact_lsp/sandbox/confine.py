@@ -587,7 +587,10 @@ def private_tmpfs(path: str, size_mb: int, max_files: int) -> None:
     # user namespace (no capabilities outside it) make the limit apply, counted for this worker.
     apart = uid == 0 and os.getuid() == 0
     if apart:
-        os.setresuid(TASK_UID_BASE + os.getpid(), 0, 0)
+        try:
+            os.setresuid(TASK_UID_BASE + os.getpid(), 0, 0)
+        except OSError:  # inside another user namespace (bubblewrap's) that uid is not mapped
+            apart = False
     if lib.unshare(ctypes.c_int(CLONE_NEWUSER | CLONE_NEWNS)) != 0:
         err = ctypes.get_errno()
         if apart:

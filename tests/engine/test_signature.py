@@ -95,3 +95,11 @@ def test_pydantic_model_forms() -> None:
     both = Signature.parse((Ask, Quote))
     assert both.input_names == ["sku"]
     assert Signature.parse(both) is both
+
+
+def test_a_recorded_signature_whose_types_are_gone_reads_untyped() -> None:
+    # a run started with pydantic models records their names, which no longer resolve
+    sig = Signature.recorded("order: Order, n: int -> receipt: Receipt")
+    assert sig.input_names == ["order", "n"]
+    assert [f.type_text for f in sig.inputs + sig.outputs] == [None, None, None]
+    assert Signature.recorded("n: int -> m: int").text == "n: int -> m: int"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types as lsp
 
-from codeact_lsp.engine.checks import CheckContext, ToolSig, check_code
+from codeact_lsp.engine.checks import CheckContext, ToolSig
 from codeact_lsp.lsp import accept as acc
 from codeact_lsp.lsp.args import CommandArgumentError, RunArgs, TryToolArgs, parse_args
 from codeact_lsp.lsp.document import (
@@ -179,12 +179,6 @@ def test_pending_step_gets_static_checks_and_review_lenses() -> None:
     commands = [lens.command.command for lens in view.lenses if lens.command]
     assert "codeact.approve" in commands and "codeact.reject" in commands
     assert "codeact.cancel" in commands
-
-
-def test_checks_know_names_from_earlier_steps_and_builtins() -> None:
-    ctx = CheckContext(tools={"f": ToolSig("f", ("a",), ("a",))}, known_names={"helper"})
-    assert check_code("helper(1)\nprint(len([1]))\nf(a=1)\nfinal_answer(2)\n", ctx) == []
-    assert [x.code for x in check_code("f(1, 2)\n", ctx)] == ["tool-args"]
 
 
 def test_bench_lenses_and_raising_line_diagnostic() -> None:

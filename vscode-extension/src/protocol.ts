@@ -284,6 +284,7 @@ export interface Step {
   reexecuted?: boolean;
   extracted?: boolean;
   cut_off?: boolean;
+  tool_calls_omitted?: number;
 }
 
 export interface StepError {

@@ -8,7 +8,8 @@ of codeact_lsp.
 
 Modules: `describe` (kinds, signatures), `schema` (JSON schemas, validation, `Tool`), `errors`
 (results and error locations), `registry` (calling, output capture), `loader` (tool modules),
-`serve` (the host's protocol loop).
+`serve` (the host's protocol loop), `quality` (the tool-quality rules, shared with static
+discovery).
 
 Host protocol (JSON lines on private descriptors; the tools' own stdout never reaches them):
   host -> client  {"op": "ready", "schemas": [...], "diagnostics": [...], "exceptions": [...], ...}
