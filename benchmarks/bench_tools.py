@@ -198,12 +198,14 @@ async def bench_sandbox(host: ToolHost) -> None:
                 recorded.clear()
                 cpu = time.process_time()
                 host_cpu = _cpu(host.pid)
+                wall = time.perf_counter()
                 res = await sb.execute(code, direct=direct)
+                wall = time.perf_counter() - wall  # the whole step: the direct route's close too
                 server_us = (time.process_time() - cpu) / n * 1e6
                 host_us = (_cpu(host.pid) - host_cpu) / n * 1e6
                 assert res.error is None, res.error
                 assert not direct or len(recorded) == settings.max_recorded_calls
-                rate = n / (res.duration_ms / 1000)
+                rate = n / wall
                 target = ">= 40k/s" if "ToolHost" in label else ""
                 row(f"sandbox snippet, {label} (run {attempt})", f"{rate:,.0f} calls/s", target)
                 row(

@@ -202,6 +202,7 @@ class WorkerProcess:
         self.direct_nonce: str | None = None  # the step open on the host, while one is
         self.direct_sink: DirectSink | None = None  # where that step's call records go
         self.direct_cancelled = False  # the step open there was cancelled (see Sandbox)
+        self.direct_broken: str | None = None  # the host cut it off at a step's close: why
         p2w_r, self._to = os.pipe()  # not inheritable (PEP 446): only pass_fds reach the child
         self._from, w2p_w = os.pipe()
         ctl_r, self._ctl = os.pipe()

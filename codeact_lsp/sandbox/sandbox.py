@@ -291,6 +291,16 @@ class Sandbox:
         finally:
             await self._close_direct(worker, nonce)
         result.refused = list(worker.refusals)  # the host's refusals too
+        if worker.direct_broken and not result.state_lost:
+            # the host cut the worker off after the snippet (an unusable channel): say so
+            result.state_lost = True
+            self._worker = None
+            if result.error is None:
+                result.error = StepError(
+                    type="SandboxCrash",
+                    message=f"the sandbox worker was stopped ({worker.direct_broken}); it was "
+                    "restarted and variables from earlier steps are lost",
+                )
         return result
 
     async def _open_direct(self, worker: WorkerProcess, confirmed: bool) -> str | None:
@@ -353,7 +363,8 @@ class Sandbox:
             sink(calls, omitted if type(omitted) is int else 0)
         broken = reply.get("broken")
         if isinstance(broken, str) and worker.alive:
-            worker.kill(broken[:500])
+            worker.direct_broken = broken[:500]
+            worker.kill(worker.direct_broken)
 
     async def _run_inner(
         self,

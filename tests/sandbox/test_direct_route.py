@@ -391,3 +391,18 @@ async def test_deep_and_huge_arguments_on_the_direct_route(make: Make) -> None:
     r = await sb.execute(forged, direct=True)
     assert r.value == "'ValueError'", r
     assert seen.records == []
+
+
+async def test_an_unfinished_frame_stalls_nobody_and_ends_the_worker(make: Make) -> None:
+    """Half a call, then silence: the host reads without blocking (others are served), the
+    step times out, and the channel that cannot be used any more gets the worker replaced."""
+    sb, _ = await make()
+    code = DIRECT + (
+        "os.write(DOUT, (1000).to_bytes(4, 'little') + b'C[1, \"add\"')\n"
+        "import time\n"
+        "time.sleep(30)\n"
+    )
+    r = await while_responsive(make, lambda: sb.execute(code, timeout=1, direct=True))
+    assert r.error is not None and r.error.type == "TimeoutError", r.error
+    assert r.state_lost  # the worker was replaced at the end of the step, and it says so
+    await still_works(sb)

@@ -34,12 +34,13 @@ from typing import Any
 
 from . import _codec
 from .describe import JSON
-from .errors import _CANCEL
+from .errors import _CANCEL, DEADLINE
 from .registry import Registry
 
 _HEADER = 4
 _SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 HUNG_GRACE = 2.0  # seconds past a direct call's timeout before the host gives itself up
+STALE_PARTIAL = 0.2  # seconds without bytes after which an unfinished frame is abandoned
 
 
 def _scrub(obj: Any) -> Any:
@@ -117,6 +118,7 @@ class Conn:
         self.backlog_size = 0
         self.closed = False
         self.broken: str | None = None  # why the host cut it off (the server kills the worker)
+        self.last_read = 0.0  # when bytes last arrived (a partial frame left since is stale)
         os.set_blocking(rfd, False)
         os.set_blocking(wfd, False)
 
@@ -145,13 +147,22 @@ class Hub:
         self.serving: Conn | None = None  # whose direct call runs now
 
     def watch(self) -> None:
-        """A tool that ignores its timeout's interrupt would hold every worker of this host: the
-        host ends itself then, the worker's call fails, and the server starts a fresh host (as
-        it does for a hung call of its own)."""
+        """The host's timer: raises the alarm in the main thread when a call passes its deadline
+        (`errors.DEADLINE`, checked every 50 ms instead of an interval timer armed per call).
+        And a tool that ignores that interrupt would hold every worker of this host: the host
+        ends itself then, the worker's call fails, and the server starts a fresh host (as it does
+        for a hung call of its own)."""
+        fired = 0.0
         while True:
-            time.sleep(0.25)
+            time.sleep(0.05)
+            now = time.monotonic()
+            at = DEADLINE.at
+            if at and now >= at and at != fired:
+                fired = at
+                with contextlib.suppress(OSError):
+                    os.kill(os.getpid(), signal.SIGALRM)
             until = self.busy_until
-            if until and time.monotonic() > until:
+            if until and now > until:
                 try:
                     os.write(2, b"codeact tool host: a tool ignored its timeout; exiting\n")
                 finally:
@@ -266,24 +277,25 @@ class Hub:
             raise Broken(f"channel broken: {exc}") from None
         if not chunk:
             raise Broken("")  # the worker is gone (killed, or exited): nothing to report
+        conn.last_read = time.monotonic()
         buf = conn.buf
         buf += chunk
-        pos = 0
-        while len(buf) - pos >= _HEADER:
-            n = int.from_bytes(buf[pos : pos + _HEADER], "little")
+        while len(buf) >= _HEADER:
+            n = int.from_bytes(buf[:_HEADER], "little")
             if n > conn.max_frame:
                 raise Broken(
                     f"the worker sent an oversized message ({n} bytes, the limit is "
                     f"{conn.max_frame})"
                 )
-            end = pos + _HEADER + n
+            end = _HEADER + n
             if len(buf) < end:
                 break
             try:
-                text = buf[pos + _HEADER : end].decode("utf-8")
+                text = buf[_HEADER:end].decode("utf-8")
             except UnicodeDecodeError:
                 raise Broken("the worker sent malformed text (not UTF-8)") from None
-            pos = end
+            # used up before the call runs: what stays in the buffer is an unfinished frame
+            del buf[:end]
             if text[:1] != "C":
                 raise Broken("the worker broke the protocol (not a tool call)")
             try:
@@ -295,8 +307,6 @@ class Hub:
             if stop != len(text):
                 raise Broken("the worker broke the protocol")
             self._send(conn, self._call(conn, msg, n))
-        if pos:
-            del buf[:pos]
         # a frame still arriving is bounded by max_frame (checked above on its header)
 
     def _send(self, conn: Conn, payload: bytes) -> None:
@@ -473,6 +483,16 @@ class Hub:
             step = conn.step
             if step is None or step.nonce != str(msg.get("nonce", "")):
                 return {"calls": [], "omitted": 0, "refused": []}
+            if (
+                close
+                and conn.buf
+                and not conn.broken
+                and time.monotonic() - conn.last_read > STALE_PARTIAL
+            ):
+                # the step ended with half a message on the channel (a snippet that stopped
+                # writing, or an interrupt in the middle of a write): the next call would be
+                # read as its continuation, so the channel cannot be used any more
+                conn.broken = "the worker left an unfinished message on its tool channel"
             records, step.records = step.records, []
             out: JSON = {"calls": records}
             if conn.broken:
@@ -522,6 +542,7 @@ class Control:
             self.sock.sendall(len(data).to_bytes(_HEADER, "little") + data)
 
     def start(self) -> None:
+        DEADLINE.watched = True  # from now on `Hub.watch` raises the calls' alarms
         threading.Thread(target=self._loop, name="codeact-direct-control", daemon=True).start()
         threading.Thread(target=self.hub.watch, name="codeact-direct-watch", daemon=True).start()
 

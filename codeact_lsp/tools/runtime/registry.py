@@ -24,6 +24,7 @@ from . import _codec
 from .describe import JSON, _pydantic
 from .errors import (
     _IN_CALL,
+    DEADLINE,
     ToolCancelled,
     ToolTimeout,
     _AsyncTimeout,
@@ -213,7 +214,10 @@ class Registry:
             # once (a tool may reset it); `_signal`: `signal.getsignal` builds an enum each time
             if _signal.getsignal(signal.SIGALRM) is not _on_alarm:
                 signal.signal(signal.SIGALRM, _on_alarm)
-            signal.setitimer(signal.ITIMER_REAL, float(timeout or 0))
+            if DEADLINE.watched:
+                DEADLINE.at = time.monotonic() + float(timeout or 0)
+            else:
+                signal.setitimer(signal.ITIMER_REAL, float(timeout or 0))
             _IN_CALL.set()
         try:
             if bound is None:
@@ -226,7 +230,10 @@ class Registry:
                 value = tool.obj(*bound.args, **bound.kwargs)
         finally:
             if alarm:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+                if DEADLINE.watched:
+                    DEADLINE.at = 0.0
+                else:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
                 _IN_CALL.clear()
         if type(value) in _NOT_AWAITABLE or not inspect.isawaitable(value):
             return value
