@@ -27,6 +27,7 @@ a suite is run this way.
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -73,7 +74,6 @@ def _node_run(
 async def _node_run_async(
     run_json: str, config_json: str, start_tools: StartTools | None, approve: bool
 ) -> tuple[str, str | None]:
-    import os
     import time
 
     from codeact_lsp.engine.engine import Engine
@@ -158,6 +158,9 @@ async def run_suite_ray(
         if where:
             ray.init(address=where, runtime_env=env, **quiet)
         else:
+            # a suite's private instance reports nothing to Ray's usage statistics (unless the
+            # user opted in): a test run should not phone home
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             slots = settings.ray.node_jobs or settings.jobs
             ray.init(resources={SLOT: slots}, runtime_env=env, include_dashboard=False, **quiet)
     except Exception as exc:  # ConnectionError, a bad address, a cluster of another version

@@ -184,9 +184,13 @@ class WorkspaceState:
                     raise
         raise BackendError("the configuration kept changing while starting; try again")
 
-    async def get_backend(self) -> Backend:
+    async def configured(self) -> None:
+        """Wait (up to 10 s) for the client's settings: the config after it is the one in force."""
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._configured.wait(), 10)
+
+    async def get_backend(self) -> Backend:
+        await self.configured()
         if self.backend is None:
             root = self.require_root()
             self.backend = Backend(root, self.config, client_python(self.settings))

@@ -1,5 +1,5 @@
 """The suite's matrix on a real Ray instance on this machine (started once for the session, by
-a process of its own that the tests connect to as a cluster): the same results as a local run,
+a process of its own that the tests connect to as a cluster: `ray_address` in tests/conftest.py): the same results as a local run,
 run files arriving on the driver, a worker killed mid-run retried and reported, and a cancelled
 suite leaving no process behind. Two scripted models (different reply files) stand in for a
 model that gets the tasks right and one that does not."""
@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -27,41 +26,6 @@ from codeact_lsp.engine.suite import TaskResult, junit_xml, run_suite
 from codeact_lsp.engine.suite_ray import run_suite_ray
 from codeact_lsp.tools import ToolHost
 from codeact_lsp.trajectory import Trajectory
-
-HEAD = textwrap.dedent(
-    """
-    import sys, ray
-    ray.init(num_cpus=2, resources={"codeact_slot": 4}, include_dashboard=False,
-             log_to_driver=False)
-    print(ray.get_runtime_context().gcs_address, flush=True)
-    sys.stdin.read()  # until the tests end
-    ray.shutdown()
-    """
-)
-
-
-@pytest.fixture(scope="session")
-def ray_address() -> Iterator[str]:
-    """A local Ray "cluster" for the whole session: started once, stopped at the end. It uses
-    Ray's token authentication (its default), which a driver joining by address must be told
-    about (RAY_AUTH_MODE=token; the token is ~/.ray/auth_token), as on a real cluster."""
-    saved = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "token"
-    head = subprocess.Popen(
-        [sys.executable, "-c", HEAD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert head.stdout is not None and head.stdin is not None
-    address = head.stdout.readline().strip()
-    assert address, "the Ray head did not start"
-    try:
-        yield address
-    finally:
-        head.stdin.close()
-        head.wait(timeout=120)
-        if saved is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = saved
 
 
 def _model(ws: Path, name: str, code: str) -> str:
@@ -191,12 +155,12 @@ async def test_a_worker_killed_mid_run_is_retried_once_and_reported(
     assert "lost twice" in doomed.message
 
 
-def _ray_pids() -> set[int]:
-    out = subprocess.run(["ps", "-eo", "pid=,comm="], capture_output=True, text=True).stdout
-    return {
-        int(pid) for pid, _, comm in (line.strip().partition(" ") for line in out.splitlines())
-        if comm.strip() in {"raylet", "gcs_server"} or comm.strip().startswith("ray::")
-    }  # fmt: skip
+def _session_processes(driver: int) -> set[int]:
+    """The processes of the Ray instance a driver process started (its session directory is
+    named after the driver's pid): other Ray instances on the machine are not counted."""
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    mine = re.compile(rf"/session_[0-9_-]+_{driver}(/|\s|$)")
+    return {int(line.split()[0]) for line in out.splitlines() if mine.search(line)}
 
 
 def test_ctrl_c_cancels_the_suite_and_leaves_no_process(tmp_path: Path) -> None:
@@ -208,7 +172,6 @@ def test_ctrl_c_cancels_the_suite_and_leaves_no_process(tmp_path: Path) -> None:
         for i in range(4)
     ]
     (ws / "tasks.toml").write_text("\n".join(tables))
-    before = _ray_pids()
     env = {k: v for k, v in os.environ.items() if k != "CODEACT_MODEL"}
     cli = subprocess.Popen(
         [sys.executable, "-m", "codeact_lsp.cli", "test", "--ray", "--json", "-w", str(ws)],
@@ -217,17 +180,21 @@ def test_ctrl_c_cancels_the_suite_and_leaves_no_process(tmp_path: Path) -> None:
         text=True,
         env=env,
     )
-    waiting = marks / "waiting"
-    deadline = time.monotonic() + 150
-    while not waiting.exists() and cli.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)  # polling for the event (a run is inside its tool), not a sync by time
-    assert waiting.exists(), cli.communicate(timeout=30)
-    tool_host, worker = (int(p) for p in waiting.read_text().split())
-    cli.send_signal(signal.SIGINT)
-    _, err = cli.communicate(timeout=120)
+    try:
+        waiting = marks / "waiting"
+        deadline = time.monotonic() + 150
+        while not waiting.exists() and cli.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # polling for the event (a run is in its tool), not a sync by time
+        assert waiting.exists(), cli.communicate(timeout=30)
+        tool_host, worker = (int(p) for p in waiting.read_text().split())
+        ray_processes = _session_processes(cli.pid)
+        assert ray_processes, "the CLI's own Ray instance (gcs_server, raylet) is running"
+    finally:
+        cli.send_signal(signal.SIGINT)  # also when the test failed: the CLI must not linger
+        _, err = cli.communicate(timeout=120)
     assert cli.returncode != 0
-    for pid in (tool_host, worker):  # the run's tool host and its Ray worker are gone
-        with pytest.raises(ProcessLookupError):
+    for pid in (tool_host, worker, *ray_processes):  # the run's tool host, its Ray worker
+        with pytest.raises(ProcessLookupError):  # and the CLI's Ray instance are gone
             os.kill(pid, 0)
-    assert _ray_pids() <= before, err  # the local Ray it started is stopped
+    assert not _session_processes(cli.pid), err
     assert not list((ws / ".codeact" / "runs").glob("*.json"))  # nothing finished, nothing faked

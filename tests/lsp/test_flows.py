@@ -300,7 +300,8 @@ async def test_task_suite_lens_and_results(shared_client: EditorClient) -> None:
     first, second = _titles(await client.lenses(tasks_uri))
     assert first.startswith("▷ Run task · last ✓") and second.startswith("▷ Run task · last ✗")
     messages = [getattr(r, "message", None) for r in client.progress_for("codeact-tasks-")]
-    assert "quote-to-germany: passed" in messages and messages[-1] == "done"
+    assert "1/2 runs done · quote-to-germany: passed" in messages and messages[-1] == "done"
+    assert messages[-2] == "2/2 runs done · wrong-expectation: failed (expected 1.0, got 76.9)"
     (diag,) = await client.diagnostics_for(tasks_uri)
     header = (
         suite_file.read_text()

@@ -32,40 +32,79 @@ async def run_tasks(state: ServerState, args: RunTasksArgs) -> SuiteReply:
             f"no task suite at {file}: create it with [[task]] tables, or set `tasks` in "
             "[tool.codeact]"
         )
-    eng = await engine(state)
+    await workspace.configured()
+    config = workspace.config
+    try:
+        tasks = suite.select_tasks(suite.load_suite(file), args.names, file)
+        total = len(suite.plan_runs(tasks, config.suite.models, config.suite.repeat))
+    except suite.SuiteError as exc:
+        raise CommandError(str(exc)) from None
+    on_ray = config.suite.executor == "ray"
+    eng = None if on_ray else await engine(state)
     handles: list[Any] = []
     cancelled = False
+    cluster: asyncio.Task[list[Any]] | None = None
+    done = 0
 
     def cancel_all() -> None:
         nonlocal cancelled
         cancelled = True
         for handle in handles:
             handle.cancel()
+        if cluster is not None:
+            cluster.cancel()  # every run in flight on the cluster is cancelled
 
     progress = state.progress
-    token = await progress.begin("tasks", f"CodeAct: task suite {file.name}", cancel_all)
+    where = " on Ray" if on_ray else ""
+    token = await progress.begin("tasks", f"CodeAct: task suite {file.name}{where}", cancel_all)
 
     def started(task: Any, handle: Any) -> None:
         handles.append(handle)
         state.runs.register(handle, None, None, show=False, progress=False)
         if cancelled:
             handle.cancel()
-        progress.report(token, f"{task.name}: running")
+        progress.report(token, f"{done}/{total} runs done · {task.name}: running")
 
     def finished(result: Any) -> None:
+        nonlocal done
+        done += 1
         mark = "passed" if result.passed else f"failed ({result.message[:60]})"
-        progress.report(token, f"{result.name}: {mark}")
+        progress.report(token, f"{done}/{total} runs done · {result.name}: {mark}")
 
     try:
-        results = await suite.run_suite(
-            eng, file, names=args.names, on_start=started, on_result=finished
-        )
+        if eng is not None:
+            results = await suite.run_suite(
+                eng, file, names=args.names, on_start=started, on_result=finished
+            )
+        else:
+            from codeact_lsp.assemble import start_workspace_tools
+            from codeact_lsp.engine.suite_ray import run_suite_ray
+
+            cluster = asyncio.ensure_future(
+                run_suite_ray(
+                    config,
+                    root,
+                    file,
+                    args.names,
+                    start_tools=start_workspace_tools,
+                    on_result=finished,
+                )
+            )
+            try:
+                results = await cluster
+            except asyncio.CancelledError:
+                if not cancelled:
+                    raise
+                raise CommandError(f"task suite cancelled after {done} of {total} runs") from None
     except suite.SuiteError as exc:
         raise CommandError(str(exc)) from None
     finally:
         progress.end(token, "cancelled" if cancelled else "done")
-    for item in results:
-        workspace.task_results[item.name] = item
+    this_suite = {r.run_id for r in results}
+    for item in results:  # a task's lens shows its first failed run of the matrix, else its last
+        kept = workspace.task_results.get(item.name)
+        if kept is None or kept.passed or kept.run_id not in this_suite:
+            workspace.task_results[item.name] = item
     await asyncio.to_thread(save_results, root, dict(workspace.task_results))
     state.refresh.schedule(path_to_uri(file))
     return SuiteReply(
