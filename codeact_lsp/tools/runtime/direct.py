@@ -397,14 +397,30 @@ class Hub:
                 return _refuse(cid, "PermissionError", message)
             timeout = step.timeout
         self.busy_until = time.monotonic() + timeout + HUNG_GRACE
-        self.serving = conn
+        self.serving = conn  # until the call is recorded: a close waiting for it keeps it
         _CANCEL.current = conn.id
         try:
             out = self.registry.call(name, args, kwargs, timeout)
         finally:
             _CANCEL.current = None
-            self.serving = None
             self.busy_until = 0.0
+        try:
+            return self._answer(conn, step, cid, name, line, args, kwargs, out)
+        finally:
+            self.serving = None
+
+    def _answer(
+        self,
+        conn: Conn,
+        step: StepState,
+        cid: Any,
+        name: str,
+        line: Any,
+        args: list[Any],
+        kwargs: JSON,
+        out: JSON,
+    ) -> bytes:
+        """The reply frame of a served call (its result capped), and its record."""
         result = out["result"]
         if out["ok"]:
             error = None
