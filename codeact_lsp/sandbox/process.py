@@ -203,6 +203,7 @@ class WorkerProcess:
         self.direct_sink: DirectSink | None = None  # where that step's call records go
         self.direct_cancelled = False  # the step open there was cancelled (see Sandbox)
         self.direct_broken: str | None = None  # the host cut it off at a step's close: why
+        self._flush_lock = threading.Lock()  # see flush_direct
         p2w_r, self._to = os.pipe()  # not inheritable (PEP 446): only pass_fds reach the child
         self._from, w2p_w = os.pipe()
         ctl_r, self._ctl = os.pipe()
@@ -256,6 +257,17 @@ class WorkerProcess:
                 self.death = why
         self._close_direct_fds()
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def flush_direct(self, nonce: str) -> None:
+        """Hand the host's records of the open step so far to the sink (blocking, bounded; from
+        a thread). Serialised: records reach the sink in the order the host made them."""
+        with self._flush_lock:
+            conn, sink = self.direct, self.direct_sink
+            if conn is None or sink is None or self.direct_nonce != nonce:
+                return
+            calls, omitted = conn.flush(nonce)
+            if calls or omitted:
+                sink(calls, omitted)
 
     def take_direct_fds(self) -> tuple[int, int] | None:
         """The host's ends of the direct pipes (read calls, write replies), once: the caller hands
@@ -560,13 +572,11 @@ class WorkerProcess:
             return marshal.dumps(
                 ("r", cid, None, ("RuntimeError", "tools can only be called during a step"), False)
             )
-        conn, nonce, sink = self.direct, self.direct_nonce, self.direct_sink
-        if conn is not None and nonce is not None and sink is not None:
+        conn, nonce = self.direct, self.direct_nonce
+        if conn is not None and nonce is not None:
             # host tools of this step were served by the host itself: record them first, so the
             # trajectory keeps the order of the calls
-            calls, omitted = conn.flush(nonce)
-            if calls or omitted:
-                sink(calls, omitted)
+            self.flush_direct(nonce)
         try:
             reply = handler(ToolRequest.checked(name, args, kwargs, line))
             if not isinstance(reply, ToolReply):

@@ -80,6 +80,7 @@ class Sandbox:
         self.direct = direct if on_direct is not None else None
         self.on_direct = on_direct
         self._caps: dict[str, Any] = {}
+        self._flushing: asyncio.Future[None] | None = None  # a live flush in flight
 
     @classmethod
     async def start(
@@ -335,10 +336,22 @@ class Sandbox:
         worker.direct_cancelled = False
         return nonce
 
+    def _flush_live(self, worker: WorkerProcess) -> None:
+        """A long step on the direct route: its records so far go to `on_direct` now (the live
+        view sees calls every POLL seconds, not only at the end), on a thread, one at a time."""
+        nonce = worker.direct_nonce
+        if nonce is None or (self._flushing is not None and not self._flushing.done()):
+            return
+        self._flushing = asyncio.ensure_future(asyncio.to_thread(worker.flush_direct, nonce))
+
     async def _close_direct(self, worker: WorkerProcess, nonce: str) -> None:
         """End the step on the direct route: its remaining records go to `on_direct` before the
         step's result is seen; a connection the host cut gets the worker killed."""
         worker.direct_nonce = None
+        flushing, self._flushing = self._flushing, None
+        if flushing is not None:  # a live flush delivers first: the records stay in order
+            with contextlib.suppress(Exception):
+                await asyncio.shield(flushing)
         conn, sink = worker.direct, self.on_direct
         if conn is None or sink is None:
             return
@@ -452,6 +465,7 @@ class Sandbox:
                 done, _ = await asyncio.wait((fut,), timeout=min(remaining, POLL))
                 if done:
                     return None, self._outcome(fut)
+                self._flush_live(worker)
                 cpu = worker.cpu_seconds()
                 if cpu is not None and cpu0 is not None and cpu - cpu0 > cpu_limit:
                     reason = "cpu"

@@ -421,3 +421,21 @@ async def test_the_runs_own_confirm_names_are_enforced_by_the_host(
     assert host.call_sync("calls", [], {}).result == before
     r = await sb.execute("add(1, 2)", direct=True, flagged={"add"}, confirmed=True)
     assert r.value == "3", r
+
+
+async def test_a_long_step_delivers_its_records_while_it_runs(make: Make) -> None:
+    """The live view sees the host's calls during a long step, not only at its end; none is
+    delivered twice."""
+    sb, seen = await make()
+    task = asyncio.ensure_future(
+        sb.execute("add(1, 1)\nadd(2, 2)\nimport time\ntime.sleep(30)", direct=True)
+    )
+    for _ in range(500):
+        if len(seen.records) == 2 or task.done():
+            break
+        await asyncio.sleep(0.02)
+    assert not task.done() and [r["result"] for r in seen.records] == [2, 4]
+    sb.interrupt()
+    r = await task
+    assert r.cancelled
+    assert [r["result"] for r in seen.records] == [2, 4]
