@@ -109,7 +109,10 @@ async def _node_run_async(
     result.model = run.model or result.model
     result.isolation = "fresh"
     result.tool_host_pid = pid if isinstance(pid, int) else None
-    result.node = os.uname().nodename
+    import ray
+
+    # the host name, and which Ray node on it (several raylets can share a machine)
+    result.node = f"{os.uname().nodename}/{ray.get_runtime_context().get_node_id()[:8]}"
     return result.model_dump_json(), text
 
 
