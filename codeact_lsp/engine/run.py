@@ -303,6 +303,7 @@ class RunHandle(Rebuilding, Reviewing, Proposing):
                 timeout=self.step_timeout,
                 confirmed=id(step) in self._approved,
                 direct=True,  # host tools are served by the host: records come to on_direct_calls
+                flagged=self.flagged,  # the run's confirm globs, enforced there too
             )
         finally:
             self._executing = None

@@ -249,6 +249,7 @@ class Sandbox:
         *,
         confirmed: bool = False,
         direct: bool = False,
+        flagged: frozenset[str] | set[str] = frozenset(),
     ) -> ExecResult:
         """Run one snippet in the persistent globals. Never raises for errors of the code itself.
 
@@ -257,7 +258,8 @@ class Sandbox:
         PermissionError inside the snippet and do not run.
         `direct`: calls of the direct route's tools go straight to it (when it is attached and
         alive), their records to `on_direct`; off for replayed steps, whose calls the handler
-        answers from the record."""
+        answers from the record. `flagged`: more tools that need the approval in this step (the
+        run's `confirm` globs), enforced where the direct route serves them."""
         if self._closed:
             raise SandboxError("the sandbox is closed")
         if self._lock is None:
@@ -270,7 +272,7 @@ class Sandbox:
             self._parking.wake(worker)
             try:
                 result = await self._run(
-                    worker, code, timeout or self.settings.timeout, confirmed, direct
+                    worker, code, timeout or self.settings.timeout, confirmed, direct, flagged
                 )
             finally:
                 self._parking.park(self._worker, self._idle_expired)
@@ -280,10 +282,16 @@ class Sandbox:
             return result
 
     async def _run(
-        self, worker: WorkerProcess, code: str, limit: float, confirmed: bool, direct: bool
+        self,
+        worker: WorkerProcess,
+        code: str,
+        limit: float,
+        confirmed: bool,
+        direct: bool,
+        flagged: frozenset[str] | set[str] = frozenset(),
     ) -> ExecResult:
         t0 = time.perf_counter()
-        nonce = await self._open_direct(worker, confirmed) if direct else None
+        nonce = await self._open_direct(worker, confirmed, flagged) if direct else None
         if nonce is None:
             return await self._run_inner(worker, code, limit, confirmed, nonce, t0)
         try:
@@ -303,14 +311,17 @@ class Sandbox:
                 )
         return result
 
-    async def _open_direct(self, worker: WorkerProcess, confirmed: bool) -> str | None:
+    async def _open_direct(
+        self, worker: WorkerProcess, confirmed: bool, flagged: frozenset[str] | set[str]
+    ) -> str | None:
         """Open a step on the direct route; None (the handler serves every call) when it is not
         attached, not alive or does not answer."""
         conn = worker.direct
         if conn is None or not conn.alive or self.on_direct is None:
             return None
         nonce = secrets.token_hex(8)
-        fut = conn.open(nonce, confirmed, self._caps)
+        caps = {**self._caps, "confirm": sorted(flagged)} if flagged else self._caps
+        fut = conn.open(nonce, confirmed, caps)
         with contextlib.suppress(cf.TimeoutError):
             fut.result(timeout=FAST_WAIT * 4)  # the host answers in tens of microseconds
         if not fut.done():

@@ -2,8 +2,10 @@
 
 Tools are trusted user code with their own libraries, globals and state, so they run where they
 live (not copied into the sandbox). The host is a child process that loads the `runtime` package by
-path; calls go over pipes as JSON lines, values in the typed codec's wire form. A call that outlives its timeout, or a host that dies, gets the host
-killed and restarted, and the call comes back as an error outcome: the server never hangs on a tool.
+path; calls go over pipes as JSON lines, values in the typed codec's wire form. A call that
+outlives its timeout, or a host that dies, gets the host killed and restarted, and the call comes
+back as an error outcome: the server never hangs on a tool. Sandbox workers can also be attached
+to the host and call it directly (`attach`, `tools/hostlink.py`: the direct route).
 """
 
 from __future__ import annotations

@@ -406,3 +406,18 @@ async def test_an_unfinished_frame_stalls_nobody_and_ends_the_worker(make: Make)
     assert r.error is not None and r.error.type == "TimeoutError", r.error
     assert r.state_lost  # the worker was replaced at the end of the step, and it says so
     await still_works(sb)
+
+
+async def test_the_runs_own_confirm_names_are_enforced_by_the_host(
+    make: Make, host: ToolHost
+) -> None:
+    """A tool the run flags (its `confirm` globs) but the tool layer did not: refused on this
+    route too unless the step was approved, and the tool does not run."""
+    sb, _ = await make()
+    before = host.call_sync("calls", [], {}).result
+    r = await sb.execute("f = add\nf(1, 2)", direct=True, flagged={"add"})
+    assert r.error is not None and r.error.type == "PermissionError", r
+    assert [x["name"] for x in r.refused] == ["add"]
+    assert host.call_sync("calls", [], {}).result == before
+    r = await sb.execute("add(1, 2)", direct=True, flagged={"add"}, confirmed=True)
+    assert r.value == "3", r

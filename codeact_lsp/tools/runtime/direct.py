@@ -72,6 +72,7 @@ class StepState:
 
     __slots__ = (
         "calls",
+        "confirm",
         "confirmed",
         "halted",
         "max_args",
@@ -88,6 +89,7 @@ class StepState:
     def __init__(self, msg: JSON) -> None:
         self.nonce = str(msg.get("nonce", ""))
         self.confirmed = bool(msg.get("confirmed"))
+        self.confirm = frozenset(str(n) for n in msg.get("confirm", ()))  # this run's too
         self.max_calls = int(msg.get("max_calls") or 10_000)
         self.max_args = int(msg.get("max_args") or 1 << 20)
         self.timeout = float(msg.get("timeout") or 60.0)
@@ -385,7 +387,7 @@ class Hub:
                     f"{name}(): this step already made {step.max_calls} tool calls, the limit "
                     "(sandbox.max_tool_calls); do the rest in a later step or in fewer calls",
                 )
-            if name in conn.confirm and not step.confirmed:
+            if (name in conn.confirm or name in step.confirm) and not step.confirmed:
                 message = (
                     f"{name}() needs a person's approval and this step was not approved; call "
                     f"{name}(...) by name in a step of its own, so the step is shown for approval"
@@ -395,14 +397,30 @@ class Hub:
                 return _refuse(cid, "PermissionError", message)
             timeout = step.timeout
         self.busy_until = time.monotonic() + timeout + HUNG_GRACE
-        self.serving = conn
+        self.serving = conn  # until the call is recorded: a close waiting for it keeps it
         _CANCEL.current = conn.id
         try:
             out = self.registry.call(name, args, kwargs, timeout)
         finally:
             _CANCEL.current = None
-            self.serving = None
             self.busy_until = 0.0
+        try:
+            return self._answer(conn, step, cid, name, line, args, kwargs, out)
+        finally:
+            self.serving = None
+
+    def _answer(
+        self,
+        conn: Conn,
+        step: StepState,
+        cid: Any,
+        name: str,
+        line: Any,
+        args: list[Any],
+        kwargs: JSON,
+        out: JSON,
+    ) -> bytes:
+        """The reply frame of a served call (its result capped), and its record."""
         result = out["result"]
         if out["ok"]:
             error = None
