@@ -43,6 +43,8 @@ _CANCELLED = {
     "qualname": "CancelledError",
     "bases": [{"name": "Exception", "module": "builtins"}],
 }
+_HAS_ALARM = hasattr(signal, "setitimer")
+_MAIN_THREAD = threading.main_thread().ident
 _NOT_AWAITABLE = frozenset((str, int, float, bool, type(None), list, dict, tuple))
 MAX_OUTPUT = 64 * 1024  # characters of a call's captured stdout/logging kept
 
@@ -207,8 +209,8 @@ class Registry:
         alarm = (
             timeout is not None
             and timeout > 0
-            and hasattr(signal, "setitimer")
-            and threading.current_thread() is threading.main_thread()
+            and _HAS_ALARM
+            and threading.get_ident() == _MAIN_THREAD
         )
         if alarm:
             # once (a tool may reset it); `_signal`: `signal.getsignal` builds an enum each time
