@@ -143,6 +143,11 @@ async def run_suite_ray(
             "running a suite on Ray needs the ray extra: pip install 'codeact-lsp[ray]'"
         ) from None
     settings = config.suite
+    if settings.isolation == "shared":
+        raise SuiteError(
+            'isolation = "shared" cannot run on Ray: its tasks build on one tool host, one'
+            " after another, and Ray runs each on a node of its own; run it locally"
+        )
     runs = plan_runs(
         select_tasks(load_suite(file), names, file),
         models or settings.models,
