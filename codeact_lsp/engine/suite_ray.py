@@ -109,7 +109,10 @@ async def _node_run_async(
     result.model = run.model or result.model
     result.isolation = "fresh"
     result.tool_host_pid = pid if isinstance(pid, int) else None
-    result.node = os.uname().nodename
+    import ray
+
+    # the host name, and which Ray node on it (several raylets can share a machine)
+    result.node = f"{os.uname().nodename}/{ray.get_runtime_context().get_node_id()[:8]}"
     return result.model_dump_json(), text
 
 
@@ -140,6 +143,11 @@ async def run_suite_ray(
             "running a suite on Ray needs the ray extra: pip install 'codeact-lsp[ray]'"
         ) from None
     settings = config.suite
+    if settings.isolation == "shared":
+        raise SuiteError(
+            'isolation = "shared" cannot run on Ray: its tasks build on one tool host, one'
+            " after another, and Ray runs each on a node of its own; run it locally"
+        )
     runs = plan_runs(
         select_tasks(load_suite(file), names, file),
         models or settings.models,

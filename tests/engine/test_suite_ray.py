@@ -22,7 +22,7 @@ from counting import fast_retry, make_workspace
 from codeact_lsp.config import load_config
 from codeact_lsp.engine import Engine
 from codeact_lsp.engine.matrix import MatrixSummary, summarise
-from codeact_lsp.engine.suite import TaskResult, junit_xml, run_suite
+from codeact_lsp.engine.suite import SuiteError, TaskResult, junit_xml, run_suite
 from codeact_lsp.engine.suite_ray import run_suite_ray
 from codeact_lsp.tools import ToolHost
 from codeact_lsp.trajectory import Trajectory
@@ -198,3 +198,10 @@ def test_ctrl_c_cancels_the_suite_and_leaves_no_process(tmp_path: Path) -> None:
             os.kill(pid, 0)
     assert not _session_processes(cli.pid), err
     assert not list((ws / ".codeact" / "runs").glob("*.json"))  # nothing finished, nothing faked
+
+
+async def test_shared_state_is_refused_on_ray(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", '\n[suite]\nisolation = "shared"\n')
+    (ws / "tasks.toml").write_text('[[task]]\nname = "a"\ntask = "t"\nexpect = 1\n')
+    with pytest.raises(SuiteError, match="cannot run on Ray"):
+        await run_suite_ray(load_config(ws).config, ws, ws / "tasks.toml")
