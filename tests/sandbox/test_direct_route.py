@@ -280,6 +280,15 @@ async def test_per_step_call_cap_and_bounded_record(make: Make) -> None:
     assert r.value == "3"
 
 
+async def test_the_record_cap_counts_across_live_flushes(make: Make) -> None:
+    """Records handed over while a step runs still count toward max_recorded_calls."""
+    sb, seen = await make(max_recorded_calls=3)
+    code = "import time\nfor i in range(8):\n    add(i, 0)\n    time.sleep(0.15)\n"
+    r = await sb.execute(code, direct=True)
+    assert r.error is None, r
+    assert [x["result"] for x in seen.records] == [0, 1, 2] and seen.omitted == 5
+
+
 async def test_records_are_clipped_like_the_servers_own(make: Make) -> None:
     sb, seen = await make(record_kb=1)
     r = await sb.execute("len(big(5000))", direct=True)

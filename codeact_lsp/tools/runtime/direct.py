@@ -81,6 +81,7 @@ class StepState:
         "nonce",
         "omitted",
         "record_chars",
+        "recorded",
         "records",
         "refused",
         "timeout",
@@ -98,6 +99,7 @@ class StepState:
         self.calls = 0
         self.halted = False
         self.records: list[JSON] = []
+        self.recorded = 0
         self.omitted = 0
         self.refused: list[JSON] = []
 
@@ -456,9 +458,10 @@ class Hub:
     def _record(
         step: StepState, name: str, line: Any, args: list[Any], kwargs: JSON, out: JSON
     ) -> None:
-        if len(step.records) >= step.max_recorded:
+        if step.recorded >= step.max_recorded:
             step.omitted += 1  # the record stays bounded however many calls a loop makes
             return
+        step.recorded += 1  # (flushes hand `records` over and empty it: count separately)
         codec = _codec.codec
         limit = step.record_chars
         err = out["error"]
