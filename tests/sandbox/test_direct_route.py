@@ -448,3 +448,13 @@ async def test_a_long_step_delivers_its_records_while_it_runs(make: Make) -> Non
     r = await task
     assert r.cancelled
     assert [r["result"] for r in seen.records] == [2, 4]
+
+
+async def test_a_worker_that_closes_its_end_of_the_host_pipe_is_replaced(make: Make) -> None:
+    """The host's reply then cannot be written: the connection is cut and the worker replaced
+    (no busy loop on the dead pipe, others served meanwhile)."""
+    sb, _ = await make()
+    code = DIRECT + "os.close(DIN)\nadd(1, 1)\n"
+    r = await while_responsive(make, lambda: sb.execute(code, timeout=20, direct=True))
+    assert r.error is not None and r.state_lost, r
+    await still_works(sb)

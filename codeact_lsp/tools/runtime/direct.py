@@ -59,6 +59,13 @@ def _scrub(obj: Any) -> Any:
     return obj
 
 
+def _closed(exc: OSError) -> str:
+    """Why writing to a worker failed (a dead worker is killed already: the kill is idempotent)."""
+    if isinstance(exc, BrokenPipeError):
+        return "the worker closed its tool channel"
+    return f"channel broken: {exc}"
+
+
 def _refuse(cid: Any, kind: str, message: str, stop: bool = False) -> bytes:
     return marshal.dumps(("r", cid, None, (kind, message, None, None), stop))
 
@@ -215,7 +222,7 @@ class Hub:
                         poller.register(conn.rfd, pin)
                     else:
                         self._drop(poller, conn)
-            for fd, ev in poller.poll():
+            for fd, _ in poller.poll():
                 if fd == rfd:
                     try:
                         chunk = os.read(rfd, 1 << 16)
@@ -240,7 +247,7 @@ class Hub:
                         continue
                     conn = found
                     try:
-                        if fd == conn.wfd and ev & pout:
+                        if fd == conn.wfd:  # writable, or an error (the reader is gone)
                             self._drain(conn)
                             if not conn.backlog:
                                 poller.unregister(fd)
@@ -321,7 +328,7 @@ class Hub:
             except BlockingIOError:
                 n = 0
             except OSError as exc:
-                raise Broken("" if isinstance(exc, BrokenPipeError) else str(exc)) from None
+                raise Broken(_closed(exc)) from None
             if n == len(data):
                 return
             data = data[n:]
@@ -340,7 +347,7 @@ class Hub:
             except BlockingIOError:
                 return
             except OSError as exc:
-                raise Broken("" if isinstance(exc, BrokenPipeError) else str(exc)) from None
+                raise Broken(_closed(exc)) from None
             conn.backlog_size -= n
             if n == len(chunk):
                 conn.backlog.popleft()
