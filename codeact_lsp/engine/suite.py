@@ -405,16 +405,49 @@ def default_fresh_tools(engine: Engine) -> ToolsFactory:
 
 
 class _BesideShared:
-    """A fresh tool host for the workspace's tools next to the engine's shared MCP tools;
-    closing it closes only the fresh host."""
+    """A fresh tool host for the workspace's tools next to the engine's shared MCP tools.
 
-    def __init__(self, shared: Any, host: Any) -> None:
+    Everything a run asks of its tools besides the calls (the direct route, the tool modules'
+    exception classes, python, problem...) is the fresh host's, as `CombinedTools` answers with
+    its host. Closing it closes only the fresh host; a run's view (`for_run`, per-run MCP
+    servers of its own) closes only those servers: the fresh host is the task's, closed by it."""
+
+    def __init__(self, shared: Any, host: Any, *, owns_host: bool = True) -> None:
         self.shared = shared
         self.host = host
+        self.owns_host = owns_host  # False: a run's view; the task closes the host
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("shared", "host", "owns_host"):  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.host, name)
+
+    def for_run(self) -> _BesideShared | None:
+        """One run's view with its per-run MCP servers, or None when every server is shared."""
+        for_run = getattr(self.shared, "for_run", None)
+        scoped = for_run() if callable(for_run) else None
+        return None if scoped is None else _BesideShared(scoped, self.host, owns_host=False)
 
     @property
     def pid(self) -> int | None:
         return _pid(self.host)
+
+    @property
+    def direct_route(self) -> Any:
+        """The fresh host serves its own tools' calls straight from the sandbox workers."""
+        return getattr(self.host, "direct_route", None)
+
+    @property
+    def exceptions(self) -> list[dict[str, Any]]:
+        """The fresh host's exception classes, and the shared provider's others (MCP's)."""
+        own = getattr(self.host, "exceptions", None)
+        found = list(own) if isinstance(own, list) else []
+        seen = {(e.get("module"), e.get("qualname", e.get("name"))) for e in found}
+        more = getattr(self.shared, "exceptions", None)
+        for e in more if isinstance(more, list) else []:
+            if (e.get("module"), e.get("qualname", e.get("name"))) not in seen:
+                found.append(e)
+        return found
 
     def schemas(self) -> list[Any]:
         return list(self.shared.schemas())
@@ -438,7 +471,10 @@ class _BesideShared:
                 cancel(thread)
 
     async def close(self) -> None:
-        await self.host.close()
+        if self.owns_host:
+            await self.host.close()
+        else:  # a run's view: only its own per-run servers (the shared view leaves the rest)
+            await self.shared.close()
 
 
 async def _fresh_task(
