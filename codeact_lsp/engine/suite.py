@@ -138,6 +138,18 @@ class SuiteRun(BaseModel):
         return self.task.model_copy(update={"model": self.model})
 
 
+def run_model(model: str | None, config_model: str | None) -> str:
+    """The model a run uses, by the engine's rule (the run's, the config's, $CODEACT_MODEL);
+    "" when none is set (the run then fails to start and says so). One name per run, for its
+    model's cap and on its result, also when it could not start."""
+    from codeact_lsp.engine.model import ModelError, resolve_model_name
+
+    try:
+        return resolve_model_name(model, config_model)
+    except ModelError:
+        return ""
+
+
 def plan_runs(tasks: Sequence[SuiteTask], models: Sequence[str], repeat: int) -> list[SuiteRun]:
     """Every task on every model, `repeat` times, in file order (then model, then repeat).
     A task that names its `model` in the suite file keeps it: the override wins over the matrix."""
@@ -328,7 +340,8 @@ async def run_suite(
     spares = _Spares(factory, len(runs)) if factory is not None else None
 
     async def one(run: SuiteRun) -> TaskResult:
-        cap = caps.get(run.model or engine.config.model or "")
+        model = run_model(run.model, engine.config.model)
+        cap = caps.get(model)
         async with cap if cap is not None else contextlib.nullcontext(), gate:
             task = run.pinned()
             if spares is None:
@@ -338,7 +351,7 @@ async def run_suite(
             else:
                 result = await _fresh_task(engine, task, spares.take, on_start)
         result.repeat = run.repeat
-        result.model = run.model or result.model
+        result.model = model or result.model
         if on_result is not None:
             on_result(result)
         return result
@@ -537,7 +550,7 @@ async def run_task(
             status="error",
             message=str(exc),
             duration_s=0.0,
-            model=task.model or engine.config.model or "",
+            model=run_model(task.model, engine.config.model),
         )
     if on_start is not None:
         on_start(task, handle)
