@@ -453,11 +453,9 @@ class RunHandle(Rebuilding, Reviewing, Proposing):
         if step is None or self._player is not None:
             return
         for rec in calls:
-            try:
-                call = ToolCall.model_validate(rec)
-            except ValueError:
-                continue
-            self._record(step, call)
+            call = tool_call_from_record(rec)
+            if call is not None:
+                self._record(step, call)
         step.tool_calls_omitted += omitted
 
     def _final_answer(self, request: ToolRequest, step: Step | None) -> ToolReply:
@@ -503,6 +501,25 @@ class RunHandle(Rebuilding, Reviewing, Proposing):
             "line": call.line,
         }
         self._loop.call_soon_threadsafe(lambda: self._emit("tool_called", step.index, **data))
+
+
+_CALL_FIELDS = tuple(ToolCall.model_fields)
+
+
+def tool_call_from_record(rec: dict[str, Any]) -> ToolCall | None:
+    """A call record of the direct route as a `ToolCall`. Our own runtime built it in the tool
+    host (its fields have their types, its values are clipped JSON), so it is not validated field
+    by field: that would be most of the server's cost per call (up to max_recorded_calls a step)."""
+    name = rec.get("name")
+    if not isinstance(name, str):
+        return None
+    fields = {k: rec[k] for k in _CALL_FIELDS if k in rec}
+    detail = rec.get("error_detail")
+    try:
+        fields["error_detail"] = ErrorLocation.model_validate(detail) if detail else None
+    except ValueError:
+        fields["error_detail"] = None
+    return ToolCall.model_construct(**fields)
 
 
 def _raw_args(request: ToolRequest, limit: int) -> dict[str, Any]:
