@@ -18,6 +18,7 @@ from codeact_lsp.engine.replay import ReplayMode
 from codeact_lsp.engine.run import RunHandle, RunRequest
 from codeact_lsp.engine.runstate import RunSummary, acceptance_state
 from codeact_lsp.engine.signature import Signature, SignatureError
+from codeact_lsp.engine.store import runs_dir as default_runs_dir
 
 __all__ = [
     "Decision",
@@ -38,6 +39,7 @@ __all__ = [
     "SignatureError",
     "acceptance_state",
     "check_model",
+    "default_runs_dir",  # kept for callers of the first API: the run store's rule
     "make_model",
     "resolve_model_name",
 ]

@@ -312,6 +312,9 @@ class Engine(KeptSessions):
             sessions.setdefault(id(handle.session), handle.session)
         self._sessions.clear()
         await asyncio.gather(*(s.close() for s in sessions.values()), return_exceptions=True)
+        # sessions evicted earlier close in the background: done before the tools they hold
+        # (per-run MCP servers) lose the loop they run on
+        await asyncio.gather(*self._closing, return_exceptions=True)
         for handle in self._runs.values():
             self._save(handle.trajectory)
         await self.flushed()

@@ -401,9 +401,10 @@ class RunHandle(Rebuilding, Reviewing, Proposing):
             )
             return ToolReply(error=err)
         started = time.perf_counter()
+        self._calling = threading.get_ident()  # before the check: `cancel` sees one or the other
         if self._cancelled:  # the worker is being stopped; the tool must not start now
+            self._calling = None
             return ToolReply(error=ErrorLocation(type="CancelledError", message="run cancelled"))
-        self._calling = threading.get_ident()
         try:
             outcome = self.session.tools.call_sync(
                 request.name, list(request.args), dict(request.kwargs)

@@ -138,6 +138,18 @@ class SuiteRun(BaseModel):
         return self.task.model_copy(update={"model": self.model})
 
 
+def run_model(model: str | None, config_model: str | None) -> str:
+    """The model a run uses, by the engine's rule (the run's, the config's, $CODEACT_MODEL);
+    "" when none is set (the run then fails to start and says so). One name per run, for its
+    model's cap and on its result, also when it could not start."""
+    from codeact_lsp.engine.model import ModelError, resolve_model_name
+
+    try:
+        return resolve_model_name(model, config_model)
+    except ModelError:
+        return ""
+
+
 def plan_runs(tasks: Sequence[SuiteTask], models: Sequence[str], repeat: int) -> list[SuiteRun]:
     """Every task on every model, `repeat` times, in file order (then model, then repeat).
     A task that names its `model` in the suite file keeps it: the override wins over the matrix."""
@@ -328,7 +340,8 @@ async def run_suite(
     spares = _Spares(factory, len(runs)) if factory is not None else None
 
     async def one(run: SuiteRun) -> TaskResult:
-        cap = caps.get(run.model or engine.config.model or "")
+        model = run_model(run.model, engine.config.model)
+        cap = caps.get(model)
         async with cap if cap is not None else contextlib.nullcontext(), gate:
             task = run.pinned()
             if spares is None:
@@ -338,7 +351,7 @@ async def run_suite(
             else:
                 result = await _fresh_task(engine, task, spares.take, on_start)
         result.repeat = run.repeat
-        result.model = run.model or result.model
+        result.model = model or result.model
         if on_result is not None:
             on_result(result)
         return result
@@ -405,16 +418,49 @@ def default_fresh_tools(engine: Engine) -> ToolsFactory:
 
 
 class _BesideShared:
-    """A fresh tool host for the workspace's tools next to the engine's shared MCP tools;
-    closing it closes only the fresh host."""
+    """A fresh tool host for the workspace's tools next to the engine's shared MCP tools.
 
-    def __init__(self, shared: Any, host: Any) -> None:
+    Everything a run asks of its tools besides the calls (the direct route, the tool modules'
+    exception classes, python, problem...) is the fresh host's, as `CombinedTools` answers with
+    its host. Closing it closes only the fresh host; a run's view (`for_run`, per-run MCP
+    servers of its own) closes only those servers: the fresh host is the task's, closed by it."""
+
+    def __init__(self, shared: Any, host: Any, *, owns_host: bool = True) -> None:
         self.shared = shared
         self.host = host
+        self.owns_host = owns_host  # False: a run's view; the task closes the host
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("shared", "host", "owns_host"):  # not set yet (copy, pickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.host, name)
+
+    def for_run(self) -> _BesideShared | None:
+        """One run's view with its per-run MCP servers, or None when every server is shared."""
+        for_run = getattr(self.shared, "for_run", None)
+        scoped = for_run() if callable(for_run) else None
+        return None if scoped is None else _BesideShared(scoped, self.host, owns_host=False)
 
     @property
     def pid(self) -> int | None:
         return _pid(self.host)
+
+    @property
+    def direct_route(self) -> Any:
+        """The fresh host serves its own tools' calls straight from the sandbox workers."""
+        return getattr(self.host, "direct_route", None)
+
+    @property
+    def exceptions(self) -> list[dict[str, Any]]:
+        """The fresh host's exception classes, and the shared provider's others (MCP's)."""
+        own = getattr(self.host, "exceptions", None)
+        found = list(own) if isinstance(own, list) else []
+        seen = {(e.get("module"), e.get("qualname", e.get("name"))) for e in found}
+        more = getattr(self.shared, "exceptions", None)
+        for e in more if isinstance(more, list) else []:
+            if (e.get("module"), e.get("qualname", e.get("name"))) not in seen:
+                found.append(e)
+        return found
 
     def schemas(self) -> list[Any]:
         return list(self.shared.schemas())
@@ -438,7 +484,10 @@ class _BesideShared:
                 cancel(thread)
 
     async def close(self) -> None:
-        await self.host.close()
+        if self.owns_host:
+            await self.host.close()
+        else:  # a run's view: only its own per-run servers (the shared view leaves the rest)
+            await self.shared.close()
 
 
 async def _fresh_task(
@@ -501,7 +550,7 @@ async def run_task(
             status="error",
             message=str(exc),
             duration_s=0.0,
-            model=task.model or engine.config.model or "",
+            model=run_model(task.model, engine.config.model),
         )
     if on_start is not None:
         on_start(task, handle)

@@ -42,6 +42,7 @@ from codeact_lsp.engine.suite import (
     TaskResult,
     load_suite,
     plan_runs,
+    run_model,
     run_task,
     select_tasks,
 )
@@ -205,12 +206,14 @@ async def _drive(
     results: list[TaskResult | None] = [None] * len(runs)
     target.mkdir(parents=True, exist_ok=True)
 
-    def key(run: SuiteRun) -> str:
-        return run.model or config.model or ""
+    def key(run: SuiteRun) -> str:  # the model's name on the driver ($CODEACT_MODEL too)
+        return run_model(run.model, config.model)
 
     def submit(index: int, attempt: int) -> None:
         run = runs[index]
-        ref = remote.remote(run.model_dump_json(), config_json, start_tools, approve)
+        # the model as the driver resolves it (its $CODEACT_MODEL too): the node runs that one
+        shipped = run.model_copy(update={"model": key(run) or None})
+        ref = remote.remote(shipped.model_dump_json(), config_json, start_tools, approve)
         in_flight[asyncio.wrap_future(ref.future())] = (index, attempt, ref)
         busy[key(run)] += 1
 
@@ -233,7 +236,7 @@ async def _drive(
                 index, attempt, _ref = in_flight.pop(fut)
                 run = runs[index]
                 busy[key(run)] -= 1
-                result = _finish(fut, run, attempt, target)
+                result = _finish(fut, run, attempt, target, key(run))
                 if result is None:  # lost with its worker or node: once more
                     submit(index, attempt + 1)
                     continue
@@ -249,7 +252,7 @@ async def _drive(
 
 
 def _finish(
-    fut: asyncio.Future[Any], run: SuiteRun, attempt: int, target: Path
+    fut: asyncio.Future[Any], run: SuiteRun, attempt: int, target: Path, model: str
 ) -> TaskResult | None:
     """The run's result with its run file written on the driver; None to retry it."""
     from ray import exceptions as rx
@@ -260,11 +263,13 @@ def _finish(
     except lost as exc:
         if attempt == 1:
             return None
-        return _error(run, attempt, f"lost twice with its Ray worker or node: {_first_line(exc)}")
+        return _error(
+            run, model, attempt, f"lost twice with its Ray worker or node: {_first_line(exc)}"
+        )
     except rx.RayTaskError as exc:  # an exception inside the task: a bug, not a lost node
-        return _error(run, attempt, f"the run failed on its node: {_first_line(exc)}")
+        return _error(run, model, attempt, f"the run failed on its node: {_first_line(exc)}")
     except rx.RayError as exc:
-        return _error(run, attempt, f"Ray could not run it: {_first_line(exc)}")
+        return _error(run, model, attempt, f"Ray could not run it: {_first_line(exc)}")
     result = TaskResult.model_validate_json(result_json)
     result.attempts = attempt
     if attempt > 1:
@@ -279,13 +284,13 @@ def _finish(
     return result
 
 
-def _error(run: SuiteRun, attempt: int, message: str) -> TaskResult:
+def _error(run: SuiteRun, model: str, attempt: int, message: str) -> TaskResult:
     return TaskResult(
         name=run.task.name,
         passed=False,
         status="error",
         message=message,
-        model=run.model or "",
+        model=model,
         repeat=run.repeat,
         attempts=attempt,
     )

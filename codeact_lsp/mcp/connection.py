@@ -91,6 +91,9 @@ class ServerConnection:
         self._loop = loop
         self._lock = threading.Lock()
         self._in_flight: dict[int, cf.Future[Any]] = {}  # calling thread -> its call
+        self._starting: set[int] = set()  # threads whose call waits for the server to start
+        self._cancelled: set[int] = set()  # ...and were cancelled meanwhile
+        self._calls = threading.Lock()  # guards the three above
         self._client: Any = None
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
@@ -149,15 +152,27 @@ class ServerConnection:
         """One `tools/call`; the SDK's CallToolResult. Raises McpCallError for protocol errors,
         timeouts and crashes (after which the next call starts the server again)."""
         restarted = self.crashes > 0 and not self.running
-        self.ensure()
+        me = threading.get_ident()
+        with self._calls:
+            self._starting.add(me)
+        try:
+            self.ensure()  # a per-run server's first call starts it: a cancel may come meanwhile
+        finally:
+            with self._calls:
+                self._starting.discard(me)
         client = self._client
         if client is None:  # closed meanwhile
             raise McpCallError(f"MCP server {self.spec.name!r} stopped", kind="McpServerError")
         timeout = self.spec.call_timeout
-        me = threading.get_ident()
-        call = self._loop.submit(self._call(client, tool, arguments, timeout))
-        self._in_flight[me] = call
+        with self._calls:
+            cancelled = me in self._cancelled
+            self._cancelled.discard(me)
+            if not cancelled:
+                call = self._loop.submit(self._call(client, tool, arguments, timeout))
+                self._in_flight[me] = call
         try:
+            if cancelled:
+                raise cf.CancelledError
             return call.result(timeout + 10)
         except cf.CancelledError:
             raise McpCallError(
@@ -175,14 +190,18 @@ class ServerConnection:
                 kind="TimeoutError",
             ) from None
         finally:
-            self._in_flight.pop(me, None)
+            with self._calls:
+                self._in_flight.pop(me, None)
 
     def cancel(self, thread: int | None = None) -> None:
         """Abandon the call made from `thread` (every call when None): the SDK's request task is
-        cancelled, and the caller gets a CancelledError at once."""
-        for caller, call in list(self._in_flight.items()):
-            if thread is None or caller == thread:
-                call.cancel()
+        cancelled, and the caller gets a CancelledError at once; a call still waiting for its
+        server to start is not sent at all."""
+        with self._calls:
+            for caller, call in list(self._in_flight.items()):
+                if thread is None or caller == thread:
+                    call.cancel()
+            self._cancelled |= {c for c in self._starting if thread is None or c == thread}
 
     def close(self) -> None:
         with self._lock:

@@ -71,6 +71,8 @@ class ToolHost:
         self._next_id = 0
         self._lock = threading.Lock()
         self._serving: int | None = None  # the thread whose call the host runs now
+        self._waiting: set[int] = set()  # threads whose call waits for another to end
+        self._cancelled: set[int] = set()  # ...and were cancelled meanwhile: they must not start
         self._serving_lock = threading.Lock()  # `cancel` signals only the call it checked
         self._stack_file: str | None = None
         self._closed = False
@@ -229,6 +231,8 @@ class ToolHost:
         with self._serving_lock:
             proc = self._proc
             if thread is not None and self._serving != thread:
+                if thread in self._waiting:  # its turn has not come yet: it never will
+                    self._cancelled.add(thread)
                 return
             if proc is not None and proc.poll() is None and self._lock.locked():
                 link = self._link
@@ -319,11 +323,22 @@ class ToolHost:
         """Run one tool call; thread-safe (calls are serialised), bounded by `timeout`."""
         limit = self.timeout if timeout is None else timeout
         started = time.perf_counter()
-        # Waiting for another call is bounded by that call's own timeout.
-        if not self._lock.acquire(timeout=limit + self.start_timeout + 5):
-            return self._failed(name, "TimeoutError", "the tool host is busy; try again", started)
+        me = threading.get_ident()
         with self._serving_lock:
-            self._serving = threading.get_ident()
+            self._waiting.add(me)
+        # Waiting for another call is bounded by that call's own timeout.
+        got = self._lock.acquire(timeout=limit + self.start_timeout + 5)
+        with self._serving_lock:
+            self._waiting.discard(me)
+            cancelled = me in self._cancelled
+            self._cancelled.discard(me)
+            if got and not cancelled:
+                self._serving = me
+        if not got:
+            return self._failed(name, "TimeoutError", "the tool host is busy; try again", started)
+        if cancelled:
+            self._lock.release()
+            return self._failed(name, "CancelledError", "cancelled before it started", started)
         try:
             if self._closed:
                 return self._failed(name, "RuntimeError", "the tool host is closed", started)

@@ -71,3 +71,34 @@ async def test_cancel_interrupts_the_tool_in_flight(
     outcome = await asyncio.to_thread(host.call_sync, "ping", [], {})
     assert outcome.ok
     assert not (ws / "marks" / "booked").exists(), "the cancelled booking went on"
+
+
+async def test_a_cancelled_call_waiting_its_turn_never_starts(
+    engine: tuple[Engine, ToolHost, Path],
+) -> None:
+    """Runs share one tool host, which serves one call at a time: a call cancelled while it
+    waits behind another run's call must not run once that one ends."""
+    import threading
+
+    _, host, ws = engine
+    outcomes: dict[str, object] = {}
+
+    def call(key: str, name: str, *args: object) -> None:
+        outcomes[key] = host.call_sync(name, list(args), {})
+
+    first = threading.Thread(target=call, args=("first", "slow_booking", "1A"))
+    first.start()
+    while not (ws / "marks" / "started").exists():
+        await asyncio.sleep(0.01)
+    queued = threading.Thread(target=call, args=("queued", "slow_booking", "2B"))
+    queued.start()
+    while queued.ident not in host._waiting:  # behind the first call
+        await asyncio.sleep(0.01)
+    host.cancel(queued.ident)
+    host.cancel(first.ident)  # end the first one too, so the test does not wait for it
+    await asyncio.to_thread(first.join)
+    await asyncio.to_thread(queued.join)
+    result = outcomes["queued"]
+    assert getattr(result, "error").type == "CancelledError", result  # noqa: B009
+    assert (ws / "marks" / "started").read_text() == "1A"  # 2B never started
+    assert not (ws / "marks" / "booked").exists()

@@ -117,3 +117,47 @@ async def test_a_models_concurrency_cap_holds_across_the_suite(
         assert most > 1  # the control: without a cap, runs of one model do overlap
     else:
         assert most == cap
+
+
+async def test_a_plain_suite_keeps_one_model_also_on_a_run_that_could_not_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codeact_lsp.engine.suite import is_matrix, junit_xml
+
+    ws = make_workspace(tmp_path / "ws")
+    slow = _model(ws, "slow.json", "final_answer(price('1A'))", delay=0.3)
+    monkeypatch.setenv("CODEACT_MODEL", slow)  # no model in the config: the environment's
+    config = (ws / "codeact.toml").read_text()
+    (ws / "codeact.toml").write_text(config + f'\n[suite.model_jobs]\n"{slow}" = 1\n')
+    (ws / "tasks.toml").write_text(
+        "".join(f'[[task]]\nname = "t{i}"\ntask = "price of 1A"\nexpect = 12\n\n' for i in range(4))
+    )
+    loaded = load_config(ws).config
+    made = 0
+
+    async def fresh() -> Any:  # a real tool host each time, but the third one cannot start
+        nonlocal made
+        made += 1
+        if made == 3:
+            raise OSError("no more processes")
+        return await ToolHost.astart(ws, loaded)
+
+    running: set[str] = set()
+    most = 0
+
+    def started(task: SuiteTask, handle: Any) -> None:
+        nonlocal most
+        running.add(handle.id)
+        most = max(most, len(running))
+
+    def finished(result: TaskResult) -> None:
+        running.discard(result.run_id or "")
+
+    results = await _run(
+        ws, tmp_path, jobs=4, fresh_tools=fresh, on_start=started, on_result=finished
+    )
+    assert sorted(r.status for r in results) == ["error", "finished", "finished", "finished"]
+    assert {r.model for r in results} == {slow}  # the failed start too: no "" model row
+    assert not is_matrix(results)
+    assert 'classname="codeact" name="t0"' in junit_xml(results)
+    assert most == 1  # the cap keyed by the model from $CODEACT_MODEL held
