@@ -504,23 +504,14 @@ class RunHandle(Rebuilding, Reviewing, Proposing):
         self._loop.call_soon_threadsafe(lambda: self._emit("tool_called", step.index, **data))
 
 
-_CALL_FIELDS = tuple(ToolCall.model_fields)
-
-
 def tool_call_from_record(rec: dict[str, Any]) -> ToolCall | None:
-    """A call record of the direct route as a `ToolCall`. Our own runtime built it in the tool
-    host (its fields have their types, its values are clipped JSON), so it is not validated field
-    by field: that would be most of the server's cost per call (up to max_recorded_calls a step)."""
-    name = rec.get("name")
-    if not isinstance(name, str):
-        return None
-    fields = {k: rec[k] for k in _CALL_FIELDS if k in rec}
-    detail = rec.get("error_detail")
+    """A call record of the direct route as a `ToolCall` (None if it is not one). Validated:
+    pydantic's validator is the fast path here (about 2 us a record; `model_construct` with its
+    Python-side defaults costs several times that)."""
     try:
-        fields["error_detail"] = ErrorLocation.model_validate(detail) if detail else None
+        return ToolCall.model_validate(rec)
     except ValueError:
-        fields["error_detail"] = None
-    return ToolCall.model_construct(**fields)
+        return None
 
 
 def _raw_args(request: ToolRequest, limit: int) -> dict[str, Any]:
