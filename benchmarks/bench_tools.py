@@ -174,13 +174,14 @@ async def bench_sandbox(host: ToolHost) -> None:
         out = host.call_sync(req.name, req.args, req.kwargs)
         return ToolReply(result=out.result, error=out.error)
 
+    from codeact_lsp.engine.run import tool_call_from_record
     from codeact_lsp.trajectory import ToolCall
 
-    recorded: list[ToolCall] = []
+    recorded: list[ToolCall | None] = []
 
     def sink(calls: list[dict[str, object]], omitted: int) -> None:
         # what the engine does with the direct route's records: counted as server CPU
-        recorded.extend(ToolCall.model_validate(c) for c in calls)
+        recorded.extend(tool_call_from_record(c) for c in calls)
 
     n = 2000
     code = f"for _ in range({n}):\n    stock_level('SKU-42')\n"
