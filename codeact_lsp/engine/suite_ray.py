@@ -49,8 +49,11 @@ from codeact_lsp.engine.suite import (
 from codeact_lsp.tools.models import ToolProvider
 
 SLOT = "codeact_slot"
-# never shipped to a node: run files, VCS, environments the node has (or builds) its own of
-EXCLUDES = [".codeact", ".git", ".venv", "venv", "node_modules", "__pycache__"]
+# never shipped to a node: run files, VCS, environments the node has (or builds) its own of,
+# and secrets (.env files: a node gets its API keys from its own environment)
+EXCLUDES = [
+    ".codeact", ".git", ".venv", "venv", "node_modules", "__pycache__", ".env", ".env.*",
+]  # fmt: skip
 StartTools = Callable[[Path, CodeActConfig], Awaitable[ToolProvider]]
 
 
@@ -137,18 +140,18 @@ async def run_suite_ray(
     own; None starts a local instance for this suite and stops it after. `start_tools(workspace, config)` builds a run's tools on its node (it must be
     importable there; default: the workspace's tool host). `runs_dir` (default: the workspace's
     `.codeact/runs`) receives each run file as its run finishes."""
-    try:
-        import ray
-    except ImportError:
-        raise RayUnavailable(
-            "running a suite on Ray needs the ray extra: pip install 'codeact-lsp[ray]'"
-        ) from None
     settings = config.suite
     if settings.isolation == "shared":
         raise SuiteError(
             'isolation = "shared" cannot run on Ray: its tasks build on one tool host, one'
             " after another, and Ray runs each on a node of its own; run it locally"
         )
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailable(
+            "running a suite on Ray needs the ray extra: pip install 'codeact-lsp[ray]'"
+        ) from None
     runs = plan_runs(
         select_tasks(load_suite(file), names, file),
         models or settings.models,
@@ -161,29 +164,51 @@ async def run_suite_ray(
             "Ray is already initialised in this process: run_suite_ray connects itself"
         )
     where = address or settings.ray.address
-    env = {"working_dir": str(workspace), "excludes": EXCLUDES, **settings.ray.runtime_env}
-    quiet = {"log_to_driver": False, "configure_logging": False}
+    env = runtime_env(workspace, settings.ray.runtime_env)
+    # ray.init, cluster_resources, cancel and shutdown block (seconds, for a local instance):
+    # off the event loop, which may be the language server's
     try:
-        if where:
-            ray.init(address=where, runtime_env=env, **quiet)
-        else:
-            # a suite's private instance reports nothing to Ray's usage statistics (unless the
-            # user opted in): a test run should not phone home
-            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-            slots = settings.ray.node_jobs or settings.jobs
-            ray.init(resources={SLOT: slots}, runtime_env=env, include_dashboard=False, **quiet)
+        await asyncio.to_thread(_connect, ray, where, env, settings.ray.node_jobs or settings.jobs)
     except Exception as exc:  # ConnectionError, a bad address, a cluster of another version
         raise RayUnavailable(f"cannot start or reach Ray ({where or 'local'}): {exc}") from None
     try:
         options: dict[str, Any] = {"max_retries": 0}  # a lost run is retried once, here, visibly
-        if SLOT in ray.cluster_resources():
+        if SLOT in await asyncio.to_thread(ray.cluster_resources):
             options.update(num_cpus=0, resources={SLOT: 1})
         else:
             options.update(num_cpus=1)
         remote = ray.remote(_node_run).options(**options)
         return await _drive(ray, remote, runs, config, start_tools, approve, target, on_result)
     finally:
-        ray.shutdown()  # a local instance stops with it; a cluster stays, this job ends
+        # a local instance stops with it; a cluster stays, this job ends. Shielded: a cancelled
+        # suite still waits for its instance to be gone
+        await asyncio.shield(asyncio.to_thread(ray.shutdown))
+
+
+def runtime_env(workspace: Path, user: dict[str, Any]) -> dict[str, Any]:
+    """The tasks' runtime environment: the workspace as `working_dir` minus `EXCLUDES`, plus
+    the user's `suite.ray.runtime_env`; its `excludes` add to the defaults (never ship `.env`)."""
+    extra = user.get("excludes") or []
+    excludes = list(dict.fromkeys([*EXCLUDES, *(extra if isinstance(extra, list) else [extra])]))
+    return {"working_dir": str(workspace), **user, "excludes": excludes}
+
+
+def _connect(ray: Any, where: str | None, env: dict[str, Any], slots: int) -> None:
+    quiet = {"log_to_driver": False, "configure_logging": False}
+    if where:
+        ray.init(address=where, runtime_env=env, **quiet)
+        return
+    # a suite's private instance reports nothing to Ray's usage statistics (unless the user
+    # opted in): a test run should not phone home. Set only while it starts (its processes
+    # inherit it), so the server process keeps its own environment
+    unset = "RAY_USAGE_STATS_ENABLED" not in os.environ
+    if unset:
+        os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    try:
+        ray.init(resources={SLOT: slots}, runtime_env=env, include_dashboard=False, **quiet)
+    finally:
+        if unset:
+            os.environ.pop("RAY_USAGE_STATS_ENABLED", None)
 
 
 async def _drive(
@@ -245,10 +270,15 @@ async def _drive(
                     on_result(result)
             fill()
     except BaseException:
-        for _index, _attempt, ref in in_flight.values():
-            ray.cancel(ref, force=True)
+        refs = [ref for _index, _attempt, ref in in_flight.values()]
+        await asyncio.shield(asyncio.to_thread(_cancel, ray, refs))
         raise
     return [r for r in results if r is not None]
+
+
+def _cancel(ray: Any, refs: list[Any]) -> None:
+    for ref in refs:
+        ray.cancel(ref, force=True)
 
 
 def _finish(

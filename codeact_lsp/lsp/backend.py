@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -44,10 +45,17 @@ class BackendError(Exception):
 class Backend:
     """One engine + tool host for one workspace and one configuration."""
 
-    def __init__(self, workspace: Path, config: CodeActConfig, client_python: str | None) -> None:
+    def __init__(
+        self,
+        workspace: Path,
+        config: CodeActConfig,
+        client_python: str | None,
+        on_tools_changed: Callable[[], None] | None = None,
+    ) -> None:
         self.workspace = workspace
         self.config = config
         self.client_python = client_python
+        self.on_tools_changed = on_tools_changed  # an MCP server changed its list (any thread)
         self.engine: Engine | None = None
         self.tools: ServedTools | None = None
         self._lock = asyncio.Lock()
@@ -90,6 +98,9 @@ class Backend:
             served: ServedTools = await assemble.start_workspace_tools(
                 self.workspace, self.config, python=python
             )
+            subscribe = getattr(served, "on_change", None)
+            if callable(subscribe) and self.on_tools_changed is not None:
+                subscribe(self.on_tools_changed)
             return served
         except Exception as exc:
             raise BackendError(

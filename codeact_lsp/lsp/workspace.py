@@ -24,6 +24,7 @@ from codeact_lsp.lsp.document import path_to_uri, run_id_from_uri, uri_to_path
 from codeact_lsp.lsp.errors import CommandError
 from codeact_lsp.lsp.settings import client_python, settings_to_overrides
 from codeact_lsp.lsp.tasks_view import TaskResult, load_results
+from codeact_lsp.lsp.tool_view import CONFIG_FILES
 
 if TYPE_CHECKING:
     from codeact_lsp.assemble import ServedTools
@@ -193,8 +194,22 @@ class WorkspaceState:
         await self.configured()
         if self.backend is None:
             root = self.require_root()
-            self.backend = Backend(root, self.config, client_python(self.settings))
+            loop = asyncio.get_running_loop()
+
+            def changed() -> None:  # on the MCP thread: over to the server's loop
+                loop.call_soon_threadsafe(self._tools_changed)
+
+            self.backend = Backend(
+                root, self.config, client_python(self.settings), on_tools_changed=changed
+            )
         return self.backend
+
+    def _tools_changed(self) -> None:
+        """An MCP server changed its tool list: the lenses at its table and the step checks
+        (unknown tool, arguments) follow at the next refresh; the next run's prompt has it."""
+        root = self.root
+        configs = [path_to_uri(root / name) for name in CONFIG_FILES] if root else []
+        self.state.refresh.schedule(*self.tool_file_uris(), *configs)
 
     def restart_tools(self) -> None:
         """A tool module was saved: reload the tool host (unless a run is using its state)."""

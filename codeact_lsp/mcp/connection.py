@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TextIO, TypeVar, cast
 
 from codeact_lsp.mcp.servers import ServerSpec
@@ -94,11 +94,14 @@ class ServerConnection:
         self._starting: set[int] = set()  # threads whose call waits for the server to start
         self._cancelled: set[int] = set()  # ...and were cancelled meanwhile
         self._calls = threading.Lock()  # guards the three above
+        # called (on the MCP loop) when the server said its tool list changed and it was re-read
+        self.on_tools_changed: Callable[[], None] | None = None
         self._client: Any = None
         self._task: asyncio.Task[None] | None = None
         self._stop: asyncio.Event | None = None
         self._errlog: TextIO | None = None
         self.tools: list[Any] = []  # mcp Tool objects from the last successful listing
+        self._relisting: set[asyncio.Future[None]] = set()
         self.problem: str | None = (
             f"MCP server {spec.name!r} cannot start: {spec.problem}" if spec.problem else None
         )
@@ -248,7 +251,10 @@ class ServerConnection:
         from mcp import Client
 
         try:
-            async with self._transport() as transport, Client(transport, mode="legacy") as client:
+            async with (
+                self._transport() as transport,
+                Client(transport, mode="legacy", message_handler=self._on_message) as client,
+            ):
                 tools = await _list_tools(client)
                 self._client = client
                 if not ready.done():
@@ -263,6 +269,28 @@ class ServerConnection:
                 raise
         finally:
             self._client = None
+
+    async def _on_message(self, message: Any) -> None:
+        """Server notifications: a changed tool list is read again (in a task of its own: the
+        answer arrives through the loop that is delivering this notification)."""
+        from mcp import types
+
+        if isinstance(message, types.ToolListChangedNotification):
+            task = asyncio.ensure_future(self._relist())
+            self._relisting.add(task)
+            task.add_done_callback(self._relisting.discard)
+
+    async def _relist(self) -> None:
+        client = self._client
+        if client is None:
+            return
+        try:
+            self.tools = await _list_tools(client)
+        except Exception as exc:  # the old list stays; the next start lists again
+            log.warning("MCP server %s: re-listing tools failed: %s", self.spec.name, exc)
+            return
+        if self.on_tools_changed is not None:
+            self.on_tools_changed()
 
     @contextlib.asynccontextmanager
     async def _transport(self) -> Any:

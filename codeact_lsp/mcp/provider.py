@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import contextlib
+import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from codeact_lsp.tools.models import ToolDiagnostic, ToolOutcome, ToolSchema
 from codeact_lsp.trajectory import ErrorLocation
 
 RESERVED = frozenset({"final_answer"})
+log = logging.getLogger(__name__)
 
 # the classes MCP failures raise in the snippet (`codec.exception_tree` form): bound by name in
 # its globals, so `except McpToolError:` works; a lost server is also a ConnectionError
@@ -93,6 +95,7 @@ class McpTools:
         self.start_ms = 0.0
         self.exceptions: list[dict[str, Any]] = list(MCP_EXCEPTIONS.values())
         self._own: list[ServerConnection] | None = None  # a run's view: only these are its own
+        self._listeners: list[Callable[[], None]] = []
 
     @classmethod
     def for_workspace(
@@ -117,7 +120,9 @@ class McpTools:
         loop = self._loop
         for spec in self.specs:
             if spec.name not in self.connections and loop is not None:
-                self.connections[spec.name] = ServerConnection(spec, loop)
+                conn = ServerConnection(spec, loop)
+                conn.on_tools_changed = self._tools_changed
+                self.connections[spec.name] = conn
         conns = list(self.connections.values())
         if conns:
             with cf.ThreadPoolExecutor(len(conns), thread_name_prefix="codeact-mcp-start") as ex:
@@ -149,6 +154,19 @@ class McpTools:
         view.tools, view.diagnostics = self.tools, self.diagnostics
         view.exceptions, view.started = self.exceptions, True
         return view
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (from the MCP thread) after a server changed its tool list: the next
+        run's prompt and stubs, `listTools` and the lenses see the new list."""
+        self._listeners.append(callback)
+
+    def _tools_changed(self) -> None:
+        self._rebuild()
+        for callback in list(self._listeners):
+            try:
+                callback()
+            except Exception:  # a listener's failure must not stop the MCP loop
+                log.exception("MCP tools-changed listener")
 
     def reserve(self, names: Iterable[str]) -> None:
         """Names MCP tools must not take (the workspace's tools); renames on a new collision."""
@@ -347,6 +365,10 @@ class CombinedTools:
         self.mcp = mcp
         self.owns_mcp = owns_mcp  # False: the servers belong to another CombinedTools
         self.owns_host = owns_host  # False: a run's view; the host belongs to the workspace
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """See `McpTools.on_change` (the host's own tools change through a restart)."""
+        self.mcp.on_change(callback)
 
     def for_run(self) -> CombinedTools | None:
         """One run's view (per-run MCP servers of its own), or None when every server is shared.

@@ -205,3 +205,13 @@ async def test_shared_state_is_refused_on_ray(tmp_path: Path) -> None:
     (ws / "tasks.toml").write_text('[[task]]\nname = "a"\ntask = "t"\nexpect = 1\n')
     with pytest.raises(SuiteError, match="cannot run on Ray"):
         await run_suite_ray(load_config(ws).config, ws, ws / "tasks.toml")
+
+
+def test_the_shipped_workspace_never_holds_env_files_and_user_excludes_add(tmp_path: Path) -> None:
+    from codeact_lsp.engine.suite_ray import EXCLUDES, runtime_env
+
+    env = runtime_env(tmp_path, {"excludes": ["data/"], "pip": ["requests"]})
+    assert env["working_dir"] == str(tmp_path) and env["pip"] == ["requests"]
+    assert env["excludes"] == [*EXCLUDES, "data/"]  # added to the defaults, not replacing them
+    assert {".env", ".env.*", ".git", ".codeact"} <= set(env["excludes"])
+    assert runtime_env(tmp_path, {})["excludes"] == EXCLUDES

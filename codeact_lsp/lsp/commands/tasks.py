@@ -43,7 +43,7 @@ async def run_tasks(state: ServerState, args: RunTasksArgs) -> SuiteReply:
     eng = None if on_ray else await engine(state)
     handles: list[Any] = []
     cancelled = False
-    cluster: asyncio.Task[list[Any]] | None = None
+    running: asyncio.Future[list[Any]] | None = None
     done = 0
 
     def cancel_all() -> None:
@@ -51,8 +51,10 @@ async def run_tasks(state: ServerState, args: RunTasksArgs) -> SuiteReply:
         cancelled = True
         for handle in handles:
             handle.cancel()
-        if cluster is not None:
-            cluster.cancel()  # every run in flight on the cluster is cancelled
+        if running is not None:
+            # the suite itself: runs not started yet never start (no tool host for them); on
+            # Ray, every run in flight on the cluster is cancelled
+            running.cancel()
 
     progress = state.progress
     where = " on Ray" if on_ray else ""
@@ -73,38 +75,42 @@ async def run_tasks(state: ServerState, args: RunTasksArgs) -> SuiteReply:
 
     try:
         if eng is not None:
-            results = await suite.run_suite(
+            job: Any = suite.run_suite(
                 eng, file, names=args.names, on_start=started, on_result=finished
             )
         else:
             from codeact_lsp.assemble import start_workspace_tools
             from codeact_lsp.engine.suite_ray import run_suite_ray
 
-            cluster = asyncio.ensure_future(
-                run_suite_ray(
-                    config,
-                    root,
-                    file,
-                    args.names,
-                    start_tools=start_workspace_tools,
-                    on_result=finished,
-                )
+            job = run_suite_ray(
+                config,
+                root,
+                file,
+                args.names,
+                start_tools=start_workspace_tools,
+                on_result=finished,
             )
-            try:
-                results = await cluster
-            except asyncio.CancelledError:
-                if not cancelled:
-                    raise
-                raise CommandError(f"task suite cancelled after {done} of {total} runs") from None
+        running = asyncio.ensure_future(job)
+        if cancelled:  # cancelled while the suite was being set up
+            running.cancel()
+        try:
+            results = await running
+        except asyncio.CancelledError:
+            if not cancelled:
+                raise
+            raise CommandError(f"task suite cancelled after {done} of {total} runs") from None
     except suite.SuiteError as exc:
         raise CommandError(str(exc)) from None
     finally:
         progress.end(token, "cancelled" if cancelled else "done")
-    this_suite = {r.run_id for r in results}
-    for item in results:  # a task's lens shows its first failed run of the matrix, else its last
-        kept = workspace.task_results.get(item.name)
-        if kept is None or kept.passed or kept.run_id not in this_suite:
-            workspace.task_results[item.name] = item
+    # a task's lens shows this suite's verdict: its first failed run of the matrix, else its
+    # first run (results of earlier suites are replaced, whatever they were)
+    verdicts: dict[str, Any] = {}
+    for item in results:
+        kept = verdicts.get(item.name)
+        if kept is None or (kept.passed and not item.passed):
+            verdicts[item.name] = item
+    workspace.task_results.update(verdicts)
     await asyncio.to_thread(save_results, root, dict(workspace.task_results))
     state.refresh.schedule(path_to_uri(file))
     return SuiteReply(
