@@ -202,7 +202,8 @@ class WorkerProcess:
         self.direct_nonce: str | None = None  # the step open on the host, while one is
         self.direct_sink: DirectSink | None = None  # where that step's call records go
         self.direct_cancelled = False  # the step open there was cancelled (see Sandbox)
-        self.direct_broken: str | None = None  # the host cut it off at a step's close: why
+        self.direct_broken: str | None = None  # why the host cut it off its direct route
+        self.direct_broken_reported = False  # a result said state_lost for it
         self._flush_lock = threading.Lock()  # see flush_direct
         p2w_r, self._to = os.pipe()  # not inheritable (PEP 446): only pass_fds reach the child
         self._from, w2p_w = os.pipe()

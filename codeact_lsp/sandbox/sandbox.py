@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import contextlib
+import functools
 import os
 import secrets
 import sys
@@ -38,6 +39,12 @@ POLL = 0.25  # seconds between CPU-time checks while a snippet runs
 FAST_WAIT = 0.0005  # seconds `execute` may block the event loop waiting for a quick snippet
 DIRECT_TIMEOUT = 5.0  # seconds the tool host may take to open or close a step
 CANCEL_WAIT = 2.0  # seconds a cancelled host call may take to end, so its record is kept
+
+
+def _cut_off(worker: WorkerProcess, why: str) -> None:
+    """The tool host cut the worker off its direct route (it broke the protocol there)."""
+    worker.direct_broken = worker.direct_broken or why[:500]
+    worker.kill(why[:500])
 
 
 class Sandbox:
@@ -225,7 +232,11 @@ class Sandbox:
             "max_frame": worker.limits.frame,
             "backlog": worker.limits.backlog,
         }
-        conn = route.attach(fds, names, confirm, limits, worker.kill) if names else None
+        conn = (
+            route.attach(fds, names, confirm, limits, functools.partial(_cut_off, worker))
+            if names
+            else None
+        )
         if conn is None:
             if not names:
                 for fd in fds:
@@ -266,6 +277,11 @@ class Sandbox:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
+            gone = self._worker
+            if gone is not None and gone.direct_broken and not gone.direct_broken_reported:
+                # the host cut it off after its last step had already answered: say so now
+                gone.direct_broken_reported = True
+                self._lost_unreported = True
             if self._worker is None or not self._worker.alive:
                 await self._boot()
             worker = self._worker
@@ -300,6 +316,8 @@ class Sandbox:
         finally:
             await self._close_direct(worker, nonce)
         result.refused = list(worker.refusals)  # the host's refusals too
+        if worker.direct_broken:
+            worker.direct_broken_reported = True
         if worker.direct_broken and not result.state_lost:
             # the host cut the worker off after the snippet (an unusable channel): say so
             result.state_lost = True

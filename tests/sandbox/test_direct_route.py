@@ -456,5 +456,7 @@ async def test_a_worker_that_closes_its_end_of_the_host_pipe_is_replaced(make: M
     sb, _ = await make()
     code = DIRECT + "os.close(DIN)\nadd(1, 1)\n"
     r = await while_responsive(make, lambda: sb.execute(code, timeout=20, direct=True))
-    assert r.error is not None and r.state_lost, r
-    await still_works(sb)
+    assert r.error is not None, r
+    # the cut may land before or after this step answered: one of the two steps says so
+    after = await sb.execute("add(2, 3)", direct=True)
+    assert after.value == "5" and (r.state_lost or after.state_lost), (r, after)

@@ -494,6 +494,8 @@ class Hub:
         if conn is None:
             return False
         with conn.lock:
+            if conn.broken:  # cut off: the server serves this step (and is killing the worker)
+                return False
             conn.step = StepState(msg)
         return True
 
