@@ -182,11 +182,12 @@ def test_suite_summary_junit_and_compare(ws: Path, tmp_path: Path) -> None:
     ]
     assert summary["models"][0]["prompt_tokens"] > 0 and summary["models"][0]["cost_usd"] is None
     cases = [(c.get("classname"), c.get("name")) for c in ET.parse(junit).getroot()]
+    good_class, bad_class = (m.replace(".", "_") for m in (good, bad))  # "x.json": no dots
     assert cases == [
-        (good, "quote[r1]"),
-        (good, "quote[r2]"),
-        (bad, "quote[r1]"),
-        (bad, "quote[r2]"),
+        (good_class, "quote[r1]"),
+        (good_class, "quote[r2]"),
+        (bad_class, "quote[r1]"),
+        (bad_class, "quote[r2]"),
     ]
     # a --compare file that is not a summary: exit 2 before anything runs
     (tmp_path / "junk.json").write_text("[1, 2]")

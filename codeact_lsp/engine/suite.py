@@ -617,9 +617,15 @@ def is_matrix(results: Sequence[TaskResult]) -> bool:
     return len({r.model for r in results}) > 1 or any(r.repeat > 1 for r in results)
 
 
+def junit_class(model: str) -> str:
+    """A model's name as a JUnit classname: CI UIs split a classname at its dots into packages
+    (`gpt-4.1` would become class `1` in package `gpt-4`), so dots become underscores."""
+    return model.replace(".", "_")
+
+
 def junit_xml(results: Sequence[TaskResult], suite_name: str = "codeact") -> str:
-    """One testcase per run. In a matrix, the classname is the model and the name `task[rN]`,
-    so CI UIs group the runs by model and a task's repeats sit side by side."""
+    """One testcase per run. In a matrix, the classname is the model (`junit_class`) and the
+    name `task[rN]`, so CI UIs group the runs by model and a task's repeats sit side by side."""
     matrix = is_matrix(results)
     failures = sum(1 for r in results if not r.passed and r.status != "error")
     errors = sum(1 for r in results if r.status == "error")
@@ -635,7 +641,7 @@ def junit_xml(results: Sequence[TaskResult], suite_name: str = "codeact") -> str
         case = ET.SubElement(
             root,
             "testcase",
-            classname=(r.model or suite_name) if matrix else suite_name,
+            classname=junit_class(r.model or suite_name) if matrix else suite_name,
             name=r.label if matrix else r.name,
             time=f"{r.duration_s:.3f}",
         )

@@ -130,6 +130,7 @@ def test_junit_names_matrix_runs_by_model_and_repeat() -> None:
         _run("book", "good", 1, True),
         _run("book", "good", 2, True),
         _run("book", "bad", 1, False, message="expected 1, got 2"),
+        _run("book", "openai/gpt-4.1", 1, True),
     ]
     root = ET.fromstring(junit_xml(results, "tasks"))
     cases = [(c.get("classname"), c.get("name"), c.find("failure") is not None) for c in root]
@@ -137,8 +138,9 @@ def test_junit_names_matrix_runs_by_model_and_repeat() -> None:
         ("good", "book[r1]", False),
         ("good", "book[r2]", False),
         ("bad", "book[r1]", True),
+        ("openai/gpt-4_1", "book[r1]", False),  # no dot: CI UIs would split it into packages
     ]
-    assert (root.get("tests"), root.get("failures")) == ("3", "1")
+    assert (root.get("tests"), root.get("failures")) == ("4", "1")
     # no matrix (one model, one repeat): the names stay the task's own
     plain = ET.fromstring(junit_xml(results[:1], "tasks"))
     assert [(c.get("classname"), c.get("name")) for c in plain] == [("tasks", "book")]
