@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from codeact_lsp.engine import Decision
 
 EXIT_OK, EXIT_NOT_FINISHED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports a SIGINT
 
 
 class UsageProblem(Exception):
@@ -180,7 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_run(args))
         if args.command == "runs":
             return asyncio.run(_runs(args))
-        return asyncio.run(_test(args))
+        try:
+            return asyncio.run(_test(args))
+        except KeyboardInterrupt:  # what finished is printed by `_test`; no traceback
+            _say("codeact: interrupted", sys.stderr)
+            return EXIT_INTERRUPTED
     except UsageProblem as exc:
         _say(f"codeact: {exc}", sys.stderr)
         return EXIT_USAGE
@@ -565,6 +570,9 @@ async def _test(args: argparse.Namespace) -> int:
 
     ws = _workspace(args.workspace)
     previous = _previous_summary(args.compare) if args.compare else None
+    for flag, file in (("--junit", args.junit), ("--summary", args.summary)):
+        if file:
+            _writable(flag, file)
     if args.jobs is not None and args.jobs < 1:
         raise UsageProblem(f"--jobs must be at least 1, not {args.jobs}")
     if args.repeat is not None and args.repeat < 1:
@@ -597,24 +605,31 @@ async def _test(args: argparse.Namespace) -> int:
     for name in sorted(wanted):
         await _check_model(name, config.model_params)
     err = sys.stderr
-    if args.ray is not None or config.suite.executor == "ray":
-        results = await _test_on_ray(args, ws, config, path)
-    else:
-        tools = await _start_tools(ws, config, err, args.json)
-        engine = make_engine(
-            config,
-            tools,
-            workspace=ws,
-            approver=_make_approver(args.yes, err, progress=False),
-        )
-        try:
+    finished: list[Any] = []  # as runs finish: what an interrupted suite still reports
+    try:
+        if args.ray is not None or config.suite.executor == "ray":
+            results = await _test_on_ray(args, ws, config, path, finished.append)
+        else:
+            tools = await _start_tools(ws, config, err, args.json)
+            engine = make_engine(
+                config,
+                tools,
+                workspace=ws,
+                approver=_make_approver(args.yes, err, progress=False),
+            )
             try:
-                results = await run_suite(engine, path, args.names)
-            except SuiteError as exc:
-                raise UsageProblem(str(exc)) from None
-        finally:
-            await engine.close()
-            await tools.close()
+                try:
+                    results = await run_suite(engine, path, args.names, on_result=finished.append)
+                except SuiteError as exc:
+                    raise UsageProblem(str(exc)) from None
+            finally:
+                await engine.close()
+                await tools.close()
+    except (asyncio.CancelledError, KeyboardInterrupt):  # Ctrl-C: asyncio.run cancels us
+        if finished and not args.json:
+            _say(_table(finished), sys.stdout)
+        _say(f"interrupted: {len(finished)} run(s) finished", err)
+        raise
     summary = matrix.summarise(results, suite=str(path))
     if args.junit:
         Path(args.junit).write_text(junit_xml(results), encoding="utf-8")
@@ -638,7 +653,11 @@ async def _test(args: argparse.Namespace) -> int:
 
 
 async def _test_on_ray(
-    args: argparse.Namespace, ws: Path, config: CodeActConfig, path: Path
+    args: argparse.Namespace,
+    ws: Path,
+    config: CodeActConfig,
+    path: Path,
+    on_result: Callable[[Any], None],
 ) -> list[Any]:
     """The matrix on Ray: `--ray ADDRESS`, `--ray` alone (config `suite.ray.address`, else a
     local instance started and stopped here). Each run finishes on its node; `--json` quiet."""
@@ -660,6 +679,7 @@ async def _test_on_ray(
             mark = "ok" if result.passed else "FAIL"
             where = f" on {result.node}" if result.node else ""
             _say(f"[{done}/{total}] {result.label} {result.model}{where}: {mark}", sys.stderr)
+        on_result(result)
 
     try:
         return await run_suite_ray(
@@ -674,6 +694,19 @@ async def _test_on_ray(
         )
     except SuiteError as exc:  # also Ray missing or out of reach
         raise UsageProblem(str(exc)) from None
+
+
+def _writable(flag: str, file: str) -> None:
+    """`--junit`/`--summary` checked before anything runs: a missing or read-only directory is
+    a usage error now, not an OSError after the whole suite ran."""
+    path = Path(file)
+    parent = path.parent
+    if path.is_dir():
+        raise UsageProblem(f"{flag}: {file} is a directory")
+    if not parent.is_dir():
+        raise UsageProblem(f"{flag}: no directory {parent} to write {path.name} in")
+    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageProblem(f"{flag}: cannot write {file} (permission denied)")
 
 
 def _previous_summary(file: str) -> Any:

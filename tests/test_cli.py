@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -308,3 +310,45 @@ def test_review_on_a_terminal_approve_then_edit(ws: Path) -> None:
     (run_file,) = (ws / ".codeact" / "runs").glob("*.json")
     traj = Trajectory.model_validate_json(run_file.read_text())
     assert traj.steps[1].edited and traj.steps[1].code == 'final_answer(item["usd"])'
+
+
+@pytest.mark.parametrize("flag", ["--summary", "--junit"])
+def test_an_output_path_that_cannot_be_written_is_a_usage_error_before_any_run(
+    ws: Path, tmp_path: Path, flag: str
+) -> None:
+    out = codeact("test", flag, str(tmp_path / "missing" / "out.file"), cwd=ws)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith(f"codeact: {flag}: no directory") and "Traceback" not in out.stderr
+    assert not (ws / ".codeact" / "runs").exists()  # nothing ran
+
+
+def test_ctrl_c_exits_130_with_what_finished_and_no_traceback(ws: Path) -> None:
+    slow = ws / "replies" / "slow.json"  # a model that takes its time: the run Ctrl-C meets
+    slow.write_text(json.dumps([{"reply": "```python\nfinal_answer(1)\n```", "delay": 60}]))
+    (ws / "tasks.toml").write_text(
+        (ws / "tasks.toml").read_text()
+        + '\n[[task]]\nname = "slow"\ntask = "t"\nmodel = "scripted:replies/slow.json"\n'
+        "expect = 1\n"
+    )
+    cli = subprocess.Popen(
+        [*CLI, "test", "--jobs", "1"], cwd=ws, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=_env(),
+    )  # fmt: skip
+    runs = ws / ".codeact" / "runs"
+    try:
+
+        def statuses() -> list[str]:
+            found = []
+            for f in runs.glob("*.json") if runs.is_dir() else []:
+                with contextlib.suppress(ValueError, KeyError):  # being written
+                    found.append(json.loads(f.read_text())["status"])
+            return found
+
+        while cli.poll() is None and not ("finished" in statuses() and len(statuses()) == 2):
+            time.sleep(0.05)  # polling for the event (the slow run started), not a sync by time
+    finally:
+        cli.send_signal(signal.SIGINT)
+        out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 130, err
+    assert "Traceback" not in err and err.rstrip().splitlines()[-1] == "codeact: interrupted"
+    assert "quote-to-germany" in out and "1/1 passed" in out  # the table of what finished
