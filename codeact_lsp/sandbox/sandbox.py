@@ -39,6 +39,7 @@ POLL = 0.25  # seconds between CPU-time checks while a snippet runs
 FAST_WAIT = 0.0005  # seconds `execute` may block the event loop waiting for a quick snippet
 DIRECT_TIMEOUT = 5.0  # seconds the tool host may take to open or close a step
 CANCEL_WAIT = 2.0  # seconds a cancelled host call may take to end, so its record is kept
+LIVE_AFTER = 1.0  # seconds into a step before its direct-route records are handed over live
 
 
 def _cut_off(worker: WorkerProcess, why: str) -> None:
@@ -355,8 +356,10 @@ class Sandbox:
         return nonce
 
     def _flush_live(self, worker: WorkerProcess) -> None:
-        """A long step on the direct route: its records so far go to `on_direct` now (the live
-        view sees calls every POLL seconds, not only at the end), on a thread, one at a time."""
+        """A long step on the direct route (past LIVE_AFTER): its records so far go to
+        `on_direct` now (the live view sees calls every POLL seconds, not only at the end), on a
+        thread, one at a time. Short steps hand them over once, at the end: a flush costs the
+        server a round trip, which is what a burst of fast calls must not pay."""
         nonce = worker.direct_nonce
         if nonce is None or (self._flushing is not None and not self._flushing.done()):
             return
@@ -483,7 +486,8 @@ class Sandbox:
                 done, _ = await asyncio.wait((fut,), timeout=min(remaining, POLL))
                 if done:
                     return None, self._outcome(fut)
-                self._flush_live(worker)
+                if time.perf_counter() - t0 >= LIVE_AFTER:
+                    self._flush_live(worker)
                 cpu = worker.cpu_seconds()
                 if cpu is not None and cpu0 is not None and cpu - cpu0 > cpu_limit:
                     reason = "cpu"

@@ -283,7 +283,7 @@ async def test_per_step_call_cap_and_bounded_record(make: Make) -> None:
 async def test_the_record_cap_counts_across_live_flushes(make: Make) -> None:
     """Records handed over while a step runs still count toward max_recorded_calls."""
     sb, seen = await make(max_recorded_calls=3)
-    code = "import time\nfor i in range(8):\n    add(i, 0)\n    time.sleep(0.15)\n"
+    code = "import time\nfor i in range(8):\n    add(i, 0)\n    time.sleep(0.3)\n"
     r = await sb.execute(code, direct=True)
     assert r.error is None, r
     assert [x["result"] for x in seen.records] == [0, 1, 2] and seen.omitted == 5
