@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 from collections.abc import Collection, Iterable, Iterator
 
 # typing names the session always binds: what untyped outputs and common tool signatures use
@@ -63,15 +64,21 @@ def redefined(code: str, reserved: Collection[str]) -> list[str]:
     not parse binds nothing."""
     if not code or not reserved:
         return []
+    return sorted(name for name in _bound_at_module_level(code) if name in reserved)
+
+
+@functools.lru_cache(maxsize=2048)
+def _bound_at_module_level(code: str) -> frozenset[str]:
+    """Every prompt shows every earlier step's observation: a step's code is parsed once."""
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):
-        return []
-    found = {name for name in _module_bindings(tree.body) if name in reserved}
+        return frozenset()
+    found = set(_module_bindings(tree.body))
     for node in ast.walk(tree):
         if isinstance(node, ast.Global):
-            found |= {n for n in node.names if n in reserved}
-    return sorted(found)
+            found |= set(node.names)
+    return frozenset(found)
 
 
 def redefinition_warning(names: list[str]) -> str:

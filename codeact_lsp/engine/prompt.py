@@ -7,6 +7,7 @@ and an observation capped at head + tail, so a chatty step cannot crowd out the 
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import textwrap
 from collections.abc import Collection, Sequence
@@ -156,10 +157,16 @@ def history_message(previous: Sequence[Trajectory]) -> str:
     return "\n".join(parts)
 
 
+@functools.lru_cache(maxsize=2048)
+def _skipped(reply: str) -> tuple[str, ...]:
+    """What a reply held that was not run (each prompt shows every earlier step: parsed once)."""
+    return tuple(sorted(set(parse_reply(reply).skipped)))
+
+
 def observation(step: Step, reserved: Collection[str] = ()) -> str:
     """What the model sees after a step ran; `reserved`: the tool names and final_answer, which a
     step must not redefine."""
-    skipped = sorted(set(parse_reply(step.reply).skipped)) if step.reply else []
+    skipped = list(_skipped(step.reply)) if step.reply else []
     if step.status == "no_code":
         hint = f"{NO_CODE_HINT} {SKIPPED_HINT}" if skipped else NO_CODE_HINT
         return f"{hint} {CUT_OFF_HINT}" if step.cut_off else hint
