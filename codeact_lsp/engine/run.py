@@ -429,9 +429,7 @@ class RunHandle(Rebuilding, Reviewing, Proposing):
         result, wire = codec.recorded_result(outcome.result, limit) if outcome.ok else (None, None)
         call = ToolCall(
             name=request.name,
-            args=codec.recorded_args(
-                outcome.bound_args, list(request.args), dict(request.kwargs), limit
-            ),
+            args=codec.recorded_args(outcome.bound_args, request.args, request.kwargs, limit),
             result=result,
             wire=wire,
             error=outcome.error_text,
@@ -518,4 +516,4 @@ def _raw_args(request: ToolRequest, limit: int) -> dict[str, Any]:
     """Arguments as called, when the tool layer could not bind them to parameter names."""
     from codeact_lsp.sandbox import codec
 
-    return codec.recorded_args(None, list(request.args), dict(request.kwargs), limit)
+    return codec.recorded_args(None, request.args, request.kwargs, limit)

@@ -657,3 +657,20 @@ def recorded_args(
     if args:
         out["*args"] = clip([preview(a) for a in args], limit)
     return out
+
+
+def scrub(obj: Any) -> Any:
+    """Replace lone surrogates (`print("\\ud800")`, a tool argument, an exception message) with
+    U+FFFD: a string that cannot be encoded as UTF-8 would make every later JSON encoding of the
+    trajectory or of an LSP message fail, i.e. a snippet could break the run or the server."""
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+        except UnicodeEncodeError:
+            return obj.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return obj
+    if isinstance(obj, list):
+        return [scrub(x) for x in obj]
+    if isinstance(obj, dict):
+        return {scrub(k): scrub(v) for k, v in obj.items()}
+    return obj

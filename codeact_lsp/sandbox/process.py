@@ -51,23 +51,6 @@ _HEADER = 4
 _SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
-def _scrub(obj: Any) -> Any:
-    """Replace lone surrogates (`print("\\ud800")`, a tool argument, an exception message) with
-    U+FFFD: a string that cannot be encoded as UTF-8 would make every later JSON encoding of the
-    trajectory or of an LSP message fail, i.e. a snippet could break the run or the server."""
-    if isinstance(obj, str):
-        try:
-            obj.encode("utf-8")
-        except UnicodeEncodeError:
-            return obj.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-        return obj
-    if isinstance(obj, list):
-        return [_scrub(x) for x in obj]
-    if isinstance(obj, dict):
-        return {_scrub(k): _scrub(v) for k, v in obj.items()}
-    return obj
-
-
 @dataclass
 class ChannelLimits:
     """Caps of what one worker may send (bytes; calls per snippet), from SandboxSettings."""
@@ -473,7 +456,7 @@ class WorkerProcess:
                 try:
                     msg, stop = scan(text, 1)
                     if "\\u" in text:  # lone surrogates come only as \u escapes: ASCII skips this
-                        msg = _scrub(msg)
+                        msg = codec.scrub(msg)
                 except (StopIteration, RecursionError):  # RecursionError: `[[[[...]]]]` forged
                     raise WorkerDied("the worker sent malformed JSON") from None
                 if stop != len(text):

@@ -43,22 +43,6 @@ HUNG_GRACE = 2.0  # seconds past a direct call's timeout before the host gives i
 STALE_PARTIAL = 0.2  # seconds without bytes after which an unfinished frame is abandoned
 
 
-def _scrub(obj: Any) -> Any:
-    """Lone surrogates become U+FFFD (a string that cannot be UTF-8 would break every later JSON
-    encoding of the record)."""
-    if isinstance(obj, str):
-        try:
-            obj.encode("utf-8")
-        except UnicodeEncodeError:
-            return obj.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-        return obj
-    if isinstance(obj, list):
-        return [_scrub(x) for x in obj]
-    if isinstance(obj, dict):
-        return {_scrub(k): _scrub(v) for k, v in obj.items()}
-    return obj
-
-
 def _closed(exc: OSError) -> str:
     """Why writing to a worker failed (a dead worker is killed already: the kill is idempotent)."""
     if isinstance(exc, BrokenPipeError):
@@ -312,7 +296,7 @@ class Hub:
             try:
                 msg, stop = _SCAN(text, 1)
                 if "\\u" in text:
-                    msg = _scrub(msg)
+                    msg = _codec.codec.scrub(msg)
             except (StopIteration, RecursionError):
                 raise Broken("the worker sent malformed JSON") from None
             if stop != len(text):
