@@ -91,13 +91,19 @@ def _fallback_check(ann: Any, value: Any) -> tuple[bool, Any]:
     return True, value
 
 
+# Annotations whose validation leaves a value of exactly that type as it is: such a value needs
+# no validator call (about a microsecond each, a sixth of a small tool call).
+_AS_IS = (str, int, float, bool)
+
+
 class _Param:
-    __slots__ = ("adapter", "annotation", "name")
+    __slots__ = ("adapter", "annotation", "as_is", "name")
 
     def __init__(self, name: str, annotation: Any, adapter: Any) -> None:
         self.name = name
         self.annotation = annotation
         self.adapter = adapter
+        self.as_is = annotation if annotation in _AS_IS else None
 
 
 def _adapter(pyd: Any, ann: Any) -> Any:
@@ -239,7 +245,7 @@ class Tool:
         arguments = bound.arguments
         for pname, value in arguments.items():
             param = self.params.get(pname)
-            if param is not None:
+            if param is not None and type(value) is not param.as_is:
                 arguments[pname] = self._validate(param, value)
 
     def _validate(self, param: _Param, value: Any) -> Any:
