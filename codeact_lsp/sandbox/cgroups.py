@@ -218,18 +218,28 @@ def memory_limit_mb(memory_mb: int, disk_mb: int) -> int:
 
 
 _PREPARED: dict[int, tuple[WorkerCgroup, list[str]]] = {}  # worker pid -> its cgroups
+_TAKEN: set[int] = set()  # workers `take` contained before their `prepare` ran
+# One worker's cgroups are made by one side at a time. A spare can be handed out while its
+# `prepare` still runs (that callback runs after the waiters of `ready` are woken); when both
+# made the same directory at once, one side's clean-up removed the other's, and the worker ran
+# without its caps (seen: 4 000 threads under load, against a cap of 256).
+_ATTACH = threading.Lock()
 
 
 def prepare(pid: int, tasks: int = MAX_TASKS) -> None:
     """When a spare is ready, off the critical path: cgroups for a worker that has not been
     configured yet (the memory limit comes with its settings, in `take`). Its threads inherit
     them."""
-    cg, problems = attach(pid, None, 0, tasks)
-    with _LOCK:
-        if len(_PREPARED) > 64:  # spares that died unconfigured
-            for old in [p for p in _PREPARED if not Path(f"/proc/{p}").exists()]:
-                _PREPARED.pop(old)
-        _PREPARED[pid] = (cg, problems)
+    with _ATTACH:
+        if pid in _TAKEN:  # contained already
+            _TAKEN.discard(pid)
+            return
+        cg, problems = attach(pid, None, 0, tasks)
+        with _LOCK:
+            if len(_PREPARED) > 64:  # spares that died unconfigured
+                for old in [p for p in _PREPARED if not Path(f"/proc/{p}").exists()]:
+                    _PREPARED.pop(old)
+            _PREPARED[pid] = (cg, problems)
 
 
 def take(
@@ -237,14 +247,17 @@ def take(
 ) -> tuple[WorkerCgroup, list[str]]:
     """The cgroups of worker `pid` (spawned as `spawned`: bwrap's pid inside bubblewrap), with the
     memory limit of its settings written; made now if they were not prepared, or do not hold it."""
-    with _LOCK:
-        pre = _PREPARED.pop(spawned, None)
-    if pre is not None:
-        cg, problems = pre
-        if spawned == pid or all(_holds(d, pid) for d in cg.dirs):
-            return cg, problems + _set_memory(cg, memory_mb, disk_mb)
-        cg.remove()  # bwrap's child was created before bwrap was moved: do it the slow way
-    return attach(pid, memory_mb, disk_mb, tasks)
+    with _ATTACH:
+        with _LOCK:
+            pre = _PREPARED.pop(spawned, None)
+        if pre is not None:
+            cg, problems = pre
+            if spawned == pid or all(_holds(d, pid) for d in cg.dirs):
+                return cg, problems + _set_memory(cg, memory_mb, disk_mb)
+            cg.remove()  # bwrap's child was created before bwrap was moved: do it the slow way
+        elif len(_TAKEN) < 4096:  # (a spare's `prepare` may still come: it then does nothing)
+            _TAKEN.add(spawned)
+        return attach(pid, memory_mb, disk_mb, tasks)
 
 
 def _holds(d: Path, pid: int) -> bool:

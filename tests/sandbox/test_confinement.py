@@ -270,3 +270,55 @@ def test_the_table_is_blocked_for_an_unprivileged_server(unprivileged_dir: Path)
         ATTACK_RESULTS.setdefault(label, {})[name] = v["blocked"]
     leaks = {k: v["detail"] for k, v in verdicts.items() if not v["blocked"]}
     assert not leaks, f"as {who}: {json.dumps(leaks, indent=1)}\n{report['isolation']}"
+
+
+def _pids_limit(pid: int) -> str | None:
+    """The pids.max of the cgroup `pid` is in (None: no pids cgroup of its own)."""
+    from codeact_lsp.sandbox import cgroups
+
+    for h in cgroups.hierarchies():
+        if h.controller != "pids":
+            continue
+        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+            ident, ctls, path = line.split(":", 2)
+            if (h.v2 and ident == "0") or "pids" in ctls.split(","):
+                f = h.path / path.lstrip("/") / "pids.max"
+                return f.read_text().strip() if f.exists() else None
+    return None
+
+
+def test_a_spare_taken_while_its_cgroups_are_being_made_keeps_its_caps() -> None:
+    """A spare can be handed out while its `prepare` still runs: `take` and `prepare` then ran at
+    once on the same directories, and the worker could end up without its task cap (4 000
+    threads were started under load). Both are run at once here, many times."""
+    import threading
+
+    from codeact_lsp.sandbox import cgroups
+
+    if not any(h.controller == "pids" for h in cgroups.hierarchies()):
+        pytest.skip("no writable pids cgroup on this machine")  # the table covers the fallback
+    for _ in range(40):
+        child = subprocess.Popen(
+            [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+        )
+        try:
+            go = threading.Barrier(2)
+            taken: list[cgroups.WorkerCgroup] = []
+
+            def prep(pid: int = child.pid, go: threading.Barrier = go) -> None:
+                go.wait()
+                cgroups.prepare(pid)
+
+            t = threading.Thread(target=prep)
+            t.start()
+            go.wait()
+            cg, problems = cgroups.take(child.pid, child.pid, 64, 8)
+            t.join()
+            taken.append(cg)
+            assert not problems, problems
+            assert _pids_limit(child.pid) == str(cgroups.MAX_TASKS)
+        finally:
+            child.kill()
+            child.wait()
+            for cg in taken:
+                cg.remove()
