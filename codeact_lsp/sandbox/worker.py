@@ -443,7 +443,9 @@ class Worker:
         enc = self.encode
         try:  # plain scalars are their own wire form: skip the walk for the common call
             wargs = [a if type(a) in _PLAIN else enc(a) for a in args]
-            wkw = {k: v if type(v) in _PLAIN else enc(v) for k, v in kwargs.items()}
+            wkw = (
+                {k: v if type(v) in _PLAIN else enc(v) for k, v in kwargs.items()} if kwargs else {}
+            )
             body = _dumps([cid, name, frame.f_lineno if frame else None, wargs, wkw])
         except (TypeError, ValueError, RecursionError) as exc:
             raise TypeError(f"{name}(): {exc}") from None

@@ -228,8 +228,9 @@ class Tool:
         if names is not None and len(args) <= len(names):
             # Fast path for the common shape (positional-or-keyword parameters only).
             arguments = dict(zip(names, args))  # noqa: B905 - runs on Python < 3.10 too
-            if not any(k in arguments or k not in self.params for k in kwargs):
-                arguments.update(kwargs)
+            if not kwargs or not any(k in arguments or k not in self.params for k in kwargs):
+                if kwargs:
+                    arguments.update(kwargs)
                 if self._required.issubset(arguments):
                     return inspect.BoundArguments(self.sig, arguments), dict(arguments)
         try:
