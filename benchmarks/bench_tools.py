@@ -183,8 +183,11 @@ async def bench_sandbox(host: ToolHost) -> None:
         # what the engine does with the direct route's records: counted as server CPU
         recorded.extend(tool_call_from_record(c) for c in calls)
 
+    def loop(calls: int) -> str:
+        return f"for _ in range({calls}):\n    stock_level('SKU-42')\n"
+
     n = 2000
-    code = f"for _ in range({n}):\n    stock_level('SKU-42')\n"
+    code = loop(n)
     settings = SandboxSettings()
     for label, handler, direct in (
         ("bare handler (sandbox figure)", bare, False),
@@ -225,9 +228,7 @@ async def bench_sandbox(host: ToolHost) -> None:
                 long = 4 * n
                 for attempt in (1, 2):
                     wall = time.perf_counter()
-                    res = await sb.execute(
-                        f"for _ in range({long}):\n    stock_level('SKU-42')\n", direct=True
-                    )
+                    res = await sb.execute(loop(long), direct=True)
                     wall = time.perf_counter() - wall
                     assert res.error is None, res.error
                     row(

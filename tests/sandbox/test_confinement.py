@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -287,12 +288,17 @@ def _pids_limit(pid: int) -> str | None:
     return None
 
 
+def _prepare_at(go: threading.Barrier, pid: int) -> None:
+    from codeact_lsp.sandbox import cgroups
+
+    go.wait()
+    cgroups.prepare(pid)
+
+
 def test_a_spare_taken_while_its_cgroups_are_being_made_keeps_its_caps() -> None:
     """A spare can be handed out while its `prepare` still runs: `take` and `prepare` then ran at
     once on the same directories, and the worker could end up without its task cap (4 000
     threads were started under load). Both are run at once here, many times."""
-    import threading
-
     from codeact_lsp.sandbox import cgroups
 
     if not any(h.controller == "pids" for h in cgroups.hierarchies()):
@@ -301,24 +307,18 @@ def test_a_spare_taken_while_its_cgroups_are_being_made_keeps_its_caps() -> None
         child = subprocess.Popen(
             [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
         )
+        go = threading.Barrier(2)
+        cg = None
         try:
-            go = threading.Barrier(2)
-            taken: list[cgroups.WorkerCgroup] = []
-
-            def prep(pid: int = child.pid, go: threading.Barrier = go) -> None:
-                go.wait()
-                cgroups.prepare(pid)
-
-            t = threading.Thread(target=prep)
+            t = threading.Thread(target=_prepare_at, args=(go, child.pid))
             t.start()
             go.wait()
             cg, problems = cgroups.take(child.pid, child.pid, 64, 8)
             t.join()
-            taken.append(cg)
             assert not problems, problems
             assert _pids_limit(child.pid) == str(cgroups.MAX_TASKS)
         finally:
             child.kill()
             child.wait()
-            for cg in taken:
+            if cg is not None:
                 cg.remove()

@@ -54,9 +54,6 @@ _CURRENT: contextvars.ContextVar[io.StringIO | None] = contextvars.ContextVar(
 )
 
 
-_PLAIN = frozenset((str, int, bool, type(None)))
-
-
 class _StdoutProxy(io.TextIOBase):
     """`sys.stdout` while tools run: writes go to the running call's buffer (per thread and per
     asyncio task, through a context variable), everything else to the real stream. Calls can then
@@ -279,9 +276,9 @@ class Registry:
             known = ", ".join(sorted(self.tools)) or "none"
             out["error"] = _error("NameError", f"no tool named {name!r} (tools: {known})")
             return out
-        try:  # plain scalars are their own wire form (and their own preview, below)
+        try:
             dec = self._decoder.decode
-            args = [a if type(a) in _PLAIN else dec(a) for a in args]
+            args = [dec(a) for a in args]
             if kwargs:
                 kwargs = {str(k): dec(v) for k, v in kwargs.items()}
         except (ValueError, TypeError, RecursionError) as exc:
@@ -290,7 +287,7 @@ class Registry:
         try:
             bound, named = tool.bind(args, kwargs)
             show = self._show
-            out["bound_args"] = {k: v if type(v) in _PLAIN else show(v) for k, v in named.items()}
+            out["bound_args"] = {k: show(v) for k, v in named.items()}
             tool.validate(bound)
         except TypeError as exc:
             out["error"] = _error("TypeError", str(exc))

@@ -103,7 +103,8 @@ class _Param:
         self.name = name
         self.annotation = annotation
         self.adapter = adapter
-        self.as_is = annotation if annotation in _AS_IS else None
+        # (by identity: an annotation object's own __eq__ may do anything)
+        self.as_is = next((t for t in _AS_IS if annotation is t), None)
 
 
 def _adapter(pyd: Any, ann: Any) -> Any:
@@ -229,8 +230,7 @@ class Tool:
             # Fast path for the common shape (positional-or-keyword parameters only).
             arguments = dict(zip(names, args))  # noqa: B905 - runs on Python < 3.10 too
             if not kwargs or not any(k in arguments or k not in self.params for k in kwargs):
-                if kwargs:
-                    arguments.update(kwargs)
+                arguments.update(kwargs)
                 if self._required.issubset(arguments):
                     return inspect.BoundArguments(self.sig, arguments), dict(arguments)
         try:
