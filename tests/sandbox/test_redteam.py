@@ -10,6 +10,7 @@ Counted with the basic suite in the per-backend summary at the end of the sessio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import select
@@ -506,8 +507,11 @@ async def tool_call_after_a_forged_done(sb: Sandbox, e: Env) -> bool:
     try:
         r = await sb.execute(code)
         # the idle worker is stopped as soon as the (forged) result is in; continue it here, as
-        # if it had got past that, to see the host refuse what it sends after its step
-        os.kill(pid, signal.SIGCONT)
+        # if it had got past that, to see the host refuse what it sends after its step. It may
+        # have got past that on its own (refused, answered and exited before the stop reached
+        # it) and be reaped already: the pidfd still reports its exit
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
         exited: tuple[list[int], list[int], list[int]] = await asyncio.to_thread(
             select.select, [pidfd], [], [], 10
         )
