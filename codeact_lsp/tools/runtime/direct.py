@@ -30,7 +30,7 @@ import signal
 import socket
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _codec
 from .describe import JSON
@@ -97,6 +97,11 @@ class StepState:
         self.refused: list[JSON] = []
 
 
+if TYPE_CHECKING:  # (this module runs on the workspace's Python too: 3.8 has no tuple[...])
+    # a served call still to be recorded: its step, name, line, args, kwargs, the registry's out
+    _Pending = tuple[StepState, str, Any, list[Any], JSON, JSON]
+
+
 class Conn:
     """One attached worker: its two pipe ends, its read buffer, its backlog, its open step."""
 
@@ -145,6 +150,7 @@ class Hub:
         self.control: Control | None = None
         self.busy_until = 0.0  # a direct call runs until then, at the latest (see `watch`)
         self.serving: Conn | None = None  # whose direct call runs now
+        self._pending: _Pending | None = None  # the served call whose record is still to build
 
     def watch(self) -> None:
         """The host's timer: raises the alarm in the main thread when a call passes its deadline
@@ -332,10 +338,29 @@ class Hub:
                 raise Broken("the worker sent malformed JSON") from None
             if stop != len(text):
                 raise Broken("the worker broke the protocol")
-            self._send(conn, self._call(conn, msg, n))
+            payload = self._call(conn, msg, n)
+            pending, self._pending = self._pending, None
+            if pending is None:  # refused: nothing ran, nothing to record
+                self._send(conn, payload)
+            else:
+                self._reply_then_record(conn, payload, pending)
             served += 1
         # a frame still arriving is bounded by max_frame (checked above on its header)
         return served
+
+    def _reply_then_record(self, conn: Conn, payload: bytes, pending: _Pending) -> None:
+        """The worker gets its reply before the call's record is built, so it goes on with its
+        next call meanwhile. Both happen under the lock a closing `take` needs: the step cannot be
+        taken between the reply (after which the worker may end it) and the record."""
+        try:
+            with conn.lock:
+                try:
+                    self._send(conn, payload)
+                finally:
+                    if conn.step is pending[0]:
+                        self._record(*pending)
+        finally:
+            self.serving = None
 
     def _send(self, conn: Conn, payload: bytes) -> None:
         data = len(payload).to_bytes(_HEADER, "little") + payload
@@ -427,17 +452,16 @@ class Hub:
         _CANCEL.current = conn.id
         try:
             out = self.registry.call(name, args, kwargs, timeout)
+            return self._answer(step, cid, name, line, args, kwargs, out)
+        except BaseException:
+            self.serving = None
+            raise
         finally:
             _CANCEL.current = None
             self.busy_until = 0.0
-        try:
-            return self._answer(conn, step, cid, name, line, args, kwargs, out)
-        finally:
-            self.serving = None
 
     def _answer(
         self,
-        conn: Conn,
         step: StepState,
         cid: Any,
         name: str,
@@ -446,7 +470,8 @@ class Hub:
         kwargs: JSON,
         out: JSON,
     ) -> bytes:
-        """The reply frame of a served call (its result capped), and its record."""
+        """The reply frame of a served call (its result capped); its record is left pending, for
+        after the reply is sent."""
         result = out["result"]
         if out["ok"]:
             error = None
@@ -473,9 +498,7 @@ class Hub:
             where = f"{os.path.basename(file)}:{eline}" if file and eline else None
             error = (err.get("type"), err.get("message"), err.get("exception"), where)
             payload = marshal.dumps(("r", cid, None, error, False))
-        with conn.lock:
-            if conn.step is step:
-                self._record(step, name, line, args, kwargs, out)
+        self._pending = (step, name, line, args, kwargs, out)
         return payload
 
     @staticmethod
