@@ -298,6 +298,23 @@ async def test_records_are_clipped_like_the_servers_own(make: Make) -> None:
     assert len(rec["result"]) < 1200
 
 
+async def test_a_result_over_the_hosts_reply_cap_is_an_error_the_step_survives(
+    make: Make, host: ToolHost
+) -> None:
+    """The host's reply cap (sandbox.max_result_kb) holds on the direct route too: the snippet
+    gets the same advice as on the server's route, the call is recorded as failed, and the
+    step goes on."""
+    sb, seen = await make()
+    over = host.max_reply + 1024
+    code = f"try:\n    big({over})\nexcept ValueError as exc:\n    why = str(exc)\n(why, add(1, 2))"
+    r = await sb.execute(code, direct=True)
+    assert r.error is None, r.error
+    limit = f"over the {host.max_reply // 1024} KiB limit; return less"
+    assert r.value is not None and limit in r.value and r.value.endswith(", 3)"), r.value
+    assert [c["name"] for c in seen.records] == ["big", "add"]
+    assert limit in seen.records[0]["error"] and "result" not in seen.records[0]
+
+
 async def test_calls_outside_a_step_are_refused_by_the_host(make: Make, host: ToolHost) -> None:
     """A frame on the host's pipe while no step is open there (a step run without direct, or a
     thread left from an earlier step) does not run the tool: nobody would record it."""

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _codec
 from .describe import JSON
-from .errors import _CANCEL, DEADLINE
+from .errors import _CANCEL, DEADLINE, result_too_big
 from .registry import Registry
 
 _HEADER = 4
@@ -483,15 +483,7 @@ class Hub:
             if len(payload) > self.max_reply:
                 out["ok"] = False
                 out["result"] = result = None
-                out["error"] = {
-                    "type": "ValueError",
-                    "message": f"the tool's result is {len(payload) // 1024} KiB, over the "
-                    f"{self.max_reply // 1024} KiB limit; return less (a summary, a page, or a "
-                    "file path)",
-                    "file": None,
-                    "line": None,
-                    "traceback": "",
-                }
+                out["error"] = result_too_big(len(payload), self.max_reply)
         if not out["ok"]:
             err = out["error"] or {"type": "RuntimeError", "message": "tool failed"}
             file, eline = err.get("file"), err.get("line")

@@ -112,6 +112,16 @@ def _error(type_: str, message: str, file: str | None = None, line: int | None =
     return {"type": type_, "message": message, "file": file, "line": line, "traceback": ""}
 
 
+def result_too_big(size: int, limit: int) -> JSON:
+    """The error of a call whose encoded result is `size` bytes, over the reply cap `limit`: one
+    text for the server's route and the direct route, so the model reads the same advice."""
+    return _error(
+        "ValueError",
+        f"the tool's result is {size // 1024} KiB, over the {limit // 1024} KiB limit; "
+        "return less (a summary, a page, or a file path)",
+    )
+
+
 class ToolTimeout(BaseException):
     """Raised inside a tool that outlived its timeout (a BaseException, so that a tool's own
     `except Exception` does not swallow it); reported as a TimeoutError."""

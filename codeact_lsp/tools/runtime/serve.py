@@ -15,7 +15,7 @@ import typing
 from typing import Any
 
 from .direct import Control, Hub
-from .errors import _CANCEL, _PKG_DIR, _error, _on_cancel, to_json
+from .errors import _CANCEL, _PKG_DIR, _on_cancel, result_too_big, to_json
 from .loader import load_targets
 from .registry import Registry
 
@@ -87,11 +87,7 @@ def serve(argv: list[str]) -> int:
             msg.update(
                 ok=False, result=None, result_is_repr=False, stdout=msg.get("stdout", "")[:4096]
             )
-            msg["error"] = _error(
-                "ValueError",
-                f"the tool's result is {size // 1024} KiB, over the {limit // 1024} KiB limit; "
-                "return less (a summary, a page, or a file path)",
-            )
+            msg["error"] = result_too_big(size, limit)
             data = json.dumps(msg, default=repr).encode() + b"\n"
         writer.write(data)
 
