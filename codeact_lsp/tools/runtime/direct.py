@@ -150,7 +150,6 @@ class Hub:
         self.control: Control | None = None
         self.busy_until = 0.0  # a direct call runs until then, at the latest (see `watch`)
         self.serving: Conn | None = None  # whose direct call runs now
-        self._pending: _Pending | None = None  # the served call whose record is still to build
 
     def watch(self) -> None:
         """The host's timer: raises the alarm in the main thread when a call passes its deadline
@@ -338,8 +337,7 @@ class Hub:
                 raise Broken("the worker sent malformed JSON") from None
             if stop != len(text):
                 raise Broken("the worker broke the protocol")
-            payload = self._call(conn, msg, n)
-            pending, self._pending = self._pending, None
+            pending, payload = self._call(conn, msg, n)
             if pending is None:  # refused: nothing ran, nothing to record
                 self._send(conn, payload)
             else:
@@ -396,12 +394,13 @@ class Hub:
             else:
                 conn.backlog[0] = chunk[n:]
 
-    def _call(self, conn: Conn, msg: Any, size: int) -> bytes:
-        """One call, with the caps and checks of the server's own channel (sandbox/process.py)."""
+    def _call(self, conn: Conn, msg: Any, size: int) -> tuple[_Pending | None, bytes]:
+        """One call, with the caps and checks of the server's own channel (sandbox/process.py):
+        (its record still to build, or None when it was refused; the reply frame)."""
         try:
             cid, name, line, args, kwargs = msg
         except (TypeError, ValueError):
-            return _refuse(None, "TypeError", "malformed tool call")
+            return None, _refuse(None, "TypeError", "malformed tool call")
         if type(cid) is not int:
             cid = None
         if (
@@ -411,19 +410,19 @@ class Hub:
             or not isinstance(kwargs, dict)
             or not (line is None or type(line) is int)
         ):
-            return _refuse(cid, "TypeError", "malformed tool call")
+            return None, _refuse(cid, "TypeError", "malformed tool call")
         if name not in conn.names:
-            return _refuse(cid, "NameError", f"no tool named {name!r}")
+            return None, _refuse(cid, "NameError", f"no tool named {name!r}")
         with conn.lock:
             step = conn.step
             if step is None:
                 # a thread left running by an earlier step, or a frame after the step ended:
                 # nobody would record the call
-                return _refuse(cid, "RuntimeError", "tools can only be called during a step")
+                return None, _refuse(cid, "RuntimeError", "tools can only be called during a step")
             if step.halted:
-                return _refuse(cid, "RuntimeError", "final_answer() has ended the run", True)
+                return None, _refuse(cid, "RuntimeError", "final_answer() has ended the run", True)
             if size > step.max_args:
-                return _refuse(
+                return None, _refuse(
                     cid,
                     "ValueError",
                     f"{name}(): the arguments are {size // 1024} KiB, over the "
@@ -432,7 +431,7 @@ class Hub:
                 )
             step.calls += 1
             if step.calls > step.max_calls:
-                return _refuse(
+                return None, _refuse(
                     cid,
                     "RuntimeError",
                     f"{name}(): this step already made {step.max_calls} tool calls, the limit "
@@ -445,7 +444,7 @@ class Hub:
                 )
                 if len(step.refused) < 100:
                     step.refused.append({"name": name, "line": line, "message": message})
-                return _refuse(cid, "PermissionError", message)
+                return None, _refuse(cid, "PermissionError", message)
             timeout = step.timeout
         self.busy_until = time.monotonic() + timeout + HUNG_GRACE
         self.serving = conn  # until the call is recorded: a close waiting for it keeps it
@@ -469,9 +468,9 @@ class Hub:
         args: list[Any],
         kwargs: JSON,
         out: JSON,
-    ) -> bytes:
-        """The reply frame of a served call (its result capped); its record is left pending, for
-        after the reply is sent."""
+    ) -> tuple[_Pending, bytes]:
+        """A served call's record still to build (after the reply is sent), and its reply frame
+        (the result capped)."""
         result = out["result"]
         if out["ok"]:
             error = None
@@ -490,8 +489,7 @@ class Hub:
             where = f"{os.path.basename(file)}:{eline}" if file and eline else None
             error = (err.get("type"), err.get("message"), err.get("exception"), where)
             payload = marshal.dumps(("r", cid, None, error, False))
-        self._pending = (step, name, line, args, kwargs, out)
-        return payload
+        return (step, name, line, args, kwargs, out), payload
 
     @staticmethod
     def _record(
